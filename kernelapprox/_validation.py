@@ -1,0 +1,105 @@
+"""Input checks shared by the whole package.
+
+Every public function validates its input here, so that bad input always raises a
+``ValueError`` or ``TypeError`` that names the offending parameter and the allowed values,
+instead of producing a NaN or a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+SeedLike = "int | np.random.SeedSequence | np.random.Generator | torch.Generator | None"
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` after checking that it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """Return ``value`` as a ``float`` after checking that it is finite and ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    """Check that ``value`` is one of ``choices`` and return it."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def as_data_array(X: Any, name: str = "X", *, n_features: int | None = None) -> np.ndarray:
+    """Validate a data matrix of shape ``(n, d)`` with finite entries; return it as float64.
+
+    Torch tensors are accepted and moved to the host. ``n_features`` fixes ``d``.
+    """
+    if hasattr(X, "detach") and hasattr(X, "cpu"):
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array of shape (n, d): {exc}") from None
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, d) (2 dimensions), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} must have {n_features} columns (the dimension d), got {arr.shape[1]}")
+    return arr
+
+
+def as_seed_sequence(seed: Any, name: str = "seed") -> np.random.SeedSequence:
+    """Turn any accepted seed into a :class:`numpy.random.SeedSequence`.
+
+    Accepted: ``None`` (fresh entropy), a non-negative ``int``, a ``SeedSequence`` (returned
+    as is), a ``numpy.random.Generator`` (its bit generator's seed sequence) or a
+    ``torch.Generator`` (its ``initial_seed()``). Independent streams are derived from the
+    result with ``SeedSequence.spawn``, never by continuing one stream.
+    """
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed if seed is not None else np.random.SeedSequence()
+    if isinstance(seed, np.random.Generator):
+        seq = seed.bit_generator.seed_seq
+        if isinstance(seq, np.random.SeedSequence):
+            return seq
+        return np.random.SeedSequence(int(seed.integers(2**63)))
+    if type(seed).__name__ == "Generator" and hasattr(seed, "initial_seed"):
+        return np.random.SeedSequence(int(seed.initial_seed()))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"{name} must be None, a non-negative int, a numpy SeedSequence/Generator or a "
+            f"torch.Generator, got {type(seed).__name__}"
+        )
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed}")
+    return np.random.SeedSequence(int(seed))
+
+
+def spawn(seed: Any, n: int, name: str = "seed") -> list[np.random.SeedSequence]:
+    """``n`` independent child seed sequences of ``seed`` (``SeedSequence.spawn``).
+
+    The children depend only on the seed's entropy and spawn key, not on how many children
+    were spawned from it before, so the same seed always yields the same children.
+    """
+    root = as_seed_sequence(seed, name)
+    return [
+        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
+        for i in range(n)
+    ]
