@@ -61,7 +61,9 @@ def as_data_array(X: Any, name: str = "X", *, n_features: int | None = None) -> 
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} must have {n_features} columns (the dimension d), got {arr.shape[1]}")
+        raise ValueError(
+            f"{name} must have {n_features} columns (the dimension d), got {arr.shape[1]}"
+        )
     return arr
 
 
@@ -100,6 +102,8 @@ def spawn(seed: Any, n: int, name: str = "seed") -> list[np.random.SeedSequence]
     """
     root = as_seed_sequence(seed, name)
     return [
-        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
+        np.random.SeedSequence(
+            root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size
+        )
         for i in range(n)
     ]

@@ -1,0 +1,85 @@
+"""Feature maps ``phi`` with ``phi(x) . phi(y) ~ k(x, y)``: one torch implementation each.
+
+==================  ==================================================  ==========  ========
+name                per-frequency block ``g_i(u)``                       targets     unbiased
+==================  ==================================================  ==========  ========
+``sincos``          ``[cos w.u, sin w.u]``                               G, L, S     yes
+``cos_offset``      ``sqrt(2) cos(w.u + b)`` (sklearn ``RBFSampler``)     G, L, S     yes
+``fourier``         ``exp(-i w.u)`` (complex)                            G, L, S     yes
+``positive``        ``exp(w.u - |u|^2/2)`` (FAVOR+)                      S, G        yes
+``hyperbolic``      ``exp(-|u|^2/2) [e^{w.u}, e^{-w.u}] / sqrt 2``       S, G        yes
+``dct``             DiJiang paper: DCT directions, ``chi_d`` radii        G, S        limit
+``dct_released``    DiJiang code: ``softmax(x C diag(t))``                S (rows)    no
+==================  ==================================================  ==========  ========
+
+G: Gaussian, L: Laplacian, S: softmax. Softmax targets of trigonometric maps and Gaussian
+targets of exponential maps go through the relation
+``exp(-|u-v|^2/2) = exp(-|u|^2/2) exp(-|v|^2/2) exp(u.v)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernelapprox._validation import check_choice
+from kernelapprox.features._base import FeatureMap, check_weights
+from kernelapprox.features.dct import DCT, DCTReleased, dct2_ortho, dct3_ortho, dct_matrix
+from kernelapprox.features.exponential import Hyperbolic, Positive
+from kernelapprox.features.trigonometric import CosOffset, Fourier, SinCos
+from kernelapprox.kernels import Kernel, make_kernel
+
+MAPS: dict[str, type[FeatureMap]] = {
+    cls.name: cls for cls in (SinCos, CosOffset, Fourier, Positive, Hyperbolic, DCT, DCTReleased)
+}
+
+
+def make(
+    name: str,
+    kernel: Kernel | str,
+    n_features: int,
+    *,
+    dim: int,
+    sampler: Any = "mc",
+    weights: Any = "uniform",
+    seed: Any = None,
+    **options: Any,
+) -> FeatureMap:
+    """A feature map by name, for ``kernel``, with ``n_features`` frequencies in dimension ``dim``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelapprox import features, kernels
+    >>> X = np.random.default_rng(0).normal(size=(5, 3))
+    >>> phi = features.make("sincos", kernels.Gaussian(2.0), 4096, dim=3, sampler="sobol", seed=0)
+    >>> phi(X).shape
+    (5, 8192)
+    >>> bool(np.abs(phi.gram(X) - kernels.Gaussian(2.0)(X)).max() < 0.01)
+    True
+    """
+    check_choice(name, "map", MAPS)
+    kernel = make_kernel(kernel)
+    return MAPS[name](
+        kernel, n_features, dim=dim, sampler=sampler, weights=weights, seed=seed, **options
+    )
+
+
+from kernelapprox.features.sklearn import RandomFeatures  # noqa: E402  (needs make)
+
+__all__ = [
+    "DCT",
+    "MAPS",
+    "CosOffset",
+    "DCTReleased",
+    "FeatureMap",
+    "Fourier",
+    "Hyperbolic",
+    "Positive",
+    "RandomFeatures",
+    "SinCos",
+    "check_weights",
+    "dct2_ortho",
+    "dct3_ortho",
+    "dct_matrix",
+    "make",
+]

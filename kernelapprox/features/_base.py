@@ -1,0 +1,263 @@
+"""The feature-map base class: one torch implementation per map, numpy at the boundary.
+
+A feature map with standardized frequencies ``w_1..w_m`` and non-negative weights
+``xi_1..xi_m`` (uniform: ``1/m``) computes, for the scaled input ``u = x * kernel.input_scale``,
+per-frequency feature blocks ``g_i(u)`` with ``c`` components each, and
+
+.. math:: \\phi(x) = \\bigl[\\sqrt{\\xi_i}\\, g_i(u)\\bigr]_{i=1..m},\\qquad
+          \\hat k(x, y) = \\operatorname{Re}\\, \\phi(x)^\\top \\overline{\\phi(y)}
+          = \\sum_i \\xi_i\\, t_i(x, y),
+
+with per-frequency terms ``t_i(x, y) = Re <g_i(u), conj g_i(v)>``. Each map states its
+target kernel and whether ``E[t_i(x, y)] = k(x, y)`` holds exactly (:attr:`FeatureMap.unbiased`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from kernelapprox._validation import (
+    as_data_array,
+    as_seed_sequence,
+    check_choice,
+    check_positive_int,
+    spawn,
+)
+from kernelapprox.kernels import Kernel
+from kernelapprox.sampling import PointSetSampler, Sampler, make_sampler
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+
+def check_weights(weights: Any, m: int) -> np.ndarray:
+    """Validate per-frequency weights: finite, non-negative, shape ``(m,)``, not all zero."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (m,):
+        raise ValueError(f"weights must have shape ({m},) (one per frequency), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise ValueError(
+            "weights must be finite and non-negative with at least one positive entry "
+            "(a feature map needs sqrt(weight))"
+        )
+    return w
+
+
+class FeatureMap:
+    """Random features ``phi`` with ``phi(x) . phi(y) ~ k(x, y)``.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The target kernel (see :attr:`supported_kernels`).
+    n_features : int
+        Number of frequencies ``m``; the output width is ``m * components``.
+    dim : int
+        Input dimension ``d``.
+    sampler : str, Sampler or scipy QMCEngine
+        Where the frequencies come from (see :mod:`kernelapprox.sampling`).
+    weights : "uniform" or array of shape (m,)
+        Non-negative per-frequency weights ``xi`` (uniform ``1/m``).
+    seed : int, SeedSequence or torch.Generator
+        The same seed gives bit-identical frequencies on every device.
+    """
+
+    #: Registry name.
+    name: ClassVar[str] = ""
+    #: Feature components per frequency (e.g. 2 for ``[cos, sin]``).
+    components: ClassVar[int] = 1
+    #: Complex-valued features (the Gram estimate is the real part of ``phi conj(phi)^T``).
+    complex_valued: ClassVar[bool] = False
+    #: Whether the map is ``exp`` of something: then :meth:`log_features` exists.
+    exponential: ClassVar[bool] = False
+    #: Unit kernel families this map can target.
+    supported_kernels: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``E[phi(x).phi(y)] = k(x, y)`` exactly for every ``m`` under MC sampling.
+    unbiased: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        n_features: int,
+        *,
+        dim: int,
+        sampler: Any = "mc",
+        weights: Any = "uniform",
+        seed: Any = None,
+    ) -> None:
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"kernel must be a kernelapprox.kernels.Kernel, got {kernel!r}")
+        if kernel.unit not in self.supported_kernels:
+            raise ValueError(
+                f"map {self.name!r} cannot target the {kernel.unit} kernel; it supports "
+                f"{', '.join(self.supported_kernels)}"
+            )
+        self.kernel = kernel
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.dim = check_positive_int(dim, "dim")
+        self.sampler = make_sampler(sampler)
+        self.seed = seed
+        frequency_seed, extra_seed = spawn(as_seed_sequence(seed), 2)
+        self.standard_frequencies = self._draw(frequency_seed)
+        self._draw_extra(extra_seed)
+        self.set_weights(weights)
+        self._cache: dict[tuple[torch.device, torch.dtype], dict[str, torch.Tensor]] = {}
+
+    # ----------------------------------------------------------------- randomness
+    def _draw(self, seed: np.random.SeedSequence) -> np.ndarray:
+        """Standardized frequencies ``(m, d)`` of the unit kernel."""
+        return self.sampler.frequencies(
+            self.kernel.spectral_measure, self.n_features, self.dim, seed=seed
+        )
+
+    def _draw_extra(self, seed: np.random.SeedSequence) -> None:
+        """Extra randomness of a map (offsets, signs); drawn from its own spawned stream."""
+
+    def _extra_tensors(self) -> dict[str, np.ndarray]:
+        """Extra arrays the torch computation needs (cached per device and dtype)."""
+        return {}
+
+    def set_weights(self, weights: Any) -> None:
+        """Set the per-frequency weights ``xi`` (``"uniform"`` or an array of shape ``(m,)``)."""
+        if isinstance(weights, str):
+            check_choice(weights, "weights", ("uniform",))
+            weights = np.full(self.n_features, 1.0 / self.n_features)
+        self.weights = check_weights(weights, self.n_features)
+        self._cache = {}
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """Frequencies in input space: ``w_i . x`` is the phase of feature ``i`` (``(m, d)``)."""
+        return self.standard_frequencies * self.kernel.input_scale
+
+    @property
+    def output_dim(self) -> int:
+        return self.n_features * self.components
+
+    # ----------------------------------------------------------------- torch core
+    def _tensors(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        key = (device, dtype)
+        if key not in self._cache:
+            arrays = {"W": self.standard_frequencies, "sqrt_xi": np.sqrt(self.weights)}
+            arrays.update(self._extra_tensors())
+            self._cache[key] = {
+                k: torch.as_tensor(v, dtype=dtype).to(device) for k, v in arrays.items()
+            }
+        return self._cache[key]
+
+    def per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Unit-weight feature blocks ``g_i(u)`` of shape ``(..., m, components)``."""
+        return torch.exp(self.log_per_frequency(u, t))
+
+    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError(f"map {self.name!r} is not exponential")
+
+    def _scaled_input(self, X: Array) -> tuple[torch.Tensor, bool]:
+        """Validate ``X`` of shape ``(..., d)``; return ``u = X * input_scale`` and numpy-ness."""
+        if isinstance(X, torch.Tensor):
+            if X.shape[-1] != self.dim or X.ndim < 1:
+                raise ValueError(f"X must have shape (..., {self.dim}), got {tuple(X.shape)}")
+            if not X.is_floating_point():
+                X = X.to(torch.get_default_dtype())
+            return X * self.kernel.input_scale, False
+        arr = as_data_array(X, "X", n_features=self.dim)
+        return torch.from_numpy(arr) * self.kernel.input_scale, True
+
+    def _blocks(self, X: Array) -> tuple[torch.Tensor, bool]:
+        u, is_numpy = self._scaled_input(X)
+        t = self._tensors(u.device, u.dtype)
+        return self.per_frequency(u, t), is_numpy
+
+    def __call__(self, X: Array) -> Array:
+        """Features ``phi(X)`` of shape ``(..., m * components)``; numpy in, numpy out."""
+        u, is_numpy = self._scaled_input(X)
+        t = self._tensors(u.device, u.dtype)
+        phi = self.weighted(self.per_frequency(u, t), t)
+        return phi.numpy() if is_numpy else phi
+
+    def weighted(self, g: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Apply ``sqrt(xi_i)`` to blocks ``(..., m, c)`` and flatten to ``(..., m * c)``."""
+        phi = g * t["sqrt_xi"][:, None]
+        return phi.reshape(*phi.shape[:-2], self.output_dim)
+
+    def log_features(self, X: Array) -> Array:
+        """``log phi(X)`` (exponential maps only), computed without forming ``exp``.
+
+        Attention kernels use it to subtract a per-token maximum before exponentiating.
+        """
+        if not self.exponential:
+            raise TypeError(f"map {self.name!r} has no log-features (it is not exponential)")
+        u, is_numpy = self._scaled_input(X)
+        t = self._tensors(u.device, u.dtype)
+        logs = self.log_per_frequency(u, t) + 0.5 * torch.log(t["sqrt_xi"] ** 2)[:, None]
+        logs = logs.reshape(*logs.shape[:-2], self.output_dim)
+        return logs.numpy() if is_numpy else logs
+
+    def gram(self, X: Array, Y: Array | None = None) -> Array:
+        """Estimated Gram matrix ``Re phi(X) conj(phi(Y))^T``."""
+        PX = self(X)
+        PY = PX if Y is None else self(Y)
+        if isinstance(PX, np.ndarray):
+            return np.real(PX @ np.conj(PY).T)
+        K = PX @ PY.conj().transpose(-1, -2)
+        return K.real if K.is_complex() else K
+
+    def pair_terms(self, X: Array, Y: Array) -> np.ndarray:
+        """Per-frequency terms ``t_i(x_p, y_p)`` for row-aligned pairs: ``(P, m)`` float64.
+
+        ``pair_terms(X, Y) @ weights`` is the estimate ``k_hat(x_p, y_p)``; fitting weights and
+        the bootstrap over features work on these terms.
+        """
+        X = as_data_array(X, "X", n_features=self.dim)
+        Y = as_data_array(Y, "Y", n_features=self.dim)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(
+                f"X and Y must have the same number of rows, got {len(X)} and {len(Y)}"
+            )
+        gx, _ = self._blocks(X)
+        gy, _ = self._blocks(Y)
+        return (gx * gy.conj()).real.sum(-1).numpy()
+
+    @classmethod
+    def from_frequencies(
+        cls, kernel: Kernel, frequencies: Any, *, weights: Any = "uniform", **extra: Any
+    ) -> FeatureMap:
+        """A map with given input-space frequencies ``(m, d)`` instead of sampled ones.
+
+        ``extra`` sets map-specific randomness (e.g. ``offsets`` for ``cos_offset``).
+        """
+        W = as_data_array(frequencies, "frequencies")
+        obj = cls.__new__(cls)
+        if kernel.unit not in cls.supported_kernels:
+            raise ValueError(f"map {cls.name!r} cannot target the {kernel.unit} kernel")
+        obj.kernel, obj.n_features, obj.dim = kernel, W.shape[0], W.shape[1]
+        obj.sampler, obj.seed = None, None
+        obj.standard_frequencies = W / kernel.input_scale
+        obj._set_extra(**extra)
+        obj.set_weights(weights)
+        return obj
+
+    def _set_extra(self, **extra: Any) -> None:
+        if extra:
+            raise TypeError(f"map {self.name!r} takes no extra arrays, got {sorted(extra)}")
+
+    def __repr__(self) -> str:
+        sampler = getattr(self.sampler, "name", None) or repr(self.sampler)
+        uniform = np.allclose(self.weights, 1.0 / self.n_features, rtol=0, atol=0)
+        return (
+            f"{type(self).__name__}(kernel={self.kernel!r}, n_features={self.n_features}, "
+            f"dim={self.dim}, sampler={sampler!r}, weights={'uniform' if uniform else 'custom'})"
+        )
+
+
+def require_point_sampler(sampler: Sampler, name: str) -> PointSetSampler:
+    """Maps that draw radii from a one-dimensional point set need a :class:`PointSetSampler`."""
+    if not isinstance(sampler, PointSetSampler):
+        raise ValueError(
+            f"map {name!r} draws its radii from a point set: sampler must be one of "
+            "'mc', 'sobol', 'halton', 'lattice' (or a scipy QMCEngine), got "
+            f"{getattr(sampler, 'name', sampler)!r}"
+        )
+    return sampler

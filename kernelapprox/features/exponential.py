@@ -1,0 +1,58 @@
+"""Positive and hyperbolic random features (FAVOR+; Choromanski et al., ICLR 2021).
+
+For the unit softmax kernel ``exp(u.v)`` with ``w ~ N(0, I_d)``:
+
+* ``positive``: ``g_i(u) = exp(w_i.u - |u|^2/2)``, since
+  ``E[exp(w.(u + v))] = exp(|u + v|^2 / 2)`` (Lemma 1);
+* ``hyperbolic``: ``g_i(u) = exp(-|u|^2/2) [exp(w_i.u), exp(-w_i.u)] / sqrt(2)``, the
+  antithetic pair, i.e. ``t_i = exp(-(|u|^2+|v|^2)/2) cosh(w_i.(u + v))`` (Lemma 1, Eq. 7).
+
+Both are unbiased and strictly positive. For the Gaussian kernel the log-features get the
+extra ``-|u|^2/2`` of :func:`kernelapprox.kernels.gaussian_softmax_log_factor`, so the
+Gaussian positive map is ``exp(w.u - |u|^2)``: DiJiang's PFF prefactor ``e^{-|x|^2}``
+(Chen et al., ICML 2024, Eq. 9). Everything is computed in log space.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kernelapprox.features._base import FeatureMap
+from kernelapprox.kernels import gaussian_softmax_log_factor
+
+
+class _Exponential(FeatureMap):
+    exponential = True
+    supported_kernels = ("softmax", "gaussian")
+
+    def _log_prefactor(self, u: torch.Tensor) -> torch.Tensor:
+        """``-|u|^2/2`` (softmax target) or ``-|u|^2`` (Gaussian target), shape ``(..., 1, 1)``."""
+        half = gaussian_softmax_log_factor(u)
+        log = half if self.kernel.unit == "softmax" else 2.0 * half
+        return log[..., None, None]
+
+    def _projection(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``w_i . u`` for every frequency: ``(..., m)``."""
+        return u @ t["W"].T
+
+
+class Positive(_Exponential):
+    """``exp(w.u - |u|^2/2)``: positive random features (FAVOR+)."""
+
+    name = "positive"
+
+    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._projection(u, t)[..., None] + self._log_prefactor(u)
+
+
+class Hyperbolic(_Exponential):
+    """``exp(-|u|^2/2) [exp(w.u), exp(-w.u)] / sqrt(2)``: hyperbolic (antithetic) features."""
+
+    name = "hyperbolic"
+    components = 2
+
+    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        z = self._projection(u, t)
+        return torch.stack((z, -z), dim=-1) + (self._log_prefactor(u) - 0.5 * math.log(2.0))

@@ -1,0 +1,94 @@
+"""Trigonometric random features for shift-invariant kernels (and the softmax kernel).
+
+For a shift-invariant unit kernel ``k(u - v) = E_w cos(w.(u - v))`` (Bochner):
+
+* ``sincos``: ``g_i(u) = [cos(w_i.u), sin(w_i.u)]``; ``t_i = cos(w_i.(u - v))``
+  (Rahimi & Recht, NIPS 2007; Sutherland & Schneider, UAI 2015 show it never has larger
+  variance than ``cos_offset`` for the Gaussian kernel at equal output width);
+* ``cos_offset``: ``g_i(u) = sqrt(2) cos(w_i.u + b_i)``, ``b_i ~ U[0, 2 pi)``:
+  scikit-learn's ``RBFSampler`` convention;
+* ``fourier``: ``g_i(u) = exp(-i w_i.u)`` (complex; Avron et al., JMLR 2016; DiJiang Eq. 7).
+
+All three are unbiased. For the softmax kernel ``exp(u.v)`` they are multiplied by
+``exp(|u|^2 / 2)`` (the Gaussian relation,
+:func:`kernelapprox.kernels.gaussian_softmax_log_factor`), which keeps them unbiased but
+with variance growing like ``exp(|u|^2 + |v|^2)`` (Choromanski et al., ICLR 2021, Lemma 2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from kernelapprox.features._base import FeatureMap
+from kernelapprox.kernels import gaussian_softmax_log_factor
+
+
+class _Trigonometric(FeatureMap):
+    supported_kernels = ("gaussian", "laplacian", "softmax")
+
+    def _phase(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return u @ t["W"].T
+
+    def _softmax_factor(self, u: torch.Tensor) -> torch.Tensor | None:
+        """``exp(|u|^2/2)`` per row when the target is the softmax kernel, else ``None``."""
+        if self.kernel.unit != "softmax":
+            return None
+        return torch.exp(-gaussian_softmax_log_factor(u))[..., None, None]
+
+    def per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        g = self._trig_blocks(self._phase(u, t), t)
+        factor = self._softmax_factor(u)
+        return g if factor is None else g * factor
+
+    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class SinCos(_Trigonometric):
+    """``[cos(w.u), sin(w.u)]`` per frequency: output width ``2 m``."""
+
+    name = "sincos"
+    components = 2
+
+    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
+
+
+class CosOffset(_Trigonometric):
+    """``sqrt(2) cos(w.u + b)`` with ``b ~ U[0, 2 pi)``: scikit-learn's ``RBFSampler`` map.
+
+    Given the same frequencies and offsets it reproduces ``RBFSampler.transform``:
+    ``RBFSampler(gamma=g)`` is ``Gaussian(length_scale=1/sqrt(2 g))`` with
+    ``frequencies = random_weights_.T`` and ``offsets = random_offset_``.
+    """
+
+    name = "cos_offset"
+
+    def _draw_extra(self, seed: np.random.SeedSequence) -> None:
+        self.offsets = np.random.default_rng(seed).uniform(0.0, 2.0 * math.pi, self.n_features)
+
+    def _set_extra(self, *, offsets: Any) -> None:
+        offsets = np.asarray(offsets, dtype=np.float64)
+        if offsets.shape != (self.n_features,) or not np.all(np.isfinite(offsets)):
+            raise ValueError(f"offsets must be a finite array of shape ({self.n_features},)")
+        self.offsets = offsets
+
+    def _extra_tensors(self) -> dict[str, np.ndarray]:
+        return {"b": self.offsets}
+
+    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (math.sqrt(2.0) * torch.cos(phase + t["b"]))[..., None]
+
+
+class Fourier(_Trigonometric):
+    """Complex exponentials ``exp(-i w.u)``: ``m`` complex features."""
+
+    name = "fourier"
+    complex_valued = True
+
+    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.polar(torch.ones_like(phase), -phase)[..., None]

@@ -1,0 +1,90 @@
+"""The sampler protocol: frequencies for a spectral measure, with a replication axis."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from kernelapprox._validation import as_seed_sequence, check_positive_int, spawn
+from kernelapprox.kernels import SpectralMeasure
+
+
+class Sampler(ABC):
+    """Draws ``m`` frequencies in dimension ``d`` from a spectral measure.
+
+    Subclasses implement :meth:`draw` for one randomization; :meth:`frequencies` adds the
+    replication axis, with every replication an independent randomization spawned from the
+    seed (``SeedSequence.spawn``), never a continuation of one stream.
+    """
+
+    #: Short name used by the registry, the study and result tables.
+    name: str = ""
+    #: Whether the sampler needs a rotation-invariant spectral measure.
+    needs_rotation_invariance: bool = False
+
+    @abstractmethod
+    def draw(
+        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+    ) -> np.ndarray:
+        """One randomization: standardized frequencies of shape ``(m, d)``."""
+
+    def check_measure(self, measure: SpectralMeasure) -> None:
+        if self.needs_rotation_invariance and not measure.rotation_invariant:
+            raise ValueError(
+                f"sampler {self.name!r} needs a rotation-invariant spectral measure (Gaussian or "
+                f"softmax kernel); the {measure.family} measure is not. Use one of 'mc', 'sobol', "
+                "'halton', 'lattice'"
+            )
+
+    def frequencies(
+        self,
+        measure: SpectralMeasure,
+        m: int,
+        d: int,
+        *,
+        seed: Any = None,
+        replications: int | None = None,
+    ) -> np.ndarray:
+        """Frequencies of shape ``(m, d)``, or ``(R, m, d)`` when ``replications=R``."""
+        m = check_positive_int(m, "n_features")
+        d = check_positive_int(d, "dim")
+        self.check_measure(measure)
+        if replications is None:
+            return self.draw(measure, m, d, as_seed_sequence(seed))
+        R = check_positive_int(replications, "replications")
+        return np.stack([self.draw(measure, m, d, child) for child in spawn(seed, R)])
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+class PointSetSampler(Sampler):
+    """A sampler built on a point set in ``[0, 1)^d`` mapped through the inverse CDF.
+
+    ``w = F^{-1}(u)`` coordinate-wise, with ``u`` clipped to ``[1e-10, 1 - 1e-10]``
+    (:data:`kernelapprox.kernels.PPF_EPS`), so an unrandomized origin gives a large finite
+    frequency, never ``-inf``.
+    """
+
+    @abstractmethod
+    def points(self, n: int, d: int, seed: np.random.SeedSequence) -> np.ndarray:
+        """One randomization of the point set: ``(n, d)`` uniforms in ``[0, 1)``."""
+
+    def uniform_points(
+        self, n: int, d: int, *, seed: Any = None, replications: int | None = None
+    ) -> np.ndarray:
+        """The point set itself, ``(n, d)`` or ``(R, n, d)``: what the frequencies are made of."""
+        n = check_positive_int(n, "n")
+        d = check_positive_int(d, "dim")
+        if replications is None:
+            return self.points(n, d, as_seed_sequence(seed))
+        R = check_positive_int(replications, "replications")
+        return np.stack([self.points(n, d, child) for child in spawn(seed, R)])
+
+    def draw(
+        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+    ) -> np.ndarray:
+        return measure.ppf(self.points(m, d, seed))
