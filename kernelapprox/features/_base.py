@@ -137,7 +137,13 @@ class FeatureMap:
         return self.n_features * self.components
 
     # ----------------------------------------------------------------- torch core
-    def _tensors(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    def tensors(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """The map's parameters as tensors on ``device``: ``W`` (standardized frequencies),
+        ``sqrt_xi`` (square-root weights) and map-specific extras; cached per device/dtype.
+
+        :meth:`per_frequency` and :meth:`log_per_frequency` are pure functions of the scaled
+        input and this dict, so a module may pass its own (e.g. learnable ``sqrt_xi``).
+        """
         key = (device, dtype)
         if key not in self._cache:
             arrays = {"W": self.standard_frequencies, "sqrt_xi": np.sqrt(self.weights)}
@@ -167,13 +173,13 @@ class FeatureMap:
 
     def _blocks(self, X: Array) -> tuple[torch.Tensor, bool]:
         u, is_numpy = self._scaled_input(X)
-        t = self._tensors(u.device, u.dtype)
+        t = self.tensors(u.device, u.dtype)
         return self.per_frequency(u, t), is_numpy
 
     def __call__(self, X: Array) -> Array:
         """Features ``phi(X)`` of shape ``(..., m * components)``; numpy in, numpy out."""
         u, is_numpy = self._scaled_input(X)
-        t = self._tensors(u.device, u.dtype)
+        t = self.tensors(u.device, u.dtype)
         phi = self.weighted(self.per_frequency(u, t), t)
         return phi.numpy() if is_numpy else phi
 
@@ -190,7 +196,7 @@ class FeatureMap:
         if not self.exponential:
             raise TypeError(f"map {self.name!r} has no log-features (it is not exponential)")
         u, is_numpy = self._scaled_input(X)
-        t = self._tensors(u.device, u.dtype)
+        t = self.tensors(u.device, u.dtype)
         logs = self.log_per_frequency(u, t) + 0.5 * torch.log(t["sqrt_xi"] ** 2)[:, None]
         logs = logs.reshape(*logs.shape[:-2], self.output_dim)
         return logs.numpy() if is_numpy else logs
