@@ -1,0 +1,82 @@
+"""Built-in data sets for studies, and ``.npy`` files.
+
+==============  =====================================================================
+``normal``      ``n x d`` standard normal rows (``d = --dim``, default 8)
+``digits``      scikit-learn's handwritten digits scaled to ``[0, 1]`` (``d = 64``),
+                shipped inside scikit-learn (no download)
+``qk``          attention-like queries/keys: ``N(0, I_d)`` rows (norm about ``sqrt(d)``),
+                meant for ``Softmax(scale=1/sqrt(d))`` (``d = --dim``, default 64)
+``qk_unit``     the same rows normalized to norm ``d^{1/4}``: unit norm after the
+                attention scaling ``1/sqrt(d)`` is split between q and k, DiJiang's
+                "x is usually normalized" assumption
+``PATH.npy``    any float array of shape ``(n, d)``
+==============  =====================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kernelapprox._validation import as_data_array, check_positive_int, spawn
+
+BUILTIN = ("normal", "digits", "qk", "qk_unit")
+DEFAULT_DIM = {"normal": 8, "qk": 64, "qk_unit": 64}
+
+
+def is_builtin(name: str) -> bool:
+    return name in BUILTIN
+
+
+def resolve_dim(name: str, dim: int | None) -> int:
+    """The dimension ``d`` that :func:`load_data` will return for ``name`` and ``dim``."""
+    if name in DEFAULT_DIM:
+        return dim if dim is not None else DEFAULT_DIM[name]
+    if name == "digits":
+        actual = 64
+    elif name.endswith(".npy") and Path(name).is_file():
+        shape = np.load(name, mmap_mode="r", allow_pickle=False).shape
+        actual = shape[1] if len(shape) == 2 else 0
+    else:
+        return dim or 0  # load_data raises the precise error
+    if dim is not None and dim != actual:
+        raise ValueError(f"dim={dim} does not match data {name!r}, which has d={actual}")
+    return actual
+
+
+def load_data(name: str, *, n_points: int, dim: int | None = None, seed: int = 0) -> np.ndarray:
+    """Rows of a built-in data set or a ``.npy`` file, float64, shape ``(n, d)``.
+
+    ``n_points`` takes the first ``n`` rows (file and digits) or draws ``n`` rows (synthetic
+    sets, seeded). ``dim`` sets ``d`` for synthetic sets and must match the data otherwise.
+    """
+    n_points = check_positive_int(n_points, "n_points")
+    if dim is not None:
+        dim = check_positive_int(dim, "dim")
+    if name in ("normal", "qk", "qk_unit"):
+        d = dim if dim is not None else DEFAULT_DIM[name]
+        (child,) = spawn(seed, 1)
+        X = np.random.default_rng(child).standard_normal((n_points, d))
+        if name == "qk_unit":
+            X *= d**0.25 / np.linalg.norm(X, axis=1, keepdims=True)
+        return X
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        X = load_digits().data / 16.0
+    elif name.endswith(".npy"):
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"data file {name!r} does not exist")
+        X = as_data_array(np.load(path, allow_pickle=False), f"data file {name}")
+    else:
+        raise ValueError(
+            f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy; "
+            f"got {name!r}"
+        )
+    if dim is not None and dim != X.shape[1]:
+        raise ValueError(f"dim={dim} does not match data {name!r}, which has d={X.shape[1]}")
+    if n_points > X.shape[0]:
+        raise ValueError(f"n_points={n_points} exceeds the {X.shape[0]} rows of data {name!r}")
+    return X[:n_points].copy()

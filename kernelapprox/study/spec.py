@@ -1,0 +1,162 @@
+"""The specification of a sweep and its cells.
+
+A study sweeps ``data x kernel x map x sampler x weights x dim x n_features`` and runs
+``replications`` independent randomizations of every cell. A cell whose map cannot target
+its kernel, or whose sampler does not suit its map, is left out of a sweep with the reason
+recorded; a specification with no runnable cell is an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int
+from kernelapprox.estimators.gram import METRICS
+from kernelapprox.features import MAPS
+from kernelapprox.kernels import KERNELS
+from kernelapprox.sampling import SAMPLERS, PointSetSampler, make_sampler
+from kernelapprox.study.data import BUILTIN, resolve_dim
+
+WEIGHTS = ("uniform",)
+LENGTH_SCALE_RULES = ("median",)
+KERNEL_SCALE_RULES = ("inv_sqrt_dim",)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the sweep; all its replications share everything but the randomization."""
+
+    data: str
+    kernel: str
+    map: str
+    sampler: str
+    weights: str
+    dim: int
+    n_features: int
+
+    @property
+    def key(self) -> str:
+        return "|".join(str(v) for v in asdict(self).values())
+
+    def seed(self, root: int, replication: int) -> np.random.SeedSequence:
+        """Seed of one replication: a child of the study seed keyed by cell and replication.
+
+        Independent of the order in which cells run, so a resumed study draws the same
+        frequencies as an uninterrupted one.
+        """
+        base = as_seed_sequence(root)
+        return np.random.SeedSequence(
+            base.entropy, spawn_key=(zlib.crc32(self.key.encode()), replication)
+        )
+
+
+@dataclass
+class StudySpec:
+    """Everything that defines a study (and nothing about where it is written)."""
+
+    data: list[str] = field(default_factory=lambda: ["normal"])
+    kernels: list[str] = field(default_factory=lambda: ["gaussian"])
+    length_scale: float | str = "median"
+    kernel_scale: float | str = 1.0
+    dims: list[int | None] = field(default_factory=lambda: [None])
+    n_points: int = 400
+    maps: list[str] = field(default_factory=lambda: ["sincos", "positive"])
+    samplers: list[str] = field(default_factory=lambda: ["mc", "orthogonal", "sobol", "halton"])
+    weights: list[str] = field(default_factory=lambda: ["uniform"])
+    features: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    metrics: list[str] = field(default_factory=lambda: ["rel_fro", "rel_spectral", "max_abs"])
+    replications: int = 5
+    seed: int = 0
+    level: float = 0.95
+
+    def validate(self) -> StudySpec:
+        for name, values, allowed in (
+            ("kernel", self.kernels, KERNELS),
+            ("maps", self.maps, MAPS),
+            ("samplers", self.samplers, SAMPLERS),
+            ("weights", self.weights, WEIGHTS),
+            ("metric", self.metrics, METRICS),
+        ):
+            if not values:
+                raise ValueError(f"{name} must name at least one of {', '.join(allowed)}")
+            for v in values:
+                check_choice(v, name, allowed)
+        if not self.data:
+            raise ValueError(f"data must name a built-in set ({', '.join(BUILTIN)}) or a .npy file")
+        if isinstance(self.length_scale, str):
+            check_choice(self.length_scale, "length_scale", LENGTH_SCALE_RULES)
+        elif not (np.isfinite(self.length_scale) and self.length_scale > 0):
+            raise ValueError(f"length_scale must be > 0 or 'median', got {self.length_scale}")
+        if isinstance(self.kernel_scale, str):
+            check_choice(self.kernel_scale, "kernel_scale", KERNEL_SCALE_RULES)
+        elif not (np.isfinite(self.kernel_scale) and self.kernel_scale > 0):
+            raise ValueError(f"kernel_scale must be > 0 or 'inv_sqrt_dim', got {self.kernel_scale}")
+        for m in self.features:
+            check_positive_int(m, "features")
+        for d in self.dims:
+            if d is not None:
+                check_positive_int(d, "dim")
+        check_positive_int(self.n_points, "n_points", minimum=2)
+        check_positive_int(self.replications, "replications")
+        check_positive_int(self.seed, "seed", minimum=0)
+        if not 0 < self.level < 1:
+            raise ValueError(f"level must be in (0, 1), got {self.level}")
+        if not self.cells()[0]:
+            reasons = "; ".join(sorted(set(self.cells()[1].values())))
+            raise ValueError(f"no cell of this study can run: {reasons}")
+        return self
+
+    def cells(self) -> tuple[list[Cell], dict[str, str]]:
+        """Runnable cells in sweep order, and the skipped combinations with their reasons."""
+        runnable: list[Cell] = []
+        skipped: dict[str, str] = {}
+        for data, kernel, map_, sampler, weights, dim, m in itertools.product(
+            self.data,
+            self.kernels,
+            self.maps,
+            self.samplers,
+            self.weights,
+            self.dims,
+            sorted(set(self.features)),
+        ):
+            reason = incompatibility(kernel, map_, sampler)
+            if reason:
+                skipped[f"{kernel}/{map_}/{sampler}"] = reason
+                continue
+            runnable.append(Cell(data, kernel, map_, sampler, weights, resolve_dim(data, dim), m))
+        return runnable, skipped
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for results on disk to belong to this study (``--resume``)."""
+        return {
+            "length_scale": self.length_scale,
+            "kernel_scale": self.kernel_scale,
+            "n_points": self.n_points,
+            "seed": self.seed,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def incompatibility(kernel: str, map_name: str, sampler: str) -> str:
+    """Why a (kernel, map, sampler) combination cannot run, or ``""`` when it can."""
+    cls = MAPS[map_name]
+    unit = KERNELS[kernel].unit
+    if unit not in cls.supported_kernels:
+        return f"map {map_name!r} cannot target the {kernel} kernel"
+    measure = KERNELS[kernel].spectral_measure
+    s = make_sampler(sampler)
+    if s.needs_rotation_invariance and not measure.rotation_invariant:
+        return (
+            f"sampler {sampler!r} needs a rotation-invariant spectral measure ({kernel} has none)"
+        )
+    if map_name in ("dct", "dct_released") and not isinstance(s, PointSetSampler):
+        return f"map {map_name!r} draws radii from a point set; sampler {sampler!r} is not one"
+    return ""
