@@ -70,13 +70,18 @@ def as_data_array(X: Any, name: str = "X", *, n_features: int | None = None) -> 
 def as_seed_sequence(seed: Any, name: str = "seed") -> np.random.SeedSequence:
     """Turn any accepted seed into a :class:`numpy.random.SeedSequence`.
 
-    Accepted: ``None`` (fresh entropy), a non-negative ``int``, a ``SeedSequence`` (returned
-    as is), a ``numpy.random.Generator`` (its bit generator's seed sequence) or a
+    Accepted: ``None`` (fresh entropy), a non-negative ``int``, a ``SeedSequence`` (copied), a ``numpy.random.Generator`` (its bit generator's seed sequence) or a
     ``torch.Generator`` (its ``initial_seed()``). Independent streams are derived from the
     result with ``SeedSequence.spawn``, never by continuing one stream.
     """
-    if seed is None or isinstance(seed, np.random.SeedSequence):
-        return seed if seed is not None else np.random.SeedSequence()
+    if seed is None:
+        return np.random.SeedSequence()
+    if isinstance(seed, np.random.SeedSequence):
+        # a fresh copy: a seed's identity is (entropy, spawn_key), and consumers such as
+        # scipy's QMC engines spawn from it, which would change the object passed in
+        return np.random.SeedSequence(
+            seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size
+        )
     if isinstance(seed, np.random.Generator):
         seq = seed.bit_generator.seed_seq
         if isinstance(seq, np.random.SeedSequence):

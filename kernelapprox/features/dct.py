@@ -85,7 +85,7 @@ def dct3_ortho(y: torch.Tensor) -> torch.Tensor:
     Equals ``scipy.fft.idct(y, norm="ortho")``.
     """
     N = y.shape[-1]
-    z = y / (2.0 * _ortho_scale(N, y))
+    z = y / _ortho_scale(N, y)
     shifted = torch.cat((torch.zeros_like(z[..., :1]), z[..., 1:].flip(-1)), dim=-1)
     V = torch.complex(z, -shifted) * _half_sample_twiddle(N, y, 1.0) / 2.0
     v = torch.fft.ifft(V, dim=-1).real

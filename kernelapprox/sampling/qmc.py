@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from kernelapprox._validation import check_positive_int
+from kernelapprox._validation import as_seed_sequence, check_positive_int
 from kernelapprox.sampling._base import PointSetSampler
 
 
@@ -42,6 +42,8 @@ class EngineSampler(PointSetSampler):
         elif isinstance(engine, qmc.QMCEngine):
             options = dict(getattr(engine, "_init_quad", {}))
             options.pop("d", None)
+            if "scramble" in options:  # scipy records scramble=True there whatever was asked
+                options["scramble"] = bool(getattr(engine, "scramble", True))
             self._engine_cls, self._options = type(engine), options
         else:
             raise TypeError(
@@ -50,7 +52,8 @@ class EngineSampler(PointSetSampler):
         self.engine = self._engine_cls.__name__
 
     def _make(self, d: int, seed: np.random.SeedSequence) -> qmc.QMCEngine:
-        return self._engine_cls(d=d, rng=np.random.default_rng(seed), **self._options)
+        rng = np.random.default_rng(as_seed_sequence(seed))
+        return self._engine_cls(d=d, rng=rng, **self._options)
 
     def points(self, n: int, d: int, seed: np.random.SeedSequence) -> np.ndarray:
         return self._make(d, seed).random(n)

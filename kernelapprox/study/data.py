@@ -35,11 +35,18 @@ def resolve_dim(name: str, dim: int | None) -> int:
         return dim if dim is not None else DEFAULT_DIM[name]
     if name == "digits":
         actual = 64
-    elif name.endswith(".npy") and Path(name).is_file():
+    elif name.endswith(".npy"):
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"data file {name!r} does not exist")
         shape = np.load(name, mmap_mode="r", allow_pickle=False).shape
-        actual = shape[1] if len(shape) == 2 else 0
+        if len(shape) != 2:
+            raise ValueError(f"data file {name!r} must hold an array of shape (n, d), got {shape}")
+        actual = shape[1]
     else:
-        return dim or 0  # load_data raises the precise error
+        raise ValueError(
+            f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy; "
+            f"got {name!r}"
+        )
     if dim is not None and dim != actual:
         raise ValueError(f"dim={dim} does not match data {name!r}, which has d={actual}")
     return actual
