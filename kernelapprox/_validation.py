@@ -70,7 +70,8 @@ def as_data_array(X: Any, name: str = "X", *, n_features: int | None = None) -> 
 def as_seed_sequence(seed: Any, name: str = "seed") -> np.random.SeedSequence:
     """Turn any accepted seed into a :class:`numpy.random.SeedSequence`.
 
-    Accepted: ``None`` (fresh entropy), a non-negative ``int``, a ``SeedSequence`` (copied), a ``numpy.random.Generator`` (its bit generator's seed sequence) or a
+    Accepted: ``None`` (fresh entropy), a non-negative ``int``, a ``SeedSequence``
+    (copied), a ``numpy.random.Generator`` (its bit generator's seed sequence) or a
     ``torch.Generator`` (its ``initial_seed()``). Independent streams are derived from the
     result with ``SeedSequence.spawn``, never by continuing one stream.
     """

@@ -131,6 +131,20 @@ class Kernel(ABC):
         s = self.input_scale
         return self._unit_gram(X * s, Y * s)
 
+    def paired(self, X: Any, Y: Any) -> np.ndarray:
+        """``k(X[p], Y[p])`` for row-aligned pairs, shape ``(n,)``, without a Gram matrix."""
+        X = as_data_array(X, "X")
+        Y = as_data_array(Y, "Y", n_features=X.shape[1])
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X and Y must have the same number of rows, got {len(X)}, {len(Y)}")
+        s = self.input_scale
+        U, V = X * s, Y * s
+        if self.unit == "softmax":
+            return np.exp((U * V).sum(1))
+        if self.unit == "gaussian":
+            return np.exp(-0.5 * ((U - V) ** 2).sum(1))
+        return np.exp(-np.abs(U - V).sum(1))
+
     def diag(self, X: Any) -> np.ndarray:
         """``k(x, x)`` for every row of ``X`` without forming the Gram matrix."""
         X = as_data_array(X, "X")

@@ -98,3 +98,10 @@ def test_median_pairwise_distance():
     assert median_pairwise_distance(Z) == 2.0
     with pytest.raises(ValueError, match="2 rows"):
         median_pairwise_distance(Z[:1])
+
+
+def test_paired_is_the_gram_diagonal():
+    for k in (Gaussian(1.3), Laplacian(0.7), Softmax(0.4)):
+        np.testing.assert_allclose(k.paired(X[:5], Y), np.diag(k(X[:5], Y)), rtol=1e-13)
+    with pytest.raises(ValueError, match="same number of rows"):
+        Gaussian().paired(X, Y)

@@ -28,6 +28,7 @@ from kernelapprox._validation import (
 )
 from kernelapprox.kernels import Kernel
 from kernelapprox.sampling import PointSetSampler, Sampler, make_sampler
+from kernelapprox.sampling.weights import box_weights, fitted_weights
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
@@ -120,12 +121,54 @@ class FeatureMap:
         return {}
 
     def set_weights(self, weights: Any) -> None:
-        """Set the per-frequency weights ``xi`` (``"uniform"`` or an array of shape ``(m,)``)."""
+        """Set the per-frequency weights ``xi``.
+
+        ``"uniform"``: ``1/m``. ``"box"``: the non-negative weights, summing to one, that
+        minimize the box discrepancy of the standardized frequencies for the normal spectral
+        measure over the box ``[-3, 3]^d`` (Avron et al., JMLR 2016;
+        :func:`kernelapprox.sampling.weights.box_weights`; the "W" of DiJiang's WPFF,
+        Theorem 3.3). An array of shape ``(m,)``: given weights. Data-fitted weights need
+        data: build the map with uniform weights and call :meth:`fit_weights`.
+        """
         if isinstance(weights, str):
-            check_choice(weights, "weights", ("uniform",))
-            weights = np.full(self.n_features, 1.0 / self.n_features)
+            check_choice(weights, "weights", ("uniform", "box", "fitted"))
+            if weights == "fitted":
+                raise ValueError(
+                    "weights='fitted' needs data: build the map with weights='uniform' and call "
+                    "fit_weights(X) on a training sample"
+                )
+            if weights == "box":
+                if self.kernel.spectral_measure.family != "normal":
+                    raise ValueError(
+                        "weights='box' needs the normal spectral measure (Gaussian or softmax "
+                        f"kernel), not the {self.kernel.spectral_measure.family} measure"
+                    )
+                weights = box_weights(self.standard_frequencies, scale=1.0, sum_to_one=True)
+            else:
+                weights = np.full(self.n_features, 1.0 / self.n_features)
         self.weights = check_weights(weights, self.n_features)
         self._cache = {}
+
+    def fit_weights(
+        self, X: Any, *, n_pairs: int = 4000, ridge: float = 0.0, seed: Any = 0
+    ) -> np.ndarray:
+        """Fit the weights to data: non-negative least squares on kernel entries.
+
+        Draws ``n_pairs`` random pairs ``(x_a, x_b)`` of rows of ``X`` (a *training* sample;
+        evaluate on held-out data), computes the per-frequency terms ``t_i(x_a, x_b)`` and
+        solves ``min_{xi >= 0} |T xi - k(x_a, x_b)|^2 + ridge |xi|^2``
+        (:func:`kernelapprox.sampling.weights.fitted_weights`): DiJiang's "D optimized by the
+        input" (Chen et al., ICML 2024, Eq. 10). Sets and returns the weights.
+        """
+        X = as_data_array(X, "X", n_features=self.dim)
+        n_pairs = check_positive_int(n_pairs, "n_pairs")
+        rng = np.random.default_rng(as_seed_sequence(seed))
+        a = rng.integers(0, X.shape[0], n_pairs)
+        b = rng.integers(0, X.shape[0], n_pairs)
+        terms = self.pair_terms(X[a], X[b])
+        targets = self.kernel.paired(X[a], X[b])
+        self.set_weights(fitted_weights(terms, targets, ridge=ridge))
+        return self.weights
 
     @property
     def frequencies(self) -> np.ndarray:

@@ -97,7 +97,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--samplers", type=_names, help="mc,orthogonal,sorf,sobol,halton,lattice,spherical"
     )
-    p.add_argument("--weights", type=_names, help="per-frequency weights: uniform")
+    p.add_argument("--weights", type=_names, help="per-frequency weights: uniform,box,fitted")
     p.add_argument(
         "--maps", type=_names, help="sincos,cos_offset,positive,hyperbolic,fourier,dct,dct_released"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernelapprox._validation import as_data_array, check_positive_int, spawn
+from kernelapprox._validation import as_data_array, check_choice, check_positive_int, spawn
 
 BUILTIN = ("normal", "digits", "qk", "qk_unit")
 DEFAULT_DIM = {"normal": 8, "qk": 64, "qk_unit": 64}
@@ -52,18 +52,24 @@ def resolve_dim(name: str, dim: int | None) -> int:
     return actual
 
 
-def load_data(name: str, *, n_points: int, dim: int | None = None, seed: int = 0) -> np.ndarray:
+def load_data(
+    name: str, *, n_points: int, dim: int | None = None, seed: int = 0, split: str = "test"
+) -> np.ndarray:
     """Rows of a built-in data set or a ``.npy`` file, float64, shape ``(n, d)``.
 
     ``n_points`` takes the first ``n`` rows (file and digits) or draws ``n`` rows (synthetic
     sets, seeded). ``dim`` sets ``d`` for synthetic sets and must match the data otherwise.
+    ``split="train"`` gives a disjoint sample of the same size for fitting weights: the next
+    ``n`` rows of a file, or an independent draw of a synthetic set.
     """
     n_points = check_positive_int(n_points, "n_points")
+    check_choice(split, "split", ("test", "train"))
     if dim is not None:
         dim = check_positive_int(dim, "dim")
     if name in ("normal", "qk", "qk_unit"):
         d = dim if dim is not None else DEFAULT_DIM[name]
-        (child,) = spawn(seed, 1)
+        test_child, train_child = spawn(seed, 2)
+        child = test_child if split == "test" else train_child
         X = np.random.default_rng(child).standard_normal((n_points, d))
         if name == "qk_unit":
             X *= d**0.25 / np.linalg.norm(X, axis=1, keepdims=True)
@@ -84,6 +90,10 @@ def load_data(name: str, *, n_points: int, dim: int | None = None, seed: int = 0
         )
     if dim is not None and dim != X.shape[1]:
         raise ValueError(f"dim={dim} does not match data {name!r}, which has d={X.shape[1]}")
-    if n_points > X.shape[0]:
-        raise ValueError(f"n_points={n_points} exceeds the {X.shape[0]} rows of data {name!r}")
-    return X[:n_points].copy()
+    start = 0 if split == "test" else n_points
+    if start + n_points > X.shape[0]:
+        need = "2 * n_points (fitted weights train on a disjoint sample)" if start else "n_points"
+        raise ValueError(
+            f"data {name!r} has {X.shape[0]} rows, fewer than {need}={start + n_points}"
+        )
+    return X[start : start + n_points].copy()

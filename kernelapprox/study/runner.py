@@ -37,6 +37,7 @@ class Dataset:
 
     name: str
     X: np.ndarray
+    X_train: np.ndarray | None = None
     kernels: dict[str, Kernel] = field(default_factory=dict)
     exact: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -145,10 +146,13 @@ def run_cell(cell: Cell, dataset: Dataset, spec: StudySpec) -> list[dict[str, An
     K = dataset.exact[cell.kernel]
     rows = []
     for r in range(spec.replications):
+        fitted = cell.weights == "fitted"
         fmap = make(
             cell.map, kernel, cell.n_features, dim=cell.dim, sampler=cell.sampler,
-            weights=cell.weights, seed=cell.seed(spec.seed, r),
+            weights="uniform" if fitted else cell.weights, seed=cell.seed(spec.seed, r),
         )  # fmt: skip
+        if fitted:  # fit on a training sample, score on the study's (held-out) data
+            fmap.fit_weights(dataset.X_train, seed=cell.seed(spec.seed, r))
         K_hat = fmap.gram(dataset.X)
         for metric in spec.metrics:
             value = gram_error(K_hat, K, metric)
@@ -181,7 +185,12 @@ def run_study(
         key = (cell.data, cell.dim)
         if key not in datasets:
             X = load_data(cell.data, n_points=spec.n_points, dim=cell.dim, seed=spec.seed)
-            datasets[key] = Dataset(cell.data, X)
+            X_train = None
+            if "fitted" in spec.weights:
+                X_train = load_data(
+                    cell.data, n_points=spec.n_points, dim=cell.dim, seed=spec.seed, split="train"
+                )
+            datasets[key] = Dataset(cell.data, X, X_train)
         ds = datasets[key]
         if cell.kernel not in ds.kernels:
             ds.kernels[cell.kernel] = _resolve_kernel(cell.kernel, ds.X, spec)

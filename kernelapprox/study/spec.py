@@ -23,7 +23,7 @@ from kernelapprox.kernels import KERNELS
 from kernelapprox.sampling import SAMPLERS, PointSetSampler, make_sampler
 from kernelapprox.study.data import BUILTIN, resolve_dim
 
-WEIGHTS = ("uniform",)
+WEIGHTS = ("uniform", "box", "fitted")
 LENGTH_SCALE_RULES = ("median",)
 KERNEL_SCALE_RULES = ("inv_sqrt_dim",)
 
@@ -125,9 +125,9 @@ class StudySpec:
             self.dims,
             sorted(set(self.features)),
         ):
-            reason = incompatibility(kernel, map_, sampler)
+            reason = incompatibility(kernel, map_, sampler, weights)
             if reason:
-                skipped[f"{kernel}/{map_}/{sampler}"] = reason
+                skipped[f"{kernel}/{map_}/{sampler}/{weights}"] = reason
                 continue
             runnable.append(Cell(data, kernel, map_, sampler, weights, resolve_dim(data, dim), m))
         return runnable, skipped
@@ -145,8 +145,8 @@ class StudySpec:
         return json.dumps(asdict(self), indent=2)
 
 
-def incompatibility(kernel: str, map_name: str, sampler: str) -> str:
-    """Why a (kernel, map, sampler) combination cannot run, or ``""`` when it can."""
+def incompatibility(kernel: str, map_name: str, sampler: str, weights: str = "uniform") -> str:
+    """Why a (kernel, map, sampler, weights) combination cannot run, or ``""`` when it can."""
     cls = MAPS[map_name]
     unit = KERNELS[kernel].unit
     if unit not in cls.supported_kernels:
@@ -157,6 +157,8 @@ def incompatibility(kernel: str, map_name: str, sampler: str) -> str:
         return (
             f"sampler {sampler!r} needs a rotation-invariant spectral measure ({kernel} has none)"
         )
+    if weights == "box" and measure.family != "normal":
+        return f"box weights need the normal spectral measure ({kernel}: no)"
     if map_name in ("dct", "dct_released") and not isinstance(s, PointSetSampler):
         return f"map {map_name!r} draws radii from a point set; sampler {sampler!r} is not one"
     return ""

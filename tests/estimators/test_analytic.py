@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import THOROUGH
 from scipy import stats
 
 from kernelapprox.estimators.analytic import (
@@ -22,6 +21,7 @@ from kernelapprox.estimators.analytic import (
     performer_trigonometric_mse,
     sincos_variance,
 )
+from tests.conftest import THOROUGH
 
 R = 80_000 if THOROUGH else 20_000
 

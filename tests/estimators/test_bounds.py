@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import THOROUGH
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate
@@ -23,6 +22,7 @@ from kernelapprox.estimators.bounds import (
     sutherland_schneider_probability,
     worst_case_bound,
 )
+from tests.conftest import THOROUGH
 
 SEEDS = 40_000 if THOROUGH else 10_000
 

@@ -31,7 +31,9 @@ def test_interval_coverage_is_nominal():
     """A 95% interval over R=8 replications covers the mean in 0.90-0.99 of the trials."""
     trials = 2000 if THOROUGH else 400
     rng = np.random.default_rng(0)
-    covered = sum(replication_interval(rng.exponential(size=8) + 1).covers(2.0) for _ in range(trials))
+    covered = sum(
+        replication_interval(rng.exponential(size=8) + 1).covers(2.0) for _ in range(trials)
+    )
     # exponential data is skewed, so the t interval is only approximately valid: the band is wide
     assert 0.88 <= covered / trials <= 0.99
 
@@ -81,7 +83,9 @@ def test_gram_metrics_against_direct_numpy():
     K = A @ A.T + 5 * np.eye(5)
     E = 0.01 * rng.normal(size=(5, 5))
     K_hat = K + E + E.T
-    np.testing.assert_allclose(gram_error(K_hat, K, "rel_fro"), np.linalg.norm(K_hat - K) / np.linalg.norm(K))
+    np.testing.assert_allclose(
+        gram_error(K_hat, K, "rel_fro"), np.linalg.norm(K_hat - K) / np.linalg.norm(K)
+    )
     s = np.linalg.svd(K_hat - K, compute_uv=False)[0] / np.linalg.svd(K, compute_uv=False)[0]
     np.testing.assert_allclose(gram_error(K_hat, K, "rel_spectral"), s)
     np.testing.assert_allclose(gram_error(K_hat, K, "max_abs"), np.abs(K_hat - K).max())

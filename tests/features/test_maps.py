@@ -19,7 +19,10 @@ KERNELS = {
     "softmax": kernels.Softmax(0.7),
 }
 COMBOS = [
-    (name, k) for name, cls in MAPS.items() for k in KERNELS if KERNELS[k].unit in cls.supported_kernels
+    (name, k)
+    for name, cls in MAPS.items()
+    for k in KERNELS
+    if KERNELS[k].unit in cls.supported_kernels
 ]
 UNBIASED = [(name, k) for name, k in COMBOS if MAPS[name].unbiased]
 
@@ -79,7 +82,9 @@ def test_gram_symmetric_and_psd(name, kernel, data):
 @pytest.mark.parametrize(("name", "kernel"), COMBOS)
 def test_seed_reproduces_bit_identical_frequencies(name, kernel):
     a = features.make(name, KERNELS[kernel], 9, dim=3, seed=5, sampler="sobol")
-    b = features.make(name, KERNELS[kernel], 9, dim=3, seed=torch.Generator().manual_seed(5), sampler="sobol")
+    b = features.make(
+        name, KERNELS[kernel], 9, dim=3, seed=torch.Generator().manual_seed(5), sampler="sobol"
+    )
     np.testing.assert_array_equal(a.frequencies, b.frequencies)
     np.testing.assert_array_equal(a(X), b(X))
     c = features.make(name, KERNELS[kernel], 9, dim=3, seed=6, sampler="sobol")
@@ -108,7 +113,9 @@ def test_cos_offset_reproduces_sklearn_rbf_sampler():
     Z = np.random.default_rng(3).normal(size=(20, 5))
     ref = RBFSampler(gamma=0.37, n_components=64, random_state=0).fit(Z)
     kernel = kernels.Gaussian(length_scale=1 / np.sqrt(2 * 0.37))
-    fm = features.CosOffset.from_frequencies(kernel, ref.random_weights_.T, offsets=ref.random_offset_)
+    fm = features.CosOffset.from_frequencies(
+        kernel, ref.random_weights_.T, offsets=ref.random_offset_
+    )
     np.testing.assert_allclose(fm(Z), ref.transform(Z), rtol=0, atol=1e-12)
 
 
@@ -138,8 +145,12 @@ def test_custom_weights_scale_each_frequency():
 @pytest.mark.parametrize("d", [1, 2, 3, 7, 8, 60, 64])
 def test_fast_dct_matches_scipy(d):
     x = torch.randn(4, d, dtype=torch.float64)
-    np.testing.assert_allclose(dct2_ortho(x).numpy(), scipy.fft.dct(x.numpy(), norm="ortho"), atol=1e-12)
-    np.testing.assert_allclose(dct3_ortho(x).numpy(), scipy.fft.idct(x.numpy(), norm="ortho"), atol=1e-12)
+    np.testing.assert_allclose(
+        dct2_ortho(x).numpy(), scipy.fft.dct(x.numpy(), norm="ortho"), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        dct3_ortho(x).numpy(), scipy.fft.idct(x.numpy(), norm="ortho"), atol=1e-12
+    )
     C = dct_matrix(d)
     np.testing.assert_allclose(C, scipy.fft.dct(np.eye(d), axis=0, norm="ortho"), atol=1e-13)
     np.testing.assert_allclose(C @ C.T, np.eye(d), atol=1e-12)

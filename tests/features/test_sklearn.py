@@ -56,5 +56,5 @@ def test_bad_parameters_fail_at_fit():
         RandomFeatures(feature_map="relu").fit(X)
     with pytest.raises(ValueError, match="kernel must be one of"):
         RandomFeatures(kernel="poly").fit(X)
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN|infinity"):
         RandomFeatures().fit(np.array([[np.nan, 1.0]]))

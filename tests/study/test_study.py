@@ -66,7 +66,7 @@ def test_results_match_a_direct_computation(tmp_path):
     fm = make("sincos", kernel, 16, dim=8, sampler="sobol", seed=cell.seed(0, 1))
     K = kernel(X)
     expected = np.linalg.norm(fm.gram(X) - K) / np.linalg.norm(K)
-    value = [r["value"] for r in run.rows if r["replication"] == 1][0]
+    value = next(r["value"] for r in run.rows if r["replication"] == 1)
     assert value == pytest.approx(expected, rel=1e-12)
 
 
@@ -76,7 +76,10 @@ def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tmp_path):
     assert main(["study", "--out", str(full), *args]) == 0
     part = tmp_path / "part"
     # an "interrupted" run: only the first sampler finished, and the last line was cut short
-    assert main(["study", "--out", str(part), "--maps", "sincos,positive", "--samplers", "mc", *SMALL]) == 0
+    assert (
+        main(["study", "--out", str(part), "--maps", "sincos,positive", "--samplers", "mc", *SMALL])
+        == 0
+    )
     text = (part / "results.csv").read_text()
     (part / "results.csv").write_text(text + "normal,gaussian,sincos,sobol,uniform,8,8,0,rel_")
     assert main(["study", "--out", str(part), *args]) == 2  # refuses without --resume
@@ -123,7 +126,9 @@ def test_bad_number_and_bad_file(tmp_path, capsys):
     np.save(bad, np.array([[1.0, np.nan], [0.0, 1.0]]))
     assert main(["study", "--out", str(tmp_path / "z"), "--data", str(bad), *SMALL]) == 2
     assert "NaN" in capsys.readouterr().err
-    assert main(["study", "--out", str(tmp_path / "w"), "--data", str(tmp_path / "missing.npy")]) == 2
+    assert (
+        main(["study", "--out", str(tmp_path / "w"), "--data", str(tmp_path / "missing.npy")]) == 2
+    )
 
 
 def test_npy_data_and_dimension_sweep(tmp_path):
