@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kernelapprox.estimators.gram import gram_error
+from kernelapprox.estimators.predictions import predicted_relative_rmse
 from kernelapprox.features import make
 from kernelapprox.kernels import Kernel, make_kernel, median_pairwise_distance
 from kernelapprox.study.data import load_data
@@ -170,6 +171,8 @@ class StudyRun:
     skipped: dict[str, str]
     cells_run: int
     cells_resumed: int
+    #: analytic RMS prediction of ``rel_fro`` per cell key, where a closed form exists
+    predictions: dict[str, float] = field(default_factory=dict)
 
 
 def run_study(
@@ -207,4 +210,18 @@ def run_study(
             rows.extend(cell_rows)
     if store is not None:
         rows = store.rows
-    return StudyRun(spec, rows, list(datasets.values()), skipped, len(todo), len(cells) - len(todo))
+    predictions = {}
+    if "rel_fro" in spec.metrics:
+        for cell in cells:
+            if cell.weights != "uniform":
+                continue
+            ds = datasets[(cell.data, cell.dim)]
+            pred = predicted_relative_rmse(
+                cell.map, ds.kernels[cell.kernel], cell.sampler, ds.X, cell.n_features
+            )
+            if pred is not None:
+                predictions[cell.key] = pred
+    return StudyRun(
+        spec, rows, list(datasets.values()), skipped, len(todo), len(cells) - len(todo),
+        predictions,
+    )  # fmt: skip
