@@ -25,7 +25,8 @@ _UP = "../../"
 
 
 def _code_link(dotted: str) -> str:
-    """A link to the source file of ``dotted`` (a module, or module.attribute) when it exists."""
+    """A link to the source file of ``dotted`` (a module, or ``module.attribute``) when it
+    exists in this tree; otherwise the name marked as not available yet."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         modname = ".".join(parts[:cut])
@@ -33,10 +34,17 @@ def _code_link(dotted: str) -> str:
             spec = importlib.util.find_spec(modname)
         except (ImportError, ValueError):
             spec = None
-        if spec is not None and spec.origin and spec.origin.endswith(".py"):
-            path = modname.replace(".", "/")
-            path += "/__init__.py" if spec.origin.endswith("__init__.py") else ".py"
-            return f"[`{dotted}`]({_UP}{path})"
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        if cut < len(parts):
+            node = importlib.import_module(modname)
+            for attr in parts[cut:]:
+                node = getattr(node, attr, None)
+            if node is None:
+                break
+        path = modname.replace(".", "/")
+        path += "/__init__.py" if spec.origin.endswith("__init__.py") else ".py"
+        return f"[`{dotted}`]({_UP}{path})"
     return f"`{dotted}` (not available yet)"
 
 
