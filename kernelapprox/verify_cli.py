@@ -1,0 +1,83 @@
+"""``kernelapprox verify``: run the theory-verification catalogue in :mod:`proofs`.
+
+Prints a table (claim, source, method, verdict, evidence, time) as text, JSON or markdown.
+Exit status: 0 when every claim reached its expected verdict; 1 when any claim did not (a
+``fails`` verdict, an unexpected ``holds``/``refuted``, or an exception in a check); pending
+claims (their code is not available yet) are listed and counted separately and fail the run
+only with ``--strict``; 2 for bad options, e.g. an unknown ``--only`` name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "verify",
+        help="run every claim in proofs/ and print its verdict",
+        description=(
+            "Run the machine-checked claims of the proofs/ catalogue (sympy proofs and "
+            "seeded numerical experiments) and print claim, source, method, verdict, "
+            "evidence and time. Exit status 1 if a verdict differs from its expected "
+            "verdict; pending claims (code not available yet) fail the run only with --strict."
+        ),
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this claim (repeat, or separate names with commas)",
+    )
+    parser.add_argument("--family", metavar="FAMILY", help="run only the claims of one family")
+    parser.add_argument(
+        "--format", choices=("text", "json", "markdown"), default="text", help="output format"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="pending claims make the exit status 1"
+    )
+    parser.add_argument(
+        "--thorough",
+        action="store_true",
+        help="larger experiments (also enabled by KERNELAPPROX_THOROUGH=1)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--list", action="store_true", help="list the claims (name, family, method) and exit"
+    )
+    parser.add_argument(
+        "--write-docs",
+        metavar="DIR",
+        help="also write the markdown pages (index and one per family), e.g. docs/theory",
+    )
+    parser.set_defaults(func=run_command)
+    return parser
+
+
+def _names(only: list[str] | None) -> list[str] | None:
+    if only is None:
+        return None
+    return [name for item in only for name in item.split(",")]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    import proofs
+    from proofs import _registry
+
+    claims = _registry.select(_names(args.only), family=args.family)
+    if args.list:
+        for claim in claims:
+            print(f"{claim.name:32s} {claim.family:16s} {claim.method:10s} {claim.title}")
+        return 0
+    report = proofs.run_claims(
+        claims,
+        thorough=True if args.thorough else None,
+        progress=not args.no_progress,
+        file=sys.stderr,
+    )
+    sys.stdout.write(proofs.format_report(report, args.format, strict=args.strict))
+    if args.write_docs:
+        for path in proofs.write_docs(args.write_docs, report):
+            print(f"wrote {path}", file=sys.stderr)
+    return report.exit_status(strict=args.strict)

@@ -1,0 +1,95 @@
+r"""Yaras et al.: gradient descent on a deep factorisation keeps an invariant subspace.
+
+Statement
+---------
+Let $\Phi \in \mathbb{R}^{d \times d}$ have rank $r$ ($d \ge 2r$), $W_l(0) = \varepsilon O_l$
+with $O_l$ orthogonal, $l = 1, \dots, L$, and run gradient descent with step $\eta$ (weight decay
+$\lambda$) on $\tfrac12\|W_L \cdots W_1 - \Phi\|_F^2$. Then there are bases $U_l$, fixed in time,
+with
+$$W_l(t) = U_{l+1}\begin{pmatrix}\tilde W_l(t) & 0\\ 0 & \rho(t) I_{d - 2r}\end{pmatrix}U_l^\top,
+\qquad \rho(0) = \varepsilon,\quad
+\rho(t + 1) = \rho(t)\big(1 - \eta\lambda - \eta\rho(t)^{2(L-1)}\big),$$
+so every layer has $d - 2r$ singular values equal to $\rho(t)$, and gradient descent on the
+compressed $2r \times 2r$ factors $\tilde W_l$ reproduces the full end-to-end trajectory
+(up to the known term $\rho^L U_{L+1,2} U_{1,2}^\top$). Adam does not preserve the subspace
+(negative control).
+
+Source
+------
+Yaras, Wang, Balzano & Qu, "Compressible dynamics in deep overparameterized low-rank learning
+and adaptation", ICML 2024 (arXiv 2406.04112), Theorem 1 (invariant subspace) and the
+compression of Section 3.
+
+Method
+------
+Experiment with the package's `kernelapprox.dynamics.verify_invariant_subspace` (pending
+until it exists) in float64, fixed seed: the invariance error (distance of the $d - 2r$ bulk
+singular values from the $\rho$ recursion), the projection leakage onto the fixed complement
+and the gap between the full and the compressed end-to-end trajectories must all be
+$\le 10^{-10}$ relative; the Adam negative control must show leakage $> 10^{-2}$.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from proofs._core import Claim, Verdict, docstring_section, try_import
+
+SEED = 20240606
+TOLERANCE = 1e-10
+ADAM_MINIMUM = 1e-2
+
+
+def _number(result: Mapping[str, Any], *keys: str) -> float:
+    """The first of ``keys`` found in ``result`` (also inside a nested ``"adam"`` mapping)."""
+    for key in keys:
+        node: Any = result
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            return float(node)
+    raise KeyError(f"none of {keys} in the result (keys: {sorted(result)})")
+
+
+def run(*, thorough: bool = False) -> Verdict:
+    dynamics, reason = try_import("kernelapprox.dynamics")
+    check = getattr(dynamics, "verify_invariant_subspace", None) if dynamics else None
+    if check is None:
+        return Verdict.pending(
+            reason or "kernelapprox.dynamics.verify_invariant_subspace is not available yet"
+        )
+    steps = 3000 if thorough else 500
+    result = check(d=30, rank=3, depth=3, epsilon=1e-2, steps=steps, seed=SEED)
+    numbers = {
+        "invariance_error": _number(result, "invariance_error"),
+        "trajectory_gap": _number(result, "trajectory_gap"),
+        "leakage": _number(result, "leakage"),
+        "adam_leakage": _number(result, "adam_leakage", "adam.leakage", "adam_invariance_error"),
+    }
+    exact = all(numbers[k] <= TOLERANCE for k in ("invariance_error", "trajectory_gap", "leakage"))
+    control = numbers["adam_leakage"] > ADAM_MINIMUM
+    summary = (
+        f"GD: invariance error {numbers['invariance_error']:.1e}, leakage "
+        f"{numbers['leakage']:.1e}, full vs compressed gap {numbers['trajectory_gap']:.1e} "
+        f"(each <= {TOLERANCE:.0e}); Adam leakage {numbers['adam_leakage']:.2g} "
+        f"(> {ADAM_MINIMUM:.0e}); {steps} steps, d=30, r=3, L=3"
+    )
+    return Verdict.decide(exact and control, summary, steps=steps, **numbers)
+
+
+CLAIM = Claim(
+    name="invariant_subspace",
+    title="Invariant subspace of deep factorisations under gradient descent (Yaras et al.)",
+    statement=docstring_section(__doc__, "Statement"),
+    source="Yaras et al. (ICML 2024) Thm 1, Sec. 3",
+    method="numerical",
+    expected="holds",
+    family="dynamics",
+    run=run,
+    module=__name__,
+    seed=SEED,
+    tolerance="1e-10 relative in float64 for GD; Adam control must exceed 1e-2",
+    requires=("kernelapprox.dynamics",),
+    verifies=("kernelapprox.dynamics",),
+)

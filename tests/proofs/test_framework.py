@@ -1,0 +1,302 @@
+"""The catalogue's machinery and the helpers the claims rely on, including checks that the
+helpers detect false statements (so a claim cannot pass vacuously)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import proofs
+from proofs import _registry
+from proofs._stats import rmse_slope, variance_and_se
+from proofs._symbolic import expect_normal, residual
+
+
+def _claim(status: str = "holds", *, expected: str = "holds", name: str = "fake_claim",
+           method: str | None = None, raises: bool = False) -> proofs.Claim:
+    def run(*, thorough: bool = False) -> proofs.Verdict:
+        if raises:
+            raise RuntimeError("boom")
+        return proofs.Verdict(status, f"fake evidence ({status})", {"x": np.float64(1.5)})
+
+    return proofs.Claim(
+        name=name, title="A fake claim", statement="$1 = 1$", source="test", family="qmc",
+        method=method or ("refuted" if expected == "refuted" else "symbolic"),
+        expected=expected, run=run, module=__name__,
+    )
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def test_verdict_validates_status_and_jsonifies_evidence() -> None:
+    with pytest.raises(ValueError, match="status must be one of"):
+        proofs.Verdict("maybe", "x")
+    with pytest.raises(ValueError, match="summary"):
+        proofs.Verdict("holds", " ")
+    v = proofs.Verdict("holds", "ok", {"a": np.float32(2.0), "b": np.arange(3), "c": np.inf})
+    assert json.loads(json.dumps(v.as_dict()))["evidence"] == {"a": 2.0, "b": [0, 1, 2],
+                                                               "c": "inf"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("method", "guess", "method must be one of"),
+        ("expected", "pending", "expected must be one of"),
+        ("family", "misc", "family must be one of"),
+        ("statement", "no latex", "LaTeX"),
+        ("name", "Bad Name", "lower-case identifier"),
+    ],
+)
+def test_claim_rejects_bad_fields(field: str, value: str, message: str) -> None:
+    fields = dict(name="x", title="t", statement="$a$", source="s", method="symbolic",
+                  expected="holds", family="qmc", run=lambda **_: None, module="m")
+    fields[field] = value
+    with pytest.raises(ValueError, match=message):
+        proofs.Claim(**fields)
+
+
+def test_refuted_method_goes_with_refuted_expectation() -> None:
+    with pytest.raises(ValueError, match="refuted"):
+        _claim(expected="holds", method="refuted")
+    with pytest.raises(ValueError, match="refuted"):
+        _claim(expected="refuted", method="symbolic")
+    with pytest.raises(ValueError, match="seed"):
+        _claim(method="numerical")
+
+
+def test_docstring_section() -> None:
+    doc = "Title.\n\nStatement\n---------\n  $x$ line\n  more\n\nSource\n------\nsrc\n"
+    assert proofs.docstring_section(doc, "Statement") == "$x$ line\nmore"
+    assert proofs.docstring_section(doc, "Source") == "src"
+    assert proofs.docstring_section(doc, "Method") == ""
+
+
+# --- runner and exit policy -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "result"),
+    [
+        ("holds", "holds", "pass"),
+        ("refuted", "refuted", "pass"),
+        ("refuted", "holds", "fail"),
+        ("holds", "refuted", "fail"),
+        ("fails", "holds", "fail"),
+        ("pending", "holds", "pending"),
+    ],
+)
+def test_outcome_result(status: str, expected: str, result: str) -> None:
+    assert proofs.evaluate(_claim(status, expected=expected)).result == result
+
+
+def test_exception_becomes_fails_with_the_error() -> None:
+    outcome = proofs.evaluate(_claim(raises=True))
+    assert outcome.verdict.status == "fails" and outcome.result == "fail"
+    assert "RuntimeError: boom" in outcome.verdict.summary
+
+
+def test_exit_status_policy() -> None:
+    ok = proofs.run_claims([_claim()], progress=False)
+    pending = proofs.run_claims([_claim(), _claim("pending", name="p")], progress=False)
+    failing = proofs.run_claims([_claim(), _claim("fails", name="f")], progress=False)
+    assert ok.exit_status() == 0 and ok.exit_status(strict=True) == 0
+    assert pending.exit_status() == 0 and pending.exit_status(strict=True) == 1
+    assert failing.exit_status() == 1
+    assert pending.counts() == {"pass": 1, "pending": 1, "fail": 0}
+
+
+def test_select_by_name_and_family() -> None:
+    assert [c.name for c in proofs.select(["bochner_gaussian"])] == ["bochner_gaussian"]
+    assert {c.family for c in proofs.select(family="dijiang")} == {"dijiang"}
+    with pytest.raises(ValueError, match=r"valid names: .*bochner_gaussian"):
+        proofs.select(["no_such_claim"])
+    with pytest.raises(ValueError, match="family must be one of"):
+        proofs.select(family="astrology")
+
+
+def test_formats() -> None:
+    report = proofs.run_claims([_claim(), _claim("pending", name="p"),
+                                _claim("fails", name="f")], progress=False)
+    text = proofs.format_report(report, "text")
+    assert text.splitlines()[0].split() == ["claim", "source", "method", "verdict", "evidence",
+                                            "time"]
+    assert "PENDING" in text and "FAILS (expected holds)" in text and "exit status 1" in text
+    payload = json.loads(proofs.format_report(report, "json"))
+    assert [c["result"] for c in payload["claims"]] == ["pass", "pending", "fail"]
+    assert payload["exit_status"] == 1 and payload["counts"]["pending"] == 1
+    md = proofs.format_report(report, "markdown")
+    assert md.count("\n| `") == 3
+    with pytest.raises(ValueError, match="format must be one of"):
+        proofs.format_report(report, "yaml")
+
+
+# --- helpers: they must detect false statements ---------------------------------------------
+
+
+def test_expect_normal_detects_a_wrong_formula() -> None:
+    w, d = sp.Symbol("w", real=True), sp.Symbol("d", real=True)
+    assert residual(expect_normal(sp.cos(w * d), [w]), sp.exp(-(d**2) / 2)) == 0
+    assert residual(expect_normal(sp.cos(w * d), [w]), sp.exp(-(d**2))) != 0
+    with pytest.raises(ValueError, match="not coeff"):
+        expect_normal(w * sp.exp(w), [w])
+
+
+def test_dct_check_detects_a_non_orthogonal_matrix() -> None:
+    from proofs.dct_orthogonal import gram_defect
+
+    assert gram_defect(6) == []
+    assert gram_defect(5, angle=2)
+
+
+def test_chunked_algorithm_matches_a_numeric_recurrence() -> None:
+    from proofs.chunked_linear_attention import chunked, quadratic_form
+
+    rng = np.random.default_rng(0)
+    q, k, v, s0 = (rng.standard_normal(s) for s in ((5, 2), (5, 2), (5, 3), (2, 3)))
+    gamma = 0.9
+    state, outs = s0.copy(), []
+    for t in range(5):  # S_t = gamma S_{t-1} + k_t^T v_t, o_t = q_t S_t
+        state = gamma * state + np.outer(k[t], v[t])
+        outs.append(q[t] @ state)
+    m = [sp.Matrix(a) for a in (q, k, v, s0)]
+    for algo in (lambda: quadratic_form(*m, sp.Float(gamma)),
+                 lambda: chunked(*m, sp.Float(gamma), 2)):
+        out, final = algo()
+        np.testing.assert_allclose(np.array(out, dtype=float), np.array(outs), rtol=1e-12)
+        np.testing.assert_allclose(np.array(final, dtype=float), state, rtol=1e-12)
+
+
+@given(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=40, unique=True))
+def test_star_discrepancy_closed_form_equals_definition(points: list[float]) -> None:
+    from proofs.koksma_hlawka_1d import star_discrepancy_1d, star_discrepancy_by_definition
+
+    x = np.array(points)
+    assert star_discrepancy_1d(x) == pytest.approx(star_discrepancy_by_definition(x), abs=1e-9)
+
+
+@given(st.floats(-1.6, -0.2), st.integers(0, 2**32 - 1))
+def test_rmse_slope_recovers_a_known_rate(rate: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ns = 2 ** np.arange(4, 12)
+    errors = ns[:, None] ** rate * rng.standard_normal((ns.size, 64))
+    fit = rmse_slope(ns, errors)
+    assert abs(fit.slope - rate) <= 5 * fit.se
+
+
+def test_variance_se_matches_normal_theory() -> None:
+    x = np.random.default_rng(1).standard_normal(20000)
+    var, se = variance_and_se(x)
+    assert abs(var - 1) < 5 * se and se == pytest.approx(np.sqrt(2 / x.size), rel=0.1)
+
+
+def test_normal_radii_limit_matches_monte_carlo() -> None:
+    from proofs._pff import input_pair, normal_radii_limit, pff_estimate, pff_frequencies
+
+    x, y = input_pair(3, 4, 0.7)
+    rng = np.random.default_rng(5)
+    est = [pff_estimate(x, y, pff_frequencies(rng, 4000, 4, radial="normal")) for _ in range(50)]
+    assert abs(np.mean(est) - normal_radii_limit(x, y)) < 5 * np.std(est) / np.sqrt(50)
+    with pytest.raises(ValueError, match="radial"):
+        pff_frequencies(rng, 2, 2, radial="cauchy")
+
+
+# --- dependency-gated claims: pending until the module exists, then the real check --------
+
+
+def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> None:
+    module = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_box_weights_claim_pending_then_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from proofs import box_weights_discrepancy as claim
+
+    monkeypatch.setitem(sys.modules, "kernelapprox.discrepancy", None)
+    assert claim.run().status == "pending"
+
+    def box(frequencies, *, scale, b, weights=None, squared=False):  # weighted is worse
+        return 1.0 if weights is None else 2.0
+
+    def box_weights(frequencies, *, scale, b=None):
+        return np.full(len(frequencies), 1.0 / len(frequencies))
+
+    _fake_module(monkeypatch, "kernelapprox.discrepancy", box=box)
+    _fake_module(monkeypatch, "kernelapprox.sampling", weights=None)
+    _fake_module(monkeypatch, "kernelapprox.sampling.weights", box_weights=box_weights)
+    verdict = claim.run()
+    assert verdict.status == "fails" and "weighted" in verdict.summary
+
+
+def test_closed_form_box_discrepancy_is_nonnegative_and_minimised_by_weights() -> None:
+    from proofs.box_weights_discrepancy import closed_form_squared_1d
+
+    nodes = np.random.default_rng(2).standard_normal(12)
+    uniform = np.full(12, 1 / 12)
+    d2 = closed_form_squared_1d(nodes, uniform, 3.0)
+    assert d2 > 0
+    # the optimal weights of the quadratic D^2(xi) cannot do worse than uniform
+    grid = [closed_form_squared_1d(nodes, uniform + t * (np.eye(12)[0] - uniform), 3.0)
+            for t in np.linspace(-0.5, 0.5, 11)]
+    assert min(grid) <= d2 + 1e-15
+
+
+def test_invariant_subspace_claim_uses_the_dynamics_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kernelapprox.dynamics as dynamics
+    from proofs import invariant_subspace as claim
+
+    monkeypatch.delattr(dynamics, "verify_invariant_subspace", raising=False)
+    assert claim.run().status == "pending"
+    good = {"invariance_error": 1e-14, "trajectory_gap": 2e-14, "leakage": 1e-15,
+            "adam": {"leakage": 0.9}}
+    monkeypatch.setattr(dynamics, "verify_invariant_subspace", lambda **_: good, raising=False)
+    assert claim.run().status == "holds"
+    bad = dict(good, adam={"leakage": 1e-6})
+    monkeypatch.setattr(dynamics, "verify_invariant_subspace", lambda **_: bad, raising=False)
+    assert claim.run().status == "fails"
+
+
+class _LowRankAttention(torch.nn.Module):
+    def __init__(self, d_model: int, heads: int, *, rank: int, full: bool = False) -> None:
+        super().__init__()
+        width = heads * (d_model // heads)
+
+        def proj(n_in: int, n_out: int) -> torch.nn.Module:
+            if full:
+                return torch.nn.Linear(n_in, n_out)
+            return torch.nn.Sequential(torch.nn.Linear(n_in, rank), torch.nn.Linear(rank, n_out))
+
+        self.q_proj, self.k_proj = proj(d_model, width), proj(d_model, width)
+        self.v_proj, self.o_proj = proj(d_model, width), proj(width, d_model)
+
+
+def test_lpa_claim_checks_the_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kernelapprox.dynamics as dynamics
+    from proofs import lpa_rank as claim
+
+    for name in claim.CANDIDATES:
+        monkeypatch.delattr(dynamics, name, raising=False)
+    assert claim.run().status == "pending"
+    monkeypatch.setattr(dynamics, "LowRankProjectedAttention", _LowRankAttention, raising=False)
+    assert claim.run().status == "holds"
+    full = lambda d, h, *, rank: _LowRankAttention(d, h, rank=rank, full=True)  # noqa: E731
+    monkeypatch.setattr(dynamics, "LowRankProjectedAttention", full, raising=False)
+    assert claim.run().status == "fails"
+
+
+def test_registry_rejects_a_module_without_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "claim_module_names", lambda: ["broken"])
+    _fake_module(monkeypatch, "proofs.broken")
+    with pytest.raises(TypeError, match="CLAIM"):
+        _registry.catalogue()
