@@ -73,7 +73,7 @@ def summarize(run: StudyRun) -> dict[str, Any]:
         curve["n_features"] = ms
         curve["mean"] = [_finite_or_none(v) for v in np.mean(table, axis=0)]
         curve["slope"] = None
-        if key[-1] == "rel_fro" and all(v is not None for v in curve["mean"]):
+        if key[-1] == "rel_fro" and len(ms) >= 2 and all(v is not None for v in curve["mean"]):
             for target in TARGETS:
                 curve[f"features_needed_{target}"] = _finite_or_none(
                     features_needed(ms, curve["mean"], target)
