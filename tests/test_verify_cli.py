@@ -17,16 +17,25 @@ def only_verify_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "COMMANDS", (("verify", "kernelapprox.verify_cli"),))
 
 
-def _fake(status: str, *, name: str = "fake_claim", expected: str = "holds",
-          raises: bool = False) -> proofs.Claim:
+def _fake(
+    status: str, *, name: str = "fake_claim", expected: str = "holds", raises: bool = False
+) -> proofs.Claim:
     def run(*, thorough: bool = False) -> proofs.Verdict:
         if raises:
             raise ZeroDivisionError("division by zero in the check")
         return proofs.Verdict(status, f"fake {status}")
 
-    return proofs.Claim(name=name, title="Fake", statement="$0 = 1$", source="tests",
-                        method="refuted" if expected == "refuted" else "symbolic",
-                        expected=expected, family="qmc", run=run, module=__name__)
+    return proofs.Claim(
+        name=name,
+        title="Fake",
+        statement="$0 = 1$",
+        source="tests",
+        method="refuted" if expected == "refuted" else "symbolic",
+        expected=expected,
+        family="qmc",
+        run=run,
+        module=__name__,
+    )
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, *claims: proofs.Claim) -> None:
@@ -44,8 +53,18 @@ def test_json_for_one_real_claim(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_only_accepts_commas_and_repeats(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["verify", "--only", "positive_features,cos_variance", "--only",
-                     "dct_orthogonal", "--format", "json", "--no-progress"])
+    code = cli.main(
+        [
+            "verify",
+            "--only",
+            "positive_features,cos_variance",
+            "--only",
+            "dct_orthogonal",
+            "--format",
+            "json",
+            "--no-progress",
+        ]
+    )
     names = [c["name"] for c in json.loads(capsys.readouterr().out)["claims"]]
     assert code == 0 and names == ["positive_features", "cos_variance", "dct_orthogonal"]
 
@@ -57,8 +76,9 @@ def test_unknown_name_exits_2_and_lists_valid_names(capsys: pytest.CaptureFixtur
     assert "no_such_claim" in err and "valid names:" in err and "bochner_gaussian" in err
 
 
-def test_failing_claim_exits_1(monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_failing_claim_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     _use(monkeypatch, _fake("holds", name="good"), _fake("fails", name="bad"))
     code = cli.main(["verify", "--no-progress"])
     out = capsys.readouterr().out
@@ -66,17 +86,20 @@ def test_failing_claim_exits_1(monkeypatch: pytest.MonkeyPatch,
     assert "FAILS (expected holds)" in out and "[FAIL] bad: fake fails" in out
 
 
-@pytest.mark.parametrize(("status", "expected", "code"),
-                         [("refuted", "holds", 1), ("holds", "refuted", 1),
-                          ("refuted", "refuted", 0)])
-def test_verdict_must_equal_expected(monkeypatch: pytest.MonkeyPatch, status: str,
-                                     expected: str, code: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "expected", "code"),
+    [("refuted", "holds", 1), ("holds", "refuted", 1), ("refuted", "refuted", 0)],
+)
+def test_verdict_must_equal_expected(
+    monkeypatch: pytest.MonkeyPatch, status: str, expected: str, code: int
+) -> None:
     _use(monkeypatch, _fake(status, expected=expected))
     assert cli.main(["verify", "--no-progress", "--format", "json"]) == code
 
 
-def test_exception_in_a_check_exits_1(monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_exception_in_a_check_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     _use(monkeypatch, _fake("holds", raises=True))
     assert cli.main(["verify", "--no-progress", "--format", "json"]) == 1
     claim = json.loads(capsys.readouterr().out)["claims"][0]
@@ -94,16 +117,24 @@ def test_pending_is_shown_and_fails_only_with_strict(
 
 
 def test_markdown_and_text_tables(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["verify", "--only", "positive_features", "--format", "markdown",
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(["verify", "--only", "positive_features", "--format", "markdown", "--no-progress"])
+        == 0
+    )
     md = capsys.readouterr().out
     assert md.startswith("# Theory verification")
     assert "| Claim | Source | Method | Verdict | Evidence | Time |" in md
     assert "| `positive_features` |" in md
     assert cli.main(["verify", "--only", "positive_features", "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert text.split("\n", 1)[0].split() == ["claim", "source", "method", "verdict",
-                                              "evidence", "time"]
+    assert text.split("\n", 1)[0].split() == [
+        "claim",
+        "source",
+        "method",
+        "verdict",
+        "evidence",
+        "time",
+    ]
 
 
 def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,8 +150,19 @@ def test_list_and_family(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_write_docs(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["verify", "--only", "chunked_linear_attention", "--no-progress",
-                     "--write-docs", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "verify",
+                "--only",
+                "chunked_linear_attention",
+                "--no-progress",
+                "--write-docs",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     page = (tmp_path / "attention.md").read_text()
     assert "Chunked causal linear attention" in page
     assert "proofs/chunked_linear_attention.py" in page

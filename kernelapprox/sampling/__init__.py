@@ -38,6 +38,12 @@ from kernelapprox.sampling.qmc import (
     cbc_generating_vector,
 )
 from kernelapprox.sampling.spherical import Spherical
+from kernelapprox.sampling.weights import (
+    box_weights,
+    data_box_half_width,
+    fitted_weights,
+    uniform_weights,
+)
 
 SAMPLERS: dict[str, type[Sampler]] = {
     "mc": MonteCarlo,
@@ -89,8 +95,12 @@ __all__ = [
     "Sobol",
     "Spherical",
     "StructuredOrthogonal",
+    "box_weights",
     "cbc_generating_vector",
+    "data_box_half_width",
+    "fitted_weights",
     "haar_orthogonal",
     "make_sampler",
     "sample_frequencies",
+    "uniform_weights",
 ]

@@ -20,17 +20,29 @@ from proofs._stats import rmse_slope, variance_and_se
 from proofs._symbolic import expect_normal, residual
 
 
-def _claim(status: str = "holds", *, expected: str = "holds", name: str = "fake_claim",
-           method: str | None = None, raises: bool = False) -> proofs.Claim:
+def _claim(
+    status: str = "holds",
+    *,
+    expected: str = "holds",
+    name: str = "fake_claim",
+    method: str | None = None,
+    raises: bool = False,
+) -> proofs.Claim:
     def run(*, thorough: bool = False) -> proofs.Verdict:
         if raises:
             raise RuntimeError("boom")
         return proofs.Verdict(status, f"fake evidence ({status})", {"x": np.float64(1.5)})
 
     return proofs.Claim(
-        name=name, title="A fake claim", statement="$1 = 1$", source="test", family="qmc",
+        name=name,
+        title="A fake claim",
+        statement="$1 = 1$",
+        source="test",
+        family="qmc",
         method=method or ("refuted" if expected == "refuted" else "symbolic"),
-        expected=expected, run=run, module=__name__,
+        expected=expected,
+        run=run,
+        module=__name__,
     )
 
 
@@ -43,8 +55,7 @@ def test_verdict_validates_status_and_jsonifies_evidence() -> None:
     with pytest.raises(ValueError, match="summary"):
         proofs.Verdict("holds", " ")
     v = proofs.Verdict("holds", "ok", {"a": np.float32(2.0), "b": np.arange(3), "c": np.inf})
-    assert json.loads(json.dumps(v.as_dict()))["evidence"] == {"a": 2.0, "b": [0, 1, 2],
-                                                               "c": "inf"}
+    assert json.loads(json.dumps(v.as_dict()))["evidence"] == {"a": 2.0, "b": [0, 1, 2], "c": "inf"}
 
 
 @pytest.mark.parametrize(
@@ -58,8 +69,17 @@ def test_verdict_validates_status_and_jsonifies_evidence() -> None:
     ],
 )
 def test_claim_rejects_bad_fields(field: str, value: str, message: str) -> None:
-    fields = dict(name="x", title="t", statement="$a$", source="s", method="symbolic",
-                  expected="holds", family="qmc", run=lambda **_: None, module="m")
+    fields = dict(
+        name="x",
+        title="t",
+        statement="$a$",
+        source="s",
+        method="symbolic",
+        expected="holds",
+        family="qmc",
+        run=lambda **_: None,
+        module="m",
+    )
     fields[field] = value
     with pytest.raises(ValueError, match=message):
         proofs.Claim(**fields)
@@ -125,11 +145,18 @@ def test_select_by_name_and_family() -> None:
 
 
 def test_formats() -> None:
-    report = proofs.run_claims([_claim(), _claim("pending", name="p"),
-                                _claim("fails", name="f")], progress=False)
+    report = proofs.run_claims(
+        [_claim(), _claim("pending", name="p"), _claim("fails", name="f")], progress=False
+    )
     text = proofs.format_report(report, "text")
-    assert text.splitlines()[0].split() == ["claim", "source", "method", "verdict", "evidence",
-                                            "time"]
+    assert text.splitlines()[0].split() == [
+        "claim",
+        "source",
+        "method",
+        "verdict",
+        "evidence",
+        "time",
+    ]
     assert "PENDING" in text and "FAILS (expected holds)" in text and "exit status 1" in text
     payload = json.loads(proofs.format_report(report, "json"))
     assert [c["result"] for c in payload["claims"]] == ["pass", "pending", "fail"]
@@ -169,8 +196,10 @@ def test_chunked_algorithm_matches_a_numeric_recurrence() -> None:
         state = gamma * state + np.outer(k[t], v[t])
         outs.append(q[t] @ state)
     m = [sp.Matrix(a) for a in (q, k, v, s0)]
-    for algo in (lambda: quadratic_form(*m, sp.Float(gamma)),
-                 lambda: chunked(*m, sp.Float(gamma), 2)):
+    for algo in (
+        lambda: quadratic_form(*m, sp.Float(gamma)),
+        lambda: chunked(*m, sp.Float(gamma), 2),
+    ):
         out, final = algo()
         np.testing.assert_allclose(np.array(out, dtype=float), np.array(outs), rtol=1e-12)
         np.testing.assert_allclose(np.array(final, dtype=float), state, rtol=1e-12)
@@ -247,8 +276,10 @@ def test_closed_form_box_discrepancy_is_nonnegative_and_minimised_by_weights() -
     d2 = closed_form_squared_1d(nodes, uniform, 3.0)
     assert d2 > 0
     # the optimal weights of the quadratic D^2(xi) cannot do worse than uniform
-    grid = [closed_form_squared_1d(nodes, uniform + t * (np.eye(12)[0] - uniform), 3.0)
-            for t in np.linspace(-0.5, 0.5, 11)]
+    grid = [
+        closed_form_squared_1d(nodes, uniform + t * (np.eye(12)[0] - uniform), 3.0)
+        for t in np.linspace(-0.5, 0.5, 11)
+    ]
     assert min(grid) <= d2 + 1e-15
 
 
@@ -258,8 +289,12 @@ def test_invariant_subspace_claim_uses_the_dynamics_result(monkeypatch: pytest.M
 
     monkeypatch.delattr(dynamics, "verify_invariant_subspace", raising=False)
     assert claim.run().status == "pending"
-    good = {"invariance_error": 1e-14, "trajectory_gap": 2e-14, "leakage": 1e-15,
-            "adam": {"leakage": 0.9}}
+    good = {
+        "invariance_error": 1e-14,
+        "trajectory_gap": 2e-14,
+        "leakage": 1e-15,
+        "adam": {"leakage": 0.9},
+    }
     monkeypatch.setattr(dynamics, "verify_invariant_subspace", lambda **_: good, raising=False)
     assert claim.run().status == "holds"
     bad = dict(good, adam={"leakage": 1e-6})
