@@ -33,6 +33,13 @@ from kernelapprox.sampling.weights import box_weights, fitted_weights
 Array = Any  # numpy.ndarray or torch.Tensor
 
 
+def _may_overwrite(u: torch.Tensor, t: dict[str, torch.Tensor]) -> bool:
+    """Whether intermediate results may be updated in place (no autograd graph to keep)."""
+    if not torch.is_grad_enabled():
+        return True
+    return not (u.requires_grad or any(v.requires_grad for v in t.values()))
+
+
 def check_weights(weights: Any, m: int) -> np.ndarray:
     """Validate per-frequency weights: finite, non-negative, shape ``(m,)``, not all zero."""
     w = np.asarray(weights, dtype=np.float64)
@@ -196,9 +203,16 @@ class FeatureMap:
             }
         return self._cache[key]
 
-    def per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Unit-weight feature blocks ``g_i(u)`` of shape ``(..., m, components)``."""
-        return torch.exp(self.log_per_frequency(u, t))
+    def per_frequency(
+        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, weighted: bool = False
+    ) -> torch.Tensor:
+        """Feature blocks ``g_i(u)`` of shape ``(..., m, components)``, times ``sqrt(xi_i)``
+        when ``weighted`` (exponential maps add ``log sqrt(xi_i)`` before ``exp``)."""
+        logs = self._weighted_logs(u, t) if weighted else self.log_per_frequency(u, t)
+        return logs.exp_() if _may_overwrite(u, t) else torch.exp(logs)
+
+    def _weighted_logs(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.log_per_frequency(u, t) + torch.log(t["sqrt_xi"])[:, None]
 
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError(f"map {self.name!r} is not exponential")
@@ -223,7 +237,8 @@ class FeatureMap:
         """Features ``phi(X)`` of shape ``(..., m * components)``; numpy in, numpy out."""
         u, is_numpy = self._scaled_input(X)
         t = self.tensors(u.device, u.dtype)
-        phi = self.weighted(self.per_frequency(u, t), t)
+        g = self.per_frequency(u, t, weighted=True)
+        phi = g.reshape(*g.shape[:-2], self.output_dim)
         return phi.numpy() if is_numpy else phi
 
     def weighted(self, g: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -239,8 +254,7 @@ class FeatureMap:
         if not self.exponential:
             raise TypeError(f"map {self.name!r} has no log-features (it is not exponential)")
         u, is_numpy = self._scaled_input(X)
-        t = self.tensors(u.device, u.dtype)
-        logs = self.log_per_frequency(u, t) + 0.5 * torch.log(t["sqrt_xi"] ** 2)[:, None]
+        logs = self._weighted_logs(u, self.tensors(u.device, u.dtype))
         logs = logs.reshape(*logs.shape[:-2], self.output_dim)
         return logs.numpy() if is_numpy else logs
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kernelapprox.features._base import FeatureMap
+from kernelapprox.features._base import FeatureMap, _may_overwrite
 from kernelapprox.kernels import gaussian_softmax_log_factor
 
 
@@ -33,18 +33,25 @@ class _Trigonometric(FeatureMap):
     def _phase(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         return u @ t["W"].T
 
-    def _softmax_factor(self, u: torch.Tensor) -> torch.Tensor | None:
+    def _row_scale(self, u: torch.Tensor) -> torch.Tensor | None:
         """``exp(|u|^2/2)`` per row when the target is the softmax kernel, else ``None``."""
         if self.kernel.unit != "softmax":
             return None
         return torch.exp(-gaussian_softmax_log_factor(u))[..., None, None]
 
-    def per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        g = self._trig_blocks(self._phase(u, t), t)
-        factor = self._softmax_factor(u)
-        return g if factor is None else g * factor
+    def per_frequency(
+        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, weighted: bool = False
+    ) -> torch.Tensor:
+        inplace = _may_overwrite(u, t)
+        g = self._trig_blocks(self._phase(u, t), t, inplace)
+        for factor in (t["sqrt_xi"][:, None] if weighted else None, self._row_scale(u)):
+            if factor is not None:
+                g = g.mul_(factor) if inplace else g * factor
+        return g
 
-    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _trig_blocks(
+        self, phase: torch.Tensor, t: dict[str, torch.Tensor], inplace: bool
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -54,8 +61,15 @@ class SinCos(_Trigonometric):
     name = "sincos"
     components = 2
 
-    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
+    def _trig_blocks(
+        self, phase: torch.Tensor, t: dict[str, torch.Tensor], inplace: bool
+    ) -> torch.Tensor:
+        if not inplace:
+            return torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
+        out = phase.new_empty((*phase.shape, 2))
+        torch.cos(phase, out=out[..., 0])
+        torch.sin(phase, out=out[..., 1])
+        return out
 
 
 class CosOffset(_Trigonometric):
@@ -80,8 +94,17 @@ class CosOffset(_Trigonometric):
     def _extra_tensors(self) -> dict[str, np.ndarray]:
         return {"b": self.offsets}
 
-    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return (math.sqrt(2.0) * torch.cos(phase + t["b"]))[..., None]
+    def _phase(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        if u.ndim == 2:
+            return torch.addmm(t["b"], u, t["W"].T)
+        return u @ t["W"].T + t["b"]
+
+    def _trig_blocks(
+        self, phase: torch.Tensor, t: dict[str, torch.Tensor], inplace: bool
+    ) -> torch.Tensor:
+        g = phase.cos_() if inplace else torch.cos(phase)
+        g = g.mul_(math.sqrt(2.0)) if inplace else g * math.sqrt(2.0)
+        return g[..., None]
 
 
 class Fourier(_Trigonometric):
@@ -90,5 +113,7 @@ class Fourier(_Trigonometric):
     name = "fourier"
     complex_valued = True
 
-    def _trig_blocks(self, phase: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _trig_blocks(
+        self, phase: torch.Tensor, t: dict[str, torch.Tensor], inplace: bool
+    ) -> torch.Tensor:
         return torch.polar(torch.ones_like(phase), -phase)[..., None]
