@@ -13,22 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-import numpy as np
 import torch
+from _timing import median_time
 
 from kernelapprox import features, kernels
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -44,15 +33,17 @@ def main() -> None:
         times = {}
         for transform in ("fast", "dense"):
             fm = features.make("dct", kernels.Softmax(), d, dim=d, seed=0, transform=transform)
-            times[transform] = median_time(lambda fm=fm: fm(X), args.repeats)
+            times[transform] = median_time(lambda fm=fm, X=X: fm(X), args.repeats)
         rows.append({"dim": d, "fast_s": times["fast"], "dense_s": times["dense"],
                      "dense_over_fast": times["dense"] / times["fast"]})  # fmt: skip
         print(f"d={d:5d}  fast {times['fast'] * 1e3:9.2f} ms  dense {times['dense'] * 1e3:9.2f} ms"
               f"  dense/fast {times['dense'] / times['fast']:6.2f}")  # fmt: skip
-    wins = [r["dim"] for r in rows if r["dense_over_fast"] > 1]
-    crossover = next((r["dim"] for r in rows if all(w >= r["dim"] for w in wins) and
-                      r["dim"] in wins and all(x["dense_over_fast"] > 1 for x in rows
-                                               if x["dim"] >= r["dim"])), None)  # fmt: skip
+    # the smallest measured d from which the fast transform wins at every larger d
+    crossover = None
+    for r in reversed(rows):
+        if r["dense_over_fast"] <= 1:
+            break
+        crossover = r["dim"]
     print(f"crossover: fast transform wins from d = {crossover}" if crossover else
           "crossover: the dense product wins at every measured d")  # fmt: skip
     if args.json:

@@ -43,23 +43,32 @@ def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     return value
 
 
+def as_finite_array(value: Any, name: str, *, shape_hint: str = "") -> np.ndarray:
+    """``value`` as a float64 array with finite entries (torch tensors are moved to the host).
+
+    ``shape_hint`` completes the ``TypeError`` message, e.g. ``" of shape (n, d)"``.
+    """
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array{shape_hint}: {exc}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
 def as_data_array(X: Any, name: str = "X", *, n_features: int | None = None) -> np.ndarray:
     """Validate a data matrix of shape ``(n, d)`` with finite entries; return it as float64.
 
     Torch tensors are accepted and moved to the host. ``n_features`` fixes ``d``.
     """
-    if hasattr(X, "detach") and hasattr(X, "cpu"):
-        X = X.detach().cpu().numpy()
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a numeric array of shape (n, d): {exc}") from None
+    arr = as_finite_array(X, name, shape_hint=" of shape (n, d)")
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (n, d) (2 dimensions), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
             f"{name} must have {n_features} columns (the dimension d), got {arr.shape[1]}"

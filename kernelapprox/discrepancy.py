@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from kernelapprox._validation import check_positive_int
+from kernelapprox._validation import as_data_array, as_finite_array, check_positive_int
 
 __all__ = [
     "box",
@@ -67,18 +67,7 @@ PairFactor = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 # input checks
 # --------------------------------------------------------------------------------------
 def _as_points(points: Any, name: str = "points", *, unit_cube: bool = True) -> np.ndarray:
-    if hasattr(points, "detach") and hasattr(points, "cpu"):
-        points = points.detach().cpu().numpy()
-    try:
-        arr = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a numeric array of shape (n, d): {exc}") from None
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, d) (2 dimensions), got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    arr = as_data_array(points, name)
     if unit_cube and (arr.min() < 0.0 or arr.max() > 1.0):
         raise ValueError(
             f"{name} must lie in the unit cube [0, 1]^d; got values in "
@@ -91,16 +80,9 @@ def _as_weights(weights: Any, n: int, name: str = "weights") -> np.ndarray:
     """Non-negative finite weights of length ``n``; ``None`` means ``1/n`` each."""
     if weights is None:
         return np.full(n, 1.0 / n)
-    if hasattr(weights, "detach") and hasattr(weights, "cpu"):
-        weights = weights.detach().cpu().numpy()
-    try:
-        w = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a numeric array of shape ({n},): {exc}") from None
+    w = as_finite_array(weights, name, shape_hint=f" of shape ({n},)")
     if w.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) (one weight per point), got {w.shape}")
-    if not np.all(np.isfinite(w)):
-        raise ValueError(f"{name} contains NaN or infinite values")
     if np.any(w < 0.0):
         raise ValueError(f"{name} must be non-negative, got minimum {w.min():.6g}")
     return w

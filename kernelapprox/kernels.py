@@ -168,7 +168,23 @@ class Kernel(ABC):
         return hash((type(self).__name__, tuple(self._params().items())))
 
 
-class Gaussian(Kernel):
+class _LengthScaleKernel(Kernel):
+    """A shift-invariant kernel of one length scale ``l``: inputs are scaled by ``1 / l``."""
+
+    shift_invariant = True
+
+    def __init__(self, length_scale: float = 1.0) -> None:
+        self.length_scale = check_positive_float(length_scale, "length_scale")
+
+    @property
+    def input_scale(self) -> float:
+        return 1.0 / self.length_scale
+
+    def _params(self) -> dict[str, float]:
+        return {"length_scale": self.length_scale}
+
+
+class Gaussian(_LengthScaleKernel):
     """Gaussian (RBF) kernel ``k(x, y) = exp(-|x - y|^2 / (2 l^2))``.
 
     Spectral measure ``w ~ N(0, l^{-2} I)`` (Rahimi & Recht, NIPS 2007). In scikit-learn's
@@ -183,24 +199,13 @@ class Gaussian(Kernel):
     """
 
     unit = "gaussian"
-    shift_invariant = True
     spectral_measure = NORMAL
-
-    def __init__(self, length_scale: float = 1.0) -> None:
-        self.length_scale = check_positive_float(length_scale, "length_scale")
-
-    @property
-    def input_scale(self) -> float:
-        return 1.0 / self.length_scale
 
     def _unit_gram(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
         return np.exp(-0.5 * cdist(U, V, "sqeuclidean"))
 
-    def _params(self) -> dict[str, float]:
-        return {"length_scale": self.length_scale}
 
-
-class Laplacian(Kernel):
+class Laplacian(_LengthScaleKernel):
     """Laplacian (L1) kernel ``k(x, y) = exp(-|x - y|_1 / l)``.
 
     A product of one-dimensional Laplace kernels, whose spectral measure is a product of
@@ -209,21 +214,10 @@ class Laplacian(Kernel):
     """
 
     unit = "laplacian"
-    shift_invariant = True
     spectral_measure = CAUCHY
-
-    def __init__(self, length_scale: float = 1.0) -> None:
-        self.length_scale = check_positive_float(length_scale, "length_scale")
-
-    @property
-    def input_scale(self) -> float:
-        return 1.0 / self.length_scale
 
     def _unit_gram(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
         return np.exp(-cdist(U, V, "cityblock"))
-
-    def _params(self) -> dict[str, float]:
-        return {"length_scale": self.length_scale}
 
 
 class Softmax(Kernel):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from kernelapprox._validation import check_positive_int
+from kernelapprox._validation import as_finite_array, check_positive_int
 from kernelapprox.estimators._result import ErrorEstimate
 
 __all__ = [
@@ -37,15 +37,7 @@ __all__ = [
 
 
 def _as_finite(value: Any, name: str) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real number or array: {exc}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    return as_finite_array(value, name, shape_hint=" (a real number or array)")
 
 
 def _pair_vectors(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
