@@ -111,10 +111,13 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
     # columns with one value for the whole table go into the title instead
     constant = {k: curves[0][k] for k in all_labels if len({c[k] for c in curves}) == 1}
     labels = tuple(k for k in all_labels if k not in constant or k in ("map", "sampler"))
+    with_analytic = any(c.get("analytic_rmse") is not None for c in cells)
     header = [*labels, *(f"m={m}" for m in ms), "slope [CI]"]
+    header += ["vs analytic"] if with_analytic else []
     lines = []
     for curve in curves:
         row = [str(curve[k]) for k in labels]
+        outside, predicted = [], False
         for m in ms:
             c = index.get((*(curve[k] for k in CURVE_KEYS), m))
             if c is None or c["mean"] is None:
@@ -124,6 +127,10 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
             else:
                 mark = " *" if c.get("outside_prediction") else ""
                 row.append(f"{_fmt(c['mean'])} ±{_fmt(c['ci_high'] - c['mean'], 2)}{mark}")
+            if c is not None and c.get("analytic_rmse") is not None:
+                predicted = True
+                if c.get("outside_prediction"):
+                    outside.append(str(m))
         if curve["slope"] is None:
             row.append("-")
         elif curve.get("slope_ci_low") is None:
@@ -131,6 +138,10 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
         else:
             row.append(
                 f"{curve['slope']:.2f} [{curve['slope_ci_low']:.2f}, {curve['slope_ci_high']:.2f}]"
+            )
+        if with_analytic:
+            row.append(
+                ("outside at m=" + ",".join(outside) if outside else "agrees") if predicted else "-"
             )
         lines.append(row)
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
