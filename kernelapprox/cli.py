@@ -18,6 +18,7 @@ from collections.abc import Sequence
 #: ``kernelapprox --help`` stays fast and a command's heavy imports load only when used.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("study", "kernelapprox.study.cli"),
+    ("dynamics", "kernelapprox.dynamics.cli"),
 )
 
 
