@@ -181,7 +181,10 @@ def _completion(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any
         "gamma",
         "diverged",
     )
-    models = {name: {k: res[k] for k in keys} for name, res in results.items()}
+    models = {
+        name: {k: res[k] for k in (*keys, "end_to_end_gap_to_full") if k in res}
+        for name, res in results.items()
+    }
     payload = {"experiment": "completion", "setting": setting, "models": models}
     head = (
         f"matrix completion: d={dim} r={setting['rank']} p={setting['fraction']} "

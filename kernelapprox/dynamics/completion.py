@@ -122,8 +122,9 @@ def run_completion(
     dict
         Per model: ``iterations``, ``converged``, ``wall_seconds`` (compression included),
         ``relative_recovery_error``, ``recovery_error`` (official ½·mean over unobserved),
-        ``train_loss``, ``diverged`` and ``curve`` (``[step, relative error, loss]`` at every
-        check).
+        ``train_loss``, ``diverged``, ``curve`` (``[step, relative error, loss]`` at every
+        check) and, for the compressed models when ``"full"`` ran, ``end_to_end_gap_to_full``
+        (relative Frobenius distance of the final end-to-end matrices).
     """
     dim = check_positive_int(dim, "dim")
     rank = check_positive_int(rank, "rank")
@@ -143,6 +144,7 @@ def run_completion(
     gen_problem, gen_model = child_generators(seed, 2)
     objective = completion_problem(dim, rank, fraction, seed=gen_problem)
     results: dict[str, dict[str, Any]] = {}
+    finals: dict[str, torch.Tensor] = {}
     for name in models:
         start = time.perf_counter()
         model = DeepFactorization(dim, depth=depth, eps=eps, seed=torch_seed_copy(gen_model))
@@ -184,6 +186,14 @@ def run_completion(
             curve=[list(c) for c in curve],
         )
         results[name] = entry
+        finals[name] = final
+    if "full" in finals:
+        # notes §1.6: "end-to-end gap to full" of the final iterates
+        norm = torch.linalg.norm(finals["full"])
+        for name, final in finals.items():
+            if name != "full":
+                gap = float(torch.linalg.norm(final - finals["full"]) / norm)
+                results[name]["end_to_end_gap_to_full"] = gap
     return results
 
 

@@ -35,9 +35,15 @@ def test_principal_angles_match_scipy(n, a, b, seed):
     x, y = rng.standard_normal((n, a)), rng.standard_normal((n, b))
     ours = principal_angles(x, y)
     ref = np.sort(scipy.linalg.subspace_angles(x, y))
-    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    # when a + b > n the subspaces intersect: that many angles are exactly 0; scipy returns
+    # them only to ~sqrt(machine eps) (1.5e-8), we keep them at rounding level
+    forced = max(0, a + b - n)
+    assert np.all(ours[:forced] < 1e-12) and np.all(ref[:forced] < 1e-7)
+    np.testing.assert_allclose(ours[forced:], ref[forced:], atol=1e-12)
     assert largest_principal_angle(x, y) == pytest.approx(ref[-1], abs=1e-12)
-    assert smallest_principal_angle(x, y) == pytest.approx(ref[0], abs=1e-12)
+    assert smallest_principal_angle(x, y) == pytest.approx(
+        ref[0], abs=1e-12 if not forced else 1e-7
+    )
 
 
 def test_small_angles_keep_full_accuracy():
