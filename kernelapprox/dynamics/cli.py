@@ -44,6 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--format", default="text", choices=("text", "json"))
     p.add_argument("--out", type=Path, default=None, help="directory for plots and results.json")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
 
@@ -69,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.experiment == "theorem":
         payload, table = _theorem(args, progress)
     elif args.experiment == "completion":

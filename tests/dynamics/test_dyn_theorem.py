@@ -28,7 +28,7 @@ D, R, L = 30, 3, 3
 @pytest.fixture(scope="module", params=[1.0, 1e-2], ids=["eps=1", "eps=1e-2"])
 def gd_run(request):
     return verify_invariant_subspace(
-        dim=D, rank=R, depth=L, eps=request.param, lr=0.3, steps=500, record_every=5, seed=1
+        dim=D, rank=R, depth=L, eps=request.param, lr=0.3, steps=500, record_every=10, seed=1
     )
 
 
