@@ -19,6 +19,7 @@ from collections.abc import Sequence
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("study", "kernelapprox.study.cli"),
     ("verify", "kernelapprox.verify_cli"),
+    ("dynamics", "kernelapprox.dynamics.cli"),
 )
 
 

@@ -1,0 +1,126 @@
+"""Opt-in benchmark: full-width vs compressed deep matrix completion, wall time to a target error.
+
+Yaras et al., ICML 2024 report ~43 s (full) vs ~6 s (compressed), about 7x, at d = 1000
+(notes ``shared/reference/lowrank_dynamics.md`` §1.5). This script measures, for each d, the
+wall time and iterations each model needs to reach relative error ``--tol`` on the unobserved
+entries, and their ratio, on ``--threads`` CPU threads (default 2).
+
+Settings (mean loss, L = 3, eps = 1e-3, plain GD, float64):
+  d = 100: r = 5, p = 0.3, lr = 300, gamma = 0.01   (reference setting)
+  d = 200: r = 3, p = 0.2, lr = 800, gamma = 0.1    (reference setting)
+  d >= 500: r = 5, p = 0.2, gamma = 0.01, lr = 0.03 (100 / d)^(2/3) d^2 (a sum-loss step scaled
+            like the inverse curvature d^(-2/3) from the d = 100 setting; 0.0065 at d = 1000 vs
+            the published 0.005)
+
+The full model at d = 1000 costs about 6 d^3 flops per step, so on 2 cores a full run takes
+on the order of an hour; ``--probe-steps N`` instead times N steps of each model and reports
+the per-step ratio (no convergence). Usage::
+
+    PYTHONPATH=. python benchmarks/dynamics_completion.py --dims 100,200
+    PYTHONPATH=. python benchmarks/dynamics_completion.py --dims 1000 --probe-steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from kernelapprox.dynamics import (
+    REFERENCE_SETTINGS,
+    DeepFactorization,
+    completion_problem,
+    compress,
+    run_completion,
+    train,
+)
+
+
+def setting_for(dim: int) -> dict:
+    ref = REFERENCE_SETTINGS.get(f"d{dim}")
+    if ref is not None:
+        return {"rank": ref.rank, "fraction": ref.fraction, "lr": ref.lr, "gamma": ref.gamma}
+    return {"rank": 5, "fraction": 0.2, "lr": 0.03 * (100 / dim) ** (2 / 3) * dim**2, "gamma": 0.01}
+
+
+def probe(dim: int, steps: int, seed: int) -> dict:
+    """Seconds per GD step of each model (after one warm-up step), no convergence."""
+    s = setting_for(dim)
+    objective = completion_problem(dim, s["rank"], s["fraction"], seed=seed)
+    out = {}
+    for name in ("full", "compressed"):
+        model = DeepFactorization(dim, depth=3, eps=1e-3, seed=seed)
+        if name == "compressed":
+            model = compress(model, objective, rank=s["rank"])
+        train(model, objective, lr=s["lr"], steps=3, gamma=s["gamma"])  # warm-up
+        start = time.perf_counter()
+        train(model, objective, lr=s["lr"], steps=steps, gamma=s["gamma"])
+        out[name] = (time.perf_counter() - start) / steps
+    return {"dim": dim, "seconds_per_step": out, "ratio": out["full"] / out["compressed"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dims", default="100,200,500,1000")
+    parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--max-steps", type=int, default=60000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-steps", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dims = [int(d) for d in args.dims.split(",")]
+    rows = []
+    for dim in dims:
+        if args.probe_steps:
+            rows.append(probe(dim, args.probe_steps, args.seed))
+            continue
+        s = setting_for(dim)
+        # warm-up (thread pools, first autograd call) so that neither model pays for it
+        run_completion(dim=dim, **s, max_steps=3, models=("full", "compressed"), seed=args.seed)
+        res = run_completion(
+            dim=dim,
+            **s,
+            depth=3,
+            eps=1e-3,
+            tol=args.tol,
+            max_steps=args.max_steps,
+            check_every=10,
+            models=("full", "compressed"),
+            seed=args.seed,
+        )
+        row = {"dim": dim, **s}
+        for name in ("full", "compressed"):
+            r = res[name]
+            row[name] = {
+                k: r[k]
+                for k in ("iterations", "converged", "wall_seconds", "relative_recovery_error")
+            }
+        row["ratio"] = res["full"]["wall_seconds"] / res["compressed"]["wall_seconds"]
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"threads={args.threads} tol={args.tol:g}")
+    for row in rows:
+        if "seconds_per_step" in row:
+            sp = row["seconds_per_step"]
+            print(
+                f"d={row['dim']:>5}  s/step full {sp['full']:.4g}  compressed "
+                f"{sp['compressed']:.4g}  ratio {row['ratio']:.1f}x  (probe, no convergence)"
+            )
+            continue
+        f, c = row["full"], row["compressed"]
+        print(
+            f"d={row['dim']:>5}  full {f['wall_seconds']:7.2f} s ({f['iterations']} it, "
+            f"err {f['relative_recovery_error']:.1e})  compressed {c['wall_seconds']:7.2f} s "
+            f"({c['iterations']} it, err {c['relative_recovery_error']:.1e})  "
+            f"ratio {row['ratio']:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
