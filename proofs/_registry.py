@@ -46,9 +46,7 @@ def catalogue() -> list[Claim]:
     return sorted(claims, key=lambda c: (order[c.family], c.name))
 
 
-def select(
-    only: Iterable[str] | None = None, *, family: str | None = None
-) -> list[Claim]:
+def select(only: Iterable[str] | None = None, *, family: str | None = None) -> list[Claim]:
     """The claims named in ``only`` (all when ``None``), optionally restricted to one family.
 
     Raises

@@ -80,16 +80,8 @@ def _claim_section(outcome: Outcome) -> list[str]:
         "",
         f"**Code.** Claim module [`{module_path}`]({_UP}{module_path}); run by "
         f"[`{TEST_FILE}::{TEST_FUNCTION}[{c.name}]`]({_UP}{TEST_FILE})"
-        + (
-            "; underpins " + ", ".join(_code_link(d) for d in c.verifies)
-            if c.verifies
-            else ""
-        )
-        + (
-            "; requires " + ", ".join(_code_link(d) for d in c.requires)
-            if c.requires
-            else ""
-        )
+        + ("; underpins " + ", ".join(_code_link(d) for d in c.verifies) if c.verifies else "")
+        + ("; requires " + ", ".join(_code_link(d) for d in c.requires) if c.requires else "")
         + ".",
         "",
     ]
@@ -124,9 +116,9 @@ def render_markdown(family: str, report: Report | None = None) -> str:
         "|---|---|---|---|---|",
     ]
     for o in outcomes:
-        anchor = "".join(
-            ch for ch in o.claim.title.lower() if ch.isalnum() or ch in " -_"
-        ).replace(" ", "-")
+        anchor = "".join(ch for ch in o.claim.title.lower() if ch.isalnum() or ch in " -_").replace(
+            " ", "-"
+        )
         lines.append(
             f"| [{md_cell(o.claim.title)}](#{anchor}) | {md_cell(o.claim.source)} | "
             f"{o.claim.method} | {o.claim.expected} | {o.verdict.status} |"
@@ -161,8 +153,7 @@ def render_index(report: Report) -> str:
         outs = [o for o in report.outcomes if o.claim.family == family]
         n = {r: sum(o.result == r for o in outs) for r in ("pass", "pending", "fail")}
         lines.append(
-            f"| [{title}]({family}.md) | {len(outs)} | {n['pass']} | {n['pending']} | "
-            f"{n['fail']} |"
+            f"| [{title}]({family}.md) | {len(outs)} | {n['pass']} | {n['pending']} | {n['fail']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -51,9 +51,7 @@ def double_integral_closed_form(b: sp.Expr = _B, sigma: sp.Expr = _S) -> sp.Expr
     return sp.erf(b * sigma) / (2 * sp.sqrt(sp.pi) * sigma)
 
 
-def single_integral_closed_form(
-    w: sp.Expr = _W, b: sp.Expr = _B, sigma: sp.Expr = _S
-) -> sp.Expr:
+def single_integral_closed_form(w: sp.Expr = _W, b: sp.Expr = _B, sigma: sp.Expr = _S) -> sp.Expr:
     """The integral of sinc_b(w, .) against p, as the erf expression with complex arguments."""
     a = sigma**2 / 2
     root = sp.sqrt(a)

@@ -89,7 +89,10 @@ def run(*, thorough: bool = False) -> Verdict:
         sq_uniform = float(box(nodes, scale=1.0, b=b, weights=None, squared=True))
         x = rng.standard_normal((40, d)) * 0.7
         row = {
-            "d": d, "s": s, "D_uniform": d_uniform, "D_weighted": d_weighted,
+            "d": d,
+            "s": s,
+            "D_uniform": d_uniform,
+            "D_weighted": d_weighted,
             "gram_error_uniform": _gram_error(nodes, uniform, x),
             "gram_error_weighted": _gram_error(nodes, xi, x),
         }

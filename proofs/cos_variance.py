@@ -50,9 +50,7 @@ def run(*, thorough: bool = False) -> Verdict:
         residuals[f"d={d} Var - ((1+k(2D))/2 - k(D)^2)"] = residual(
             variance, (1 + k(2)) / 2 - k(1) ** 2
         )
-        residuals[f"d={d} Var - (1-exp(-z^2))^2/2"] = residual(
-            variance, (1 - sp.exp(-z2)) ** 2 / 2
-        )
+        residuals[f"d={d} Var - (1-exp(-z^2))^2/2"] = residual(variance, (1 - sp.exp(-z2)) ** 2 / 2)
     return residual_verdict(residuals, f"d = {', '.join(map(str, dims))}")
 
 

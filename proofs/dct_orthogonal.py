@@ -40,8 +40,9 @@ def dct2_matrix(n: int) -> sp.Matrix:
     return sp.Matrix(
         n,
         n,
-        lambda j, i: sp.sqrt(sp.Rational(1 if j == 0 else 2, n))
-        * sp.cos(sp.pi * (2 * i + 1) * j / (2 * n)),
+        lambda j, i: (
+            sp.sqrt(sp.Rational(1 if j == 0 else 2, n)) * sp.cos(sp.pi * (2 * i + 1) * j / (2 * n))
+        ),
     )
 
 
@@ -50,8 +51,9 @@ def dct3_matrix(n: int) -> sp.Matrix:
     return sp.Matrix(
         n,
         n,
-        lambda k, j: sp.sqrt(sp.Rational(1 if j == 0 else 2, n))
-        * sp.cos(sp.pi * j * (2 * k + 1) / (2 * n)),
+        lambda k, j: (
+            sp.sqrt(sp.Rational(1 if j == 0 else 2, n)) * sp.cos(sp.pi * j * (2 * k + 1) / (2 * n))
+        ),
     )
 
 

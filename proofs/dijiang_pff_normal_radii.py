@@ -60,8 +60,15 @@ def run(*, thorough: bool = False) -> Verdict:
             ]
         )
         mean, se = mean_and_se(estimates)
-        rows.append({"m": m, "mean": mean, "se": se, "z_vs_K_G": (mean - target) / se,
-                     "z_vs_limit": (mean - limit) / se})
+        rows.append(
+            {
+                "m": m,
+                "mean": mean,
+                "se": se,
+                "z_vs_K_G": (mean - target) / se,
+                "z_vs_limit": (mean - limit) / se,
+            }
+        )
     last = rows[-1]
     refuted = abs(last["z_vs_K_G"]) > 10 and abs(last["z_vs_limit"]) <= 5
     summary = (

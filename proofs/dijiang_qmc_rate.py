@@ -43,8 +43,9 @@ DIMS = (2, 8, 64)
 NORMS = (0.3, 0.6)
 
 
-def _errors(x: np.ndarray, y: np.ndarray, log2_ms: range, replications: int,
-            seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+def _errors(
+    x: np.ndarray, y: np.ndarray, log2_ms: range, replications: int, seed: np.random.SeedSequence
+) -> tuple[np.ndarray, np.ndarray]:
     """Signed errors, shape (levels, R), for scrambled Sobol' and for iid normal frequencies."""
     d, target = x.size, gaussian_kernel(x, y)
     qmc_err = np.empty((len(log2_ms), replications))
@@ -95,8 +96,12 @@ def run(*, thorough: bool = False) -> Verdict:
     return Verdict(
         status,
         summary,
-        {"cells": cells, "features": ns.tolist(), "replications": replications,
-         "consistent_at": holds_at},
+        {
+            "cells": cells,
+            "features": ns.tolist(),
+            "replications": replications,
+            "consistent_at": holds_at,
+        },
     )
 
 

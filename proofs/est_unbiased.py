@@ -120,8 +120,12 @@ def _experiment(thorough: bool) -> Verdict:
         f"head sets within {z:.1f} SE of the full MHA (limit 5); p=1 gap {at_one:.1e}"
     )
     return Verdict.decide(
-        ok, summary, exact_relative_gaps=exact_gap, monte_carlo_max_z=z,
-        monte_carlo_samples=samples, p1_gap=at_one,
+        ok,
+        summary,
+        exact_relative_gaps=exact_gap,
+        monte_carlo_max_z=z,
+        monte_carlo_samples=samples,
+        p1_gap=at_one,
         draws_std_mean=float(np.mean(draws.std(0).numpy())),
     )
 

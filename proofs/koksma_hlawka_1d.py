@@ -98,8 +98,13 @@ def run(*, thorough: bool = False) -> Verdict:
         else f"violations: {'; '.join(violations[:3])}; D* definition gap {definition_gap:.1e}"
     )
     return Verdict.decide(
-        ok, summary, cases=cases, worst_ratio=worst_ratio, worst_case=worst_case,
-        definition_gap=definition_gap, violations=violations,
+        ok,
+        summary,
+        cases=cases,
+        worst_ratio=worst_ratio,
+        worst_case=worst_case,
+        definition_gap=definition_gap,
+        violations=violations,
     )
 
 

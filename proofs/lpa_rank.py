@@ -17,13 +17,12 @@ projected attention", EMNLP 2024 (arXiv 2411.02063); TsinghuaC3I/LPA `architectu
 
 Method
 ------
-Experiment with the package's LPA layer from `kernelapprox.dynamics` (pending until it
-exists), float64, fixed seed: the linear part of each projection is read off by applying it
-to the identity (minus its value at 0, removing biases); its numerical rank (singular values
-above $10^{-10}\,\sigma_{\max}$) must be $\le r$, and so must the rank of every head's logit
-matrix $Q_h K_h^\top$ on random inputs (bias-free, and $\le r + 1$ with biases). As a
-control, the rank must reach $r$ for random weights (the check is not vacuous).
-"""
+Experiment with the package's `kernelapprox.dynamics.LowRankProjectedAttention`, float64, fixed
+seed: the linear part of each projection is read off by applying it to the identity (minus its
+value at 0, removing biases); its numerical rank (singular values above
+$10^{-10}\,\sigma_{\max}$) must be $\le r$, and so must the rank of every head's logit matrix
+$Q_h K_h^\top$ on random inputs (bias-free, and $\le r + 1$ with biases). As a control, the
+rank must reach $r$ for random weights (the check is not vacuous). """
 
 from __future__ import annotations
 
@@ -33,7 +32,6 @@ from proofs._core import Claim, Verdict, docstring_section, try_import
 
 SEED = 20241102
 #: Class names the dynamics module may use for the LPA attention layer.
-CANDIDATES = ("LowRankProjectedAttention", "LPAAttention", "ProjectedAttention", "LPA")
 D_MODEL, HEADS, HEAD_DIM, RANK, TOKENS = 32, 4, 8, 6, 12
 
 
@@ -44,11 +42,9 @@ def numerical_rank(matrix: np.ndarray) -> int:
 
 def run(*, thorough: bool = False) -> Verdict:
     dynamics, reason = try_import("kernelapprox.dynamics")
-    layer_cls = next((getattr(dynamics, n) for n in CANDIDATES if hasattr(dynamics, n)), None)
+    layer_cls = getattr(dynamics, "LowRankProjectedAttention", None) if dynamics else None
     if layer_cls is None:
-        return Verdict.pending(
-            reason or f"kernelapprox.dynamics has no LPA layer yet (looked for {CANDIDATES})"
-        )
+        return Verdict.pending(reason or "kernelapprox.dynamics has no LowRankProjectedAttention")
     import torch
 
     torch.manual_seed(SEED)
@@ -68,9 +64,7 @@ def run(*, thorough: bool = False) -> Verdict:
         q_lin = (layer.q_proj(x) - layer.q_proj(zero)).reshape(TOKENS, HEADS, HEAD_DIM)
         k_lin = (layer.k_proj(x) - layer.k_proj(zero)).reshape(TOKENS, HEADS, HEAD_DIM)
         head_ranks = [numerical_rank((q_lin[:, h] @ k_lin[:, h].T).numpy()) for h in range(HEADS)]
-        affine_ranks = [
-            numerical_rank((q_aff[:, h] @ k_aff[:, h].T).numpy()) for h in range(HEADS)
-        ]
+        affine_ranks = [numerical_rank((q_aff[:, h] @ k_aff[:, h].T).numpy()) for h in range(HEADS)]
     bound, affine_bound = min(RANK, HEAD_DIM), min(RANK + 1, HEAD_DIM)
     ok = (
         all(v <= RANK for v in ranks.values())

@@ -72,8 +72,11 @@ def run(*, thorough: bool = False) -> Verdict:
             var, var_se = variance_and_se(est)
             iid_var = (1 - np.exp(-(z**2))) ** 2 / (2 * d)
             key = f"d={d} z={z}"
-            cells[key] = {"ratio": var / iid_var, "ratio_se": var_se / iid_var,
-                          "bias_z": (mean - np.exp(-(z**2) / 2)) / mean_se}
+            cells[key] = {
+                "ratio": var / iid_var,
+                "ratio_se": var_se / iid_var,
+                "bias_z": (mean - np.exp(-(z**2) / 2)) / mean_se,
+            }
             if abs(cells[key]["bias_z"]) > 5:
                 failures.append(f"{key} biased ({cells[key]['bias_z']:.1f} SE)")
             if z in DISTANCES and var + 5 * var_se >= iid_var:
@@ -95,8 +98,9 @@ def run(*, thorough: bool = False) -> Verdict:
     )
     if failures:
         summary = "; ".join(failures)
-    return Verdict.decide(not failures, summary, cells=cells, iid_control_z=control_z,
-                          replications=replications)
+    return Verdict.decide(
+        not failures, summary, cells=cells, iid_control_z=control_z, replications=replications
+    )
 
 
 CLAIM = Claim(

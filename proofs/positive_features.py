@@ -42,9 +42,7 @@ def run(*, thorough: bool = False) -> Verdict:
         feature_x = sp.exp(dot(ws, xs) - dot(xs, xs) / 2)
         feature_y = sp.exp(dot(ws, ys) - dot(ys, ys) / 2)
         expectation = expect_normal(feature_x * feature_y, ws)
-        residuals[f"d={d} E[phi(x) phi(y)] - exp(x.y)"] = residual(
-            expectation, sp.exp(dot(xs, ys))
-        )
+        residuals[f"d={d} E[phi(x) phi(y)] - exp(x.y)"] = residual(expectation, sp.exp(dot(xs, ys)))
     return residual_verdict(residuals, f"d = {', '.join(map(str, dims))}")
 
 
