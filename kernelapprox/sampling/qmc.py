@@ -102,22 +102,28 @@ def _bernoulli2(x: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def cbc_generating_vector(n: int, d: int, *, decay: float = 0.9) -> tuple[int, ...]:
-    """Generating vector of an ``n``-point rank-1 lattice by component-by-component search.
+def cbc_generating_vector(n: int, d: int, *, weight: float = 0.05) -> tuple[int, ...]:
+    r"""Generating vector of an ``n``-point rank-1 lattice by component-by-component search.
 
     Minimizes, one coordinate at a time, the squared shift-averaged worst-case error in the
-    weighted Korobov space of smoothness 1 with product weights ``gamma_j = decay^j``:
+    weighted Korobov space of smoothness 1 with equal product weights ``gamma_j = weight``:
 
-    .. math:: e^2(z) = -1 + \\frac1n \\sum_{k=0}^{n-1} \\prod_{j=1}^{d}
-              \\Bigl(1 + \\gamma_j\\, 2\\pi^2 B_2\\bigl(\\{k z_j / n\\}\\bigr)\\Bigr),
-              \\quad B_2(x) = x^2 - x + 1/6
+    .. math:: e^2(z) = -1 + \frac1n \sum_{k=0}^{n-1} \prod_{j=1}^{d}
+              \Bigl(1 + \gamma_j\, 2\pi^2 B_2\bigl(\{k z_j / n\}\bigr)\Bigr),
+              \quad B_2(x) = x^2 - x + 1/6
 
-    (Sloan, Kuo & Joe 2002; Nuyens & Cools 2006 for the fast variant). Candidates are the
-    integers coprime to ``n``; when ``n * #candidates`` exceeds ``2^24`` a fixed,
-    deterministic subset of candidates is searched (the vector stays reproducible).
+    (Sloan, Kuo & Joe 2002; Nuyens & Cools 2006 for the fast variant). Equal, small weights
+    suit random features of isotropic kernels, where every coordinate matters alike: with
+    weights decaying like ``0.9^j`` the search stops caring about late coordinates and
+    repeats components, which makes frequency coordinates identical (measured on the
+    digits data, d=64, 256 points: relative spectral Gram error 0.146 against 0.020 with
+    equal weights 0.05). Candidates are the integers coprime to ``n``; when
+    ``n * #candidates`` exceeds ``2^24`` a fixed, deterministic subset is searched.
     """
     n = check_positive_int(n, "n")
     d = check_positive_int(d, "dim")
+    if not (np.isfinite(weight) and weight > 0):
+        raise ValueError(f"weight must be a finite number > 0, got {weight}")
     if n == 1:
         return (0,) * d
     candidates = np.array([z for z in range(1, n) if math.gcd(z, n) == 1], dtype=np.int64)
@@ -127,18 +133,16 @@ def cbc_generating_vector(n: int, d: int, *, decay: float = 0.9) -> tuple[int, .
         candidates = np.sort(candidates[pick])
     k = np.arange(n, dtype=np.int64)
     omega = 2.0 * np.pi**2 * _bernoulli2(np.arange(n) / n)  # omega[(k z) mod n]
-    running = np.ones(n)
+    running = 1.0 + weight * omega
     z = [1]
-    running *= 1.0 + decay * omega[k % n]
-    for j in range(2, d + 1):
-        gamma = decay**j
+    for _ in range(1, d):
         scores = np.empty(candidates.size)
         for start in range(0, candidates.size, 256):
             block = candidates[start : start + 256]
-            scores[start : start + 256] = (1.0 + gamma * omega[np.outer(block, k) % n]) @ running
+            scores[start : start + 256] = (1.0 + weight * omega[np.outer(block, k) % n]) @ running
         best = int(candidates[int(np.argmin(scores))])
         z.append(best)
-        running *= 1.0 + gamma * omega[(best * k) % n]
+        running *= 1.0 + weight * omega[(best * k) % n]
     return tuple(z)
 
 

@@ -144,12 +144,16 @@ def test_lattice_cbc_beats_a_bad_vector_on_its_criterion():
 
     def err2(zv):
         x = (k * zv % n) / n
-        return -1 + np.mean(
-            np.prod(1 + 0.9 ** np.arange(1, d + 1) * 2 * np.pi**2 * (x**2 - x + 1 / 6), 1)
-        )
+        return -1 + np.mean(np.prod(1 + 0.05 * 2 * np.pi**2 * (x**2 - x + 1 / 6), 1))
 
     assert err2(z) < err2(np.array([1, 1, 1, 1])) / 10
     assert err2(z) < err2(np.array([1, 3, 5, 7]))
+
+
+def test_lattice_components_are_distinct_in_high_dimension():
+    """Repeated components would make frequency coordinates identical (see the docstring)."""
+    z = cbc_generating_vector(256, 64)
+    assert len(set(z)) == 64
 
 
 def test_orthogonal_blocks_are_orthogonal_with_chi_radii():
