@@ -37,12 +37,13 @@ def _math_blocks(lines: list[str]) -> list[str]:
             i += 1
             continue
         base = _indent(line)
-        body = [" " * (base + 4) + line.split("::", 1)[1].strip()]
+        first = line.split("::", 1)[1].strip()
+        rest: list[str] = []
         i += 1
         while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > base):
-            body.append(lines[i])
+            rest.append(lines[i])
             i += 1
-        content = textwrap.dedent("\n".join(b for b in body)).strip("\n").splitlines()
+        content = [first, *textwrap.dedent("\n".join(rest)).splitlines()]
         pad = " " * base
         out += ["", pad + "$$", *(pad + c for c in content if c.strip()), pad + "$$", ""]
     return out
