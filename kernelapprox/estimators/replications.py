@@ -26,6 +26,8 @@ def check_level(level: Any) -> float:
 def replication_interval(values: Any, *, level: float = 0.95, n: int = 0) -> ErrorEstimate:
     """Student-t interval for the mean of independent replications.
 
+    With one replication the standard error and the interval are ``nan``.
+
     Parameters
     ----------
     values : array_like of shape (R,)
@@ -34,8 +36,6 @@ def replication_interval(values: Any, *, level: float = 0.95, n: int = 0) -> Err
         Nominal coverage.
     n : int
         Sample size behind each estimate (recorded, not used).
-
-    With one replication the standard error and the interval are ``nan``.
 
     Examples
     --------

@@ -152,6 +152,9 @@ class DCT(_DCTBase):
     radial : {"chi", "normal"}
         Radius law: ``chi_d`` as Theorem 3.2 needs (default) or standard normal as the
         released code uses.
+
+    Other Parameters
+    ----------------
     transform : {"fast", "dense"}
         FFT-based ``O(d log d)`` DCT or a dense ``O(m d)`` product (same values).
     """
