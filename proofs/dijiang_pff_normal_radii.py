@@ -18,7 +18,10 @@ YuchuanTian/DiJiang `modeling_gpt_neox_dijiang.py`, `_build_projection`
 
 Method
 ------
-Experiment (numpy, fixed seed) with the same inputs as `dijiang_pff_chi_radii`
+Experiment with the package's Gaussian positive map (`features.Positive`) on the released
+code's frequencies: standard-normal inverse-CDF radii of Monte Carlo uniforms times the uniform
+directions of the package's spherical sampler (assembled in `proofs/_pff.py`, the one
+construction that is not a package sampler); fixed seed, same inputs as `dijiang_pff_chi_radii`
 ($d = 16$, $\|x\| = \|y\| = 0.8$): for $m$ up to 4096 with $R$ replications, the counterexample
 is that the mean estimate at the largest $m$ is more than 10 standard errors away from $K_G$
 while lying within 5 standard errors of the predicted limit $L$ (the claim fails for the reason
@@ -38,12 +41,14 @@ from proofs._pff import (
     pff_frequencies,
 )
 from proofs._stats import mean_and_se
+from proofs._torch import single_threaded
 
 SEED = 20240329
 DIM, NORM = 16, 0.8
 FEATURES = (64, 1024, 4096)
 
 
+@single_threaded
 def run(*, thorough: bool = False) -> Verdict:
     replications = 400 if thorough else 100
     x, y = input_pair(SEED, DIM, NORM)
@@ -53,9 +58,7 @@ def run(*, thorough: bool = False) -> Verdict:
     for m, child in zip(FEATURES, root.spawn(len(FEATURES)), strict=True):
         estimates = np.array(
             [
-                pff_estimate(
-                    x, y, pff_frequencies(np.random.default_rng(s), m, DIM, radial="normal")
-                )
+                pff_estimate(x, y, pff_frequencies(s, m, DIM, radial="normal"))
                 for s in child.spawn(replications)
             ]
         )

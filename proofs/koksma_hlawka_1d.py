@@ -16,19 +16,22 @@ Methods" (SIAM 1992), Theorems 2.6 and 2.9.
 
 Method
 ------
-Experiment (numpy, fixed seed): the closed form of $D_n^*$ is first checked against the
-definition (supremum over all $a$, evaluated at the points and just after them). Then for point
-sets {unscrambled and scrambled Sobol', iid uniform, a clustered set} with $n \in \{8, 64, 512\}$
-and integrands with known integral and variation ($x$, $x^2$, $e^x$, $\sin 2\pi x$,
-$1_{[0, 1/3)}$, $1_{[0, 0.7)}$), the ratio $|\text{error}| / (V(f) D_n^*)$ must not exceed
-$1 + 10^{-12}$ (floating-point slack). Its maximum (tightness) is reported.
+Experiment (fixed seed): the package's closed form of $D_n^*$
+(`kernelapprox.discrepancy.star_discrepancy_1d`) is first checked against the definition
+(supremum over all $a$, evaluated at the points and just after them). Then for point sets
+{unscrambled and scrambled Sobol' and iid uniform from `kernelapprox.sampling`, a clustered
+set} with $n \in \{8, 64, 512\}$ and integrands with known integral and variation ($x$, $x^2$,
+$e^x$, $\sin 2\pi x$, $1_{[0, 1/3)}$, $1_{[0, 0.7)}$), the ratio $|\text{error}| / (V(f)
+D_n^*)$ must not exceed $1 + 10^{-12}$ (floating-point slack). Its maximum (tightness) is
+reported.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import qmc
 
+from kernelapprox.discrepancy import star_discrepancy_1d
+from kernelapprox.sampling import MonteCarlo, Sobol
 from proofs._core import Claim, Verdict, docstring_section
 
 SEED = 19611001
@@ -45,13 +48,6 @@ INTEGRANDS = {
 }
 
 
-def star_discrepancy_1d(points: np.ndarray) -> float:
-    """Exact 1-D star discrepancy ``1/(2n) + max_i |x_(i) - (2i-1)/(2n)|``."""
-    x = np.sort(np.asarray(points, dtype=np.float64))
-    n = x.size
-    return float(1.0 / (2 * n) + np.max(np.abs(x - (2 * np.arange(1, n + 1) - 1) / (2 * n))))
-
-
 def star_discrepancy_by_definition(points: np.ndarray) -> float:
     """``sup_a |#{x_i < a}/n - a|`` evaluated directly: counts by comparison at every point,
     just after every point (the supremum is a one-sided limit there) and on a grid of 4097
@@ -64,13 +60,13 @@ def star_discrepancy_by_definition(points: np.ndarray) -> float:
 
 
 def point_sets(seed: int, n: int) -> dict[str, np.ndarray]:
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
-    k = int(np.log2(n))
+    """The package's point sets (and one deliberately bad set), ``n`` points in [0, 1)."""
+    scramble_seed, mc_seed, bad_seed = np.random.SeedSequence(seed).spawn(3)
     return {
-        "Sobol' (unscrambled)": qmc.Sobol(1, scramble=False).random_base2(k)[:, 0],
-        "Sobol' (scrambled)": qmc.Sobol(1, scramble=True, rng=rngs[0]).random_base2(k)[:, 0],
-        "iid uniform": rngs[1].random(n),
-        "clustered in [0, 1/2)": 0.5 * rngs[2].random(n),
+        "Sobol' (unscrambled)": Sobol(scramble=False).uniform_points(n, 1)[:, 0],
+        "Sobol' (scrambled)": Sobol().uniform_points(n, 1, seed=scramble_seed)[:, 0],
+        "iid uniform": MonteCarlo().uniform_points(n, 1, seed=mc_seed)[:, 0],
+        "clustered in [0, 1/2)": 0.5 * np.random.default_rng(bad_seed).random(n),
     }
 
 

@@ -19,9 +19,11 @@ Yu, Suresh, Choromanski, Holtmann-Rice & Kumar, "Orthogonal Random Features", NI
 
 Method
 ------
-Experiment (numpy, fixed seed): $R$ independent ORF draws per cell ($Q$ from the QR
-decomposition of a Gaussian matrix with the sign fix $Q \operatorname{diag}(\operatorname{sign}
-R_{ii})$, Mezzadri 2007). Per cell: the mean must lie within 5 standard errors of the kernel, and
+Experiment with the package, fixed seed: $R$ independent ORF draws per cell from the
+`orthogonal` sampler (`kernelapprox.sampling.Orthogonal`: $Q$ from the QR decomposition of a
+Gaussian matrix with the sign fix $Q \operatorname{diag}(\operatorname{sign} R_{ii})$,
+Mezzadri 2007, and $\chi_d$ radii), each estimate the package's `sincos` map with those $D = d$
+frequencies. Per cell: the mean must lie within 5 standard errors of the kernel, and
 the sample variance plus 5 standard errors (fourth-moment formula) must lie below the exact
 iid variance. An iid control at $d = 4$, $z = 1$ must match the exact iid variance within 5 SE.
 """
@@ -30,34 +32,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernelapprox import features, kernels
+from kernelapprox.sampling import sample_frequencies
 from proofs._core import Claim, Verdict, docstring_section
 from proofs._stats import mean_and_se, uniform_directions, variance_and_se
+from proofs._torch import single_threaded
 
 SEED = 20161028
 DIMS = (4, 8, 16, 32)
 DISTANCES = (0.5, 1.0, 2.0)
+GAUSSIAN = kernels.Gaussian(1.0)
 
 
-def haar_orthogonal(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
-    """``n`` Haar-distributed orthogonal ``d x d`` matrices (QR with the sign fix)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, d, d)))
-    return q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+def block_estimates(frequencies: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Estimates of ``exp(-|delta|^2/2)``, one per block of ``D`` frequencies ``(R, D, d)``.
+
+    Each is the average of the package's ``sincos`` per-frequency terms
+    ``t_i(delta, 0) = cos(w_i . delta)`` (:meth:`kernelapprox.features.FeatureMap.pair_terms`)
+    over its block, i.e. ``SinCos`` with those ``D`` frequencies evaluated at ``(delta, 0)``.
+    """
+    R, D, d = frequencies.shape
+    fm = features.SinCos.from_frequencies(GAUSSIAN, frequencies.reshape(R * D, d))
+    terms = fm.pair_terms(delta[None, :], np.zeros((1, d)))
+    return terms.reshape(R, D).mean(axis=1)
 
 
-def orf_estimates(rng: np.random.Generator, n: int, delta: np.ndarray) -> np.ndarray:
-    """``n`` independent ORF estimates of ``exp(-|delta|^2/2)`` with ``D = d`` features."""
-    d = delta.size
-    frequencies = np.sqrt(rng.chisquare(d, (n, d)))[:, :, None] * np.swapaxes(
-        haar_orthogonal(rng, n, d), 1, 2
-    )
-    return np.cos(frequencies @ delta).mean(axis=1)
-
-
-def iid_estimates(rng: np.random.Generator, n: int, delta: np.ndarray) -> np.ndarray:
-    d = delta.size
-    return np.cos(rng.standard_normal((n, d, d)) @ delta).mean(axis=1)
-
-
+@single_threaded
 def run(*, thorough: bool = False) -> Verdict:
     replications = 20000 if thorough else 3000
     root = np.random.SeedSequence(SEED)
@@ -65,9 +65,12 @@ def run(*, thorough: bool = False) -> Verdict:
     cells, failures = {}, []
     for d in DIMS:
         for z in (*DISTANCES, 3.0):
-            rng = np.random.default_rng(next(children))
-            delta = z * uniform_directions(rng, 1, d)[0]
-            est = orf_estimates(rng, replications, delta)
+            delta_seed, frequency_seed = next(children).spawn(2)
+            delta = z * uniform_directions(np.random.default_rng(delta_seed), 1, d)[0]
+            orf = sample_frequencies(
+                "orthogonal", GAUSSIAN, d, d, seed=frequency_seed, replications=replications
+            )
+            est = block_estimates(orf, delta)
             mean, mean_se = mean_and_se(est)
             var, var_se = variance_and_se(est)
             iid_var = (1 - np.exp(-(z**2))) ** 2 / (2 * d)
@@ -81,9 +84,10 @@ def run(*, thorough: bool = False) -> Verdict:
                 failures.append(f"{key} biased ({cells[key]['bias_z']:.1f} SE)")
             if z in DISTANCES and var + 5 * var_se >= iid_var:
                 failures.append(f"{key} ORF/iid variance {var / iid_var:.3f} not below 1")
-    rng = np.random.default_rng(next(children))
-    delta = uniform_directions(rng, 1, 4)[0]
-    control_var, control_se = variance_and_se(iid_estimates(rng, replications, delta))
+    delta_seed, frequency_seed = next(children).spawn(2)
+    delta = uniform_directions(np.random.default_rng(delta_seed), 1, 4)[0]
+    iid = sample_frequencies("mc", GAUSSIAN, replications * 4, 4, seed=frequency_seed)
+    control_var, control_se = variance_and_se(block_estimates(iid.reshape(-1, 4, 4), delta))
     control_exact = (1 - np.exp(-1.0)) ** 2 / 8
     control_z = (control_var - control_exact) / control_se
     if abs(control_z) > 5:

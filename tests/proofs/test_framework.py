@@ -207,7 +207,8 @@ def test_chunked_algorithm_matches_a_numeric_recurrence() -> None:
 
 @given(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=40, unique=True))
 def test_star_discrepancy_closed_form_equals_definition(points: list[float]) -> None:
-    from proofs.koksma_hlawka_1d import star_discrepancy_1d, star_discrepancy_by_definition
+    from kernelapprox.discrepancy import star_discrepancy_1d
+    from proofs.koksma_hlawka_1d import star_discrepancy_by_definition
 
     x = np.array(points)
     assert star_discrepancy_1d(x) == pytest.approx(star_discrepancy_by_definition(x), abs=1e-9)
@@ -232,11 +233,27 @@ def test_normal_radii_limit_matches_monte_carlo() -> None:
     from proofs._pff import input_pair, normal_radii_limit, pff_estimate, pff_frequencies
 
     x, y = input_pair(3, 4, 0.7)
-    rng = np.random.default_rng(5)
-    est = [pff_estimate(x, y, pff_frequencies(rng, 4000, 4, radial="normal")) for _ in range(50)]
+    seeds = np.random.SeedSequence(5).spawn(50)
+    est = [pff_estimate(x, y, pff_frequencies(s, 4000, 4, radial="normal")) for s in seeds]
     assert abs(np.mean(est) - normal_radii_limit(x, y)) < 5 * np.std(est) / np.sqrt(50)
     with pytest.raises(ValueError, match="radial"):
-        pff_frequencies(rng, 2, 2, radial="cauchy")
+        pff_frequencies(seeds[0], 2, 2, radial="cauchy")
+
+
+def test_pff_frequencies_have_the_stated_radius_laws() -> None:
+    """chi radii: w ~ N(0, I_d) (|w|^2 ~ chi^2_d); normal radii: r^2 = |w|^2 ~ chi^2_1."""
+    from scipy import stats
+
+    from proofs._pff import pff_frequencies
+
+    seed = np.random.SeedSequence(8)
+    chi = pff_frequencies(seed, 4000, 5, radial="chi")
+    normal = pff_frequencies(seed, 4000, 5, radial="normal")
+    assert stats.kstest((chi**2).sum(1), stats.chi2(5).cdf).pvalue > 1e-4
+    assert stats.kstest((normal**2).sum(1), stats.chi2(1).cdf).pvalue > 1e-4
+    # directions are shared and uniform: the first coordinate of v has mean 0
+    v = normal / np.linalg.norm(normal, axis=1, keepdims=True)
+    assert abs(v[:, 0].mean()) < 5 * v[:, 0].std() / np.sqrt(4000)
 
 
 # --- dependency-gated claims: pending until the module exists, then the real check --------
