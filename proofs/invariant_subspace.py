@@ -26,7 +26,7 @@ Experiment with the package's `kernelapprox.dynamics.verify_invariant_subspace` 
 fixed seed: the invariance error (distance of the $d - 2r$ bulk singular values from the $\rho$
 recursion), the projection leakage onto the fixed complement and the gap between the full and
 the compressed end-to-end trajectories must all be $\le 10^{-10}$ relative; the Adam negative
-control must show leakage $> 10^{-2}$. """
+control must show leakage $> 10^{-2}$."""
 
 from __future__ import annotations
 

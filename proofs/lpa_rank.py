@@ -22,7 +22,7 @@ seed: the linear part of each projection is read off by applying it to the ident
 value at 0, removing biases); its numerical rank (singular values above
 $10^{-10}\,\sigma_{\max}$) must be $\le r$, and so must the rank of every head's logit matrix
 $Q_h K_h^\top$ on random inputs (bias-free, and $\le r + 1$ with biases). As a control, the
-rank must reach $r$ for random weights (the check is not vacuous). """
+rank must reach $r$ for random weights (the check is not vacuous)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ from kernelapprox.features._base import FeatureMap, check_weights
 from kernelapprox.features.dct import DCT, DCTReleased, dct2_ortho, dct3_ortho, dct_matrix
 from kernelapprox.features.exponential import Hyperbolic, Positive
 from kernelapprox.features.trigonometric import CosOffset, Fourier, SinCos
-from kernelapprox.kernels import Kernel, make_kernel
+from kernelapprox.kernels import KERNELS, Kernel, make_kernel
+from kernelapprox.sampling import PointSetSampler, make_sampler
 
 MAPS: dict[str, type[FeatureMap]] = {
     cls.name: cls for cls in (SinCos, CosOffset, Fourier, Positive, Hyperbolic, DCT, DCTReleased)
@@ -64,6 +65,28 @@ def make(
     )
 
 
+def incompatibility(kernel: str, map_name: str, sampler: str, weights: str = "uniform") -> str:
+    """Why a (kernel, map, sampler, weights) combination of registry names cannot run, or ``""``.
+
+    Used to skip combinations in sweeps and to generate only valid ones in property tests.
+    """
+    cls = MAPS[map_name]
+    unit = KERNELS[kernel].unit
+    if unit not in cls.supported_kernels:
+        return f"map {map_name!r} cannot target the {kernel} kernel"
+    measure = KERNELS[kernel].spectral_measure
+    s = make_sampler(sampler)
+    if s.needs_rotation_invariance and not measure.rotation_invariant:
+        return (
+            f"sampler {sampler!r} needs a rotation-invariant spectral measure ({kernel} has none)"
+        )
+    if weights == "box" and measure.family != "normal":
+        return f"box weights need the normal spectral measure ({kernel}: no)"
+    if map_name in ("dct", "dct_released") and not isinstance(s, PointSetSampler):
+        return f"map {map_name!r} draws radii from a point set; sampler {sampler!r} is not one"
+    return ""
+
+
 from kernelapprox.features.sklearn import RandomFeatures  # noqa: E402  (needs make)
 
 __all__ = [
@@ -81,5 +104,6 @@ __all__ = [
     "dct2_ortho",
     "dct3_ortho",
     "dct_matrix",
+    "incompatibility",
     "make",
 ]

@@ -18,9 +18,9 @@ import numpy as np
 
 from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int
 from kernelapprox.estimators.gram import METRICS
-from kernelapprox.features import MAPS
+from kernelapprox.features import MAPS, incompatibility
 from kernelapprox.kernels import KERNELS
-from kernelapprox.sampling import SAMPLERS, PointSetSampler, make_sampler
+from kernelapprox.sampling import SAMPLERS
 from kernelapprox.study.data import BUILTIN, resolve_dim
 
 WEIGHTS = ("uniform", "box", "fitted")
@@ -143,22 +143,3 @@ class StudySpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-def incompatibility(kernel: str, map_name: str, sampler: str, weights: str = "uniform") -> str:
-    """Why a (kernel, map, sampler, weights) combination cannot run, or ``""`` when it can."""
-    cls = MAPS[map_name]
-    unit = KERNELS[kernel].unit
-    if unit not in cls.supported_kernels:
-        return f"map {map_name!r} cannot target the {kernel} kernel"
-    measure = KERNELS[kernel].spectral_measure
-    s = make_sampler(sampler)
-    if s.needs_rotation_invariance and not measure.rotation_invariant:
-        return (
-            f"sampler {sampler!r} needs a rotation-invariant spectral measure ({kernel} has none)"
-        )
-    if weights == "box" and measure.family != "normal":
-        return f"box weights need the normal spectral measure ({kernel}: no)"
-    if map_name in ("dct", "dct_released") and not isinstance(s, PointSetSampler):
-        return f"map {map_name!r} draws radii from a point set; sampler {sampler!r} is not one"
-    return ""

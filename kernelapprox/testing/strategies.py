@@ -201,7 +201,7 @@ def feature_map_configs(
 ) -> FeatureMapConfig:
     """Valid (map, kernel, sampler, weights) combinations with small sizes.
 
-    Only combinations that :func:`kernelapprox.study.spec.incompatibility` accepts (the
+    Only combinations that :func:`kernelapprox.features.incompatibility` accepts (the
     single source of the compatibility rules the study uses) are drawn; ``unbiased_only``
     further keeps the configurations whose estimate is exactly unbiased
     (:attr:`FeatureMapConfig.unbiased`).
@@ -219,8 +219,8 @@ def feature_map_configs(
     unbiased_only : bool, default False
         Only configurations with an exactly unbiased estimate.
     """
+    from kernelapprox.features import incompatibility
     from kernelapprox.sampling import SAMPLERS
-    from kernelapprox.study.spec import incompatibility
 
     map_names = tuple(features.MAPS) if maps is None else tuple(maps)
     sampler_names = tuple(SAMPLERS) if samplers is None else tuple(samplers)

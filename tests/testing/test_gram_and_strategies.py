@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import kernelapprox.testing as kt
 from kernelapprox import features
+from kernelapprox.features import incompatibility
 from kernelapprox.sampling import SAMPLERS
-from kernelapprox.study.spec import incompatibility
 from kernelapprox.testing import assert_psd_gram, assert_unbiased, strategies
 from tests.conftest import THOROUGH
 
