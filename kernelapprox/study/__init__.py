@@ -6,7 +6,13 @@ command does both and prints a table.
 """
 
 from kernelapprox.study.presets import PRESETS, preset
-from kernelapprox.study.report import format_table, plot_convergence, summarize, write_outputs
+from kernelapprox.study.report import (
+    format_skipped,
+    format_table,
+    plot_convergence,
+    summarize,
+    write_outputs,
+)
 from kernelapprox.study.runner import COLUMNS, StudyRun, run_study
 from kernelapprox.study.spec import Cell, StudySpec
 
@@ -16,6 +22,7 @@ __all__ = [
     "Cell",
     "StudyRun",
     "StudySpec",
+    "format_skipped",
     "format_table",
     "plot_convergence",
     "preset",

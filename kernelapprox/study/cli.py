@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kernelapprox.study.presets import PRESETS, preset
-from kernelapprox.study.report import format_table, write_outputs
+from kernelapprox.study.presets import PRESET_TABLES, PRESETS, preset
+from kernelapprox.study.report import format_skipped, format_table, write_outputs
 from kernelapprox.study.runner import run_study
 
 
@@ -117,6 +117,9 @@ def register(subparsers: Any) -> None:
         default="text",
         help="print the table (text) or the summary (json)",
     )
+    p.add_argument(
+        "--tables", type=_names, help="metrics to print a table for (default: the first metric)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)  # fmt: skip
 
@@ -125,6 +128,13 @@ def run(args: argparse.Namespace) -> int:
     spec = preset(args.preset)
     changes = {field: getattr(args, opt) for opt, field in OVERRIDES.items()}
     spec = replace(spec, **{k: v for k, v in changes.items() if v is not None})
+    tables = args.tables or PRESET_TABLES.get(args.preset) or [spec.metrics[0]]
+    for metric in tables:
+        if metric not in spec.metrics:
+            known = ", ".join(spec.metrics)
+            raise ValueError(
+                f"tables: metric {metric!r} is not among the study's metrics ({known})"
+            )
     out = Path(args.out)
     result = run_study(spec, out, resume=args.resume, progress=not args.no_progress)
     summary = write_outputs(result, out)
@@ -132,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print(format_table(summary))
+    print("\n\n".join(format_table(summary, metric) for metric in tables))
+    if summary["skipped"]:
+        print(format_skipped(summary))
     resumed = f" ({result.cells_resumed} cells resumed from disk)" if result.cells_resumed else ""
     print(
         f"\n{result.cells_run} cells run{resumed}; wrote results.csv, summary.json and "

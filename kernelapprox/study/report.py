@@ -159,9 +159,14 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
             "* the interval excludes the analytic RMS error predicted for this cell "
             "(summary.json: analytic_rmse); a finding, not a failure"
         )
-    if summary["skipped"]:
-        out.append("skipped: " + "; ".join(f"{k} ({v})" for k, v in summary["skipped"].items()))
     return "\n".join(out)
+
+
+def format_skipped(summary: dict[str, Any]) -> str:
+    """One line naming the combinations a sweep left out, with the reasons ("" when none)."""
+    if not summary["skipped"]:
+        return ""
+    return "skipped: " + "; ".join(f"{k} ({v})" for k, v in summary["skipped"].items())
 
 
 def plot_convergence(summary: dict[str, Any], path: str | Path, metric: str | None = None) -> Path:

@@ -168,3 +168,12 @@ def test_mc_error_slope_is_minus_one_half():
                      replications=8, n_points=100, metrics=["rel_fro"])  # fmt: skip
     curve = summarize(run_study(spec, progress=False))["curves"][0]
     assert abs(curve["slope"] + 0.5) < max(5 * curve["slope_stderr"], 0.05)
+
+
+def test_tables_option_prints_one_table_per_metric(tmp_path, capsys):
+    argv = ["study", "--out", str(tmp_path / "t"), *SMALL, "--maps", "positive", "--samplers", "mc"]
+    assert main([*argv, "--tables", "max_abs,rel_fro"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("max_abs (") < printed.index("rel_fro (")
+    code = main(["study", "--out", str(tmp_path / "u"), *SMALL, "--tables", "rownorm_fro"])
+    assert code == 2 and "not among the study's metrics" in capsys.readouterr().err
