@@ -65,15 +65,15 @@ STUDIES = (
 
 
 def _run(name: str, options: list[str]) -> tuple[str, float]:
-    out = ROOT / ".cache" / "results" / name
-    resume = ["--resume"] if (out / "results.csv").exists() else []
+    out = Path(".cache") / "results" / name  # relative to ROOT, the working directory below
+    resume = ["--resume"] if (ROOT / out / "results.csv").exists() else []
     cmd = [sys.executable, "-m", "kernelapprox", "study", *options, "--out", str(out),
            "--no-progress", *resume]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=ROOT)
     took = time.perf_counter() - start
-    shutil.copyfile(out / "convergence.png", OUT / f"{name}_convergence.png")
+    shutil.copyfile(ROOT / out / "convergence.png", OUT / f"{name}_convergence.png")
     return done.stdout.rstrip(), took
 
 
