@@ -120,6 +120,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--tables", type=_names, help="metrics to print a table for (default: the first metric)"
     )
+    p.add_argument(
+        "--scheduler",
+        help="run the cells on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)  # fmt: skip
 
@@ -136,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
                 f"tables: metric {metric!r} is not among the study's metrics ({known})"
             )
     out = Path(args.out)
-    result = run_study(spec, out, resume=args.resume, progress=not args.no_progress)
+    result = run_study(
+        spec, out, resume=args.resume, progress=not args.no_progress, scheduler=args.scheduler
+    )
     summary = write_outputs(result, out)
     if args.format == "json":
         json.dump(summary, sys.stdout, indent=2)

@@ -176,9 +176,18 @@ class StudyRun:
 
 
 def run_study(
-    spec: StudySpec, out: str | Path | None = None, *, resume: bool = False, progress: bool = True
+    spec: StudySpec,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    scheduler: Any = None,
 ) -> StudyRun:
-    """Run every runnable cell of ``spec``; with ``out``, stream results to ``out/results.csv``."""
+    """Run every runnable cell of ``spec``; with ``out``, stream results to ``out/results.csv``.
+
+    ``scheduler`` (a Dask scheduler address, ``"local"`` or a ``dask.distributed.Client``)
+    runs the cells on a cluster; see :mod:`kernelapprox.study.distributed`.
+    """
     spec.validate()
     cells, skipped = spec.cells()
     store = ResultStore(Path(out), spec, resume=resume) if out is not None else None
@@ -200,10 +209,16 @@ def run_study(
             ds.exact[cell.kernel] = ds.kernels[cell.kernel](ds.X)
     rows: list[dict[str, Any]] = [] if store is None else list(store.rows)
     todo = [c for c in cells if c.key not in done]
-    bar = tqdm(todo, desc="study", unit="cell", disable=None if progress else True, leave=False)
-    for cell in bar:
+    if scheduler is None:
+        finished = ((c, run_cell(c, datasets[(c.data, c.dim)], spec)) for c in todo)
+    else:
+        from kernelapprox.study.distributed import run_cells_on_dask
+
+        finished = run_cells_on_dask(todo, datasets, spec, scheduler)
+    bar = tqdm(finished, total=len(todo), desc="study", unit="cell",
+               disable=None if progress else True, leave=False)  # fmt: skip
+    for cell, cell_rows in bar:
         bar.set_postfix_str(f"{cell.map}/{cell.sampler} m={cell.n_features}", refresh=False)
-        cell_rows = run_cell(cell, datasets[(cell.data, cell.dim)], spec)
         if store is not None:
             store.append(cell_rows)
         else:
