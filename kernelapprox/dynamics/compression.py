@@ -128,26 +128,30 @@ def compress(
             depth=model.depth,
             rank=rank,
         )
-    return CompressedFactorization(left, right, depth=model.depth, eps=model.eps)
+        o_prod = model.end_to_end() / model.eps**model.depth
+        eye = torch.eye(right.shape[0], dtype=right.dtype, device=right.device)
+        complement = o_prod @ (eye - right @ right.T)
+    compressed = CompressedFactorization(left, right, depth=model.depth, eps=model.eps)
+    compressed.complement = complement
+    return compressed
 
 
-def complement_term(
-    model: DeepFactorization, compressed: CompressedFactorization, rho: float
-) -> torch.Tensor:
+def complement_term(compressed: CompressedFactorization, rho: float) -> torch.Tensor:
     r"""The part of the full end-to-end map the compressed model leaves out.
 
     For full observation (theorem, consequence 4),
     :math:`W_{L:1}(t) = U_{L,1}\widetilde W_{L:1}(t)V_{1,1}^\top + \rho(t)^L\,U_\perp V_\perp^\top`
     with :math:`U_\perp V_\perp^\top = O_{L:1}(I - V_{1,1}V_{1,1}^\top)`. This returns
-    :math:`\rho^L O_{L:1}(I - V_{1,1}V_{1,1}^\top)`, computed from the *initial* factors of
-    ``model`` (call it before training, or pass a copy); its Frobenius norm is
-    :math:`\rho^L\sqrt{d - 2\hat r}`.
+    :math:`\rho^L U_\perp V_\perp^\top` from the matrix :func:`compress` stored when it built
+    ``compressed`` (from the initial factors, so training either model does not change it);
+    its Frobenius norm is :math:`\rho^L\sqrt{d - 2\hat r}`.
     """
-    with torch.no_grad():
-        o_prod = model.end_to_end() / model.eps**model.depth
-        v = compressed.right.detach()
-        eye = torch.eye(v.shape[0], dtype=v.dtype, device=v.device)
-        return rho**model.depth * (o_prod @ (eye - v @ v.T))
+    if not isinstance(compressed, CompressedFactorization) or compressed.complement is None:
+        raise ValueError(
+            "compressed must be a CompressedFactorization made by compress(), which records the "
+            "complement of the full model at its initialization"
+        )
+    return rho**compressed.depth * compressed.complement
 
 
 def parameters_of(model: Any) -> int:

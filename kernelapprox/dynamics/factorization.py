@@ -177,6 +177,9 @@ class CompressedFactorization(torch.nn.Module):
         self.factors = torch.nn.ParameterList(
             [torch.nn.Parameter(self.eps * eye.clone()) for _ in range(self.depth)]
         )
+        #: ``U_perp V_perp^T`` of the full model at compression time (set by ``compress``):
+        #: the full end-to-end map is this model's plus ``rho(t)^L`` times it.
+        self.register_buffer("complement", None)
 
     def inner_product(self) -> torch.Tensor:
         r""":math:`\widetilde W_L \cdots \widetilde W_1`, shape (k, k)."""

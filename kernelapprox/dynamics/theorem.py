@@ -270,7 +270,7 @@ def verify_invariant_subspace(
         desc="compressed",
         **train_kw,
     )
-    unit_complement = complement_term(initial, small, 1.0)
+    unit_complement = complement_term(small, 1.0)
 
     out: dict[str, Any] = {
         "dim": dim,
