@@ -19,6 +19,7 @@ from kernelapprox.attention.maps import (
     IdentityMap,
     make_map,
 )
+from kernelapprox.attention.modules import FeatureAttention, MultiheadFeatureAttention
 from kernelapprox.attention.naive import (
     quadratic_oracle,
     recurrent_oracle,
@@ -32,7 +33,9 @@ __all__ = [
     "LOG_FLOOR",
     "AttentionState",
     "EluPlusOneMap",
+    "FeatureAttention",
     "IdentityMap",
+    "MultiheadFeatureAttention",
     "feature_attention",
     "feature_attention_step",
     "make_map",

@@ -181,6 +181,8 @@ def uniform_log_weight(feature_map: AnyMap, params: dict[str, torch.Tensor] | No
     host from the map's numpy weights: no device synchronization). ``None`` otherwise.
     """
     weights = getattr(feature_map, "weights", None)
+    if torch.compiler.is_compiling():  # dynamo would trace the numpy check as tensors
+        return None
     if params is not None or weights is None or not bool(np.all(weights == weights[0])):
         return None
     return 0.5 * math.log(float(weights[0]))
