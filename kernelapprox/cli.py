@@ -16,7 +16,10 @@ from collections.abc import Sequence
 
 #: (command name, module that defines ``register``); modules are imported lazily so that
 #: ``kernelapprox --help`` stays fast and a command's heavy imports load only when used.
-COMMANDS: tuple[tuple[str, str], ...] = (("study", "kernelapprox.study.cli"),)
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("study", "kernelapprox.study.cli"),
+    ("bench", "kernelapprox.attention.bench_cli"),
+)
 
 
 class _Parser(argparse.ArgumentParser):
