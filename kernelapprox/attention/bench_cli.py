@@ -121,10 +121,11 @@ def run(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     print(bench.format_table(rows))
-    print("\nspeed-up of ours (peer time / our time):")
+    print("\nspeed-up of ours (peer time / our time; in brackets: the same for CPU time):")
     for r in summary["speedups"]:
+        cpu = r.get("cpu_time_speedup")
         print(f"  {r['mode']:>6} T={r['T']:<6} d={r['head_dim']} m={r['n_features']} "
-              f"vs {r['peer']:<9} {r['speedup']:.2f}x")
+              f"vs {r['peer']:<9} {r['speedup']:.2f}x" + (f" ({cpu:.2f}x)" if cpu else ""))
     for name, T in summary["crossover_with_sdpa"].items():
         print(f"  crossover with sdpa ({name}): {'T = ' + str(T) if T else 'not reached'}")
     return 0

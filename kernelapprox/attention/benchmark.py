@@ -144,16 +144,22 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time(fn: Callable[[], Any], device: str, repeats: int) -> list[float]:
+def _time(fn: Callable[[], Any], device: str, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of ``repeats`` runs after one warm-up run.
+
+    On a shared CPU the wall time includes time the process waited for a core; the process
+    CPU time (all threads) does not, and is the steadier number there.
+    """
     fn()  # warm-up (autotuning, allocator, caches)
     _sync(device)
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return times
+        cpu.append(time.process_time() - start_cpu)
+    return times, cpu
 
 
 def _decode_fn(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Callable[[], Any]:
@@ -199,9 +205,10 @@ def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) 
     if case.mode == "decode":
         if case.impl not in ("ours", "sdpa"):
             return {**row, "status": "n/a (no decode path)"}
-        times = _time(_decode_fn(case, q, k, v), case.device, repeats)
+        times, cpu = _time(_decode_fn(case, q, k, v), case.device, repeats)
         med = statistics.median(times)
         return {**row, "status": "ok", "time_ms": 1e3 * med, "time_min_ms": 1e3 * min(times),
+                "cpu_ms": 1e3 * statistics.median(cpu),
                 "tokens_per_s": case.decode_tokens * case.batch / med}
     fn = build(case)
     if case.mode == "fwd":
@@ -219,27 +226,35 @@ def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) 
             out.backward(grad)
             return out
 
-    times = _time(run, case.device, repeats)
-    row.update(status="ok", time_ms=1e3 * statistics.median(times), time_min_ms=1e3 * min(times))
+    times, cpu = _time(run, case.device, repeats)
+    row.update(status="ok", time_ms=1e3 * statistics.median(times), time_min_ms=1e3 * min(times),
+               cpu_ms=1e3 * statistics.median(cpu))
     if exact is not None:
         with torch.no_grad():
             row["rel_error"] = relative_rms(fn(q, k, v).float(), exact.float())
     return row
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in KiB (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
 
 
 def _memory_child(case: Case, queue: Any) -> None:  # pragma: no cover - runs in a subprocess
-    import resource
-
+    """Peak RSS of one run above the RSS before it. ``VmHWM`` belongs to this process's own
+    address space (``ru_maxrss`` would include the parent's RSS at fork time) and is reset
+    to the current RSS by writing 5 to ``/proc/self/clear_refs``."""
     try:
         torch.set_num_threads(max(1, torch.get_num_threads()))
         fn = build(case) if case.mode != "decode" else None
         q, k, v = make_inputs(case)
-        base = _rss_kib()
+        base = _status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
         if fn is None:
             _decode_fn(case, q, k, v)()
         elif case.mode == "fwd":
@@ -248,8 +263,7 @@ def _memory_child(case: Case, queue: Any) -> None:  # pragma: no cover - runs in
         else:
             ins = [x.detach().requires_grad_() for x in (q, k, v)]
             fn(*ins).backward(torch.randn_like(q))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        queue.put(max(peak - base, 0) / 1024.0)
+        queue.put(max(_status_kib("VmHWM") - base, 0) / 1024.0)
     except Exception as exc:  # report, never hang the parent
         queue.put(f"error: {exc}")
 
@@ -376,7 +390,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if other is not None:
                 ratios.append({"mode": r["mode"], "T": r["T"], "head_dim": r["head_dim"],
                                "n_features": r["n_features"], "peer": peer,
-                               "speedup": other["time_ms"] / r["time_ms"]})
+                               "speedup": other["time_ms"] / r["time_ms"],
+                               "cpu_time_speedup": (other["cpu_ms"] / r["cpu_ms"]
+                                                    if other.get("cpu_ms") and r.get("cpu_ms")
+                                                    else None)})
     for r in ratios:
         if r["peer"] != "sdpa":
             continue
@@ -389,7 +406,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of the rows."""
-    head = ["impl", "mode", "T", "d", "m", "time_ms", "tok/s", "peak_MiB", "rel_err", "status"]
+    head = ["impl", "mode", "T", "d", "m", "time_ms", "cpu_ms", "tok/s", "peak_MiB", "rel_err",
+            "status"]
     lines = [" ".join(f"{h:>10}" for h in head)]
     def num(r: dict[str, Any], key: str, fmt: str) -> str:
         val = r.get(key)
@@ -397,7 +415,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     for r in rows:
         cells = [r["impl"], r["mode"], str(r["T"]), str(r["head_dim"]), str(r["n_features"]),
-                 num(r, "time_ms", ".1f"), num(r, "tokens_per_s", ".0f"),
+                 num(r, "time_ms", ".1f"), num(r, "cpu_ms", ".1f"), num(r, "tokens_per_s", ".0f"),
                  num(r, "peak_mb", ".0f"), num(r, "rel_error", ".3f"),
                  "" if r.get("status") == "ok" else r.get("status", "")]
         lines.append(" ".join(f"{c:>10}" for c in cells))
