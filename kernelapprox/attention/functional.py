@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from kernelapprox._validation import check_choice, check_positive_float, check_positive_int
 from kernelapprox.attention.maps import (
@@ -282,6 +283,7 @@ def feature_attention(
     output_final_state: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
     params: dict[str, torch.Tensor] | None = None,
+    recompute: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
     """Attention through a feature map, at cost linear in the sequence length.
 
@@ -319,6 +321,10 @@ def feature_attention(
     params : dict of Tensor, optional
         The map's tensors (as :meth:`FeatureMap.tensors` returns them); modules pass their
         buffers or learnable parameters here. Default: the map's own cached tensors.
+    recompute : bool
+        Save only the inputs for backward and recompute the features (and the products) in
+        the backward pass (non-reentrant activation checkpointing): the memory kept between
+        forward and backward drops from ``O(T (F + C))`` per head to the inputs' size.
 
     Returns
     -------
@@ -347,17 +353,8 @@ def feature_attention(
             q, k, v, fm, cu_seqlens, causal=causal, scale=s, layout=layout,
             key_padding_mask=key_padding_mask, initial_state=initial_state,
             output_final_state=output_final_state, chunk_size=chunk, params=params,
+            recompute=recompute,
         )
-    cdt = _compute_dtype(q.dtype)
-    t = _map_params(fm, params, q.device, cdt)
-    mult = input_multiplier(fm, s)
-
-    inplace = _no_grad_needed(q, k, v, initial_state, t)
-    opts = {"log_weight": uniform_log_weight(fm, params), "inplace": inplace}
-    phi_q, _ = stabilized_features(fm, _working(q, layout, Hk).to(cdt), t, mult, **opts)
-    phi_k, ck = stabilized_features(
-        fm, _working(k, layout, Hk)[:, :, :, 0].to(cdt), t, mult, **opts
-    )
     if key_padding_mask is not None:
         if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
             raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
@@ -366,22 +363,53 @@ def feature_attention(
                 f"key_padding_mask must have shape (B, T_k) = {(B, Tk)}, got "
                 f"{tuple(key_padding_mask.shape)}"
             )
+    cdt = _compute_dtype(q.dtype)
+    t = _map_params(fm, params, q.device, cdt)
+    S0, R0 = _initial_state(initial_state, B, Hk, fm.output_dim, Dv, q.device, cdt)
+    inplace = _no_grad_needed(q, k, v, S0, t)
+    options = {
+        "fm": fm, "scale": s, "layout": layout, "causal": causal, "chunk": chunk,
+        "log_weight": uniform_log_weight(fm, params), "inplace": inplace,
+    }
+    if recompute and not inplace:
+        # Save only the inputs for backward; features and products are recomputed there.
+        o, S, R = checkpoint(
+            _attend, q, k, v, key_padding_mask, S0, R0, t, use_reentrant=False, **options
+        )
+    else:
+        o, S, R = _attend(q, k, v, key_padding_mask, S0, R0, t, **options)
+    if output_final_state:
+        return o, AttentionState(S[..., :Dv], S[..., Dv], R)
+    return o
+
+
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None,
+    S0: torch.Tensor, R0: torch.Tensor, t: dict[str, torch.Tensor], *, fm: AnyMap,
+    scale: float, layout: str, causal: bool, chunk: int, log_weight: float | None,
+    inplace: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validated inputs to ``(output in layout, S_final, R_final)``."""
+    Hk, Dv = _dims(k, layout)[2], v.shape[-1]
+    cdt = S0.dtype
+    mult = input_multiplier(fm, scale)
+    opts = {"log_weight": log_weight, "inplace": inplace}
+    phi_q, _ = stabilized_features(fm, _working(q, layout, Hk).to(cdt), t, mult, **opts)
+    phi_k, ck = stabilized_features(
+        fm, _working(k, layout, Hk)[:, :, :, 0].to(cdt), t, mult, **opts
+    )
+    if key_padding_mask is not None:
         pad = key_padding_mask.to(q.device)[:, None, :]
         phi_k = phi_k.masked_fill(pad[..., None], 0.0)
         ck = ck.masked_fill(pad, LOG_FLOOR)
     vw = _working(v, layout, Hk)[:, :, :, 0].to(cdt)
     va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
-    S0, R0 = _initial_state(initial_state, B, Hk, phi_k.shape[-1], Dv, q.device, cdt)
-
     if causal:
         out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0, R0, chunk, inplace=inplace)
     else:
         out, S, R = _noncausal(phi_q, phi_k, ck, va, S0, R0)
     o = out[..., :Dv] / _safe_denominator(out[..., Dv], is_positive(fm))[..., None]
-    o = _from_working(o, layout).to(q.dtype)
-    if output_final_state:
-        return o, AttentionState(S[..., :Dv], S[..., Dv], R)
-    return o
+    return _from_working(o, layout).to(q.dtype), S, R
 
 
 def feature_attention_step(
@@ -432,7 +460,7 @@ def feature_attention_step(
 def _varlen(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm: AnyMap, cu_seqlens: Any, *,
     causal: bool, scale: float, layout: str, key_padding_mask: Any, initial_state: Any,
-    output_final_state: bool, chunk_size: int, params: Any,
+    output_final_state: bool, chunk_size: int, params: Any, recompute: bool,
 ) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
     """Packed sequences: gather into a padded batch with a key padding mask, then scatter back.
 
@@ -474,6 +502,7 @@ def _varlen(
         padded(q), padded(k), padded(v), fm, causal=causal, scale=scale, layout=layout,
         key_padding_mask=~valid, initial_state=initial_state,
         output_final_state=output_final_state, chunk_size=chunk_size, params=params,
+        recompute=recompute,
     )
     o, state = result if output_final_state else (result, None)
     o = o[valid][None] if layout == "bthd" else o.transpose(0, 1)[:, valid][None]

@@ -70,6 +70,9 @@ class FeatureAttention(nn.Module):
         Make ``W``, ``sqrt_xi`` (and DCT ``radii``) trainable parameters.
     chunk_size : int
         Chunk length of the causal algorithm.
+    recompute : bool
+        Recompute features in the backward pass instead of storing them (see
+        :func:`feature_attention`).
     **map_options
         Passed to :func:`kernelapprox.features.make` (e.g. ``radial`` for ``"dct"``).
 
@@ -94,10 +97,12 @@ class FeatureAttention(nn.Module):
         redraw: str | int = "never",
         learnable: bool = False,
         chunk_size: int = DEFAULT_CHUNK,
+        recompute: bool = False,
         **map_options: Any,
     ) -> None:
         super().__init__()
         self.head_dim = check_positive_int(head_dim, "head_dim")
+        self.recompute = bool(recompute)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.layout = layout
@@ -177,7 +182,7 @@ class FeatureAttention(nn.Module):
             query, key, value, self.feature_map, causal=is_causal, scale=scale,
             layout=self.layout, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
             initial_state=initial_state, output_final_state=output_final_state,
-            chunk_size=self.chunk_size, params=self.map_tensors,
+            chunk_size=self.chunk_size, params=self.map_tensors, recompute=self.recompute,
         )
 
     def step(
@@ -213,7 +218,8 @@ class MultiheadFeatureAttention(nn.Module):
         Causal self-attention (then :meth:`step` decodes).
     bias : bool
         Biases in the four projections.
-    n_features, feature_map, sampler, seed, redraw, learnable, chunk_size, **map_options
+    n_features, feature_map, sampler, seed, redraw, learnable, chunk_size, recompute,
+    **map_options
         As :class:`FeatureAttention`.
     """
 
@@ -232,6 +238,7 @@ class MultiheadFeatureAttention(nn.Module):
         redraw: str | int = "never",
         learnable: bool = False,
         chunk_size: int = DEFAULT_CHUNK,
+        recompute: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
         **map_options: Any,
@@ -255,7 +262,7 @@ class MultiheadFeatureAttention(nn.Module):
         self.attention = FeatureAttention(
             self.head_dim, n_features, feature_map=feature_map, sampler=sampler, seed=seed,
             layout="bthd", redraw=redraw, learnable=learnable, chunk_size=chunk_size,
-            **map_options,
+            recompute=recompute, **map_options,
         )
         if device is not None:
             self.attention.to(device)

@@ -171,3 +171,42 @@ def test_decode_after_prefill_continues_the_sequence():
         outs.append(o_t)
     assert state.kv.dtype == torch.float32
     assert_close(torch.stack(outs, 1), full[:, 20:], TOLERANCE[torch.float32], "prefill+decode")
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes of tensors autograd keeps for backward while ``fn`` runs."""
+    total = 0
+
+    def pack(x):
+        nonlocal total
+        total += x.numel() * x.element_size()
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        fn()
+    return total
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_recompute_gives_the_same_gradients_and_saves_only_the_inputs(causal):
+    fm = make_map("positive", 8, 64, seed=0)
+    q, k, v = qkv(1, 96, 2, 1, 8, 4, seed=1, dtype=torch.float32)
+    grads = {}
+    saved = {}
+    for recompute in (False, True):
+        ins = [x.clone().requires_grad_() for x in (q, k, v)]
+        result = {}
+
+        def run(ins=ins, result=result, recompute=recompute):
+            result["o"] = feature_attention(
+                *ins, fm, causal=causal, chunk_size=16, recompute=recompute
+            )
+
+        saved[recompute] = _saved_bytes(run)
+        grads[recompute] = torch.autograd.grad(result["o"].square().sum(), ins)
+    for a, b in zip(grads[False], grads[True], strict=True):
+        assert_close(b, a, 1e-6, "recomputed gradient")
+    inputs = sum(x.numel() * x.element_size() for x in (q, k, v))
+    features = 2 * 96 * 2 * 64 * 4  # phi_q alone is this large
+    assert saved[False] > features
+    assert saved[True] < inputs + features // 4
