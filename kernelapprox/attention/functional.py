@@ -240,8 +240,9 @@ def _causal_chunked(
     M = torch.maximum(prefix, R_before[..., None])  # (B, H_kv, N, C): row references
 
     # Intra-chunk, all chunks at once: masked products with key weights exp(c_j - M_i) <= 1.
-    causal = torch.ones(C, C, dtype=torch.bool, device=c.device).tril()
-    weight = torch.exp(torch.where(causal, c[..., None, :] - M[..., :, None], -math.inf))
+    # (the references are detached statistics, so these are built in place)
+    future = torch.ones(C, C, dtype=torch.bool, device=c.device).triu(1)
+    weight = (c[..., None, :] - M[..., :, None]).masked_fill_(future, -math.inf).exp_()
     A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
     A = A.mul_(weight[..., :, None, :]) if inplace else A * weight[..., :, None, :]
     out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)

@@ -203,17 +203,22 @@ def stabilized_features(
     ``log_weight`` (from :func:`uniform_log_weight`) the constant weight goes into ``c``;
     ``inplace`` reuses the map's output buffer (only when no gradient is needed).
     """
-    u = x * multiplier
+    # One (tokens, d) matrix: the map's ``u @ W^T`` is then a single matrix product
+    # (torch.matmul runs a (..., 1, d) or permuted input as many tiny batched products).
+    lead = x.shape[:-1]
+    u = (x * multiplier).reshape(-1, x.shape[-1])
     if feature_map.exponential:
-        logs = feature_map.log_per_frequency(u, params)  # (..., m, components)
+        logs = feature_map.log_per_frequency(u, params)  # (n, m, components)
         c = logs.detach().amax(dim=(-2, -1))
         if inplace:
             g = logs.sub_(c[..., None, None]).exp_()
         else:
             g = torch.exp(logs - c[..., None, None])
         if log_weight is None:
-            return feature_map.weighted(g, params), c
-        return g.flatten(-2), c + log_weight
+            phi = feature_map.weighted(g, params)
+        else:
+            phi, c = g.flatten(-2), c + log_weight
+        return phi.reshape(*lead, -1), c.reshape(lead)
     if log_weight is None:
         phi = feature_map.weighted(feature_map.per_frequency(u, params), params)
     else:
@@ -221,4 +226,6 @@ def stabilized_features(
     peak = phi.detach().abs().amax(dim=-1)
     c = torch.where(peak > 0, torch.log(peak), torch.zeros_like(peak))
     phi = phi.mul_(torch.exp(-c)[..., None]) if inplace else phi * torch.exp(-c)[..., None]
-    return phi, c if log_weight is None else c + log_weight
+    if log_weight is not None:
+        c = c + log_weight
+    return phi.reshape(*lead, -1), c.reshape(lead)
