@@ -251,17 +251,19 @@ def _causal_chunked(
     row_scale = torch.exp(R_before[..., None] - M)[..., None, None]  # (B, H_kv, N, C, 1, 1)
     Vw = V * torch.exp(c - R_after[..., None])[..., None]  # values weighted relative to R_after
     decay = torch.exp(R_before - R_after)[..., None, None]  # (B, H_kv, N, 1, 1)
-    Kt = K.transpose(-1, -2)
+    # unbind (not Q[:, :, n]): the backward of n slices would zero-fill n full gradients
+    Qn, Ktn, Vwn, outn = (x.unbind(2) for x in (Q, K.transpose(-1, -2), Vw, out))
+    scale_n, decay_n = row_scale.unbind(2), decay.unbind(2)
     S = S0.clone() if inplace else S0
     rows = []
     for n in range(N):
-        inter = (Q[:, :, n] @ S).view(B, Hk, C, G, Dv1)
+        inter = (Qn[n] @ S).view(B, Hk, C, G, Dv1)
         if inplace:
-            out[:, :, n].addcmul_(inter, row_scale[:, :, n])
-            S.mul_(decay[:, :, n]).add_(Kt[:, :, n] @ Vw[:, :, n])
+            outn[n].addcmul_(inter, scale_n[n])
+            S.mul_(decay_n[n]).add_(Ktn[n] @ Vwn[n])
         else:
-            rows.append(out[:, :, n] + inter * row_scale[:, :, n])
-            S = S * decay[:, :, n] + Kt[:, :, n] @ Vw[:, :, n]
+            rows.append(outn[n] + inter * scale_n[n])
+            S = S * decay_n[n] + Ktn[n] @ Vwn[n]
     if not inplace:
         out = torch.stack(rows, dim=2)
     out = out.reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
