@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("study", "kernelapprox.study.cli"),
     ("verify", "kernelapprox.verify_cli"),
     ("dynamics", "kernelapprox.dynamics.cli"),
+    ("bench", "kernelapprox.attention.bench_cli"),
 )
 
 

@@ -1,0 +1,131 @@
+"""``kernelapprox bench``: attention speed, memory and error against peers (opt-in).
+
+Without options it runs a short causal CPU sweep (T = 512..4096, d = 64, m = 4d, forward)
+of every implementation importable here and prints a table; ``--full`` runs the issue's
+grid (T = 512..65536, d = 64 and 128, m = d, 2d, 4d, forward, forward+backward, decode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from kernelapprox._validation import check_choice
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        msg = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        msg = f"expected comma-separated numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="attention speed, memory and error against torch SDPA and other peers",
+        description=__doc__,
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 "
+                   "(default float32 on cpu, bfloat16 on cuda)")
+    p.add_argument("--lengths", type=_ints, default=None, help="sequence lengths T")
+    p.add_argument("--head-dims", type=_ints, default=None, help="head dimensions d")
+    p.add_argument("--feature-multipliers", type=_floats, default=None,
+                   help="numbers of features as multiples of d (default 4)")
+    p.add_argument("--modes", type=_names, default=None, help="fwd, fwdbwd, decode")
+    p.add_argument("--impls", type=_names, default=None,
+                   help="ours, sdpa, performer, fla (default: all importable)")
+    p.add_argument("--non-causal", action="store_true", help="non-causal attention")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--max-seconds", type=float, default=30.0,
+                   help="skip longer T for an implementation once one run takes longer")
+    p.add_argument("--memory", action="store_true",
+                   help="measure peak memory (a fresh process per case on CPU)")
+    p.add_argument("--error-max-length", type=int, default=16384,
+                   help="compute the error against exact attention up to this T")
+    p.add_argument("--decode-tokens", type=int, default=64)
+    p.add_argument("--full", action="store_true", help="the issue's full grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write results.json/csv, table.txt and a plot")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from kernelapprox.attention import benchmark as bench
+
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    check_choice(dtype, "dtype", bench.DTYPES)
+    modes = args.modes or (list(bench.MODES) if args.full else ["fwd"])
+    for mode in modes:
+        check_choice(mode, "mode", bench.MODES)
+    for impl in args.impls or []:
+        check_choice(impl, "impl", bench.IMPLS)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    sweep = bench.Sweep(
+        lengths=args.lengths or ([512 * 2**i for i in range(8)] if args.full
+                                 else [512, 1024, 2048, 4096]),
+        head_dims=args.head_dims or ([64, 128] if args.full else [64]),
+        feature_multipliers=args.feature_multipliers or ([1, 2, 4] if args.full else [4]),
+        modes=modes, impls=args.impls, causal=not args.non_causal, batch=args.batch,
+        heads=args.heads, dtype=dtype, device=device, repeats=args.repeats,
+        max_seconds=args.max_seconds, memory=args.memory,
+        error_max_length=args.error_max_length, decode_tokens=args.decode_tokens,
+        seed=args.seed,
+    )
+
+    def progress(row: dict[str, Any]) -> None:
+        if args.format == "table":
+            t = row.get("time_ms")
+            shown = f"{t:.1f} ms" if isinstance(t, float) else row.get("status")
+            print(f"  {row['impl']:>9} {row['mode']:>6} T={row['T']:<6} d={row['head_dim']} "
+                  f"m={row['n_features']}: {shown}", file=sys.stderr, flush=True)
+
+    rows = sweep.run(progress)
+    summary = bench.summarize(rows)
+    if args.out:
+        bench.write_results(rows, args.out)
+    if args.format == "json":
+        print(json.dumps({"rows": rows, "summary": summary, "environment": bench.environment()},
+                         indent=2))
+        return 0
+    print(bench.format_table(rows))
+    print("\nspeed-up of ours (peer time / our time; in brackets: the same for CPU time):")
+    for r in summary["speedups"]:
+        cpu = r.get("cpu_time_speedup")
+        print(f"  {r['mode']:>6} T={r['T']:<6} d={r['head_dim']} m={r['n_features']} "
+              f"vs {r['peer']:<9} {r['speedup']:.2f}x" + (f" ({cpu:.2f}x)" if cpu else ""))
+    for name, T in summary["crossover_with_sdpa"].items():
+        print(f"  crossover with sdpa ({name}): {'T = ' + str(T) if T else 'not reached'}")
+    return 0

@@ -1,0 +1,489 @@
+"""Opt-in speed, memory and accuracy comparison of feature attention against its peers.
+
+End to end from ``q, k, v`` to the output, *including the feature map*, for
+
+* ``ours``: :func:`~kernelapprox.attention.feature_attention` with positive (FAVOR+) features,
+  orthogonal frequencies, layout ``(B, H, T, D)``;
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` (exact);
+* ``performer``: ``performer_pytorch.FastAttention`` (pip ``performer-pytorch``) with the same
+  number of features, when installed;
+* ``fla``: flash-linear-attention's ``chunk_linear_attn`` fed with features computed in torch
+  (GPU only, when ``fla`` is installed; not exercised without a GPU).
+
+Modes: ``fwd`` (no autograd), ``fwdbwd`` (forward and backward of ``sum(o * g)``) and
+``decode`` (tokens per second of one-token steps after a context of ``T`` tokens: a
+constant-size state for ``ours``, a KV cache of length ``T`` for ``sdpa``). Times are the
+median of ``repeats`` runs after one warm-up run; memory is the peak resident set of a fresh
+process (CPU) or ``max_memory_allocated`` (CUDA) minus the footprint before the inputs; the
+error is the relative RMS difference from exact attention on the same inputs. Nothing here
+runs in the test suite's timing: tests only check that a tiny run produces well-formed rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from kernelapprox.attention.functional import feature_attention, feature_attention_step
+from kernelapprox.attention.naive import relative_rms
+
+IMPLS = ("ours", "sdpa", "performer", "fla")
+MODES = ("fwd", "fwdbwd", "decode")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One measurement: implementation, mode and shape."""
+
+    impl: str
+    mode: str
+    T: int
+    head_dim: int
+    n_features: int
+    batch: int = 1
+    heads: int = 8
+    causal: bool = True
+    dtype: str = "float32"
+    device: str = "cpu"
+    seed: int = 0
+    input_std: float = 1.0
+    decode_tokens: int = 64
+
+
+def available_impls(device: str) -> list[str]:
+    """Implementations importable here (``fla`` needs CUDA)."""
+    found = ["ours", "sdpa"]
+    if importlib.util.find_spec("performer_pytorch") is not None:
+        found.append("performer")
+    if device.startswith("cuda") and importlib.util.find_spec("fla") is not None:
+        found.append("fla")
+    return found
+
+
+def make_inputs(case: Case) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``q, k, v`` of shape ``(B, H, T, D)`` with ``N(0, input_std^2)`` q, k and ``N(0, 1)`` v."""
+    g = torch.Generator().manual_seed(case.seed)
+    shape = (case.batch, case.heads, case.T, case.head_dim)
+    q, k = (case.input_std * torch.randn(shape, generator=g) for _ in range(2))
+    v = torch.randn(shape, generator=g)
+    dtype = DTYPES[case.dtype]
+    return tuple(x.to(device=case.device, dtype=dtype) for x in (q, k, v))  # type: ignore[return-value]
+
+
+def _feature_map(case: Case) -> Any:
+    from kernelapprox import features, kernels
+
+    return features.make(
+        "positive", kernels.Softmax(), case.n_features, dim=case.head_dim,
+        sampler="orthogonal", seed=case.seed,
+    )
+
+
+def build(case: Case) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The forward function ``(q, k, v) -> o`` of ``case.impl`` (all in layout ``(B, H, T, D)``)."""
+    if case.impl == "ours":
+        fm = _feature_map(case)
+        return lambda q, k, v: feature_attention(q, k, v, fm, causal=case.causal, layout="bhtd")
+    if case.impl == "sdpa":
+        return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=case.causal)
+    if case.impl == "performer":
+        from performer_pytorch import FastAttention
+
+        torch.manual_seed(case.seed)
+        fast = FastAttention(
+            dim_heads=case.head_dim, nb_features=case.n_features, causal=case.causal
+        ).to(case.device)
+        return lambda q, k, v: fast(q, k, v)
+    if case.impl == "fla":
+        return _build_fla(case)
+    raise ValueError(f"impl must be one of {IMPLS}, got {case.impl!r}")
+
+
+def _build_fla(case: Case) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Torch-computed (materialized) features fed to fla's ``chunk_linear_attn``.
+
+    The features are the same stabilized positive features as ours (per-token log-scales
+    folded in by a sequence-global key maximum, the usual practice; queries' scale cancels),
+    cast to the input dtype. Untested without a GPU.
+    """
+    from fla.ops.linear_attn import chunk_linear_attn
+
+    from kernelapprox.attention.maps import input_multiplier, stabilized_features
+
+    fm = _feature_map(case)
+    mult = input_multiplier(fm, 1.0 / math.sqrt(case.head_dim))
+
+    def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        t = fm.tensors(q.device, torch.float32)
+        pq, _ = stabilized_features(fm, q.transpose(1, 2).float(), t, mult)
+        pk, ck = stabilized_features(fm, k.transpose(1, 2).float(), t, mult)
+        pk = pk * torch.exp(ck - ck.amax(dim=1, keepdim=True))[..., None]
+        o, _ = chunk_linear_attn(
+            pq.to(q.dtype), pk.to(q.dtype), v.transpose(1, 2), scale=1.0, normalize=True
+        )
+        return o.transpose(1, 2)
+
+    return run
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _time(fn: Callable[[], Any], device: str, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of ``repeats`` runs after one warm-up run.
+
+    On a shared CPU the wall time includes time the process waited for a core; the process
+    CPU time (all threads) does not, and is the steadier number there.
+    """
+    fn()  # warm-up (autotuning, allocator, caches)
+    _sync(device)
+    times, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return times, cpu
+
+
+def _decode_fn(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Callable[[], Any]:
+    """``decode_tokens`` one-token steps after a context of ``T`` tokens."""
+    n = case.decode_tokens
+    if case.impl == "ours":
+        fm = _feature_map(case)
+        with torch.no_grad():
+            _, state0 = feature_attention(
+                q, k, v, fm, causal=True, layout="bhtd", output_final_state=True
+            )
+
+        def run() -> None:
+            state = state0
+            with torch.no_grad():
+                for t in range(n):
+                    _, state = feature_attention_step(
+                        q[:, :, t], k[:, :, t], v[:, :, t], state, fm
+                    )
+
+        return run
+    if case.impl == "sdpa":
+        # a preallocated KV cache holding the context plus the new tokens
+        cache_k = torch.cat((k, k[:, :, :n]), dim=2)
+        cache_v = torch.cat((v, v[:, :, :n]), dim=2)
+
+        def run() -> None:
+            with torch.no_grad():
+                for t in range(n):
+                    L = case.T + t + 1
+                    F.scaled_dot_product_attention(
+                        q[:, :, t : t + 1], cache_k[:, :, :L], cache_v[:, :, :L]
+                    )
+
+        return run
+    raise ValueError(f"{case.impl} has no decode path")
+
+
+def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) -> dict[str, Any]:
+    """Time one case (and its error against ``exact``); returns one result row."""
+    row: dict[str, Any] = dataclasses.asdict(case)
+    q, k, v = make_inputs(case)
+    if case.mode == "decode":
+        if case.impl not in ("ours", "sdpa"):
+            return {**row, "status": "n/a (no decode path)"}
+        times, cpu = _time(_decode_fn(case, q, k, v), case.device, repeats)
+        med = statistics.median(times)
+        return {**row, "status": "ok", "time_ms": 1e3 * med, "time_min_ms": 1e3 * min(times),
+                "cpu_ms": 1e3 * statistics.median(cpu),
+                "tokens_per_s": case.decode_tokens * case.batch / med}
+    fn = build(case)
+    if case.mode == "fwd":
+
+        def run() -> torch.Tensor:
+            with torch.no_grad():
+                return fn(q, k, v)
+
+    else:
+        ins = [x.detach().requires_grad_() for x in (q, k, v)]
+        grad = torch.randn_like(q)
+
+        def run() -> torch.Tensor:
+            out = fn(*ins)
+            out.backward(grad)
+            return out
+
+    times, cpu = _time(run, case.device, repeats)
+    row.update(status="ok", time_ms=1e3 * statistics.median(times), time_min_ms=1e3 * min(times),
+               cpu_ms=1e3 * statistics.median(cpu))
+    if exact is not None:
+        with torch.no_grad():
+            row["rel_error"] = relative_rms(fn(q, k, v).float(), exact.float())
+    return row
+
+
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in KiB (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _memory_child(case: Case, queue: Any) -> None:  # pragma: no cover - runs in a subprocess
+    """Peak RSS of one run above the RSS before it. ``VmHWM`` belongs to this process's own
+    address space (``ru_maxrss`` would include the parent's RSS at fork time) and is reset
+    to the current RSS by writing 5 to ``/proc/self/clear_refs``."""
+    try:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        fn = build(case) if case.mode != "decode" else None
+        q, k, v = make_inputs(case)
+        base = _status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        if fn is None:
+            _decode_fn(case, q, k, v)()
+        elif case.mode == "fwd":
+            with torch.no_grad():
+                fn(q, k, v)
+        else:
+            ins = [x.detach().requires_grad_() for x in (q, k, v)]
+            fn(*ins).backward(torch.randn_like(q))
+        queue.put(max(_status_kib("VmHWM") - base, 0) / 1024.0)
+    except Exception as exc:  # report, never hang the parent
+        queue.put(f"error: {exc}")
+
+
+def peak_memory_mb(case: Case, timeout: float = 600.0) -> float | str:
+    """Peak extra memory of one run, in MiB (a fresh process on CPU; the allocator on CUDA)."""
+    if case.device.startswith("cuda"):
+        q, k, v = make_inputs(case)
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        if case.mode == "decode":
+            _decode_fn(case, q, k, v)()
+        elif case.mode == "fwd":
+            with torch.no_grad():
+                build(case)(q, k, v)
+        else:
+            ins = [x.detach().requires_grad_() for x in (q, k, v)]
+            build(case)(*ins).backward(torch.randn_like(q))
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_memory_child, args=(case, queue))
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        return "timeout"
+    return queue.get() if not queue.empty() else "error: no result"
+
+
+@dataclasses.dataclass
+class Sweep:
+    """A grid of cases; :meth:`run` measures them in order of increasing ``T``."""
+
+    lengths: Sequence[int] = (512, 1024, 2048, 4096)
+    head_dims: Sequence[int] = (64,)
+    feature_multipliers: Sequence[float] = (4,)
+    modes: Sequence[str] = ("fwd",)
+    impls: Sequence[str] | None = None
+    causal: bool = True
+    batch: int = 1
+    heads: int = 8
+    dtype: str = "float32"
+    device: str = "cpu"
+    repeats: int = 3
+    max_seconds: float = 30.0
+    memory: bool = False
+    error_max_length: int = 16384
+    input_std: float = 1.0
+    decode_tokens: int = 64
+    seed: int = 0
+
+    def cases(self) -> list[Case]:
+        impls = list(self.impls or available_impls(self.device))
+        out = []
+        for d in self.head_dims:
+            for mult in self.feature_multipliers:
+                m = max(1, round(mult * d))
+                for mode in self.modes:
+                    for T in sorted(self.lengths):
+                        for impl in impls:
+                            if impl == "sdpa" and mult != self.feature_multipliers[0]:
+                                continue  # exact attention does not depend on m
+                            out.append(Case(
+                                impl, mode, T, d, m, self.batch, self.heads, self.causal,
+                                self.dtype, self.device, self.seed, self.input_std,
+                                self.decode_tokens,
+                            ))
+        return out
+
+    def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        too_slow: set[tuple[str, str, int, int]] = set()
+        exact_cache: dict[tuple[int, int], torch.Tensor] = {}
+        for case in self.cases():
+            key = (case.impl, case.mode, case.head_dim, case.n_features)
+            if key in too_slow:
+                row = {**dataclasses.asdict(case),
+                       "status": f"skipped (a shorter T took > {self.max_seconds:g} s)"}
+            else:
+                exact = None
+                if case.mode != "decode" and case.T <= self.error_max_length:
+                    ek = (case.T, case.head_dim)
+                    if ek not in exact_cache:
+                        exact_cache.clear()
+                        q, k, v = make_inputs(case)
+                        with torch.no_grad():
+                            exact_cache[ek] = F.scaled_dot_product_attention(
+                                q.float(), k.float(), v.float(), is_causal=case.causal
+                            )
+                    exact = exact_cache[ek]
+                try:
+                    row = measure(case, repeats=self.repeats, exact=exact)
+                except (RuntimeError, MemoryError, ImportError) as exc:
+                    row = {**dataclasses.asdict(case), "status": f"error: {exc}"[:200]}
+                if row.get("status") == "ok" and self.memory:
+                    row["peak_mb"] = peak_memory_mb(case)
+                if row.get("time_ms", 0.0) > 1e3 * self.max_seconds:
+                    too_slow.add(key)
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+        return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Speed-up ratios of ``ours`` over each peer, and the crossover length with ``sdpa``."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    index = {(r["impl"], r["mode"], r["T"], r["head_dim"], r["n_features"]): r for r in ok}
+    sdpa = {(r["mode"], r["T"], r["head_dim"]): r for r in ok if r["impl"] == "sdpa"}
+    ratios = []
+    crossover: dict[str, int | None] = {}
+    for r in ok:
+        if r["impl"] != "ours":
+            continue
+        key = (r["mode"], r["T"], r["head_dim"], r["n_features"])
+        for peer in ("sdpa", "performer", "fla"):
+            other = (sdpa.get((r["mode"], r["T"], r["head_dim"])) if peer == "sdpa"
+                     else index.get((peer, *key)))
+            if other is not None:
+                ratios.append({"mode": r["mode"], "T": r["T"], "head_dim": r["head_dim"],
+                               "n_features": r["n_features"], "peer": peer,
+                               "speedup": other["time_ms"] / r["time_ms"],
+                               "cpu_time_speedup": (other["cpu_ms"] / r["cpu_ms"]
+                                                    if other.get("cpu_ms") and r.get("cpu_ms")
+                                                    else None)})
+    for r in ratios:
+        if r["peer"] != "sdpa":
+            continue
+        name = f"{r['mode']} d={r['head_dim']} m={r['n_features']}"
+        if r["speedup"] >= 1.0 and (crossover.get(name) is None or r["T"] < crossover[name]):
+            crossover[name] = r["T"]
+        crossover.setdefault(name, None)
+    return {"speedups": ratios, "crossover_with_sdpa": crossover}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of the rows."""
+    head = ["impl", "mode", "T", "d", "m", "time_ms", "cpu_ms", "tok/s", "peak_MiB", "rel_err",
+            "status"]
+    lines = [" ".join(f"{h:>10}" for h in head)]
+    def num(r: dict[str, Any], key: str, fmt: str) -> str:
+        val = r.get(key)
+        return format(val, fmt) if isinstance(val, (int, float)) else str(val or "")
+
+    for r in rows:
+        cells = [r["impl"], r["mode"], str(r["T"]), str(r["head_dim"]), str(r["n_features"]),
+                 num(r, "time_ms", ".1f"), num(r, "cpu_ms", ".1f"), num(r, "tokens_per_s", ".0f"),
+                 num(r, "peak_mb", ".0f"), num(r, "rel_error", ".3f"),
+                 "" if r.get("status") == "ok" else r.get("status", "")]
+        lines.append(" ".join(f"{c:>10}" for c in cells))
+    return "\n".join(lines)
+
+
+def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = True) -> list[Path]:
+    """Write ``results.csv``, ``results.json`` (rows + summary), ``table.txt`` and
+    ``attention_bench.png`` (time and memory against ``T``, log-log) into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "results.csv", out / "table.txt"]
+    written[0].write_text(json.dumps({"rows": rows, "summary": summarize(rows),
+                                      "environment": environment()}, indent=2))
+    keys = sorted({k for r in rows for k in r})
+    with open(written[1], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    written[2].write_text(format_table(rows) + "\n")
+    if plot:
+        written.append(_plot(rows, out / "attention_bench.png"))
+    return written
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    modes = sorted({r["mode"] for r in ok}) or ["fwd"]
+    fig, axes = plt.subplots(1, len(modes) + 1, figsize=(5 * (len(modes) + 1), 4), squeeze=False)
+    for ax, mode in zip(axes[0], modes, strict=False):
+        for curve in sorted({(r["impl"], r["head_dim"], r["n_features"]) for r in ok
+                             if r["mode"] == mode}):
+            pts = sorted((r["T"], r["time_ms"]) for r in ok
+                         if (r["impl"], r["head_dim"], r["n_features"]) == curve
+                         and r["mode"] == mode)
+            label = curve[0] if curve[0] == "sdpa" else f"{curve[0]} m={curve[2]}"
+            ax.loglog(*zip(*pts, strict=True), marker="o", label=f"{label} d={curve[1]}")
+        ax.set(xlabel="sequence length T", ylabel="time (ms)", title=mode)
+        ax.legend(fontsize=7)
+    ax = axes[0][-1]
+    for curve in sorted({(r["impl"], r["head_dim"], r["n_features"]) for r in ok
+                         if isinstance(r.get("peak_mb"), float) and r["mode"] == modes[0]}):
+        pts = sorted((r["T"], r["peak_mb"]) for r in ok
+                     if (r["impl"], r["head_dim"], r["n_features"]) == curve
+                     and r["mode"] == modes[0] and isinstance(r.get("peak_mb"), float))
+        ax.loglog(*zip(*pts, strict=True), marker="s", label=f"{curve[0]} m={curve[2]}")
+    ax.set(xlabel="sequence length T", ylabel="peak memory (MiB)", title=f"memory ({modes[0]})")
+    if ax.lines:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    env: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "cpu_count": os.cpu_count()}
+    try:
+        env["load_average"] = os.getloadavg()
+    except OSError:  # pragma: no cover
+        pass
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    return env

@@ -1,0 +1,512 @@
+"""Feature-map attention in pure torch: non-causal, chunked causal, decode step, varlen.
+
+With features ``phi`` for the softmax kernel (see :mod:`kernelapprox.attention.maps`),
+
+.. math:: o_i = \\frac{\\phi(q_i)^\\top \\sum_{j \\in V(i)} \\phi(k_j) v_j^\\top}
+                     {\\phi(q_i)^\\top \\sum_{j \\in V(i)} \\phi(k_j)}
+          \\approx \\sum_{j \\in V(i)} \\operatorname{softmax}_j(s\\, q_i \\cdot k_j)\\, v_j,
+
+where ``V(i)`` is every unmasked key (non-causal) or every unmasked key ``j <= i`` (causal)
+(Katharopoulos et al., ICML 2020; Choromanski et al., ICLR 2021). The normalizer is the
+last column of the same products: values are augmented with a column of ones.
+
+Algorithms (cost linear in ``T``):
+
+* non-causal: one reduction ``S = sum_j phi(k_j) [v_j, 1]^T`` then one output pass ``phi(Q) S``;
+* causal, chunked (Yang et al., "Gated Linear Attention", ICML 2024, Sec. 3.2; fla's
+  ``chunk`` form): inside a chunk of ``C`` tokens the masked quadratic product
+  ``(phi(Q) phi(K)^T * M) [V, 1]``; across chunks an fp32 state carried by a scan.
+
+Stabilization exact under causality: each key's features are ``exp(c_j) phi_tilde(k_j)``
+with a per-token log-scale ``c_j``; row ``i`` is computed relative to the prefix maximum
+``M_i = max_{j <= i} c_j`` (including the incoming state's reference), so every factor
+``exp(c_j - M_i)`` is ``<= 1`` and depends only on tokens ``<= i``; the state is kept relative
+to the running maximum over completed chunks and rescaled when it grows. The query's
+log-scale cancels between numerator and denominator. All products accumulate in float32
+(float64 for float64 inputs); the output has the query's dtype.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from kernelapprox._validation import check_choice, check_positive_float, check_positive_int
+from kernelapprox.attention.maps import (
+    LOG_FLOOR,
+    AnyMap,
+    check_feature_map,
+    input_multiplier,
+    is_positive,
+    stabilized_features,
+    uniform_log_weight,
+)
+from kernelapprox.attention.state import AttentionState
+
+LAYOUTS = ("bthd", "bhtd")
+#: Default chunk length of the causal algorithm (tokens per intra-chunk quadratic block).
+DEFAULT_CHUNK = 64
+
+
+# --------------------------------------------------------------------------- validation
+def _check_tensor(x: Any, name: str, ndim: int) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point() or x.is_complex():
+        raise TypeError(f"{name} must be a real floating-point tensor, got dtype {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    return x
+
+
+def _dims(x: torch.Tensor, layout: str) -> tuple[int, int, int, int]:
+    """``(B, T, H, D)`` of a 4-d tensor in ``layout``."""
+    if layout == "bthd":
+        B, T, H, D = x.shape
+    else:
+        B, H, T, D = x.shape
+    return B, T, H, D
+
+
+def _check_qkv(
+    q: Any, k: Any, v: Any, layout: str, causal: bool
+) -> tuple[int, int, int, int, int, int, int]:
+    q, k, v = (_check_tensor(x, n, 4) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError("q, k and v must be on the same device")
+    B, Tq, H, D = _dims(q, layout)
+    Bk, Tk, Hk, Dk = _dims(k, layout)
+    Bv, Tv, Hv, Dv = _dims(v, layout)
+    if not (B == Bk == Bv):
+        raise ValueError(f"q, k, v must share the batch size, got {B}, {Bk}, {Bv}")
+    if Dk != D:
+        raise ValueError(f"q and k must share the head dimension, got {D} and {Dk}")
+    if Tk != Tv or Hk != Hv:
+        raise ValueError(
+            f"k and v must have the same length and heads ({layout!r}), got {tuple(k.shape)} "
+            f"and {tuple(v.shape)}"
+        )
+    if H % Hk != 0:
+        raise ValueError(
+            f"the number of query heads ({H}) must be a multiple of the key/value heads ({Hk})"
+        )
+    if min(B, Tq, Tk, H, D, Dv) < 1:
+        raise ValueError(f"q, k, v must be non-empty, got {tuple(q.shape)}, {tuple(k.shape)}")
+    if causal and Tq != Tk:
+        raise ValueError(f"causal attention needs as many queries as keys, got {Tq} and {Tk}")
+    return B, Tq, Tk, H, Hk, D, Dv
+
+
+def _resolve_scale(scale: Any, head_dim: int) -> float:
+    return 1.0 / math.sqrt(head_dim) if scale is None else check_positive_float(scale, "scale")
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64 (oracle checks); everything else accumulates in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _map_params(
+    fm: AnyMap, params: dict[str, torch.Tensor] | None, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    if params is None:
+        return fm.tensors(device, dtype)
+    return {name: p.to(device=device, dtype=dtype) for name, p in params.items()}
+
+
+def _no_grad_needed(*tensors: Any) -> bool:
+    """Whether no output needs a gradient (then buffers are updated in place)."""
+    if not torch.is_grad_enabled():
+        return True
+    flat: list[Any] = []
+    for x in tensors:
+        if isinstance(x, dict):
+            flat.extend(x.values())
+        elif isinstance(x, tuple):
+            flat.extend(x)
+        else:
+            flat.append(x)
+    return not any(isinstance(x, torch.Tensor) and x.requires_grad for x in flat)
+
+
+def _initial_state(
+    state: Any, B: int, Hk: int, Fd: int, Dv: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(S0 (B, H_kv, F, D_v + 1), R0 (B, H_kv))`` from an :class:`AttentionState` or ``None``."""
+    if state is None:
+        return (
+            torch.zeros(B, Hk, Fd, Dv + 1, device=device, dtype=dtype),
+            torch.full((B, Hk), LOG_FLOOR, device=device, dtype=dtype),
+        )
+    if not isinstance(state, tuple) or len(state) != 3:
+        raise TypeError("initial_state must be an AttentionState (kv, z, log_scale)")
+    kv, z, r = (x.to(device=device, dtype=dtype) for x in state)
+    expected = ((B, Hk, Fd, Dv), (B, Hk, Fd), (B, Hk))
+    if (tuple(kv.shape), tuple(z.shape), tuple(r.shape)) != expected:
+        raise ValueError(
+            f"initial_state must have shapes kv {expected[0]}, z {expected[1]}, log_scale "
+            f"{expected[2]}; got {tuple(kv.shape)}, {tuple(z.shape)}, {tuple(r.shape)}"
+        )
+    return torch.cat((kv, z[..., None]), dim=-1), r.detach()
+
+
+# --------------------------------------------------------------------------- layouts
+def _working(x: torch.Tensor, layout: str, kv_heads: int) -> torch.Tensor:
+    """A view ``(B, H_kv, T, G, D)``: query head ``h`` is group ``h % G`` of kv head ``h // G``."""
+    if layout == "bthd":
+        return x.unflatten(2, (kv_heads, -1)).permute(0, 2, 1, 3, 4)
+    return x.unflatten(1, (kv_heads, -1)).permute(0, 1, 3, 2, 4)
+
+
+def _from_working(o: torch.Tensor, layout: str) -> torch.Tensor:
+    B, Hk, T, G, D = o.shape
+    if layout == "bthd":
+        return o.permute(0, 2, 1, 3, 4).reshape(B, T, Hk * G, D)
+    return o.permute(0, 1, 3, 2, 4).reshape(B, Hk * G, T, D)
+
+
+def _safe_denominator(den: torch.Tensor, positive: bool) -> torch.Tensor:
+    """Keep ``|den| >= tiny`` (the smallest normal number), preserving its sign.
+
+    In the stabilized units the largest contributing key has weight 1, so ``den`` reaches
+    ``tiny`` only when every visible key is masked (then the numerator is 0 and the output is
+    0, where softmax attention would give ``nan``) or underflows.
+    """
+    tiny = torch.finfo(den.dtype).tiny
+    if positive:
+        return den.clamp_min(tiny)
+    return torch.where(den < 0, den.clamp_max(-tiny), den.clamp_min(tiny))
+
+
+# --------------------------------------------------------------------------- algorithms
+def _noncausal(
+    phi_q: torch.Tensor, phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor,
+    S0: torch.Tensor, R0: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One reduction of the state, then one output pass. Shapes as in :func:`_causal_chunked`."""
+    B, Hk, T, G, Fd = phi_q.shape
+    M = torch.maximum(ck.amax(-1), R0)  # (B, H_kv): the reference of every output
+    S = phi_k.transpose(-1, -2) @ (va * torch.exp(ck - M[..., None])[..., None])
+    S = S + S0 * torch.exp(R0 - M)[..., None, None]
+    out = (phi_q.reshape(B, Hk, T * G, Fd) @ S).view(B, Hk, T, G, -1)
+    return out, S, M
+
+
+def _causal_chunked(
+    phi_q: torch.Tensor, phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor,
+    S0: torch.Tensor, R0: torch.Tensor, chunk: int, *, inplace: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Chunked causal feature attention.
+
+    Parameters
+    ----------
+    phi_q : ``(B, H_kv, T, G, F)`` stabilized query features (G query heads per kv head).
+    phi_k : ``(B, H_kv, T, F)`` stabilized key features; ``ck`` ``(B, H_kv, T)`` their log-scales.
+    va : ``(B, H_kv, T, D_v + 1)`` values with a column of ones.
+    S0, R0 : incoming state ``(B, H_kv, F, D_v + 1)`` relative to ``exp(R0)``.
+    inplace : accumulate into preallocated buffers (only when no gradient is needed).
+
+    Returns ``(out (B, H_kv, T, G, D_v + 1), S_final, R_final)``: ``out`` holds numerator and
+    denominator relative to each row's prefix maximum ``M_i``. The intra-chunk products run
+    for all chunks at once; the inter-chunk part walks the chunks with the state, so no
+    per-chunk state is ever stored (memory ``O(T (F + D_v) + F D_v)``).
+    """
+    B, Hk, T, G, Fd = phi_q.shape
+    Dv1 = va.shape[-1]
+    C = min(chunk, T)
+    N = -(-T // C)
+    pad = N * C - T
+    if pad:
+        phi_q = F.pad(phi_q, (0, 0, 0, 0, 0, pad))
+        phi_k = F.pad(phi_k, (0, 0, 0, pad))
+        ck = F.pad(ck, (0, pad), value=LOG_FLOOR)
+        va = F.pad(va, (0, 0, 0, pad))
+    Q = phi_q.reshape(B, Hk, N, C * G, Fd)  # rows ordered (position, group)
+    K = phi_k.reshape(B, Hk, N, C, Fd)
+    V = va.reshape(B, Hk, N, C, Dv1)
+    c = ck.reshape(B, Hk, N, C)
+
+    # References: prefix maxima inside each chunk, running maxima over completed chunks.
+    prefix = c.cummax(dim=-1).values
+    R_after = torch.maximum(prefix[..., -1], R0[..., None]).cummax(dim=-1).values  # (B,Hk,N)
+    R_before = torch.cat((R0[..., None], R_after[..., :-1]), dim=-1)
+    M = torch.maximum(prefix, R_before[..., None])  # (B, H_kv, N, C): row references
+
+    # Intra-chunk, all chunks at once: masked products with key weights exp(c_j - M_i) <= 1.
+    # (the references are detached statistics, so these are built in place)
+    future = torch.ones(C, C, dtype=torch.bool, device=c.device).triu(1)
+    weight = (c[..., None, :] - M[..., :, None]).masked_fill_(future, -math.inf).exp_()
+    A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
+    A = A.mul_(weight[..., :, None, :]) if inplace else A * weight[..., :, None, :]
+    out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)
+
+    # Inter-chunk: read the state before chunk n, then S <- S e^{R_n - R_{n+1}} + KV_n.
+    row_scale = torch.exp(R_before[..., None] - M)[..., None, None]  # (B, H_kv, N, C, 1, 1)
+    Vw = V * torch.exp(c - R_after[..., None])[..., None]  # values weighted relative to R_after
+    decay = torch.exp(R_before - R_after)[..., None, None]  # (B, H_kv, N, 1, 1)
+    # unbind (not Q[:, :, n]): the backward of n slices would zero-fill n full gradients
+    Qn, Ktn, Vwn, outn = (x.unbind(2) for x in (Q, K.transpose(-1, -2), Vw, out))
+    scale_n, decay_n = row_scale.unbind(2), decay.unbind(2)
+    S = S0.clone() if inplace else S0
+    rows = []
+    for n in range(N):
+        inter = (Qn[n] @ S).view(B, Hk, C, G, Dv1)
+        if inplace:
+            outn[n].addcmul_(inter, scale_n[n])
+            S.mul_(decay_n[n]).add_(Ktn[n] @ Vwn[n])
+        else:
+            rows.append(outn[n] + inter * scale_n[n])
+            S = S * decay_n[n] + Ktn[n] @ Vwn[n]
+    if not inplace:
+        out = torch.stack(rows, dim=2)
+    out = out.reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
+    return out, S, R_after[..., -1]
+
+
+# --------------------------------------------------------------------------- public API
+def feature_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    feature_map: AnyMap,
+    *,
+    causal: bool,
+    scale: float | None = None,
+    layout: str = "bthd",
+    key_padding_mask: torch.Tensor | None = None,
+    cu_seqlens: torch.Tensor | None = None,
+    initial_state: AttentionState | None = None,
+    output_final_state: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
+    params: dict[str, torch.Tensor] | None = None,
+    recompute: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
+    """Attention through a feature map, at cost linear in the sequence length.
+
+    Approximates ``scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)``:
+    ``q`` and ``k`` are each multiplied by ``sqrt(scale)`` (default ``scale = 1/sqrt(D)``) and
+    mapped by the *same* ``feature_map`` (made for ``kernels.Softmax()``), so
+    ``phi(q) . phi(k) ~ exp(scale q.k)``. See the module docstring for the algorithms.
+
+    Parameters
+    ----------
+    q : Tensor ``(B, T_q, H, D)`` (``layout="bthd"``) or ``(B, H, T_q, D)`` (``"bhtd"``)
+    k : Tensor ``(B, T_k, H_kv, D)`` or ``(B, H_kv, T_k, D)``; ``H`` must be a multiple of
+        ``H_kv`` (grouped-query attention; query head ``h`` reads kv head ``h // (H / H_kv)``;
+        keys and values are never repeated).
+    v : Tensor ``(B, T_k, H_kv, D_v)`` or ``(B, H_kv, T_k, D_v)``
+    feature_map : FeatureMap or baseline map
+        From :func:`kernelapprox.features.make` with ``kernels.Softmax()`` and ``dim=D``, or
+        :class:`~kernelapprox.attention.maps.IdentityMap` / ``EluPlusOneMap``.
+    causal : bool
+        Query ``i`` sees keys ``j <= i`` (needs ``T_q == T_k``).
+    key_padding_mask : bool Tensor ``(B, T_k)``, optional
+        ``True`` marks padding (``nn.MultiheadAttention`` convention): the key's features are
+        zeroed, removing it from numerator and denominator. A query with no visible key
+        outputs 0.
+    cu_seqlens : int Tensor ``(N + 1,)``, optional
+        Packed variable-length batch (FlashAttention convention, ``B == 1``): sequence ``n``
+        is tokens ``cu_seqlens[n]:cu_seqlens[n+1]``; states are per sequence.
+    initial_state : AttentionState, optional
+        State after earlier keys (from ``output_final_state=True`` or
+        :func:`feature_attention_step`); ``B`` is the number of sequences for ``cu_seqlens``.
+    output_final_state : bool
+        Also return the :class:`AttentionState` after the last key.
+    chunk_size : int
+        Tokens per chunk of the causal algorithm.
+    params : dict of Tensor, optional
+        The map's tensors (as :meth:`FeatureMap.tensors` returns them); modules pass their
+        buffers or learnable parameters here. Default: the map's own cached tensors.
+    recompute : bool
+        Save only the inputs for backward and recompute the features (and the products) in
+        the backward pass (non-reentrant activation checkpointing): the memory kept between
+        forward and backward drops from ``O(T (F + C))`` per head to the inputs' size.
+
+    Returns
+    -------
+    Tensor in ``layout`` with ``q``'s dtype, or ``(output, AttentionState)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from kernelapprox import features, kernels
+    >>> from kernelapprox.attention import feature_attention, softmax_attention
+    >>> g = torch.Generator().manual_seed(0)
+    >>> q, k, v = (0.5 * torch.randn(1, 32, 2, 8, generator=g) for _ in range(3))
+    >>> fm = features.make("positive", kernels.Softmax(), 4096, dim=8, sampler="orthogonal", seed=0)
+    >>> out = feature_attention(q, k, v, fm, causal=True)
+    >>> exact = softmax_attention(q, k, v, causal=True)
+    >>> bool((out - exact).norm() / exact.norm() < 0.05)
+    True
+    """
+    check_choice(layout, "layout", LAYOUTS)
+    B, _, Tk, _, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
+    fm = check_feature_map(feature_map, D)
+    chunk = check_positive_int(chunk_size, "chunk_size")
+    s = _resolve_scale(scale, D)
+    if cu_seqlens is not None:
+        return _varlen(
+            q, k, v, fm, cu_seqlens, causal=causal, scale=s, layout=layout,
+            key_padding_mask=key_padding_mask, initial_state=initial_state,
+            output_final_state=output_final_state, chunk_size=chunk, params=params,
+            recompute=recompute,
+        )
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
+            raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
+        if tuple(key_padding_mask.shape) != (B, Tk):
+            raise ValueError(
+                f"key_padding_mask must have shape (B, T_k) = {(B, Tk)}, got "
+                f"{tuple(key_padding_mask.shape)}"
+            )
+    cdt = _compute_dtype(q.dtype)
+    t = _map_params(fm, params, q.device, cdt)
+    S0, R0 = _initial_state(initial_state, B, Hk, fm.output_dim, Dv, q.device, cdt)
+    inplace = _no_grad_needed(q, k, v, S0, t)
+    options = {
+        "fm": fm, "scale": s, "layout": layout, "causal": causal, "chunk": chunk,
+        "log_weight": uniform_log_weight(fm, params), "inplace": inplace,
+    }
+    if recompute and not inplace:
+        # Save only the inputs for backward; features and products are recomputed there.
+        o, S, R = checkpoint(
+            _attend, q, k, v, key_padding_mask, S0, R0, t, use_reentrant=False, **options
+        )
+    else:
+        o, S, R = _attend(q, k, v, key_padding_mask, S0, R0, t, **options)
+    if output_final_state:
+        return o, AttentionState(S[..., :Dv], S[..., Dv], R)
+    return o
+
+
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None,
+    S0: torch.Tensor, R0: torch.Tensor, t: dict[str, torch.Tensor], *, fm: AnyMap,
+    scale: float, layout: str, causal: bool, chunk: int, log_weight: float | None,
+    inplace: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validated inputs to ``(output in layout, S_final, R_final)``."""
+    Hk, Dv = _dims(k, layout)[2], v.shape[-1]
+    cdt = S0.dtype
+    mult = input_multiplier(fm, scale)
+    opts = {"log_weight": log_weight, "inplace": inplace}
+    phi_q, _ = stabilized_features(fm, _working(q, layout, Hk).to(cdt), t, mult, **opts)
+    phi_k, ck = stabilized_features(
+        fm, _working(k, layout, Hk)[:, :, :, 0].to(cdt), t, mult, **opts
+    )
+    if key_padding_mask is not None:
+        pad = key_padding_mask.to(q.device)[:, None, :]
+        phi_k = phi_k.masked_fill(pad[..., None], 0.0)
+        ck = ck.masked_fill(pad, LOG_FLOOR)
+    vw = _working(v, layout, Hk)[:, :, :, 0].to(cdt)
+    va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
+    if causal:
+        out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0, R0, chunk, inplace=inplace)
+    else:
+        out, S, R = _noncausal(phi_q, phi_k, ck, va, S0, R0)
+    o = out[..., :Dv] / _safe_denominator(out[..., Dv], is_positive(fm))[..., None]
+    return _from_working(o, layout).to(q.dtype), S, R
+
+
+def feature_attention_step(
+    q_t: torch.Tensor,
+    k_t: torch.Tensor,
+    v_t: torch.Tensor,
+    state: AttentionState | None,
+    feature_map: AnyMap,
+    *,
+    scale: float | None = None,
+    params: dict[str, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, AttentionState]:
+    """One decoding step: add key ``k_t`` and value ``v_t`` to ``state``, then read ``q_t``.
+
+    ``q_t`` ``(B, H, D)``, ``k_t`` ``(B, H_kv, D)``, ``v_t`` ``(B, H_kv, D_v)``; ``state`` from
+    :func:`feature_attention` (``output_final_state=True``) or ``None`` (empty). Returns
+    ``(o_t (B, H, D_v), new_state)``; a sequence of steps equals causal
+    :func:`feature_attention` on the whole sequence. Cost ``O(H F D_v)`` per token, whatever
+    the position.
+    """
+    q_t, k_t, v_t = (_check_tensor(x, n, 3) for x, n in ((q_t, "q_t"), (k_t, "k_t"), (v_t, "v_t")))
+    B, H, D = q_t.shape
+    Hk, Dv = k_t.shape[1], v_t.shape[2]
+    if tuple(k_t.shape) != (B, Hk, D) or tuple(v_t.shape[:2]) != (B, Hk) or H % Hk:
+        raise ValueError(
+            "feature_attention_step needs q_t (B, H, D), k_t (B, H_kv, D), v_t (B, H_kv, D_v) "
+            f"with H a multiple of H_kv; got {tuple(q_t.shape)}, {tuple(k_t.shape)}, "
+            f"{tuple(v_t.shape)}"
+        )
+    fm = check_feature_map(feature_map, D)
+    s = _resolve_scale(scale, D)
+    cdt = _compute_dtype(q_t.dtype)
+    t = _map_params(fm, params, q_t.device, cdt)
+    mult = input_multiplier(fm, s)
+    opts = {"log_weight": uniform_log_weight(fm, params)}
+    phi_q, _ = stabilized_features(fm, q_t.unflatten(1, (Hk, -1)).to(cdt), t, mult, **opts)
+    phi_k, ck = stabilized_features(fm, k_t.to(cdt), t, mult, **opts)
+    S0, R0 = _initial_state(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt)
+    R = torch.maximum(R0, ck)
+    va = torch.cat((v_t.to(cdt), torch.ones_like(v_t[..., :1], dtype=cdt)), dim=-1)
+    new_kv = (phi_k * torch.exp(ck - R)[..., None])[..., :, None] * va[..., None, :]
+    S = S0 * torch.exp(R0 - R)[..., None, None] + new_kv
+    out = phi_q @ S  # (B, H_kv, G, D_v + 1)
+    o = out[..., :Dv] / _safe_denominator(out[..., Dv], is_positive(fm))[..., None]
+    return o.reshape(B, H, Dv).to(q_t.dtype), AttentionState(S[..., :Dv], S[..., Dv], R)
+
+
+def _varlen(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm: AnyMap, cu_seqlens: Any, *,
+    causal: bool, scale: float, layout: str, key_padding_mask: Any, initial_state: Any,
+    output_final_state: bool, chunk_size: int, params: Any, recompute: bool,
+) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
+    """Packed sequences: gather into a padded batch with a key padding mask, then scatter back.
+
+    Reading the sequence lengths is one host synchronization (as FlashAttention's varlen API,
+    which takes ``max_seqlen`` from the host).
+    """
+    if key_padding_mask is not None:
+        raise ValueError("pass either cu_seqlens or key_padding_mask, not both")
+    B, Tq, Tk = q.shape[0], _dims(q, layout)[1], _dims(k, layout)[1]
+    if B != 1 or Tq != Tk:
+        raise ValueError(
+            f"cu_seqlens needs packed self-attention inputs with B == 1 and T_q == T_k, got "
+            f"B={B}, T_q={Tq}, T_k={Tk}"
+        )
+    if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.ndim != 1 or (
+        cu_seqlens.is_floating_point() or cu_seqlens.dtype == torch.bool
+    ):
+        raise TypeError("cu_seqlens must be a 1-d integer tensor [0, l_1, l_1 + l_2, ..., T]")
+    bounds = cu_seqlens.tolist()
+    lengths = [b - a for a, b in itertools.pairwise(bounds)]
+    if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != Tq or min(lengths) < 0:
+        raise ValueError(
+            f"cu_seqlens must start at 0, be non-decreasing and end at T = {Tq}, got {bounds}"
+        )
+    device = q.device
+    t_max = max(max(lengths), 1)
+    pos = torch.arange(t_max, device=device)
+    starts = torch.as_tensor(bounds[:-1], device=device)
+    lens = torch.as_tensor(lengths, device=device)
+    valid = pos[None, :] < lens[:, None]  # (n, t_max)
+    index = torch.where(valid, starts[:, None] + pos[None, :], 0)
+
+    def padded(x: torch.Tensor) -> torch.Tensor:
+        if layout == "bthd":
+            return x[0][index]  # (n, t_max, H, D)
+        return x[0][:, index].transpose(0, 1)  # (n, H, t_max, D)
+
+    result = feature_attention(
+        padded(q), padded(k), padded(v), fm, causal=causal, scale=scale, layout=layout,
+        key_padding_mask=~valid, initial_state=initial_state,
+        output_final_state=output_final_state, chunk_size=chunk_size, params=params,
+        recompute=recompute,
+    )
+    o, state = result if output_final_state else (result, None)
+    o = o[valid][None] if layout == "bthd" else o.transpose(0, 1)[:, valid][None]
+    return (o, state) if output_final_state else o
