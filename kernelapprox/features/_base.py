@@ -40,6 +40,11 @@ def _may_overwrite(u: torch.Tensor, t: dict[str, torch.Tensor]) -> bool:
     return not (u.requires_grad or any(v.requires_grad for v in t.values()))
 
 
+def add(fresh: torch.Tensor, other: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """``fresh + other``, written into ``fresh`` when ``inplace`` (``fresh``: a new tensor)."""
+    return fresh.add_(other) if inplace else fresh + other
+
+
 def check_weights(weights: Any, m: int) -> np.ndarray:
     """Validate per-frequency weights: finite, non-negative, shape ``(m,)``, not all zero."""
     w = np.asarray(weights, dtype=np.float64)
@@ -212,7 +217,8 @@ class FeatureMap:
         return logs.exp_() if _may_overwrite(u, t) else torch.exp(logs)
 
     def _weighted_logs(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.log_per_frequency(u, t) + torch.log(t["sqrt_xi"])[:, None]
+        logs = self.log_per_frequency(u, t)
+        return add(logs, torch.log(t["sqrt_xi"])[:, None], _may_overwrite(u, t))
 
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError(f"map {self.name!r} is not exponential")

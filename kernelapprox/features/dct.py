@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from kernelapprox._validation import check_choice, spawn
-from kernelapprox.features._base import require_point_sampler
+from kernelapprox.features._base import _may_overwrite, add, require_point_sampler
 from kernelapprox.features.exponential import _Exponential
 from kernelapprox.kernels import NORMAL
 from kernelapprox.sampling.orthogonal import stacked_blocks
@@ -166,7 +166,8 @@ class DCT(_DCTBase):
         super().__init__(kernel, n_features, **kwargs)
 
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._projection(u, t)[..., None] + self._log_prefactor(u)
+        z = self._projection(u, t)[..., None]
+        return add(z, self._log_prefactor(u), _may_overwrite(u, t))
 
 
 class DCTReleased(_DCTBase):

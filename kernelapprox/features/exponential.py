@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from kernelapprox.features._base import FeatureMap
+from kernelapprox.features._base import FeatureMap, _may_overwrite, add
 from kernelapprox.kernels import gaussian_softmax_log_factor
 
 
@@ -44,7 +44,8 @@ class Positive(_Exponential):
     name = "positive"
 
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._projection(u, t)[..., None] + self._log_prefactor(u)
+        z = self._projection(u, t)[..., None]
+        return add(z, self._log_prefactor(u), _may_overwrite(u, t))
 
 
 class Hyperbolic(_Exponential):
@@ -55,4 +56,5 @@ class Hyperbolic(_Exponential):
 
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         z = self._projection(u, t)
-        return torch.stack((z, -z), dim=-1) + (self._log_prefactor(u) - 0.5 * math.log(2.0))
+        pair = torch.stack((z, -z), dim=-1)
+        return add(pair, self._log_prefactor(u) - 0.5 * math.log(2.0), _may_overwrite(u, t))
