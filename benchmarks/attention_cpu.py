@@ -38,24 +38,45 @@ def targets(rows: list[dict]) -> list[dict]:
         return None if a is None or b is None else b[key] / a[key]
 
     out = []
-    for name, peer, T, goal in (("vs performer causal", "performer", 4096, 20.0),
-                                ("vs SDPA causal", "sdpa", 16384, 2.0)):
+    for name, peer, T, goal in (
+        ("vs performer causal", "performer", 4096, 20.0),
+        ("vs SDPA causal", "sdpa", 16384, 2.0),
+    ):
         r, rc, rm = ratio(peer, T), ratio(peer, T, "cpu_ms"), ratio(peer, T, "time_min_ms")
-        out.append({"target": f"T={T} {name}", "goal": f">= {goal:g}x",
-                    "measured": None if r is None else round(r, 2),
-                    "measured_min_times": None if rm is None else round(rm, 2),
-                    "measured_cpu_time": None if rc is None else round(rc, 2),
-                    "met": None if r is None else r >= goal})
-    crossover = min((T for (impl, mode, T) in ok if impl == "ours"
-                     and (ratio("sdpa", T) or 0) >= 1.0), default=None)
-    out.append({"target": "crossover with SDPA (smallest measured T where ours is faster)",
-                "measured": crossover})
-    mem = sorted((r["T"], r["peak_mb"]) for r in rows
-                 if r.get("impl") == "ours" and isinstance(r.get("peak_mb"), float))
+        out.append(
+            {
+                "target": f"T={T} {name}",
+                "goal": f">= {goal:g}x",
+                "measured": None if r is None else round(r, 2),
+                "measured_min_times": None if rm is None else round(rm, 2),
+                "measured_cpu_time": None if rc is None else round(rc, 2),
+                "met": None if r is None else r >= goal,
+            }
+        )
+    crossover = min(
+        (T for (impl, mode, T) in ok if impl == "ours" and (ratio("sdpa", T) or 0) >= 1.0),
+        default=None,
+    )
+    out.append(
+        {
+            "target": "crossover with SDPA (smallest measured T where ours is faster)",
+            "measured": crossover,
+        }
+    )
+    mem = sorted(
+        (r["T"], r["peak_mb"])
+        for r in rows
+        if r.get("impl") == "ours" and isinstance(r.get("peak_mb"), float)
+    )
     if len(mem) >= 2:
         (_, m0), (_, m1) = mem[-2], mem[-1]
-        out.append({"target": "memory ratio of ours between the two longest T (x2 each)",
-                    "measured": round(m1 / max(m0, 1e-9), 2), "goal": "~2 (linear)"})
+        out.append(
+            {
+                "target": "memory ratio of ours between the two longest T (x2 each)",
+                "measured": round(m1 / max(m0, 1e-9), 2),
+                "goal": "~2 (linear)",
+            }
+        )
     return out
 
 
@@ -71,15 +92,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sweep = bench.Sweep(
-        lengths=[int(x) for x in args.lengths.split(",")], head_dims=[64],
-        feature_multipliers=[4], modes=["fwd"], causal=True, batch=1, heads=8,
-        dtype="float32", device="cpu", repeats=args.repeats, memory=args.memory,
+        lengths=[int(x) for x in args.lengths.split(",")],
+        head_dims=[64],
+        feature_multipliers=[4],
+        modes=["fwd"],
+        causal=True,
+        batch=1,
+        heads=8,
+        dtype="float32",
+        device="cpu",
+        repeats=args.repeats,
+        memory=args.memory,
         max_seconds=args.max_seconds,
     )
-    rows = sweep.run(lambda r: print(
-        f"  {r['impl']:>9} T={r['T']:<6} "
-        f"{r['time_ms']:.1f} ms" if "time_ms" in r else f"  {r['impl']} T={r['T']} {r['status']}",
-        file=sys.stderr, flush=True))
+    rows = sweep.run(
+        lambda r: print(
+            f"  {r['impl']:>9} T={r['T']:<6} {r['time_ms']:.1f} ms"
+            if "time_ms" in r
+            else f"  {r['impl']} T={r['T']} {r['status']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    )
     written = bench.write_results(rows, args.out)
     verdicts = targets(rows)
     path = Path(args.out) / "results.json"

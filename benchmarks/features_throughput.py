@@ -6,12 +6,17 @@ kernelapprox is faster). ``cos_offset`` is the same map as ``RBFSampler``; ``sin
 512 frequencies for the same output width.
 
     python benchmarks/features_throughput.py [--repeats 7] [--json out.json]
+
+Importing kernelapprox before torch turns on torch's transparent huge pages for large CPU
+tensors (``THP_MEM_ALLOC_ENABLE=1``, as numpy does for large arrays); this script imports
+torch first, so run it with ``THP_MEM_ALLOC_ENABLE=1`` to measure that configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 
 import numpy as np
@@ -47,7 +52,9 @@ def main() -> None:
             t_ours = median_time(lambda fm=fm, Xt=Xt: fm(Xt), args.repeats)
             rows.append({"dtype": np.dtype(dtype).name, "map": name, "sklearn_s": t_ref,
                          "kernelapprox_s": t_ours, "speedup": t_ref / t_ours})  # fmt: skip
+    thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset")
     print(f"n={args.n} d={args.dim} width={args.width} torch threads={torch.get_num_threads()} "
+          f"THP_MEM_ALLOC_ENABLE={thp} "
           f"({platform.processor() or platform.machine()})")  # fmt: skip
     print(f"{'dtype':8s} {'map':11s} {'sklearn [s]':>12s} {'ours [s]':>10s} {'speedup':>8s}")
     for r in rows:

@@ -217,12 +217,12 @@ def stabilized_features(
         if log_weight is None:
             phi = feature_map.weighted(g, params)
         else:
-            phi, c = g.flatten(-2), c + log_weight
+            phi, c = feature_map.flatten(g), c + log_weight
         return phi.reshape(*lead, -1), c.reshape(lead)
     if log_weight is None:
         phi = feature_map.weighted(feature_map.per_frequency(u, params), params)
     else:
-        phi = feature_map.per_frequency(u, params).flatten(-2)
+        phi = feature_map.flatten(feature_map.per_frequency(u, params))
     peak = phi.detach().abs().amax(dim=-1)
     c = torch.where(peak > 0, torch.log(peak), torch.zeros_like(peak))
     phi = phi.mul_(torch.exp(-c)[..., None]) if inplace else phi * torch.exp(-c)[..., None]

@@ -243,14 +243,21 @@ class FeatureMap:
         """Features ``phi(X)`` of shape ``(..., m * components)``; numpy in, numpy out."""
         u, is_numpy = self._scaled_input(X)
         t = self.tensors(u.device, u.dtype)
-        g = self.per_frequency(u, t, weighted=True)
-        phi = g.reshape(*g.shape[:-2], self.output_dim)
+        phi = self.flatten(self.per_frequency(u, t, weighted=True))
         return phi.numpy() if is_numpy else phi
 
+    def flatten(self, g: torch.Tensor) -> torch.Tensor:
+        """Blocks ``(..., m, c)`` to features ``(..., c * m)``, component-major.
+
+        The feature order is ``[g_1[0], ..., g_m[0], g_1[1], ..., g_m[1], ...]`` (for
+        ``sincos``: all cosines, then all sines). Maps with ``c > 1`` build their blocks as a
+        transposed view of a ``(..., c, m)`` tensor, so flattening them copies nothing.
+        """
+        return g.transpose(-1, -2).reshape(*g.shape[:-2], self.output_dim)
+
     def weighted(self, g: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Apply ``sqrt(xi_i)`` to blocks ``(..., m, c)`` and flatten to ``(..., m * c)``."""
-        phi = g * t["sqrt_xi"][:, None]
-        return phi.reshape(*phi.shape[:-2], self.output_dim)
+        """Apply ``sqrt(xi_i)`` to blocks ``(..., m, c)`` and :meth:`flatten` them."""
+        return self.flatten(g * t["sqrt_xi"][:, None])
 
     def log_features(self, X: Array) -> Array:
         """``log phi(X)`` (exponential maps only), computed without forming ``exp``.
@@ -261,7 +268,7 @@ class FeatureMap:
             raise TypeError(f"map {self.name!r} has no log-features (it is not exponential)")
         u, is_numpy = self._scaled_input(X)
         logs = self._weighted_logs(u, self.tensors(u.device, u.dtype))
-        logs = logs.reshape(*logs.shape[:-2], self.output_dim)
+        logs = self.flatten(logs)
         return logs.numpy() if is_numpy else logs
 
     def gram(self, X: Array, Y: Array | None = None) -> Array:

@@ -56,5 +56,5 @@ class Hyperbolic(_Exponential):
 
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         z = self._projection(u, t)
-        pair = torch.stack((z, -z), dim=-1)
+        pair = torch.stack((z, -z), dim=-2).transpose(-1, -2)  # see FeatureMap.flatten
         return add(pair, self._log_prefactor(u) - 0.5 * math.log(2.0), _may_overwrite(u, t))

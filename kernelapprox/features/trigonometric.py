@@ -64,12 +64,13 @@ class SinCos(_Trigonometric):
     def _trig_blocks(
         self, phase: torch.Tensor, t: dict[str, torch.Tensor], inplace: bool
     ) -> torch.Tensor:
+        # (..., 2, m) in memory, seen as (..., m, 2): see FeatureMap.flatten
         if not inplace:
-            return torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
-        out = phase.new_empty((*phase.shape, 2))
-        torch.cos(phase, out=out[..., 0])
-        torch.sin(phase, out=out[..., 1])
-        return out
+            return torch.stack((torch.cos(phase), torch.sin(phase)), dim=-2).transpose(-1, -2)
+        out = phase.new_empty((*phase.shape[:-1], 2, phase.shape[-1]))
+        torch.cos(phase, out=out[..., 0, :])
+        torch.sin(phase, out=out[..., 1, :])
+        return out.transpose(-1, -2)
 
 
 class CosOffset(_Trigonometric):
