@@ -120,6 +120,12 @@ def check_feature_map(feature_map: Any, head_dim: int) -> AnyMap:
             "feature_map must target the softmax kernel (kernels.Softmax()) for attention, got "
             f"{feature_map.kernel!r}"
         )
+    if isinstance(feature_map, FeatureMap) and feature_map.kernel.input_scale != 1.0:
+        raise ValueError(
+            f"feature_map was made for {feature_map.kernel!r}; attention applies its own `scale` "
+            "(default 1/sqrt(head_dim)) to q and k, so the map must be made for "
+            "kernels.Softmax() with scale 1 (pass the scale to the attention call instead)"
+        )
     if feature_map.dim != head_dim:
         raise ValueError(
             f"feature_map has dim={feature_map.dim} but the query/key head dimension is {head_dim}"

@@ -25,8 +25,17 @@ def make_map(name: str, dim: int, m: int, *, sampler: str | None = None, seed: i
 
 
 def qkv(
-    B: int, T: int, H: int, Hk: int, D: int, Dv: int, *, seed: int = 0, std: float = 1.0,
-    dtype: torch.dtype = torch.float64, Tk: int | None = None,
+    B: int,
+    T: int,
+    H: int,
+    Hk: int,
+    D: int,
+    Dv: int,
+    *,
+    seed: int = 0,
+    std: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+    Tk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(B, T, H, D)`` queries and ``(B, Tk, Hk, D|Dv)`` keys/values in layout bthd."""
     g = torch.Generator().manual_seed(seed)

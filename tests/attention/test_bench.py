@@ -18,11 +18,28 @@ def _parse(argv):
 
 
 def test_bench_json_rows_and_files(tmp_path, capsys):
-    args = _parse([
-        "--lengths", "16,32", "--repeats", "1", "--impls", "ours,sdpa", "--heads", "2",
-        "--head-dims", "8", "--modes", "fwd,fwdbwd,decode", "--decode-tokens", "2",
-        "--format", "json", "--out", str(tmp_path),
-    ])
+    args = _parse(
+        [
+            "--lengths",
+            "16,32",
+            "--repeats",
+            "1",
+            "--impls",
+            "ours,sdpa",
+            "--heads",
+            "2",
+            "--head-dims",
+            "8",
+            "--modes",
+            "fwd,fwdbwd,decode",
+            "--decode-tokens",
+            "2",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert args.func(args) == 0
     data = json.loads(capsys.readouterr().out)
     rows = data["rows"]
@@ -33,25 +50,41 @@ def test_bench_json_rows_and_files(tmp_path, capsys):
     assert [r["rel_error"] for r in fwd if r["impl"] == "sdpa"] == [0.0] * 4
     assert all(r["tokens_per_s"] > 0 for r in rows if r["mode"] == "decode")
     assert {p.name for p in tmp_path.iterdir()} >= {
-        "results.json", "results.csv", "table.txt", "attention_bench.png"
+        "results.json",
+        "results.csv",
+        "table.txt",
+        "attention_bench.png",
     }
 
 
 def test_summary_ratios_and_crossover():
     def row(impl, T, ms):
-        return {"impl": impl, "mode": "fwd", "T": T, "head_dim": 64, "n_features": 256,
-                "status": "ok", "time_ms": ms}
+        return {
+            "impl": impl,
+            "mode": "fwd",
+            "T": T,
+            "head_dim": 64,
+            "n_features": 256,
+            "status": "ok",
+            "time_ms": ms,
+        }
 
-    rows = [row("ours", 1024, 10.0), row("sdpa", 1024, 5.0), row("ours", 4096, 40.0),
-            row("sdpa", 4096, 80.0), row("performer", 4096, 800.0)]
+    rows = [
+        row("ours", 1024, 10.0),
+        row("sdpa", 1024, 5.0),
+        row("ours", 4096, 40.0),
+        row("sdpa", 4096, 80.0),
+        row("performer", 4096, 800.0),
+    ]
     s = summarize(rows)
     speed = {(r["peer"], r["T"]): r["speedup"] for r in s["speedups"]}
     assert speed == {("sdpa", 1024): 0.5, ("sdpa", 4096): 2.0, ("performer", 4096): 20.0}
     assert s["crossover_with_sdpa"] == {"fwd d=64 m=256": 4096}
 
 
-@pytest.mark.parametrize("bad", [["--modes", "sideways"], ["--impls", "xformers"],
-                                 ["--dtype", "int8"]])
+@pytest.mark.parametrize(
+    "bad", [["--modes", "sideways"], ["--impls", "xformers"], ["--dtype", "int8"]]
+)
 def test_bench_rejects_bad_choices(bad):
     args = _parse([*bad, "--lengths", "8"])
     with pytest.raises(ValueError):

@@ -87,8 +87,14 @@ def test_learnable_map_trains():
 def test_multihead_layer_decodes_like_its_causal_forward(feature_map):
     torch.manual_seed(0)
     layer = MultiheadFeatureAttention(
-        16, 4, num_kv_heads=2, causal=True, n_features=None if feature_map == "elu" else 12,
-        feature_map=feature_map, seed=0, dtype=torch.float64,
+        16,
+        4,
+        num_kv_heads=2,
+        causal=True,
+        n_features=None if feature_map == "elu" else 12,
+        feature_map=feature_map,
+        seed=0,
+        dtype=torch.float64,
     )
     x = torch.randn(2, 11, 16, dtype=torch.float64)
     full, final = layer(x, return_state=True)
@@ -116,8 +122,7 @@ def test_multihead_layer_matches_a_manual_computation():
     q = layer.q_proj(x).view(2, 7, 3, 4)
     k = layer.k_proj(x).view(2, 7, 3, 4)
     v = layer.v_proj(x).view(2, 7, 3, 4)
-    o = feature_attention(q, k, v, layer.attention.feature_map, causal=False,
-                          key_padding_mask=mask)
+    o = feature_attention(q, k, v, layer.attention.feature_map, causal=False, key_padding_mask=mask)
     assert_close(out, layer.out_proj(o.flatten(-2)), TOLERANCE[torch.float32], "manual")
     out.sum().backward()
     assert all(p.grad is not None for p in layer.q_proj.parameters())

@@ -38,9 +38,7 @@ def test_outputs_states_and_gradients_match_the_quadratic_oracle(name, causal, s
     fm = make_map(name, D, m, seed=3)
     q, k, v = qkv(B, T, H, Hk, D, Dv, seed=T)
     ins = [x.clone().requires_grad_() for x in (q, k, v)]
-    o, state = feature_attention(
-        *ins, fm, causal=causal, chunk_size=C, output_final_state=True
-    )
+    o, state = feature_attention(*ins, fm, causal=causal, chunk_size=C, output_final_state=True)
     S, z = state.absolute()
     ref_ins = [x.clone().requires_grad_() for x in (q, k, v)]
     ref_o, (ref_S, ref_z) = quadratic_oracle(*ref_ins, fm, causal=causal)
@@ -50,9 +48,7 @@ def test_outputs_states_and_gradients_match_the_quadratic_oracle(name, causal, s
 
     do, dS, dz = _loss_weights(o, S, z)
     grads = torch.autograd.grad((o * do).sum() + (S * dS).sum() + (z * dz).sum(), ins)
-    ref = torch.autograd.grad(
-        (ref_o * do).sum() + (ref_S * dS).sum() + (ref_z * dz).sum(), ref_ins
-    )
+    ref = torch.autograd.grad((ref_o * do).sum() + (ref_S * dS).sum() + (ref_z * dz).sum(), ref_ins)
     for name_, g, r in zip("qkv", grads, ref, strict=True):
         assert_close(g, r, 1e-9, f"d{name_}")
 

@@ -36,8 +36,9 @@ def problems(draw, min_t: int = 1):
 
 def _setup(p, dtype=torch.float64, std=1.0):
     fm = make_map(p["name"], p["D"], p["m"], seed=p["seed"])
-    q, k, v = qkv(p["B"], p["T"], p["H"], p["Hk"], p["D"], p["Dv"], seed=p["seed"], std=std,
-                  dtype=dtype)
+    q, k, v = qkv(
+        p["B"], p["T"], p["H"], p["Hk"], p["D"], p["Dv"], seed=p["seed"], std=std, dtype=dtype
+    )
     return fm, q, k, v
 
 
@@ -62,12 +63,23 @@ def test_split_and_resume_equals_one_pass(p, data):
         q, k, v, fm, causal=True, chunk_size=p["chunk"], output_final_state=True
     )
     first, state = feature_attention(
-        q[:, :cut], k[:, :cut], v[:, :cut], fm, causal=True, chunk_size=p["chunk"],
+        q[:, :cut],
+        k[:, :cut],
+        v[:, :cut],
+        fm,
+        causal=True,
+        chunk_size=p["chunk"],
         output_final_state=True,
     )
     second, resumed = feature_attention(
-        q[:, cut:], k[:, cut:], v[:, cut:], fm, causal=True, chunk_size=p["chunk"],
-        initial_state=state, output_final_state=True,
+        q[:, cut:],
+        k[:, cut:],
+        v[:, cut:],
+        fm,
+        causal=True,
+        chunk_size=p["chunk"],
+        initial_state=state,
+        output_final_state=True,
     )
     assert_close(torch.cat((first, second), dim=1), full, 1e-12, "resumed output")
     for a, b in zip(resumed.absolute(), final.absolute(), strict=True):
@@ -88,7 +100,10 @@ def test_layout_invariance(p, causal):
     a = feature_attention(q, k, v, fm, causal=causal, chunk_size=p["chunk"], layout="bthd")
     # bhtd inputs that are transposed *views* of bthd storage: no copy needed
     b = feature_attention(
-        *(x.transpose(1, 2) for x in (q, k, v)), fm, causal=causal, chunk_size=p["chunk"],
+        *(x.transpose(1, 2) for x in (q, k, v)),
+        fm,
+        causal=causal,
+        chunk_size=p["chunk"],
         layout="bhtd",
     )
     assert b.shape == (p["B"], p["H"], p["T"], p["Dv"])
@@ -115,8 +130,12 @@ def test_key_padding_equals_truncation(p, causal, data):
         assert_close(padded, truncated, 1e-12, "non-causal padding")
 
 
-@given(st.lists(st.integers(0, 12), min_size=1, max_size=4), MAP_NAMES, st.booleans(),
-       st.integers(0, 2**16))
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=4),
+    MAP_NAMES,
+    st.booleans(),
+    st.integers(0, 2**16),
+)
 def test_varlen_equals_padded_with_mask(lengths, name, causal, seed):
     if sum(lengths) == 0:
         lengths = [*lengths[:-1], 3]
@@ -164,7 +183,11 @@ def test_gqa_equals_repeated_kv_heads():
     q, k, v = qkv(2, 33, 6, 2, 8, 5, seed=3)
     grouped = feature_attention(q, k, v, fm, causal=True, chunk_size=8)
     rep = feature_attention(
-        q, k.repeat_interleave(3, dim=2), v.repeat_interleave(3, dim=2), fm, causal=True,
+        q,
+        k.repeat_interleave(3, dim=2),
+        v.repeat_interleave(3, dim=2),
+        fm,
+        causal=True,
         chunk_size=8,
     )
     assert_close(grouped, rep, 1e-13, "GQA")
@@ -200,7 +223,10 @@ def test_softmax_attention_matches_torch_sdpa():
         if causal:
             attn_mask = attn_mask & torch.ones(21, 21, dtype=torch.bool).tril()
         ref = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.repeat_interleave(2, 2).transpose(1, 2),
-            v.repeat_interleave(2, 2).transpose(1, 2), attn_mask=attn_mask, scale=0.3,
+            q.transpose(1, 2),
+            k.repeat_interleave(2, 2).transpose(1, 2),
+            v.repeat_interleave(2, 2).transpose(1, 2),
+            attn_mask=attn_mask,
+            scale=0.3,
         ).transpose(1, 2)
         assert_close(ours, ref, 1e-12, "softmax_attention vs SDPA")

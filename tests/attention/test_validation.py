@@ -21,8 +21,11 @@ def setup():
         (lambda fm, q, k, v: (fm, q, k, v, {"layout": "tbhd"}), ValueError, "layout"),
         (lambda fm, q, k, v: (fm, q.double(), k, v, {}), TypeError, "dtype"),
         (lambda fm, q, k, v: (fm, q[..., :3], k, v, {}), ValueError, "head dimension"),
-        (lambda fm, q, k, v: (fm, q[:, :, :1], k.expand(-1, -1, 2, -1), v, {}), ValueError,
-         "length and heads"),
+        (
+            lambda fm, q, k, v: (fm, q[:, :, :1], k.expand(-1, -1, 2, -1), v, {}),
+            ValueError,
+            "length and heads",
+        ),
         (lambda fm, q, k, v: (fm, q[0], k, v, {}), ValueError, "4 dimensions"),
         (lambda fm, q, k, v: (fm, q.int(), k, v, {}), TypeError, "floating"),
         (lambda fm, q, k, v: (fm, q[:, :4], k, v, {}), ValueError, "as many queries"),
@@ -30,23 +33,64 @@ def setup():
         (lambda fm, q, k, v: (fm, q, k, v, {"chunk_size": 0}), ValueError, "chunk_size"),
         (lambda fm, q, k, v: ("positive", q, k, v, {}), TypeError, "feature_map"),
         (lambda fm, q, k, v: (make_map("positive", 6, 8), q, k, v, {}), ValueError, "dim=6"),
-        (lambda fm, q, k, v: (features.make("positive", kernels.Gaussian(), 8, dim=4), q, k, v,
-                              {}), ValueError, "softmax"),
-        (lambda fm, q, k, v: (features.make("fourier", kernels.Softmax(), 8, dim=4), q, k, v,
-                              {}), ValueError, "complex"),
-        (lambda fm, q, k, v: (fm, q, k, v, {"key_padding_mask": torch.zeros(2, 5)}), TypeError,
-         "bool"),
-        (lambda fm, q, k, v: (fm, q, k, v,
-                              {"key_padding_mask": torch.zeros(2, 4, dtype=torch.bool)}),
-         ValueError, "key_padding_mask"),
-        (lambda fm, q, k, v: (fm, q, k, v, {"cu_seqlens": torch.tensor([0, 5])}), ValueError,
-         "B == 1"),
-        (lambda fm, q, k, v: (fm, q[:1], k[:1], v[:1], {"cu_seqlens": torch.tensor([0, 3])}),
-         ValueError, "end at T"),
-        (lambda fm, q, k, v: (fm, q[:1], k[:1], v[:1], {"cu_seqlens": torch.tensor([0., 5.])}),
-         TypeError, "integer"),
-        (lambda fm, q, k, v: (fm, q, k, v, {"initial_state": AttentionState.zeros(2, 1, 7, 3)}),
-         ValueError, "initial_state"),
+        (
+            lambda fm, q, k, v: (
+                features.make("positive", kernels.Gaussian(), 8, dim=4),
+                q,
+                k,
+                v,
+                {},
+            ),
+            ValueError,
+            "softmax",
+        ),
+        (
+            lambda fm, q, k, v: (
+                features.make("fourier", kernels.Softmax(), 8, dim=4),
+                q,
+                k,
+                v,
+                {},
+            ),
+            ValueError,
+            "complex",
+        ),
+        (
+            lambda fm, q, k, v: (fm, q, k, v, {"key_padding_mask": torch.zeros(2, 5)}),
+            TypeError,
+            "bool",
+        ),
+        (
+            lambda fm, q, k, v: (
+                fm,
+                q,
+                k,
+                v,
+                {"key_padding_mask": torch.zeros(2, 4, dtype=torch.bool)},
+            ),
+            ValueError,
+            "key_padding_mask",
+        ),
+        (
+            lambda fm, q, k, v: (fm, q, k, v, {"cu_seqlens": torch.tensor([0, 5])}),
+            ValueError,
+            "B == 1",
+        ),
+        (
+            lambda fm, q, k, v: (fm, q[:1], k[:1], v[:1], {"cu_seqlens": torch.tensor([0, 3])}),
+            ValueError,
+            "end at T",
+        ),
+        (
+            lambda fm, q, k, v: (fm, q[:1], k[:1], v[:1], {"cu_seqlens": torch.tensor([0.0, 5.0])}),
+            TypeError,
+            "integer",
+        ),
+        (
+            lambda fm, q, k, v: (fm, q, k, v, {"initial_state": AttentionState.zeros(2, 1, 7, 3)}),
+            ValueError,
+            "initial_state",
+        ),
     ],
 )
 def test_bad_input_raises(setup, change, error, match):
@@ -85,3 +129,17 @@ def test_torch_compile_traces_the_pure_torch_path():
     (g,) = torch.autograd.grad(out.sum(), q)
     (ref,) = torch.autograd.grad(attend(q, k, v).sum(), q)
     assert_close(g, ref, 1e-6, "compiled gradient")
+
+
+def test_a_map_with_its_own_softmax_scale_is_rejected():
+    """The attention scale would otherwise be applied twice (once by the map's kernel)."""
+    import pytest
+    import torch
+
+    from kernelapprox import features, kernels
+    from kernelapprox.attention import feature_attention
+
+    fm = features.make("positive", kernels.Softmax(scale=0.125), 16, dim=8, seed=0)
+    q = torch.randn(1, 5, 2, 8)
+    with pytest.raises(ValueError, match="scale 1"):
+        feature_attention(q, q, q, fm, causal=True)
