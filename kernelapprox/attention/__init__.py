@@ -3,6 +3,7 @@
 * :func:`feature_attention` (causal chunked or non-causal; both layouts, grouped-query
   attention, key padding, packed ``cu_seqlens``, state in and out) and
   :func:`feature_attention_step` (decoding);
+* :func:`sequence_parallel_attention`, the sequence split across ``torch.distributed`` ranks;
 * :func:`softmax_attention`, the exact reference, and the fp64 oracles in
   :mod:`kernelapprox.attention.naive`;
 * ``nn.Module``s :class:`FeatureAttention` and :class:`MultiheadFeatureAttention`.
@@ -26,6 +27,7 @@ from kernelapprox.attention.naive import (
     relative_rms,
     softmax_attention,
 )
+from kernelapprox.attention.parallel import combine_states, sequence_parallel_attention
 from kernelapprox.attention.state import AttentionState
 
 __all__ = [
@@ -36,11 +38,13 @@ __all__ = [
     "FeatureAttention",
     "IdentityMap",
     "MultiheadFeatureAttention",
+    "combine_states",
     "feature_attention",
     "feature_attention_step",
     "make_map",
     "quadratic_oracle",
     "recurrent_oracle",
     "relative_rms",
+    "sequence_parallel_attention",
     "softmax_attention",
 ]
