@@ -11,6 +11,7 @@ The invariant-subspace theorem says every factor has at least :math:`d - 2r` sin
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +27,9 @@ def rho_trajectory(
     depth: int,
     steps: int,
     weight_decay: float = 0.0,
-    loss_scale: float = 1.0,
+    loss_scale: float | None = None,
     momentum: float = 0.0,
+    objective: Any = None,
 ) -> np.ndarray:
     r"""The common singular value :math:`\rho(t)` of the invariant complement, ``t = 0..steps``.
 
@@ -40,7 +42,17 @@ def rho_trajectory(
     Heavy-ball momentum as in ``torch.optim.SGD``: :math:`g_t = c\rho_t^{2L-1} + \lambda\rho_t`,
     :math:`b_0 = g_0`, :math:`b_t = \mu b_{t-1} + g_t`, :math:`\rho_{t+1} = \rho_t - \eta b_t`
     (the complement block :math:`\rho I` sees the scalar gradient :math:`c\rho^{2L-1}`).
+
+    Pass the training ``objective`` (its ``scale`` is :math:`c`, e.g. ``1/d^2`` for the mean
+    reduction) or ``loss_scale`` directly; with neither, :math:`c = 1` (the sum reduction).
     """
+    if objective is not None:
+        if loss_scale is not None and loss_scale != objective.scale:
+            raise ValueError(
+                f"loss_scale={loss_scale} contradicts objective.scale={objective.scale}; pass one"
+            )
+        loss_scale = objective.scale
+    loss_scale = 1.0 if loss_scale is None else loss_scale
     eps = check_positive_float(eps, "eps")
     lr = check_positive_float(lr, "lr")
     depth = check_positive_int(depth, "depth")

@@ -141,3 +141,17 @@ def test_rho_trajectory_validates():
         rho_trajectory(eps=-1.0, lr=0.1, depth=3, steps=3)
     with pytest.raises(TypeError, match="depth"):
         rho_trajectory(eps=1.0, lr=0.1, depth=2.5, steps=3)
+
+
+def test_rho_trajectory_takes_the_loss_factor_from_the_objective():
+    import torch
+
+    from kernelapprox.dynamics import FullObservation
+
+    objective = FullObservation(torch.eye(4, dtype=torch.float64), reduction="mean")
+    kw = dict(eps=0.5, lr=0.3, depth=3, steps=5)
+    np.testing.assert_array_equal(
+        rho_trajectory(**kw, objective=objective), rho_trajectory(**kw, loss_scale=1 / 16)
+    )
+    with pytest.raises(ValueError, match="contradicts"):
+        rho_trajectory(**kw, objective=objective, loss_scale=1.0)
