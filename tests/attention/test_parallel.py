@@ -127,7 +127,7 @@ def test_sequence_parallel_equals_one_process(world, tmp_path):
             grad = torch.cat([p["grads"][j] for p in parts], 1)
             assert_close(grad, x.grad, TOL, f"d{name}, {what}")
         for p in parts:  # every rank returns the state after the whole sequence
-            assert torch.equal(p["state"][2], state.log_scale), what
+            torch.testing.assert_close(p["state"][2], state.log_scale, rtol=1e-13, atol=1e-13)
             assert_close(p["state"][0], state.kv, TOL, f"final kv, {what}")
             assert_close(p["state"][1], state.z, TOL, f"final z, {what}")
 
@@ -151,7 +151,9 @@ def test_combined_block_states_equal_the_state_of_one_pass(cuts, name, growth, s
         for a, b in itertools.pairwise(bounds)
     ]
     combined = combine_states(*blocks)
-    assert torch.equal(combined.log_scale, whole.log_scale)
+    # feature log-scales are products over different row counts in blocks and in one pass,
+    # so BLAS may round them differently in the last bit: compare to rounding, not bitwise
+    torch.testing.assert_close(combined.log_scale, whole.log_scale, rtol=1e-13, atol=1e-13)
     assert_close(combined.kv, whole.kv, TOL, "kv")
     assert_close(combined.z, whole.z, TOL, "z")
     # an empty contribution is the identity
