@@ -403,6 +403,7 @@ def distill(
     steps: int = 200,
     batch_size: int = 16,
     lr: float = 1e-3,
+    map_lr: float | None = None,
     train: str = "map",
     attention_weight: float = 1.0,
     output_weight: float = 1.0,
@@ -434,6 +435,9 @@ def distill(
         ``max_length``, ``return_tensors="pt"``).
     steps : int
         Total optimizer steps (including those of a resumed checkpoint).
+    lr, map_lr : float
+        Adam learning rates of the pretrained weights and of the maps' parameters
+        (``map_lr`` defaults to ``lr``).
     train : {"map", "all"}
         ``"map"``: only the feature maps' parameters (DiJiang's ``D``, frequencies, radii;
         convert with ``learnable=True``); ``"all"``: every weight of the student (the
@@ -454,6 +458,7 @@ def distill(
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive_float(lr, "lr")
+    map_lr = lr if map_lr is None else check_positive_float(map_lr, "map_lr")
     max_length = check_positive_int(max_length, "max_length")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     if time_budget is not None:
@@ -477,15 +482,21 @@ def distill(
         p.requires_grad_(False)
     for name, p in student.named_parameters():
         p.requires_grad_(train == "all" or ATTENTION_ATTR in name)
-    params = [p for p in student.parameters() if p.requires_grad]
-    if not params:
+    groups = [
+        {"params": [p for n, p in student.named_parameters()
+                    if p.requires_grad and ATTENTION_ATTR in n], "lr": map_lr},
+        {"params": [p for n, p in student.named_parameters()
+                    if p.requires_grad and ATTENTION_ATTR not in n], "lr": lr},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
         raise ValueError(
             "nothing to train: convert with learnable=True (map parameters) or use train='all'"
         )
     teacher_mode, student_mode = teacher.training, student.training
     teacher.eval()
     student.eval()
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = torch.optim.Adam(groups)
     result = DistillResult(steps=0)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and folder is not None:
