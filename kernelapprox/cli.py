@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("verify", "kernelapprox.verify_cli"),
     ("dynamics", "kernelapprox.dynamics.cli"),
     ("bench", "kernelapprox.attention.bench_cli"),
+    ("convert", "kernelapprox.attention.convert_cli"),
 )
 
 

