@@ -151,9 +151,11 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
         f"{metric} ({fixed}): mean over {summary['spec']['replications']} replications "
         f"± {level:.0%} Student-t half-width; slope of log(error) vs log(m) with its CI"
     )
-    out = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
+    def aligned(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [title, aligned(header), "  ".join("-" * w for w in widths)]
+    out.extend(aligned(r) for r in lines)
     if any(c.get("outside_prediction") for c in cells):
         out.append(
             "* the interval excludes the analytic RMS error predicted for this cell "
