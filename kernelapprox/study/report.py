@@ -151,6 +151,7 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
         f"{metric} ({fixed}): mean over {summary['spec']['replications']} replications "
         f"± {level:.0%} Student-t half-width; slope of log(error) vs log(m) with its CI"
     )
+
     def aligned(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
