@@ -35,6 +35,16 @@ def check_positive_float(value: Any, name: str) -> float:
     return value
 
 
+def check_nonnegative_float(value: Any, name: str) -> float:
+    """Return ``value`` as a ``float`` after checking that it is finite and ``>= 0``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
 def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     """Check that ``value`` is one of ``choices`` and return it."""
     choices = tuple(choices)

@@ -35,16 +35,6 @@ def child_generators(seed: Any, n: int, name: str = "seed") -> list[torch.Genera
     return [torch_generator(child) for child in spawn(seed, n, name)]
 
 
-def check_nonnegative_float(value: Any, name: str) -> float:
-    """Return ``value`` as a ``float`` after checking that it is finite and ``>= 0``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
-
-
 def check_fraction(value: Any, name: str) -> float:
     """Return ``value`` as a ``float`` in the open-closed interval ``(0, 1]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -24,10 +24,11 @@ import torch
 
 from kernelapprox._validation import (
     check_choice,
+    check_nonnegative_float,
     check_positive_float,
     check_positive_int,
 )
-from kernelapprox.dynamics._common import check_fraction, check_nonnegative_float, child_generators
+from kernelapprox.dynamics._common import check_fraction, child_generators
 from kernelapprox.dynamics.compression import compress
 from kernelapprox.dynamics.factorization import DeepFactorization
 from kernelapprox.dynamics.objectives import MaskedObservation

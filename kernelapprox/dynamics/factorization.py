@@ -23,11 +23,14 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import check_positive_float, check_positive_int
+from kernelapprox._validation import (
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
 from kernelapprox.dynamics._common import (
     DEFAULT_DTYPE,
     check_dtype,
-    check_nonnegative_float,
     torch_generator,
 )
 

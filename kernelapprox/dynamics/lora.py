@@ -23,8 +23,12 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import check_positive_float, check_positive_int
-from kernelapprox.dynamics._common import check_nonnegative_float, torch_generator
+from kernelapprox._validation import (
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
+from kernelapprox.dynamics._common import torch_generator
 from kernelapprox.dynamics.compression import compressed_bases
 from kernelapprox.dynamics.factorization import chain_product, orthogonal_factor
 

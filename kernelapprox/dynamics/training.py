@@ -20,8 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from kernelapprox._validation import check_choice, check_positive_float, check_positive_int
-from kernelapprox.dynamics._common import check_nonnegative_float
+from kernelapprox._validation import (
+    check_choice,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
 from kernelapprox.dynamics.objectives import Objective
 
 OPTIMIZERS = ("gd", "momentum", "adam")

@@ -24,10 +24,13 @@ import math
 import numbers
 from typing import Any
 
-import numpy as np
-
 from kernelapprox import discrepancy
-from kernelapprox._validation import check_choice, check_positive_float, check_positive_int
+from kernelapprox._validation import (
+    check_choice,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "box_error_bound",
@@ -271,17 +274,8 @@ def koksma_hlawka_bound(points: Any, *, variation: float) -> float:
     variation : float
         Total variation :math:`V(f) \ge 0` (e.g. :math:`\int_0^1 |f'|` for smooth :math:`f`).
     """
-    v = _check_norm(variation, "variation")
+    v = check_nonnegative_float(variation, "variation")
     return v * discrepancy.star_discrepancy_1d(points)
-
-
-def _check_norm(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number >= 0, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
 
 
 _L2_DISCREPANCIES = {
@@ -317,7 +311,7 @@ def worst_case_bound(
         Cubature weights; default :math:`1/n`.
     """
     kind = check_choice(kind, "kind", _L2_DISCREPANCIES)
-    return _check_norm(norm, "norm") * _L2_DISCREPANCIES[kind](points, weights=weights)
+    return check_nonnegative_float(norm, "norm") * _L2_DISCREPANCIES[kind](points, weights=weights)
 
 
 def box_error_bound(
@@ -334,6 +328,6 @@ def box_error_bound(
     Mahoney, JMLR 17, 2016, Sec. 3.2), with :math:`p = N(0, \mathrm{diag}(s^2))` and
     :func:`~kernelapprox.discrepancy.box`.
     """
-    return _check_norm(norm, "norm") * discrepancy.box(
+    return check_nonnegative_float(norm, "norm") * discrepancy.box(
         frequencies, scale=scale, b=b, weights=weights
     )

@@ -16,14 +16,13 @@ need an indefinite "feature map").
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 from scipy import linalg, optimize
 
 from kernelapprox import discrepancy
-from kernelapprox._validation import check_positive_int
+from kernelapprox._validation import check_nonnegative_float, check_positive_int
 
 __all__ = [
     "DEFAULT_BOX_WIDTH",
@@ -261,11 +260,7 @@ def fitted_weights(terms: Any, targets: Any, *, ridge: float = 0.0) -> np.ndarra
         raise ValueError("terms contains NaN or infinite values")
     if not np.all(np.isfinite(k)):
         raise ValueError("targets contains NaN or infinite values")
-    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real):
-        raise TypeError(f"ridge must be a non-negative real number, got {ridge!r}")
-    ridge = float(ridge)
-    if not np.isfinite(ridge) or ridge < 0.0:
-        raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
+    ridge = check_nonnegative_float(ridge, "ridge")
     m = T.shape[1]
     if ridge > 0.0:
         T = np.vstack([T, np.sqrt(ridge) * np.eye(m)])
