@@ -55,6 +55,7 @@ from kernelapprox.attention.modules import FeatureAttention
 ATTN_IMPLEMENTATION = "kernelapprox_feature"
 #: Attribute under which each converted module holds its :class:`FeatureAttention`.
 ATTENTION_ATTR = "kernelapprox_attention"
+_STATE_CACHE_ATTR = "_kernelapprox_state_cache"
 
 
 def _transformers() -> Any:
@@ -130,7 +131,10 @@ def _feature_attention_forward(
 
     Causal modules with fewer queries than keys (decoding with a key/value cache) run the
     causal algorithm over all keys with zero queries in front; row ``i`` of causal attention
-    depends only on ``q_i`` and keys ``<= i``, so the last rows are exact.
+    depends only on ``q_i`` and keys ``<= i``, so the last rows are exact (memory and time
+    per step grow with the prefix). With a
+    :class:`~kernelapprox.attention.hf_cache.FeatureStateCache` the new tokens attend from the
+    layer's recurrent state instead (constant memory).
     """
     attention = getattr(module, ATTENTION_ATTR, None)
     if attention is None:  # e.g. cross-attention: keep exact attention
@@ -142,12 +146,54 @@ def _feature_attention_forward(
     B, H, Tq, D = query.shape
     Tk = key.shape[2]
     causal = bool(getattr(module, "is_causal", False))
+    state_cache = module.__dict__.get(_STATE_CACHE_ATTR)
+    if state_cache is not None:
+        return _attend_from_state(module, attention, state_cache, query, key, value,
+                                  attention_mask, scaling, causal)
     pad = key_padding_from_mask(attention_mask, causal=causal, q_len=Tq, k_len=Tk)
     if causal and Tq < Tk:
         query = torch.cat((query.new_zeros(B, H, Tk - Tq, D), query), dim=2)
     out = attention(query, key, value, is_causal=causal, scale=scaling, key_padding_mask=pad)
     out = out[:, :, -Tq:] if causal else out
     return out.transpose(1, 2).contiguous(), None
+
+
+def _attend_from_state(
+    module: nn.Module,
+    attention: FeatureAttention,
+    cache: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None,
+    causal: bool,
+) -> tuple[torch.Tensor, None]:
+    """Causal feature attention of the new tokens from the layer's state in a
+    :class:`~kernelapprox.attention.hf_cache.FeatureStateCache`; stores the new state."""
+    if not causal:
+        raise ValueError("FeatureStateCache decodes causal self-attention; this module is not causal")
+    layer_idx = getattr(module, "layer_idx", None)
+    if not isinstance(layer_idx, int) or layer_idx >= len(cache.layers):
+        raise ValueError(f"{type(module).__name__} has no layer_idx matching the cache's layers")
+    layer = cache.layers[layer_idx]
+    Tk = key.shape[2]
+    if attention_mask is not None and attention_mask.shape[-1] > Tk:
+        # a mask built over past + new keys: entry (i, past + j) is "j <= i" plus padding
+        attention_mask = attention_mask[..., -Tk:]
+    pad = key_padding_from_mask(attention_mask, causal=True, q_len=query.shape[2], k_len=Tk)
+    out, state = attention(query, key, value, is_causal=True, scale=scaling,
+                           key_padding_mask=pad, initial_state=layer.state,
+                           output_final_state=True)
+    layer.consume(state)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _record_state_cache(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook: remember the call's ``FeatureStateCache`` (or ``None``) on the module."""
+    from kernelapprox.attention.hf_cache import find_state_cache
+
+    module.__dict__[_STATE_CACHE_ATTR] = find_state_cache(args, kwargs)
 
 
 def _register() -> None:
@@ -270,6 +316,7 @@ def convert(
             attention.to(device)
         attention.train(module.training)
         module.add_module(ATTENTION_ATTR, attention)
+        module.register_forward_pre_hook(_record_state_cache, with_kwargs=True)
     student.config._attn_implementation = ATTN_IMPLEMENTATION
     return student
 

@@ -91,3 +91,75 @@ def test_converted_decoder_is_causal(trained):
         b = student(input_ids=other).logits
     torch.testing.assert_close(a[:, :8], b[:, :8], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(a[:, 8:], b[:, 8:])
+
+
+def test_state_cache_decoding_equals_full_recomputation(trained):
+    """With FeatureStateCache each step attends from the recurrent state (no keys stored):
+    the generated tokens and every step's logits equal running the whole prefix again, and
+    the cache's memory does not grow with the generated length."""
+    from kernelapprox.attention.hf_cache import FeatureStateCache
+
+    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+    prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
+    with torch.no_grad():
+        full = student.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=False,
+                                pad_token_id=0)
+        cache = FeatureStateCache()
+        cached = student.generate(prompt, max_new_tokens=10, do_sample=False,
+                                  past_key_values=cache, pad_token_id=0)
+        assert torch.equal(cached, full)
+        assert all(layer.keys is None for layer in cache.layers)
+
+        cache = FeatureStateCache()
+        student(input_ids=cached[:, :6], past_key_values=cache, use_cache=True)
+        size_after_prompt = cache.nbytes
+        assert size_after_prompt > 0
+        for t in range(6, cached.shape[1]):
+            step = student(input_ids=cached[:, t : t + 1], past_key_values=cache, use_cache=True)
+            whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
+            torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
+            assert cache.get_seq_length() == t + 1
+        assert cache.nbytes == size_after_prompt
+
+
+def test_state_cache_respects_left_padding(trained):
+    """A left-padded batch decodes each row as if it were alone (padding keys never enter
+    the state)."""
+    from kernelapprox.attention.hf_cache import FeatureStateCache
+
+    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+    g = torch.Generator().manual_seed(3)
+    short, long = pattern_batch(g, B=1, T=4), pattern_batch(g, B=1, T=7)
+    ids = torch.cat((torch.cat((torch.zeros(1, 3, dtype=torch.long), short), 1), long))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    with torch.no_grad():
+        batched = student.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
+                                   past_key_values=FeatureStateCache(), pad_token_id=0)
+        alone = student.generate(short, max_new_tokens=6, do_sample=False,
+                                 past_key_values=FeatureStateCache(), pad_token_id=0)
+    assert torch.equal(batched[0, 3:], alone[0])
+
+
+def test_state_cache_refuses_an_unconverted_model(trained):
+    from kernelapprox.attention.hf_cache import FeatureStateCache
+
+    ids = pattern_batch(torch.Generator().manual_seed(4), B=1, T=5)
+    cache = FeatureStateCache()
+    with torch.no_grad():
+        trained(input_ids=ids, past_key_values=cache, use_cache=True)
+        with pytest.raises(RuntimeError, match="not consumed by feature attention"):
+            trained(input_ids=ids[:, :1], past_key_values=cache, use_cache=True)
+
+
+def test_state_cache_beam_search_runs(trained):
+    from kernelapprox.attention.hf_cache import FeatureStateCache
+
+    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+    prompt = pattern_batch(torch.Generator().manual_seed(5), B=2, T=5)
+    with torch.no_grad():
+        beams = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
+                                 past_key_values=FeatureStateCache(), pad_token_id=0)
+        full = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
+                                use_cache=False, pad_token_id=0)
+    assert torch.equal(beams, full)
