@@ -172,7 +172,9 @@ def _attend_from_state(
     """Causal feature attention of the new tokens from the layer's state in a
     :class:`~kernelapprox.attention.hf_cache.FeatureStateCache`; stores the new state."""
     if not causal:
-        raise ValueError("FeatureStateCache decodes causal self-attention; this module is not causal")
+        raise ValueError(
+            "FeatureStateCache decodes causal self-attention; this module is not causal"
+        )
     layer_idx = getattr(module, "layer_idx", None)
     if not isinstance(layer_idx, int) or layer_idx >= len(cache.layers):
         raise ValueError(f"{type(module).__name__} has no layer_idx matching the cache's layers")
