@@ -7,6 +7,7 @@ Shapes are small and awkward (T = 1, 17, 63; F = 24 and D_v = 12 padded inside t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
@@ -354,6 +355,27 @@ def test_initial_state_gradient_matches_torch(fm, causal):
     assert_close(grads[0][1], grads[1][1], tol, "d z")
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_final_state_gradient_matches_torch(fm, causal):
+    """A loss on the returned state only (no output gradient): dk, dv against
+    feature_attention's autograd; the absolute state ``exp(log_scale) (kv, z)`` is compared,
+    as the two log-scale conventions differ by a constant."""
+    (q, k, v), _ = _inputs(2, 27, 4, 2, 6, seed=3)
+    g = torch.Generator().manual_seed(7)
+    g_kv, g_z = torch.randn(2, 2, F, 6, generator=g), torch.randn(2, 2, F, generator=g)
+    grads = []
+    for fn, dev in ((triton_feature_attention, DEVICE), (feature_attention, "cpu")):
+        ins = [x.detach().clone().to(dev).requires_grad_() for x in (q, k, v)]
+        _, state = fn(*ins, fm, causal=causal, output_final_state=True, chunk_size=16)
+        scale = torch.exp(state.log_scale.detach())
+        loss = (state.kv * scale[..., None, None] * g_kv.to(dev)).sum()
+        (loss + (state.z * scale[..., None] * g_z.to(dev)).sum()).backward()
+        grads.append([x.grad.cpu() for x in ins[1:]])
+    tol = GRAD_TOLERANCE[torch.float32]
+    assert_close(grads[0][0], grads[1][0], tol, "dk")
+    assert_close(grads[0][1], grads[1][1], tol, "dv")
+
+
 def test_default_tile_and_no_grad(fm):
     """Without chunk/block sizes the interpreter uses one fixed tile; no-grad calls work."""
     (q, k, v), exact = _inputs(1, 20, 1, 1, 4, seed=2)
@@ -387,3 +409,18 @@ def test_rejects_bad_padding_params_and_state(fm):
     with pytest.raises(ValueError, match="initial_state must have shapes"):
         bad = (torch.zeros(1, 1, F, 5), torch.zeros(1, 1, F), torch.zeros(1, 1))
         triton_feature_attention(q, k, v, fm, causal=True, initial_state=bad)
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwdbwd"])
+def test_benchmark_runs_the_triton_impl(mode):
+    """The bench's ``triton`` entry builds and runs (forward and forward+backward); nothing
+    is timed here. Its error against exact attention is the torch path's (same features)."""
+    from kernelapprox.attention import benchmark
+
+    case = benchmark.Case("triton", mode, 20, 8, 32, heads=2, device=DEVICE)
+    q, k, v = benchmark.make_inputs(case)
+    exact = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    row = benchmark.measure(case, repeats=1, exact=exact)
+    ours = benchmark.measure(dataclasses.replace(case, impl="ours"), repeats=1, exact=exact)
+    assert row["status"] == "ok" and row["time_ms"] > 0
+    assert row["rel_error"] == pytest.approx(ours["rel_error"], rel=1e-4)
