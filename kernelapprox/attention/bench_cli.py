@@ -3,6 +3,13 @@
 Without options it runs a short causal CPU sweep (T = 512..4096, d = 64, m = 4d, forward)
 of every implementation importable here and prints a table; ``--full`` runs the issue's
 grid (T = 512..65536, d = 64 and 128, m = d, 2d, 4d, forward, forward+backward, decode).
+
+On a GPU (``--device cuda``, bf16 by default) the Triton kernels (``triton``) join when
+``triton`` is installed; the GPU table of forward and forward+backward is, e.g.::
+
+    kernelapprox bench --device cuda --impls triton,ours,sdpa,fla --modes fwd,fwdbwd \
+        --lengths 1024,2048,4096,8192,16384 --head-dims 64,128 --feature-multipliers 1,2,4 \
+        --memory --out results/attention_gpu
 """
 
 from __future__ import annotations
@@ -56,7 +63,8 @@ def register(subparsers: Any) -> None:
                    help="numbers of features as multiples of d (default 4)")
     p.add_argument("--modes", type=_names, default=None, help="fwd, fwdbwd, decode")
     p.add_argument("--impls", type=_names, default=None,
-                   help="ours, sdpa, performer, fla (default: all importable)")
+                   help="ours, sdpa, performer, fla, triton (default: all importable; "
+                   "fla and triton on cuda only)")
     p.add_argument("--non-causal", action="store_true", help="non-causal attention")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--heads", type=int, default=8)
@@ -121,11 +129,13 @@ def run(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     print(bench.format_table(rows))
-    print("\nspeed-up of ours (peer time / our time; in brackets: the same for CPU time):")
+    print("\nspeed-up of ours/triton (peer time / our time; in brackets: the same for CPU "
+          "time):")
     for r in summary["speedups"]:
         cpu = r.get("cpu_time_speedup")
-        print(f"  {r['mode']:>6} T={r['T']:<6} d={r['head_dim']} m={r['n_features']} "
-              f"vs {r['peer']:<9} {r['speedup']:.2f}x" + (f" ({cpu:.2f}x)" if cpu else ""))
+        print(f"  {r.get('impl', 'ours'):>6} {r['mode']:>6} T={r['T']:<6} d={r['head_dim']} "
+              f"m={r['n_features']} vs {r['peer']:<9} {r['speedup']:.2f}x"
+              + (f" ({cpu:.2f}x)" if cpu else ""))
     for name, T in summary["crossover_with_sdpa"].items():
         print(f"  crossover with sdpa ({name}): {'T = ' + str(T) if T else 'not reached'}")
     return 0

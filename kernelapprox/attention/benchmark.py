@@ -8,7 +8,11 @@ End to end from ``q, k, v`` to the output, *including the feature map*, for
 * ``performer``: ``performer_pytorch.FastAttention`` (pip ``performer-pytorch``) with the same
   number of features, when installed;
 * ``fla``: flash-linear-attention's ``chunk_linear_attn`` fed with features computed in torch
-  (GPU only, when ``fla`` is installed; not exercised without a GPU).
+  (GPU only, when ``fla`` is installed; not exercised without a GPU);
+* ``triton``: :func:`~kernelapprox.attention.triton_kernels.triton_feature_attention`, the
+  same attention with the features computed inside Triton kernels (forward and backward;
+  autotuned; listed by default only on CUDA with ``triton`` installed; elsewhere it runs
+  only under ``TRITON_INTERPRET=1``, far too slowly to time).
 
 Modes: ``fwd`` (no autograd), ``fwdbwd`` (forward and backward of ``sum(o * g)``) and
 ``decode`` (tokens per second of one-token steps after a context of ``T`` tokens: a
@@ -39,7 +43,9 @@ import torch.nn.functional as F
 from kernelapprox.attention.functional import feature_attention, feature_attention_step
 from kernelapprox.attention.naive import relative_rms
 
-IMPLS = ("ours", "sdpa", "performer", "fla")
+IMPLS = ("ours", "sdpa", "performer", "fla", "triton")
+#: Our implementations (the ones compared against every peer in :func:`summarize`).
+OURS = ("ours", "triton")
 MODES = ("fwd", "fwdbwd", "decode")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -64,12 +70,14 @@ class Case:
 
 
 def available_impls(device: str) -> list[str]:
-    """Implementations importable here (``fla`` needs CUDA)."""
+    """Implementations importable here (``fla`` and ``triton`` need CUDA)."""
     found = ["ours", "sdpa"]
     if importlib.util.find_spec("performer_pytorch") is not None:
         found.append("performer")
     if device.startswith("cuda") and importlib.util.find_spec("fla") is not None:
         found.append("fla")
+    if device.startswith("cuda") and importlib.util.find_spec("triton") is not None:
+        found.append("triton")
     return found
 
 
@@ -109,6 +117,13 @@ def build(case: Case) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], to
         return lambda q, k, v: fast(q, k, v)
     if case.impl == "fla":
         return _build_fla(case)
+    if case.impl == "triton":
+        from kernelapprox.attention.triton_kernels import triton_feature_attention
+
+        fm = _feature_map(case)
+        return lambda q, k, v: triton_feature_attention(
+            q, k, v, fm, causal=case.causal, layout="bhtd"
+        )
     raise ValueError(f"impl must be one of {IMPLS}, got {case.impl!r}")
 
 
@@ -374,21 +389,25 @@ class Sweep:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Speed-up ratios of ``ours`` over each peer, and the crossover length with ``sdpa``."""
+    """Speed-up ratios of ``ours`` (and ``triton``) over each peer, and the crossover length
+    with ``sdpa`` (keys ``"<mode> d=<d> m=<m>"`` for ``ours``, prefixed ``"triton "``)."""
     ok = [r for r in rows if r.get("status") == "ok"]
     index = {(r["impl"], r["mode"], r["T"], r["head_dim"], r["n_features"]): r for r in ok}
     sdpa = {(r["mode"], r["T"], r["head_dim"]): r for r in ok if r["impl"] == "sdpa"}
     ratios = []
     crossover: dict[str, int | None] = {}
     for r in ok:
-        if r["impl"] != "ours":
+        if r["impl"] not in OURS:
             continue
         key = (r["mode"], r["T"], r["head_dim"], r["n_features"])
-        for peer in ("sdpa", "performer", "fla"):
+        peers = ("sdpa", "performer", "fla", "ours") if r["impl"] == "triton" else (
+            "sdpa", "performer", "fla")
+        for peer in peers:
             other = (sdpa.get((r["mode"], r["T"], r["head_dim"])) if peer == "sdpa"
                      else index.get((peer, *key)))
             if other is not None:
-                ratios.append({"mode": r["mode"], "T": r["T"], "head_dim": r["head_dim"],
+                ratios.append({"impl": r["impl"], "mode": r["mode"], "T": r["T"],
+                               "head_dim": r["head_dim"],
                                "n_features": r["n_features"], "peer": peer,
                                "speedup": other["time_ms"] / r["time_ms"],
                                "cpu_time_speedup": (other["cpu_ms"] / r["cpu_ms"]
@@ -398,6 +417,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["peer"] != "sdpa":
             continue
         name = f"{r['mode']} d={r['head_dim']} m={r['n_features']}"
+        if r["impl"] != "ours":
+            name = f"{r['impl']} {name}"
         if r["speedup"] >= 1.0 and (crossover.get(name) is None or r["T"] < crossover[name]):
             crossover[name] = r["T"]
         crossover.setdefault(name, None)

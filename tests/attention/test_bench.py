@@ -89,3 +89,19 @@ def test_bench_rejects_bad_choices(bad):
     args = _parse([*bad, "--lengths", "8"])
     with pytest.raises(ValueError):
         args.func(args)
+
+
+def test_summary_compares_triton_with_every_peer_and_the_torch_path():
+    def row(impl, T, ms):
+        return {"impl": impl, "mode": "fwdbwd", "T": T, "head_dim": 64, "n_features": 128,
+                "status": "ok", "time_ms": ms}
+
+    rows = [row("triton", 2048, 2.0), row("ours", 2048, 8.0), row("sdpa", 2048, 1.0),
+            row("triton", 8192, 4.0), row("ours", 8192, 30.0), row("sdpa", 8192, 16.0)]
+    s = summarize(rows)
+    speed = {(r["impl"], r["peer"], r["T"]): r["speedup"] for r in s["speedups"]}
+    assert speed[("triton", "ours", 8192)] == 7.5
+    assert speed[("triton", "sdpa", 2048)] == 0.5
+    assert ("ours", "ours", 2048) not in speed
+    assert s["crossover_with_sdpa"] == {"triton fwdbwd d=64 m=128": 8192,
+                                        "fwdbwd d=64 m=128": None}

@@ -7,6 +7,7 @@ Shapes are small and awkward (T = 1, 17, 63; F = 24 and D_v = 12 padded inside t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
@@ -138,3 +139,288 @@ def test_rejects_unsupported_maps_and_dtypes(fm):
         triton_feature_attention(q.double(), k.double(), v.double(), fm, causal=False)
     with pytest.raises(ValueError, match="chunk_size"):
         triton_feature_attention(q, k, v, fm, causal=True, chunk_size=0)
+
+
+# --------------------------------------------------------------------------- gradients
+#: Relative-RMS tolerances of gradients against the fp64 oracle. The backward forms
+#: ``dn_i . v'_j = g_i . (v_j - o_i) / den_i``, a difference whose relative error is the
+#: operands' (float32: ~1e-7 per product, as the outputs) amplified by |v| / |v - o|: a few
+#: times the output tolerance. (Half dtypes: see ``test_gradients_half_operands``.)
+GRAD_TOLERANCE = {dtype: 4 * tol for dtype, tol in TOLERANCE.items()}
+
+
+def _oracle_grads(exact, g, fm, *, causal, scale=None, params=None, **options):
+    """fp64 oracle output and ``d sum(o * g) / d (q, k, v[, W, sqrt_xi])`` by torch.autograd."""
+    ins = [x.detach().clone().requires_grad_() for x in exact]
+    t = None
+    if params is not None:
+        t = {n: p.detach().double().clone().requires_grad_() for n, p in params.items()}
+    o, _ = quadratic_oracle(*ins, fm, causal=causal, scale=scale, params=t, **options)
+    o.backward(g.double())
+    extra = [] if t is None else [t["W"].grad, t["sqrt_xi"].grad]
+    return o.detach(), [x.grad for x in ins] + extra
+
+
+def _triton_grads(inputs, g, fm, *, params=None, layout="bthd", **options):
+    ins = [x.detach().clone().requires_grad_() for x in inputs]
+    t = None
+    if params is not None:
+        t = {n: p.detach().float().clone().requires_grad_() for n, p in params.items()}
+    o = triton_feature_attention(*ins, fm, params=t, layout=layout, **options)
+    o.backward(g if layout == "bthd" else g.transpose(1, 2))
+    grads = [_bthd(x.grad, layout) for x in ins]
+    extra = [] if t is None else [t["W"].grad, t["sqrt_xi"].grad]
+    return _bthd(o.detach(), layout), grads + extra
+
+
+def _output_grad(B, T, H, Dv, *, seed=99, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, H, Dv, generator=g, dtype=torch.float64).to(dtype)
+
+
+def _check_grads(actual, expected, tol, what):
+    """Relative RMS per gradient; a gradient that is exactly zero (``dq`` and ``dk`` with one
+    key: the output is ``v_1`` whatever ``q``, ``k``) is float32 rounding of O(1) terms, so
+    there the RMS difference is compared with 1e-6."""
+    for name, a, e in zip(("dq", "dk", "dv", "dW", "dsqrt_xi"), actual, expected, strict=False):
+        assert_close(a.cpu(), e, tol, f"{what} {name}", atol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(
+    ("B", "T", "H", "Hk", "Dv"),
+    [(1, 1, 1, 1, 4), (2, 37, 4, 2, 5), (1, 50, 3, 1, 12)],
+    ids=["T1", "gqa-T37-Dv5", "G3-T50"],
+)
+def test_gradients_match_oracle_fp32(fm, causal, B, T, H, Hk, Dv):
+    """dq, dk, dv and the learnable map's dW, d sqrt(xi) against torch.autograd on the fp64
+    quadratic oracle; T is not a multiple of the chunk (16)."""
+    (q, k, v), exact = _inputs(B, T, H, Hk, Dv, seed=T)
+    g = _output_grad(B, T, H, Dv)
+    params = fm.tensors("cpu", torch.float64)
+    o, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16,
+                             block_size=16, params=params)
+    o64, grads64 = _oracle_grads(exact, g, fm, causal=causal, params=params)
+    assert_close(o, o64, TOLERANCE[torch.float32], "output")
+    _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32], f"causal={causal}")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradients_head_dim_60_and_266_features(causal):
+    """Non-power-of-two head dim (60, padded to 64) and the Performer default m = 266 (512),
+    grouped heads and the bhtd layout."""
+    fm60 = make_map("positive", 60, 266)
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(1, 20, h, 60, generator=g, dtype=torch.float64) for h in (2, 1, 1))
+    exact = (q, k, v)
+    inputs = tuple(x.float().transpose(1, 2).to(DEVICE) for x in exact)
+    go = _output_grad(1, 20, 2, 60)
+    o, grads = _triton_grads(inputs, go.to(DEVICE), fm60, causal=causal, layout="bhtd",
+                             chunk_size=16, block_size=16)
+    o64, grads64 = _oracle_grads(exact, go, fm60, causal=causal)
+    assert_close(o, o64, TOLERANCE[torch.float32], "output")
+    _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32], "d=60 m=266")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradients_half_operands(fm, dtype, causal):
+    (q, k, v), exact = _inputs(1, 23, 2, 1, 8, seed=8, dtype=dtype)
+    g = _output_grad(1, 23, 2, 8, dtype=dtype)
+    _, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16,
+                             block_size=16)
+    assert all(x.dtype == dtype for x in grads)
+    _, grads64 = _oracle_grads(exact, g, fm, causal=causal)
+    u = torch.finfo(dtype).eps / 2
+    oracle, _ = quadratic_oracle(*exact, fm, causal=causal)
+    # the error model of test_half_operands: the backward recomputes the forward with the
+    # same roundings (features to ``dtype`` in the state products) and stores the gradient
+    # in ``dtype`` as the forward stores the output
+    tol = TOLERANCE[dtype] + 2 * u * float(exact[2].norm() / oracle.norm())
+    _check_grads(grads, grads64, tol, f"{dtype}")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_large_norm_gradients_stay_finite_and_exact(fm, causal):
+    """|u| ~ 12: unstabilized features span ~e^{+-80}; the reverse state's reference keeps
+    every factor <= 1, so float32 gradients stay at rounding error; fp16 stays finite."""
+    (q, k, v), exact = _inputs(1, 40, 2, 1, 8, seed=5, std=3.0)
+    # shrinking key norms raise the log-scales c_j = max w.u - |u|^2/2 along the sequence,
+    # so the references M_i move from chunk to chunk
+    ramp = torch.linspace(1.0, 0.2, 40, dtype=torch.float64)[None, :, None, None]
+    exact = (exact[0], exact[1] * ramp, exact[2])
+    k = exact[1].float().to(DEVICE)
+    g = _output_grad(1, 40, 2, 8)
+    _, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, scale=1.0,
+                             chunk_size=16, block_size=16)
+    _, grads64 = _oracle_grads(exact, g, fm, causal=causal, scale=1.0)
+    _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32], "large norms")
+    (q, k, v), _ = _inputs(1, 40, 2, 1, 8, seed=5, std=6.0, dtype=torch.float16)
+    o, grads = _triton_grads((q, k, v), g.half().to(DEVICE), fm, causal=causal, scale=1.0,
+                             chunk_size=16, block_size=16)
+    assert all(torch.isfinite(x).all() for x in (o, *grads))
+
+
+# --------------------------------------------------------------------------- padding, state
+@pytest.mark.parametrize("causal", [False, True])
+def test_key_padding_equals_truncation(fm, causal):
+    """Right padding: outputs and gradients equal those of the truncated keys (causal: the
+    loss sees the rows before the padding); padded keys get zero gradients."""
+    L, T = 19, 26
+    (q, k, v), _ = _inputs(2, T, 2, 1, 6, seed=12)
+    pad = torch.zeros(2, T, dtype=torch.bool, device=DEVICE)
+    pad[:, L:] = True
+    g = _output_grad(2, T, 2, 6).to(DEVICE)
+    opts = {"causal": causal, "chunk_size": 16, "block_size": 16}
+    if causal:
+        g[:, L:] = 0.0
+    o, grads = _triton_grads((q, k, v), g, fm, key_padding_mask=pad, **opts)
+    qt = q[:, :L] if causal else q
+    gt = g[:, :L] if causal else g
+    o_t, grads_t = _triton_grads((qt, k[:, :L], v[:, :L]), gt, fm, **opts)
+    tol = TOLERANCE[torch.float32]
+    assert_close(o[:, : qt.shape[1]], o_t, tol, "output")
+    assert_close(grads[0][:, : qt.shape[1]], grads_t[0], tol, "dq")
+    for name, full, cut in (("dk", grads[1], grads_t[1]), ("dv", grads[2], grads_t[2])):
+        assert_close(full[:, :L], cut, tol, name)
+        assert torch.equal(full[:, L:], torch.zeros_like(full[:, L:])), name
+
+
+def test_causal_left_padding_rows_without_keys_are_zero(fm):
+    """Queries that see only padding output 0 with zero gradients (no NaN); the later rows
+    equal the sequence without the padded tokens."""
+    P, T = 5, 30
+    (q, k, v), _ = _inputs(1, T, 2, 2, 6, seed=13)
+    pad = torch.zeros(1, T, dtype=torch.bool, device=DEVICE)
+    pad[:, :P] = True
+    g = _output_grad(1, T, 2, 6).to(DEVICE)
+    opts = {"causal": True, "chunk_size": 16}
+    o, grads = _triton_grads((q, k, v), g, fm, key_padding_mask=pad, **opts)
+    o_t, grads_t = _triton_grads((q[:, P:], k[:, P:], v[:, P:]), g[:, P:], fm, **opts)
+    tol = TOLERANCE[torch.float32]
+    assert torch.equal(o[:, :P], torch.zeros_like(o[:, :P]))
+    assert_close(o[:, P:], o_t, tol, "output")
+    for name, full, cut in zip(("dq", "dk", "dv"), grads, grads_t, strict=True):
+        assert torch.equal(full[:, :P], torch.zeros_like(full[:, :P])), name
+        assert_close(full[:, P:], cut, tol, name)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_initial_state_equals_one_pass(fm, causal):
+    """Two calls chained through the state equal one pass over the concatenation (causal)
+    or over the concatenated keys (non-causal), outputs and all gradients, including the
+    gradient that flows back through the state into the first call's keys and values."""
+    T1, T2 = 13, 21
+    (q, k, v), _ = _inputs(1, T1 + T2, 4, 2, 6, seed=21)
+    g = _output_grad(1, T1 + T2, 4, 6).to(DEVICE)
+    opts = {"causal": causal, "chunk_size": 16, "block_size": 16}
+    ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
+    o1, state = triton_feature_attention(*(x[:, :T1] for x in ins), fm, output_final_state=True,
+                                         **opts)
+    o2 = triton_feature_attention(*(x[:, T1:] for x in ins[:1]), *(x[:, T1:] for x in ins[1:]),
+                                  fm, initial_state=state, **opts)
+    ((o1 * g[:, :T1]).sum() + (o2 * g[:, T1:]).sum()).backward()
+    ref = [x.detach().clone().requires_grad_() for x in (q, k, v)]
+    if causal:
+        r = triton_feature_attention(*ref, fm, **opts)
+        (r * g).sum().backward()
+        r1, r2 = r[:, :T1], r[:, T1:]
+    else:
+        r1 = triton_feature_attention(ref[0][:, :T1], ref[1][:, :T1], ref[2][:, :T1], fm, **opts)
+        r2 = triton_feature_attention(ref[0][:, T1:], ref[1], ref[2], fm, **opts)
+        ((r1 * g[:, :T1]).sum() + (r2 * g[:, T1:]).sum()).backward()
+    tol = GRAD_TOLERANCE[torch.float32]
+    assert_close(torch.cat((o1, o2), 1).cpu(), torch.cat((r1, r2), 1).cpu(), tol, "output")
+    for name, a, e in zip(("dq", "dk", "dv"), ins, ref, strict=True):
+        assert_close(a.grad.cpu(), e.grad.cpu(), tol, name)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_initial_state_gradient_matches_torch(fm, causal):
+    """d/d(kv, z) of the initial state against feature_attention's autograd (torch path)."""
+    (q, k, v), _ = _inputs(1, 18, 2, 1, 4, seed=31)
+    with torch.no_grad():
+        _, state = feature_attention(*(x.cpu() for x in (q, k, v)), fm, causal=True,
+                                     output_final_state=True)
+    g = _output_grad(1, 18, 2, 4)
+    grads = []
+    for fn, dev in ((triton_feature_attention, DEVICE), (feature_attention, "cpu")):
+        kv, z = (x.detach().clone().to(dev).requires_grad_() for x in state[:2])
+        s0 = type(state)(kv, z, state.log_scale.to(dev))
+        o = fn(*(x.to(dev) for x in (q, k, v)), fm, causal=causal, initial_state=s0)
+        o.backward(g.to(dev))
+        grads.append((kv.grad.cpu(), z.grad.cpu()))
+    tol = GRAD_TOLERANCE[torch.float32]
+    assert_close(grads[0][0], grads[1][0], tol, "d kv")
+    assert_close(grads[0][1], grads[1][1], tol, "d z")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_final_state_gradient_matches_torch(fm, causal):
+    """A loss on the returned state only (no output gradient): dk, dv against
+    feature_attention's autograd; the absolute state ``exp(log_scale) (kv, z)`` is compared,
+    as the two log-scale conventions differ by a constant."""
+    (q, k, v), _ = _inputs(2, 27, 4, 2, 6, seed=3)
+    g = torch.Generator().manual_seed(7)
+    g_kv, g_z = torch.randn(2, 2, F, 6, generator=g), torch.randn(2, 2, F, generator=g)
+    grads = []
+    for fn, dev in ((triton_feature_attention, DEVICE), (feature_attention, "cpu")):
+        ins = [x.detach().clone().to(dev).requires_grad_() for x in (q, k, v)]
+        _, state = fn(*ins, fm, causal=causal, output_final_state=True, chunk_size=16)
+        scale = torch.exp(state.log_scale.detach())
+        loss = (state.kv * scale[..., None, None] * g_kv.to(dev)).sum()
+        (loss + (state.z * scale[..., None] * g_z.to(dev)).sum()).backward()
+        grads.append([x.grad.cpu() for x in ins[1:]])
+    tol = GRAD_TOLERANCE[torch.float32]
+    assert_close(grads[0][0], grads[1][0], tol, "dk")
+    assert_close(grads[0][1], grads[1][1], tol, "dv")
+
+
+def test_default_tile_and_no_grad(fm):
+    """Without chunk/block sizes the interpreter uses one fixed tile; no-grad calls work."""
+    (q, k, v), exact = _inputs(1, 20, 1, 1, 4, seed=2)
+    with torch.no_grad():
+        for causal in (False, True):
+            o = triton_feature_attention(q, k, v, fm, causal=causal)
+            oracle, _ = quadratic_oracle(*exact, fm, causal=causal)
+            assert_close(o, oracle, TOLERANCE[torch.float32], "default tile")
+
+
+def test_autotune_configs_cover_chunks_and_warps():
+    from kernelapprox.attention import _triton_kernels as kern
+
+    chunks = {c.kwargs["CHUNK"] for c in kern.CHUNK_CONFIGS}
+    assert chunks == {16, 32, 64}
+    assert {c.num_warps for c in kern.CHUNK_CONFIGS} == {4, 8}
+    assert kern.causal_dkv_kernel_tuned.keys == kern.TUNE_KEY
+
+
+def test_rejects_bad_padding_params_and_state(fm):
+    (q, k, v), _ = _inputs(1, 4, 1, 1, 4)
+    with pytest.raises(TypeError, match="key_padding_mask must be a bool"):
+        triton_feature_attention(q, k, v, fm, causal=False, key_padding_mask=torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="key_padding_mask must have shape"):
+        triton_feature_attention(
+            q, k, v, fm, causal=False, key_padding_mask=torch.zeros(1, 5, dtype=torch.bool)
+        )
+    with pytest.raises(ValueError, match="params must hold W"):
+        triton_feature_attention(q, k, v, fm, causal=False,
+                                 params={"W": torch.zeros(3, D), "sqrt_xi": torch.ones(3)})
+    with pytest.raises(ValueError, match="initial_state must have shapes"):
+        bad = (torch.zeros(1, 1, F, 5), torch.zeros(1, 1, F), torch.zeros(1, 1))
+        triton_feature_attention(q, k, v, fm, causal=True, initial_state=bad)
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwdbwd"])
+def test_benchmark_runs_the_triton_impl(mode):
+    """The bench's ``triton`` entry builds and runs (forward and forward+backward); nothing
+    is timed here. Its error against exact attention is the torch path's (same features)."""
+    from kernelapprox.attention import benchmark
+
+    case = benchmark.Case("triton", mode, 20, 8, 32, heads=2, device=DEVICE)
+    q, k, v = benchmark.make_inputs(case)
+    exact = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    row = benchmark.measure(case, repeats=1, exact=exact)
+    ours = benchmark.measure(dataclasses.replace(case, impl="ours"), repeats=1, exact=exact)
+    assert row["status"] == "ok" and row["time_ms"] > 0
+    assert row["rel_error"] == pytest.approx(ours["rel_error"], rel=1e-4)
