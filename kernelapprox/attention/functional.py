@@ -173,13 +173,16 @@ def _from_working(o: torch.Tensor, layout: str) -> torch.Tensor:
 
 
 def _safe_denominator(den: torch.Tensor, positive: bool) -> torch.Tensor:
-    """Keep ``|den| >= tiny`` (the smallest normal number), preserving its sign.
+    """Keep ``|den| >= tiny`` (the smallest normal number), preserving its sign; ``0 -> 1``.
 
     In the stabilized units the largest contributing key has weight 1, so ``den`` reaches
-    ``tiny`` only when every visible key is masked (then the numerator is 0 and the output is
-    0, where softmax attention would give ``nan``) or underflows.
+    ``tiny`` only when every visible key is masked or underflows. A row with no visible key
+    has ``num = den = 0`` exactly: dividing by 1 gives the output 0 (softmax attention would
+    give ``nan``) and finite gradients (``num / tiny`` would give a ``1 / tiny`` gradient that
+    overflows to ``inf * 0 = nan`` in the backward pass).
     """
     tiny = torch.finfo(den.dtype).tiny
+    den = torch.where(den == 0, torch.ones_like(den), den)
     if positive:
         return den.clamp_min(tiny)
     return torch.where(den < 0, den.clamp_max(-tiny), den.clamp_min(tiny))

@@ -206,3 +206,25 @@ def test_recompute_gives_the_same_gradients_and_saves_only_the_inputs(causal):
     features = 2 * 96 * 2 * 64 * 4  # phi_q alone is this large
     assert saved[False] > features
     assert saved[True] < inputs + features // 4
+
+
+@pytest.mark.parametrize("name", ["positive", "hyperbolic", "dct"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rows_that_see_only_padding_have_zero_output_and_finite_gradients(name, dtype):
+    """Causal attention with leading padding: the first rows see no key. Their output is 0
+    and their gradients are 0 (a 1/tiny division gave nan gradients); the other rows match
+    the oracle on the unpadded keys."""
+    B, T, H, D, Dv, n_pad = 2, 12, 2, 8, 4, 3
+    fm = make_map(name, D, 16, seed=0)
+    q, k, v = (x.to(dtype).requires_grad_() for x in qkv(B, T, H, H, D, Dv, seed=5))
+    pad = torch.zeros(B, T, dtype=torch.bool)
+    pad[:, :n_pad] = True
+    o = feature_attention(q, k, v, fm, causal=True, key_padding_mask=pad, chunk_size=4)
+    w = torch.randn(o.shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    grads = torch.autograd.grad((o * w).sum(), (q, k, v))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    assert bool((o[:, :n_pad] == 0).all())
+    assert bool((grads[0][:, :n_pad] == 0).all())
+    tail = [x.detach()[:, n_pad:].double() for x in (q, k, v)]
+    ref, _ = quadratic_oracle(*tail, fm, causal=True)
+    assert_close(o[:, n_pad:].double(), ref, TOLERANCE[dtype], "rows after the padding")
