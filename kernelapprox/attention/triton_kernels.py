@@ -1,8 +1,9 @@
 """Triton kernels of positive-feature attention, with autograd (optional; needs ``triton``).
 
 :func:`triton_feature_attention` computes the same quantity as
-:func:`kernelapprox.attention.feature_attention` for the ``"positive"`` map (FAVOR+,
-``log phi(u) = w.u - |u|^2/2 + log sqrt(xi)``; Choromanski et al., ICLR 2021) with the
+:func:`kernelapprox.attention.feature_attention` for maps of the positive form
+``log phi(u) = w.u - |u|^2/2 + log sqrt(xi)`` (FAVOR+, Choromanski et al., ICLR 2021; and,
+through :func:`positive_form`, DiJiang's paper DCT map and hyperbolic features) with the
 features computed inside the kernels from ``q``, ``k`` and the frequency matrix, so
 ``phi(q)`` and ``phi(k)`` are never written to memory, in the forward or the backward pass:
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 from typing import Any
 
@@ -307,6 +309,39 @@ class _TritonAttention(torch.autograd.Function):
                 None, None)
 
 
+#: Maps whose features have the positive form ``sqrt(xi_f) exp(w_f . u - |u|^2 / 2)`` that the
+#: kernels compute (for the softmax kernel, which attention requires).
+POSITIVE_FORM_MAPS = ("positive", "dct", "hyperbolic")
+
+
+def positive_form(
+    fm: AnyMap, t: dict[str, torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, sqrt_xi)`` (float32, ``(F, D)`` and ``(F,)``) of the positive map equal to ``fm``.
+
+    * ``"positive"`` (FAVOR+): the map's own ``W`` and ``sqrt_xi``;
+    * ``"dct"`` (DiJiang, paper form, softmax target): ``log phi_f = t_f c_f . u - |u|^2/2 +
+      log sqrt(xi_f)`` is the positive form with ``w_f = t_f c_f``; when ``t`` holds the
+      radii (the fast-transform map, possibly learnable) ``W = radii[:, None] * directions``
+      so that gradients reach the radii;
+    * ``"hyperbolic"``: ``[e^{w.u}, e^{-w.u}] e^{-|u|^2/2} / sqrt(2)``, component-major, is the
+      positive form with ``W' = [W; -W]`` and ``sqrt_xi' = [sqrt_xi; sqrt_xi] / sqrt(2)``.
+
+    Built with torch operations, so gradients flow back to the tensors of ``t``.
+    """
+    def f32(x: torch.Tensor) -> torch.Tensor:
+        return x.to(device=device, dtype=torch.float32)
+
+    W, sqrt_xi = f32(t["W"]), f32(t["sqrt_xi"])
+    if fm.name == "dct" and "radii" in t:
+        directions = torch.as_tensor(fm.directions(), dtype=torch.float32, device=device)
+        W = f32(t["radii"])[:, None] * directions
+    elif fm.name == "hyperbolic":
+        W = torch.cat((W, -W))
+        sqrt_xi = torch.cat((sqrt_xi, sqrt_xi)) * math.sqrt(0.5)
+    return W.contiguous(), sqrt_xi.contiguous()
+
+
 def triton_feature_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -327,7 +362,7 @@ def triton_feature_attention(
 
     Same inputs and result as :func:`kernelapprox.attention.feature_attention` (layouts
     ``"bthd"``/``"bhtd"``, grouped-query attention, key padding, initial and final states)
-    for a ``"positive"`` map; operands ``float32``, ``bfloat16`` or ``float16``, float32
+    for a ``"positive"``, ``"dct"`` or ``"hyperbolic"`` map; operands ``float32``, ``bfloat16`` or ``float16``, float32
     accumulation, output in ``q``'s dtype. Differentiable (see the module docstring).
 
     Parameters
@@ -353,9 +388,9 @@ def triton_feature_attention(
     check_choice(layout, "layout", ("bthd", "bhtd"))
     B, Tq, Tk, H, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
     fm = check_feature_map(feature_map, D)
-    if fm.name != "positive":
+    if fm.name not in POSITIVE_FORM_MAPS:
         raise ValueError(
-            f"triton_feature_attention supports the 'positive' map only, got {fm.name!r}"
+            f"triton_feature_attention supports the maps {POSITIVE_FORM_MAPS}, got {fm.name!r}"
         )
     if q.dtype not in DTYPES:
         raise TypeError(
@@ -367,14 +402,15 @@ def triton_feature_attention(
     t = fm.tensors(q.device, torch.float32) if params is None else params
     if not isinstance(t, dict) or not {"W", "sqrt_xi"} <= set(t):
         raise TypeError("params must be a dict with the map's tensors 'W' and 'sqrt_xi'")
-    W = t["W"].to(device=q.device, dtype=torch.float32).contiguous()
-    sqrt_xi = t["sqrt_xi"].to(device=q.device, dtype=torch.float32).contiguous()
+    m = fm.n_features
+    shapes = {"W": (m, D), "sqrt_xi": (m,), "radii": (m,)}
+    for name, tensor in t.items():
+        if name in shapes and tuple(tensor.shape) != shapes[name]:
+            raise ValueError(
+                f"params[{name!r}] must have shape {shapes[name]}, got {tuple(tensor.shape)}"
+            )
+    W, sqrt_xi = positive_form(fm, t, q.device)
     Fd = fm.output_dim
-    if tuple(W.shape) != (Fd, D) or tuple(sqrt_xi.shape) != (Fd,):
-        raise ValueError(
-            f"params must hold W of shape {(Fd, D)} and sqrt_xi of shape {(Fd,)}, got "
-            f"{tuple(W.shape)} and {tuple(sqrt_xi.shape)}"
-        )
     pad = None
     if key_padding_mask is not None:
         if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:

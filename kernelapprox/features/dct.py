@@ -121,10 +121,14 @@ class _DCTBase(_Exponential):
         signs = np.random.default_rng(sign_seed).choice([-1.0, 1.0], size=(n_blocks, self.dim))
         signs[0] = 1.0
         self.signs = signs
+        return self.radii[:, None] * self.directions()
+
+    def directions(self) -> np.ndarray:
+        """The unit directions ``(m, d)``: DCT rows (``C``, paper) or columns (``C^T``, code)
+        in sign-flipped blocks, so that the frequencies are ``radii[:, None] * directions``."""
         basis = dct_matrix(self.dim)
         basis = basis.T if self.transposed else basis
-        directions = np.concatenate([basis * s for s in signs])[: self.n_features]
-        return self.radii[:, None] * directions
+        return np.concatenate([basis * s for s in self.signs])[: self.n_features]
 
     def _set_extra(self, **extra: Any) -> None:
         super()._set_extra(**extra)

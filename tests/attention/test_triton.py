@@ -22,7 +22,7 @@ pytest.importorskip("triton")
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernelapprox.attention import feature_attention, quadratic_oracle
+from kernelapprox.attention import AttentionState, feature_attention, quadratic_oracle
 from kernelapprox.attention.triton_kernels import (
     HAS_TRITON,
     triton_feature_attention,
@@ -133,8 +133,10 @@ def test_chunk_and_block_sizes_do_not_change_the_output(fm, T, chunk, causal, se
 
 def test_rejects_unsupported_maps_and_dtypes(fm):
     (q, k, v), _ = _inputs(1, 4, 1, 1, 4)
-    with pytest.raises(ValueError, match="'positive' map only"):
-        triton_feature_attention(q, k, v, make_map("hyperbolic", D, F), causal=False)
+    with pytest.raises(ValueError, match="supports the maps"):
+        triton_feature_attention(q, k, v, make_map("dct_released", D, F), causal=False)
+    with pytest.raises(ValueError, match="supports the maps"):
+        triton_feature_attention(q, k, v, make_map("sincos", D, F), causal=False)
     with pytest.raises(TypeError, match="float32, bfloat16 or float16"):
         triton_feature_attention(q.double(), k.double(), v.double(), fm, causal=False)
     with pytest.raises(ValueError, match="chunk_size"):
@@ -424,3 +426,41 @@ def test_benchmark_runs_the_triton_impl(mode):
     ours = benchmark.measure(dataclasses.replace(case, impl="ours"), repeats=1, exact=exact)
     assert row["status"] == "ok" and row["time_ms"] > 0
     assert row["rel_error"] == pytest.approx(ours["rel_error"], rel=1e-4)
+
+
+# --------------------------------------------------------------------------- other maps
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("name", ["dct", "hyperbolic"])
+def test_dct_and_hyperbolic_maps_in_positive_form(name, causal):
+    """DiJiang's paper DCT map (``w_f = t_f c_f``, fast-transform tensors: radii and signs) and
+    hyperbolic features (``[W; -W]``) run through the same kernels: output, dq, dk, dv and
+    the map's learnable tensors (DCT radii, sqrt_xi) against the fp64 oracle."""
+    fm_ = make_map(name, D, F, seed=4)
+    B, T, H, Hk, Dv = 2, 37, 2, 1, 5
+    (q, k, v), exact = _inputs(B, T, H, Hk, Dv, seed=11)
+    g = _output_grad(B, T, H, Dv)
+    params = {n: t for n, t in fm_.tensors("cpu", torch.float64).items() if n != "signs"}
+    grad_names = [n for n in ("radii", "W", "sqrt_xi") if n in params]
+    ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
+    t32 = {n: p.float().clone().requires_grad_(n in grad_names) for n, p in params.items()}
+    o, state = triton_feature_attention(*ins, fm_, causal=causal, chunk_size=16,
+                                        block_size=16, params=t32, output_final_state=True)
+    o.backward(g.to(DEVICE))
+    ref_ins = [x.detach().clone().requires_grad_() for x in exact]
+    t64 = {n: p.clone().requires_grad_(n in grad_names) for n, p in params.items()}
+    if "signs" in fm_.tensors("cpu", torch.float64):
+        t64["signs"] = fm_.tensors("cpu", torch.float64)["signs"]
+    ref, (ref_S, ref_z) = quadratic_oracle(*ref_ins, fm_, causal=causal, params=t64)
+    ref.backward(g)
+    assert_close(o.detach().cpu(), ref.detach(), TOLERANCE[torch.float32], f"{name} output")
+    S, z = (x.detach().cpu() for x in AttentionState(*state).absolute())
+    assert_close(S, ref_S.detach(), TOLERANCE[torch.float32], f"{name} final state S")
+    assert_close(z, ref_z.detach(), TOLERANCE[torch.float32], f"{name} final state z")
+    for label, a, e in zip("qkv", ins, ref_ins, strict=True):
+        assert_close(a.grad.cpu(), e.grad, GRAD_TOLERANCE[torch.float32], f"{name} d{label}",
+                     atol=1e-6)
+    for n in grad_names:
+        if n == "W" and "radii" in params:
+            continue  # the fast-transform DCT map's W is not used (radii and signs are)
+        assert_close(t32[n].grad.cpu(), t64[n].grad, GRAD_TOLERANCE[torch.float32],
+                     f"{name} d{n}", atol=1e-6)
