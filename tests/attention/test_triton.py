@@ -405,7 +405,7 @@ def test_rejects_bad_padding_params_and_state(fm):
         triton_feature_attention(
             q, k, v, fm, causal=False, key_padding_mask=torch.zeros(1, 5, dtype=torch.bool)
         )
-    with pytest.raises(ValueError, match="params must hold W"):
+    with pytest.raises(ValueError, match=r"params\[.W.\] must have shape"):
         triton_feature_attention(q, k, v, fm, causal=False,
                                  params={"W": torch.zeros(3, D), "sqrt_xi": torch.ones(3)})
     with pytest.raises(ValueError, match="initial_state must have shapes"):
