@@ -363,7 +363,8 @@ def triton_feature_attention(
     Same inputs and result as :func:`kernelapprox.attention.feature_attention` (layouts
     ``"bthd"``/``"bhtd"``, grouped-query attention, key padding, initial and final states)
     for a ``"positive"``, ``"dct"`` or ``"hyperbolic"`` map; operands ``float32``,
-    ``bfloat16`` or ``float16``, float32 accumulation, output in ``q``'s dtype. Differentiable (see the module docstring).
+    ``bfloat16`` or ``float16``, float32 accumulation, output in ``q``'s dtype.
+    Differentiable (see the module docstring).
 
     Parameters
     ----------
