@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int, spawn
+from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int, spawn
 from kernelapprox.attention.functional import (
     DEFAULT_CHUNK,
     LAYOUTS,
@@ -32,7 +32,15 @@ from kernelapprox.attention.functional import (
 )
 from kernelapprox.attention.maps import BaselineMap, make_map
 from kernelapprox.attention.state import AttentionState
+from kernelapprox.attention.triton_kernels import DTYPES as TRITON_DTYPES
+from kernelapprox.attention.triton_kernels import (
+    HAS_TRITON,
+    POSITIVE_FORM_MAPS,
+    triton_feature_attention,
+)
 
+#: Implementations a :class:`FeatureAttention` can run (see its ``backend`` parameter).
+BACKENDS = ("torch", "triton", "auto")
 #: Map tensors that become parameters with ``learnable=True``.
 LEARNABLE = ("W", "sqrt_xi", "radii")
 
@@ -73,6 +81,12 @@ class FeatureAttention(nn.Module):
     recompute : bool
         Recompute features in the backward pass instead of storing them (see
         :func:`feature_attention`).
+    backend : {"torch", "triton", "auto"}
+        ``"torch"``: :func:`feature_attention`; ``"triton"``:
+        :func:`~kernelapprox.attention.triton_kernels.triton_feature_attention` (features
+        computed inside the kernels; maps of the positive form, float32/half inputs, no
+        ``cu_seqlens``); ``"auto"``: Triton for CUDA inputs when it is installed and the call
+        qualifies, torch otherwise.
     **map_options
         Passed to :func:`kernelapprox.features.make` (e.g. ``radial`` for ``"dct"``).
 
@@ -98,11 +112,13 @@ class FeatureAttention(nn.Module):
         learnable: bool = False,
         chunk_size: int = DEFAULT_CHUNK,
         recompute: bool = False,
+        backend: str = "torch",
         **map_options: Any,
     ) -> None:
         super().__init__()
         self.head_dim = check_positive_int(head_dim, "head_dim")
         self.recompute = bool(recompute)
+        self.backend = check_choice(backend, "backend", BACKENDS)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.layout = layout
@@ -178,11 +194,30 @@ class FeatureAttention(nn.Module):
         happen before later calls.
         """
         self._maybe_redraw()
+        if self._use_triton(query, cu_seqlens):
+            return triton_feature_attention(
+                query, key, value, self.feature_map, causal=is_causal, scale=scale,
+                layout=self.layout, key_padding_mask=key_padding_mask,
+                initial_state=initial_state, output_final_state=output_final_state,
+                params=self.map_tensors,
+            )
         return feature_attention(
             query, key, value, self.feature_map, causal=is_causal, scale=scale,
             layout=self.layout, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
             initial_state=initial_state, output_final_state=output_final_state,
             chunk_size=self.chunk_size, params=self.map_tensors, recompute=self.recompute,
+        )
+
+    def _use_triton(self, query: torch.Tensor, cu_seqlens: torch.Tensor | None) -> bool:
+        if self.backend == "torch":
+            return False
+        if self.backend == "triton":
+            if cu_seqlens is not None:
+                raise ValueError("backend='triton' does not support cu_seqlens; use 'torch'")
+            return True
+        return (
+            HAS_TRITON and query.is_cuda and cu_seqlens is None and query.dtype in TRITON_DTYPES
+            and getattr(self.feature_map, "name", None) in POSITIVE_FORM_MAPS
         )
 
     def step(
@@ -197,7 +232,7 @@ class FeatureAttention(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.feature_map!r}, layout={self.layout!r}, redraw={self.redraw_policy!r}, "
-            f"learnable={self.learnable}"
+            f"learnable={self.learnable}, backend={self.backend!r}"
         )
 
 

@@ -464,3 +464,48 @@ def test_dct_and_hyperbolic_maps_in_positive_form(name, causal):
             continue  # the fast-transform DCT map's W is not used (radii and signs are)
         assert_close(t32[n].grad.cpu(), t64[n].grad, GRAD_TOLERANCE[torch.float32],
                      f"{name} d{n}", atol=1e-6)
+
+
+# --------------------------------------------------------------------------- module backend
+@pytest.mark.parametrize("name", ["positive", "dct"])
+def test_module_triton_backend_equals_torch_backend(name):
+    """FeatureAttention(backend="triton") computes what backend="torch" computes, with the
+    same gradients for q, k, v and the learnable map tensors (DCT radii, sqrt_xi, W)."""
+    from kernelapprox.attention import FeatureAttention
+
+    mods = {b: FeatureAttention(D, F, feature_map=name, seed=3, learnable=True, backend=b)
+            for b in ("torch", "triton")}
+    mods["triton"].load_state_dict(mods["torch"].state_dict())
+    (q, k, v), _ = _inputs(2, 21, 2, 1, 6, seed=8, layout="bhtd")
+    pad = torch.zeros(2, 21, dtype=torch.bool)
+    pad[1, 15:] = True
+    results = {}
+    for b, mod in mods.items():
+        mod.to(DEVICE)
+        ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
+        o = mod(*ins, is_causal=True, key_padding_mask=pad.to(DEVICE))
+        (o * torch.linspace(-1, 1, o.numel(), device=DEVICE).view_as(o)).sum().backward()
+        results[b] = [o.detach()] + [x.grad for x in ins] + [
+            p.grad for _, p in sorted(mod.named_parameters())]
+    names = ["output", "dq", "dk", "dv"]
+    names += [n for n, _ in sorted(mods["torch"].named_parameters())]
+    for n, a, e in zip(names, results["triton"], results["torch"], strict=True):
+        if e is None:  # the fast-transform DCT map does not use its dense W
+            assert a is None, n
+            continue
+        assert_close(a.cpu(), e.cpu().double(), GRAD_TOLERANCE[torch.float32], n, atol=1e-6)
+
+
+def test_module_backend_choice():
+    from kernelapprox.attention import FeatureAttention
+
+    with pytest.raises(ValueError, match="backend"):
+        FeatureAttention(D, F, backend="cuda")
+    auto = FeatureAttention(D, F, seed=0, backend="auto")
+    q = torch.randn(1, 1, 5, D, dtype=torch.float64)
+    # float64 CPU input: "auto" falls back to the torch implementation (Triton needs fp32/half)
+    assert auto(q, q, q, is_causal=True).dtype == torch.float64
+    triton_mod = FeatureAttention(D, F, seed=0, backend="triton")
+    with pytest.raises(ValueError, match="cu_seqlens"):
+        triton_mod(q.float()[0], q.float()[0], q.float()[0], is_causal=True,
+                   cu_seqlens=torch.tensor([0, 5]))
