@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -355,11 +356,15 @@ def feature_attention(
     chunk = check_positive_int(chunk_size, "chunk_size")
     s = _resolve_scale(scale, D)
     if cu_seqlens is not None:
-        return _varlen(
-            q, k, v, fm, cu_seqlens, causal=causal, scale=s, layout=layout,
-            key_padding_mask=key_padding_mask, initial_state=initial_state,
-            output_final_state=output_final_state, chunk_size=chunk, params=params,
-            recompute=recompute,
+        return packed_as_padded(
+            q, k, v, cu_seqlens, layout=layout, key_padding_mask=key_padding_mask,
+            output_final_state=output_final_state,
+            attend=lambda *qkv, key_padding_mask: feature_attention(
+                *qkv, fm, causal=causal, scale=s, layout=layout,
+                key_padding_mask=key_padding_mask, initial_state=initial_state,
+                output_final_state=output_final_state, chunk_size=chunk, params=params,
+                recompute=recompute,
+            ),
         )
     if key_padding_mask is not None:
         if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
@@ -463,12 +468,12 @@ def feature_attention_step(
     return o.reshape(B, H, Dv).to(q_t.dtype), AttentionState(S[..., :Dv], S[..., Dv], R)
 
 
-def _varlen(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm: AnyMap, cu_seqlens: Any, *,
-    causal: bool, scale: float, layout: str, key_padding_mask: Any, initial_state: Any,
-    output_final_state: bool, chunk_size: int, params: Any, recompute: bool,
+def packed_as_padded(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: Any, *, layout: str,
+    key_padding_mask: Any, output_final_state: bool, attend: Callable[..., Any],
 ) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
-    """Packed sequences: gather into a padded batch with a key padding mask, then scatter back.
+    """Packed sequences: gather into a padded batch with a key padding mask, run
+    ``attend(q, k, v, key_padding_mask=...)`` on it (any implementation), scatter back.
 
     Reading the sequence lengths is one host synchronization (as FlashAttention's varlen API,
     which takes ``max_seqlen`` from the host).
@@ -504,12 +509,7 @@ def _varlen(
             return x[0][index]  # (n, t_max, H, D)
         return x[0][:, index].transpose(0, 1)  # (n, H, t_max, D)
 
-    result = feature_attention(
-        padded(q), padded(k), padded(v), fm, causal=causal, scale=scale, layout=layout,
-        key_padding_mask=~valid, initial_state=initial_state,
-        output_final_state=output_final_state, chunk_size=chunk_size, params=params,
-        recompute=recompute,
-    )
+    result = attend(padded(q), padded(k), padded(v), key_padding_mask=~valid)
     o, state = result if output_final_state else (result, None)
     o = o[valid][None] if layout == "bthd" else o.transpose(0, 1)[:, valid][None]
     return (o, state) if output_final_state else o

@@ -84,8 +84,8 @@ class FeatureAttention(nn.Module):
     backend : {"torch", "triton", "auto"}
         ``"torch"``: :func:`feature_attention`; ``"triton"``:
         :func:`~kernelapprox.attention.triton_kernels.triton_feature_attention` (features
-        computed inside the kernels; maps of the positive form, float32/half inputs, no
-        ``cu_seqlens``); ``"auto"``: Triton for CUDA inputs when it is installed and the call
+        computed inside the kernels; maps of the positive form, float32/half inputs);
+        ``"auto"``: Triton for CUDA inputs when it is installed and the call
         qualifies, torch otherwise.
     **map_options
         Passed to :func:`kernelapprox.features.make` (e.g. ``radial`` for ``"dct"``).
@@ -197,7 +197,7 @@ class FeatureAttention(nn.Module):
         if self._use_triton(query, cu_seqlens):
             return triton_feature_attention(
                 query, key, value, self.feature_map, causal=is_causal, scale=scale,
-                layout=self.layout, key_padding_mask=key_padding_mask,
+                layout=self.layout, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
                 initial_state=initial_state, output_final_state=output_final_state,
                 params=self.map_tensors,
             )
@@ -212,11 +212,9 @@ class FeatureAttention(nn.Module):
         if self.backend == "torch":
             return False
         if self.backend == "triton":
-            if cu_seqlens is not None:
-                raise ValueError("backend='triton' does not support cu_seqlens; use 'torch'")
             return True
         return (
-            HAS_TRITON and query.is_cuda and cu_seqlens is None and query.dtype in TRITON_DTYPES
+            HAS_TRITON and query.is_cuda and query.dtype in TRITON_DTYPES
             and getattr(self.feature_map, "name", None) in POSITIVE_FORM_MAPS
         )
 

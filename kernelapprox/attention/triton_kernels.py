@@ -39,7 +39,12 @@ from typing import Any
 import torch
 
 from kernelapprox._validation import check_choice, check_positive_int
-from kernelapprox.attention.functional import _check_qkv, _initial_state, _resolve_scale
+from kernelapprox.attention.functional import (
+    _check_qkv,
+    _initial_state,
+    _resolve_scale,
+    packed_as_padded,
+)
 from kernelapprox.attention.maps import AnyMap, check_feature_map, input_multiplier
 from kernelapprox.attention.state import AttentionState
 
@@ -352,6 +357,7 @@ def triton_feature_attention(
     scale: float | None = None,
     layout: str = "bthd",
     key_padding_mask: torch.Tensor | None = None,
+    cu_seqlens: torch.Tensor | None = None,
     initial_state: AttentionState | None = None,
     output_final_state: bool = False,
     chunk_size: int | None = None,
@@ -382,12 +388,26 @@ def triton_feature_attention(
         Default: autotuned on a GPU, 32 under the interpreter.
     block_size : int, optional
         Keys/queries per block of the non-causal kernels (as ``chunk_size``).
+    cu_seqlens : int Tensor ``(N + 1,)``, optional
+        Packed sequences (``B == 1``): sequence ``n`` is tokens ``cu_seqlens[n]:cu_seqlens[n+1]``,
+        run as a padded batch with a key padding mask (as :func:`feature_attention` does).
     params : dict of Tensor, optional
         The map's tensors ``{"W": (F, D), "sqrt_xi": (F,)}`` (e.g. learnable parameters;
         gradients flow to them). Default: the map's own tensors.
     """
     check_choice(layout, "layout", ("bthd", "bhtd"))
     B, Tq, Tk, H, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
+    if cu_seqlens is not None:
+        return packed_as_padded(
+            q, k, v, cu_seqlens, layout=layout, key_padding_mask=key_padding_mask,
+            output_final_state=output_final_state,
+            attend=lambda *qkv, key_padding_mask: triton_feature_attention(
+                *qkv, feature_map, causal=causal, scale=scale, layout=layout,
+                key_padding_mask=key_padding_mask, initial_state=initial_state,
+                output_final_state=output_final_state, chunk_size=chunk_size,
+                block_size=block_size, params=params,
+            ),
+        )
     fm = check_feature_map(feature_map, D)
     if fm.name not in POSITIVE_FORM_MAPS:
         raise ValueError(
