@@ -9,9 +9,8 @@ Settings (mean loss, L = 3, eps = 1e-3, plain GD, float64):
   d = 100: r = 5, p = 0.3, lr = 300, gamma = 0.01   (reference setting)
   d = 200: r = 3, p = 0.2, lr = 800, gamma = 0.1    (reference setting)
   d = 1000: r = 5, p = 0.2, lr = 5000, gamma = 0.01 (reference setting, the published run)
-  other d: r = 5, p = 0.2, gamma = 0.01, lr = 0.03 (100 / d)^(2/3) d^2 (a sum-loss step scaled
-            like the inverse curvature d^(-2/3) from the d = 100 setting: 2565 at d = 500;
-            the same rule gives 6460 at d = 1000, 30% above the published 5000)
+  other d: ``kernelapprox.dynamics.completion_setting`` (r = 5, p = 0.2, gamma = 0.01 and a
+            step scaled from the d = 100 setting: lr = 2565 at d = 500)
 
 The full model at d = 1000 costs about 6 d^3 flops per step, so on 2 cores a full run takes
 on the order of an hour; ``--probe-steps N`` instead times N steps of each model and reports
@@ -30,9 +29,9 @@ import time
 import torch
 
 from kernelapprox.dynamics import (
-    REFERENCE_SETTINGS,
     DeepFactorization,
     completion_problem,
+    completion_setting,
     compress,
     run_completion,
     train,
@@ -40,10 +39,8 @@ from kernelapprox.dynamics import (
 
 
 def setting_for(dim: int) -> dict:
-    ref = REFERENCE_SETTINGS.get(f"d{dim}")
-    if ref is not None:
-        return {"rank": ref.rank, "fraction": ref.fraction, "lr": ref.lr, "gamma": ref.gamma}
-    return {"rank": 5, "fraction": 0.2, "lr": 0.03 * (100 / dim) ** (2 / 3) * dim**2, "gamma": 0.01}
+    s = completion_setting(dim)
+    return {"rank": s.rank, "fraction": s.fraction, "lr": s.lr, "gamma": s.gamma}
 
 
 def probe(dim: int, steps: int, seed: int) -> dict:

@@ -18,6 +18,7 @@ from kernelapprox.dynamics.completion import (
     REFERENCE_SETTINGS,
     CompletionSetting,
     completion_problem,
+    completion_setting,
     depth_width_sweep,
     run_completion,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "complement_residual",
     "complement_term",
     "completion_problem",
+    "completion_setting",
     "compress",
     "compressed_bases",
     "count_equal",

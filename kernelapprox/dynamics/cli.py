@@ -154,10 +154,10 @@ def _table(head: str, rows: list[tuple[str, Any, str]]) -> str:
 
 
 def _completion(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], str]:
-    from kernelapprox.dynamics.completion import REFERENCE_SETTINGS, run_completion
+    from kernelapprox.dynamics.completion import completion_setting, run_completion
 
     dim = _pick(args.dim, 100)
-    ref = REFERENCE_SETTINGS.get(f"d{dim}", REFERENCE_SETTINGS["d100"])
+    ref = completion_setting(dim)
     setting = {
         "dim": dim,
         "rank": _pick(args.rank, ref.rank),

@@ -97,3 +97,19 @@ def test_reference_completion_compressed_matches_full_and_gamma_zero_stalls():
     )["frozen"]
     assert not frozen["converged"]
     assert frozen["relative_recovery_error"] > 0.3
+
+
+def test_completion_setting_uses_references_and_a_step_rule_close_to_them():
+    from kernelapprox.dynamics.completion import completion_setting, scaled_step
+
+    for name, ref in REFERENCE_SETTINGS.items():
+        assert completion_setting(ref.dim) is ref, name
+    # the rule is anchored at d=100 and lands near the independent d=200 and d=1000 steps
+    assert scaled_step(100) == pytest.approx(REFERENCE_SETTINGS["d100"].lr)
+    assert scaled_step(200) == pytest.approx(REFERENCE_SETTINGS["d200"].lr, rel=0.1)
+    assert scaled_step(1000) == pytest.approx(REFERENCE_SETTINGS["d1000"].lr, rel=0.35)
+    s = completion_setting(500)
+    assert (s.dim, s.rank, s.fraction, s.gamma) == (500, 5, 0.2, 0.01)
+    assert s.lr == pytest.approx(scaled_step(500))
+    with pytest.raises(ValueError, match="dim"):
+        completion_setting(1)
