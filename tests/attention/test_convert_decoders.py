@@ -163,3 +163,24 @@ def test_state_cache_beam_search_runs(trained):
         full = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
                                 use_cache=False, pad_token_id=0)
     assert torch.equal(beams, full)
+
+
+def test_state_cache_with_gpt_neox():
+    """GPT-NeoX passes the cache as ``layer_past``: the state cache still finds it."""
+    from kernelapprox.attention.hf_cache import FeatureStateCache
+
+    torch.manual_seed(0)
+    config = transformers.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=4,
+                                        max_position_embeddings=64)
+    model = transformers.GPTNeoXForCausalLM(config).eval()
+    student = convert(model, feature_map="positive", n_features=32, seed=0).eval()
+    ids = pattern_batch(torch.Generator().manual_seed(6), B=2, T=6)
+    with torch.no_grad():
+        full = student.generate(ids, max_new_tokens=8, do_sample=False, use_cache=False,
+                                pad_token_id=0)
+        cache = FeatureStateCache()
+        cached = student.generate(ids, max_new_tokens=8, do_sample=False,
+                                  past_key_values=cache, pad_token_id=0)
+    assert torch.equal(cached, full)
+    assert cache.get_seq_length() == full.shape[1] - 1 and cache.nbytes > 0
