@@ -13,8 +13,8 @@ Settings (mean loss, L = 3, eps = 1e-3, plain GD, float64):
             step scaled from the d = 100 setting: lr = 2565 at d = 500)
 
 The full model at d = 1000 costs about 6 d^3 flops per step, so on 2 cores a full run takes
-about half an hour (about 19000 steps; docs/results/benchmarks.md); ``--probe-steps N`` instead times N steps of each model and reports
-the per-step ratio (no convergence). Usage::
+about half an hour (about 19000 steps; docs/results/benchmarks.md); ``--probe-steps N``
+instead times N steps of each model and reports the per-step ratio (no convergence). Usage::
 
     PYTHONPATH=. python benchmarks/dynamics_completion.py --dims 100,200
     PYTHONPATH=. python benchmarks/dynamics_completion.py --dims 1000 --probe-steps 20

@@ -57,7 +57,9 @@ A gradient ``dS_T`` of the returned final state (relative to ``R_T = M_{T-1}``) 
 start; the gradient of the initial state is ``exp(R_0 - P) dS`` at the end.
 
 *Frequencies.* ``dL/dW = sum_i Gq_i u_i^T + sum_j Gk_j u_j^T`` and ``dL/d sqrt(xi_f) =
-(sum_i Gq_if + sum_j Gk_jf) / sqrt(xi_f)`` (per-program partial sums, added in torch).
+sum_rows unit_f dphi_f`` with ``unit = phi / sqrt(xi)`` the features before the weights,
+computed as such (``G_f / sqrt(xi_f)`` would be 0/0 at a zero weight, which fitted NNLS
+weights have); per-program partial sums, added in torch.
 
 The causal backward is two kernels: a forward chunk scan (per query head) that recomputes
 the outputs in float32, writes ``dq`` and the per-row statistics ``M_i``, ``1/den_i`` and
@@ -167,23 +169,37 @@ def _project(u, w):
 
 
 @triton.jit
-def _key_features(proj, half_sq, valid, feats, F, sqrt_xi):
-    """``(pk (BLOCK_T, BLOCK_F), c (BLOCK_T,))`` with ``phi(k) = exp(c) pk``:
-    ``c = max_f w_f.u - |u|^2/2``, ``pk_f = sqrt(xi_f) exp(w_f.u - max_f w_f.u)``."""
+def _unit_key_features(proj, half_sq, valid, feats, F):
+    """``(uk (BLOCK_T, BLOCK_F), c (BLOCK_T,))``, the key features before the weights:
+    ``phi(k) = exp(c) sqrt(xi) uk`` with ``c = max_f w_f.u - |u|^2/2``,
+    ``uk_f = exp(w_f.u - max_f w_f.u)`` (0 for a padded key)."""
     fmask = feats[None, :] < F
     peak = tl.max(tl.where(fmask, proj, FLOOR), axis=1)
     c = tl.where(valid, peak - half_sq, FLOOR)
     keep = fmask & valid[:, None]
-    phi = tl.where(keep, tl.exp(proj - peak[:, None]), 0.0) * sqrt_xi[None, :]
-    return phi, c
+    return tl.where(keep, tl.exp(proj - peak[:, None]), 0.0), c
+
+
+@triton.jit
+def _key_features(proj, half_sq, valid, feats, F, sqrt_xi):
+    """``(pk, c)`` with ``phi(k) = exp(c) pk``, ``pk = sqrt(xi) uk`` (see above)."""
+    unit, c = _unit_key_features(proj, half_sq, valid, feats, F)
+    return unit * sqrt_xi[None, :], c
+
+
+@triton.jit
+def _unit_query_features(proj, feats, F):
+    """Query features before the weights, up to their (cancelling) log-scale:
+    ``exp(W u - max W u)``."""
+    fmask = feats[None, :] < F
+    peak = tl.max(tl.where(fmask, proj, FLOOR), axis=1)
+    return tl.where(fmask, tl.exp(proj - peak[:, None]), 0.0)
 
 
 @triton.jit
 def _query_features(proj, feats, F, sqrt_xi):
     """Query features up to their (cancelling) log-scale: ``sqrt(xi) exp(W u - max W u)``."""
-    fmask = feats[None, :] < F
-    peak = tl.max(tl.where(fmask, proj, FLOOR), axis=1)
-    return tl.where(fmask, tl.exp(proj - peak[:, None]), 0.0) * sqrt_xi[None, :]
+    return _unit_query_features(proj, feats, F) * sqrt_xi[None, :]
 
 
 @triton.jit
@@ -240,11 +256,13 @@ def _key_input_grad(G, u, w):
 
 
 @triton.jit
-def _frequency_grads(dW, dxi, G, u, NEED_DW: tl.constexpr):
-    """Accumulate ``sum G^T u`` and ``sum G`` over rows (for ``dW`` and ``d sqrt(xi)``)."""
+def _frequency_grads(dW, dxi, G, unit_grad, u, NEED_DW: tl.constexpr):
+    """Accumulate ``dW += G^T u`` and ``d sqrt(xi) += sum_rows unit * dphi`` (``unit_grad``:
+    the features before the weights times ``dL/dphi``; not ``G / sqrt(xi)``, which a zero
+    weight would turn into 0 / 0)."""
     if NEED_DW:
         dW += tl.dot(tl.trans(G), u, input_precision="ieee")
-        dxi += tl.sum(G, axis=0)
+        dxi += tl.sum(unit_grad, axis=0)
     return dW, dxi
 
 
@@ -421,7 +439,8 @@ def causal_dq_kernel(
                                  feats, F, sqrt_xi)
         xq, _ = _load_rows(q_base, t0, T, stride_qt, D, CHUNK, BLOCK_D)
         uq = xq.to(tl.float32) * mult
-        phi_q = _query_features(_project(uq, w), feats, F, sqrt_xi)
+        unit_q = _unit_query_features(_project(uq, w), feats, F)
+        phi_q = unit_q * sqrt_xi[None, :]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
         g, _ = _load_rows(g_base, t0, T, stride_gt, Dv, CHUNK, BLOCK_DV)
         # forward, recomputed in float32
@@ -447,7 +466,7 @@ def causal_dq_kernel(
         dq = _query_input_grad(Gq, w) * mult
         _store_rows(dq_ptr + b * stride_dqb + h * stride_dqh, t0, rows_ok, stride_dqt, dq, D,
                     CHUNK, BLOCK_D)
-        dW, dxi = _frequency_grads(dW, dxi, Gq, uq, NEED_DW)
+        dW, dxi = _frequency_grads(dW, dxi, Gq, unit_q * dphi, uq, NEED_DW)
         # state update (as in the forward)
         R_new = tl.maximum(R, tl.max(c, axis=0))
         kw = phi_k * tl.where(valid, tl.exp(c - R_new), 0.0)[:, None]
@@ -501,8 +520,9 @@ def causal_dkv_kernel(
         xk, rows_ok = _load_rows(k_base, t0, T, stride_kt, D, CHUNK, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
         uk = xk.to(tl.float32) * mult
-        phi_k, c = _key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
-                                 feats, F, sqrt_xi)
+        unit_k, c = _unit_key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
+                                       feats, F)
+        phi_k = unit_k * sqrt_xi[None, :]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
         M = tl.load(m_ptr + pid * T + rows, mask=rows_ok, other=CEIL)
         E = _key_weights(c, M, causal)
@@ -539,7 +559,7 @@ def causal_dkv_kernel(
                     CHUNK, BLOCK_D)
         _store_rows(dv_ptr + b * stride_dvb + hk * stride_dvh, t0, rows_ok, stride_dvt, dv, Dv,
                     CHUNK, BLOCK_DV)
-        dW, dxi = _frequency_grads(dW, dxi, Gk, uk, NEED_DW)
+        dW, dxi = _frequency_grads(dW, dxi, Gk, unit_k * dphi, uk, NEED_DW)
         decay = tl.exp(P_new - P)
         dS = dS * decay + dS_chunk
         dz = dz * decay + dz_chunk
@@ -582,7 +602,8 @@ def noncausal_dq_kernel(
         xq, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, end, stride_qt, D,
                                BLOCK_T, BLOCK_D)
         uq = xq.to(tl.float32) * mult
-        phi_q = _query_features(_project(uq, w), feats, F, sqrt_xi)
+        unit_q = _unit_query_features(_project(uq, w), feats, F)
+        phi_q = unit_q * sqrt_xi[None, :]
         g, _ = _load_rows(do_ptr + b * stride_gb + h * stride_gh, t0, end, stride_gt, Dv,
                           BLOCK_T, BLOCK_DV)
         num = tl.dot(phi_q, S, input_precision="ieee")
@@ -596,7 +617,7 @@ def noncausal_dq_kernel(
         Gq = phi_q * dphi
         _store_rows(dq_ptr + b * stride_dqb + h * stride_dqh, t0, valid, stride_dqt,
                     _query_input_grad(Gq, w) * mult, D, BLOCK_T, BLOCK_D)
-        dW, dxi = _frequency_grads(dW, dxi, Gq, uq, NEED_DW)
+        dW, dxi = _frequency_grads(dW, dxi, Gq, unit_q * dphi, uq, NEED_DW)
     if NEED_DW:
         _store_partial(dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D,
                        BLOCK_F, BLOCK_D)
@@ -675,18 +696,20 @@ def noncausal_dkv_kernel(
                                  BLOCK_T, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, BLOCK_T, HAS_PAD)
         uk = xk.to(tl.float32) * mult
-        phi_k, c = _key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
-                                 feats, F, sqrt_xi)
+        unit_k, c = _unit_key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
+                                       feats, F)
+        phi_k = unit_k * sqrt_xi[None, :]
         vals, _ = _load_rows(v_ptr + b * stride_vb + h * stride_vh, t0, end, stride_vt, Dv,
                              BLOCK_T, BLOCK_DV)
         kscale = tl.where(valid, tl.exp(c - R), 0.0)
-        Gk = phi_k * (_mm(vals, tl.trans(dS), UPCAST) + dz[None, :]) * kscale[:, None]
+        dphi = (_mm(vals, tl.trans(dS), UPCAST) + dz[None, :]) * kscale[:, None]
+        Gk = phi_k * dphi
         dv = tl.dot(phi_k, dS, input_precision="ieee") * kscale[:, None]
         _store_rows(dk_ptr + b * stride_dkb + h * stride_dkh, t0, rows_ok, stride_dkt,
                     _key_input_grad(Gk, uk, w) * mult, D, BLOCK_T, BLOCK_D)
         _store_rows(dv_ptr + b * stride_dvb + h * stride_dvh, t0, rows_ok, stride_dvt, dv, Dv,
                     BLOCK_T, BLOCK_DV)
-        dW, dxi = _frequency_grads(dW, dxi, Gk, uk, NEED_DW)
+        dW, dxi = _frequency_grads(dW, dxi, Gk, unit_k * dphi, uk, NEED_DW)
     if NEED_DW:
         _store_partial(dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D,
                        BLOCK_F, BLOCK_D)

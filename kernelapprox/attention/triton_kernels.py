@@ -279,8 +279,7 @@ def _backward(
     dW = dxi = None
     if need_dw:
         dW = dw_q.sum(0) + dw_k.sum(0)
-        g_xi = dxi_q.sum(0) + dxi_k.sum(0)  # sum_rows G = sqrt(xi) dL/d sqrt(xi)
-        dxi = torch.where(sqrt_xi != 0, g_xi / sqrt_xi, torch.zeros_like(g_xi))
+        dxi = dxi_q.sum(0) + dxi_k.sum(0)
     return dq, dk, dv, dW, dxi, dkv0, dz0
 
 

@@ -525,3 +525,31 @@ def test_packed_sequences_equal_separate_calls(fm, causal):
         assert_close(o[:, a:b].detach().cpu(), ref.detach().cpu().double(), 1e-6, "output")
         for label, x, r in zip("qkv", grads, ref_grads, strict=True):
             assert_close(x[:, a:b].cpu(), r.cpu().double(), 1e-6, f"d{label}", atol=1e-7)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_zero_weights_get_the_oracle_gradient(fm, causal):
+    """Fitted (NNLS) weights have exact zeros. Without a state a feature enters through
+    ``phi(q)`` and ``phi(k)``, so the score is quadratic in ``sqrt(xi_f)`` and its gradient at
+    0 is 0; with an initial state (keys weighted earlier) only ``phi(q)`` depends on it and the
+    gradient is not 0. Both must match the oracle (``G / sqrt(xi)`` would give 0/0)."""
+    B, T, H, Hk, Dv = 1, 29, 2, 1, 4
+    Fd = fm.output_dim
+    (q, k, v), exact = _inputs(B, T, H, Hk, Dv, seed=3)
+    g = _output_grad(B, T, H, Dv)
+    params = {n: t.clone() for n, t in fm.tensors("cpu", torch.float64).items()}
+    params["sqrt_xi"][::3] = 0.0
+    gen = torch.Generator().manual_seed(4)
+    S0 = torch.randn(B, Hk, Fd, Dv, generator=gen, dtype=torch.float64)
+    z0 = torch.rand(B, Hk, Fd, generator=gen, dtype=torch.float64) + 0.5
+    for with_state in (False, True):
+        state = AttentionState(S0.float(), z0.float(), torch.zeros(B, Hk)) if with_state else None
+        o, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16,
+                                 block_size=16, params=params, initial_state=state)
+        o64, grads64 = _oracle_grads(exact, g, fm, causal=causal, params=params,
+                                     initial_state=(S0, z0) if with_state else None)
+        at_zero = float(grads64[-1][::3].abs().max())
+        assert (at_zero > 1e-3) if with_state else (at_zero == 0.0)
+        assert_close(o, o64, TOLERANCE[torch.float32], "output")
+        _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32],
+                     f"zero weights causal={causal} state={with_state}")
