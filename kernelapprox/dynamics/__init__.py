@@ -59,6 +59,7 @@ from kernelapprox.dynamics.objectives import (
     WhitenedRegression,
     whitened_regression,
 )
+from kernelapprox.dynamics.recording import TrajectoryRecorder
 from kernelapprox.dynamics.theorem import (
     exact_count_mask,
     invariant_bases,
@@ -81,6 +82,7 @@ __all__ = [
     "MaskedObservation",
     "Objective",
     "TrainResult",
+    "TrajectoryRecorder",
     "WhitenedRegression",
     "attention_parameter_count",
     "complement_leakage",

@@ -41,7 +41,6 @@ from kernelapprox.dynamics.diagnostics import (
     count_equal,
     invariant_value_error,
     largest_principal_angle,
-    principal_angles,
     rho_trajectory,
     singular_values,
 )
@@ -52,6 +51,7 @@ from kernelapprox.dynamics.objectives import (
     Objective,
     whitened_regression,
 )
+from kernelapprox.dynamics.recording import TrajectoryRecorder
 from kernelapprox.dynamics.training import OPTIMIZERS, train
 
 
@@ -98,49 +98,6 @@ def invariant_bases(
         for factor in model.factors:
             bases.append((factor / model.eps) @ bases[-1])
     return bases
-
-
-class _TheoremRecorder:
-    """Records, at chosen steps, every quantity the theorem makes a statement about."""
-
-    def __init__(self, bases: list[torch.Tensor], n_block: int, top_left: torch.Tensor) -> None:
-        self.bases = bases
-        self.k = n_block
-        self.top_left = top_left
-        self.steps: list[int] = []
-        self.spectra: list[list[np.ndarray]] = []
-        self.leakage: list[list[float]] = []
-        self.coef: list[list[float]] = []
-        self.residual_factors: list[list[torch.Tensor]] = []
-        self.block_angle: list[list[float]] = []
-        self.complement_angle: list[list[float]] = []
-        self.target_angles: list[np.ndarray] = []
-        self.end_to_end: list[torch.Tensor] = []
-
-    def __call__(self, step: int, model: torch.nn.Module, end_to_end: torch.Tensor) -> None:
-        k = self.k
-        self.steps.append(step)
-        spectra, leak, coef, block, comp = [], [], [], [], []
-        for l, factor in enumerate(model.factors):
-            w = factor.detach()
-            spectra.append(singular_values(w))
-            u_in, u_out = self.bases[l], self.bases[l + 1]
-            value, c = complement_leakage(w, u_in[:, k:], u_out[:, k:])
-            leak.append(value)
-            coef.append(c)
-            if k < w.shape[0]:
-                comp.append(largest_principal_angle(w @ u_in[:, k:], u_out[:, k:]))
-            block.append(largest_principal_angle(w @ u_in[:, :k], u_out[:, :k]))
-        self.spectra.append(spectra)
-        self.leakage.append(leak)
-        self.coef.append(coef)
-        self.block_angle.append(block)
-        self.complement_angle.append(comp)
-        r = self.top_left.shape[1]
-        u_top = torch.linalg.svd(end_to_end)[0][:, :r]
-        self.target_angles.append(principal_angles(u_top, self.top_left))
-        self.residual_factors.append([f.detach().clone() for f in model.factors])
-        self.end_to_end.append(end_to_end.clone())
 
 
 def _objective(kind: str, target: torch.Tensor, reduction: str, seed: Any) -> Objective:
@@ -239,7 +196,7 @@ def verify_invariant_subspace(
     k = 2 * rank
     u_phi = torch.linalg.svd(target)[0][:, :rank]
     record_steps = sorted(set(range(0, steps + 1, record_every)) | {steps})
-    rec = _TheoremRecorder(bases, k, u_phi)
+    rec = TrajectoryRecorder(bases, k, u_phi, keep_factors=True)
     train_kw = {"optimizer": optimizer, "momentum": momentum, "weight_decay": weight_decay}
     result = train(
         model,
@@ -311,7 +268,7 @@ def verify_invariant_subspace(
                 resid = max(
                     resid,
                     complement_residual(
-                        rec.residual_factors[i][l], u_in[:, k:], u_out[:, k:], rho[i]
+                        rec.factors[i][l], u_in[:, k:], u_out[:, k:], rho[i]
                     ),
                 )
         full = rec.end_to_end[i]
