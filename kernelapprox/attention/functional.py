@@ -105,6 +105,19 @@ def _check_qkv(
     return B, Tq, Tk, H, Hk, D, Dv
 
 
+def _check_key_padding(mask: Any, batch: int, keys: int) -> None:
+    """``mask`` is ``None`` or a bool ``(B, T_k)`` tensor (``True`` marks padding)."""
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
+    if tuple(mask.shape) != (batch, keys):
+        raise ValueError(
+            f"key_padding_mask must have shape (B, T_k) = {(batch, keys)}, got "
+            f"{tuple(mask.shape)}"
+        )
+
+
 def _resolve_scale(scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if scale is None else check_positive_float(scale, "scale")
 
@@ -366,14 +379,7 @@ def feature_attention(
                 recompute=recompute,
             ),
         )
-    if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
-            raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
-        if tuple(key_padding_mask.shape) != (B, Tk):
-            raise ValueError(
-                f"key_padding_mask must have shape (B, T_k) = {(B, Tk)}, got "
-                f"{tuple(key_padding_mask.shape)}"
-            )
+    _check_key_padding(key_padding_mask, B, Tk)
     cdt = _compute_dtype(q.dtype)
     t = _map_params(fm, params, q.device, cdt)
     S0, R0 = _initial_state(initial_state, B, Hk, fm.output_dim, Dv, q.device, cdt)

@@ -40,6 +40,7 @@ import torch
 
 from kernelapprox._validation import check_choice, check_positive_int
 from kernelapprox.attention.functional import (
+    _check_key_padding,
     _check_qkv,
     _initial_state,
     _resolve_scale,
@@ -431,15 +432,9 @@ def triton_feature_attention(
             )
     W, sqrt_xi = positive_form(fm, t, q.device)
     Fd = fm.output_dim
+    _check_key_padding(key_padding_mask, B, Tk)
     pad = None
     if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
-            raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
-        if tuple(key_padding_mask.shape) != (B, Tk):
-            raise ValueError(
-                f"key_padding_mask must have shape (B, T_k) = {(B, Tk)}, got "
-                f"{tuple(key_padding_mask.shape)}"
-            )
         pad = key_padding_mask.to(q.device).contiguous().view(torch.uint8)
     kv0 = z0 = r0 = None
     if initial_state is not None:
