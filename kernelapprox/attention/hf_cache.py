@@ -28,15 +28,11 @@ from typing import Any
 
 import torch
 
-try:
-    from transformers.cache_utils import Cache, CacheLayerMixin
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "kernelapprox.attention.hf_cache needs the optional dependency 'transformers' "
-        "(pip install 'kernelapprox[convert]')"
-    ) from exc
-
+from kernelapprox.attention.convert import _transformers
 from kernelapprox.attention.state import AttentionState
+
+_transformers()  # a clear ImportError without the optional dependency
+from transformers.cache_utils import Cache, CacheLayerMixin  # noqa: E402
 
 __all__ = ["FeatureStateCache", "FeatureStateLayer"]
 
