@@ -40,7 +40,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kernelapprox.attention.functional import feature_attention, feature_attention_step
+from kernelapprox.attention.functional import (
+    DEFAULT_CHUNK,
+    feature_attention,
+    feature_attention_step,
+)
 from kernelapprox.attention.naive import relative_rms
 
 IMPLS = ("ours", "sdpa", "performer", "fla", "triton")
@@ -250,6 +254,83 @@ def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) 
     return row
 
 
+#: Feature-attention implementations whose work is the algorithm counted by
+#: :func:`algorithm_flops` (exact SDPA does other work and gets no roofline ratio).
+LINEAR_IMPLS = ("ours", "triton", "performer", "fla")
+
+
+def algorithm_flops(case: Case, *, chunk: int = DEFAULT_CHUNK) -> dict[str, float]:
+    """Floating-point operations that feature attention must do for ``case``, by part.
+
+    Per (batch, head) with ``T`` tokens, head dimension ``d``, ``m`` frequencies of the
+    positive map (``F = m`` features), values of width ``d_v = d`` augmented with a column of
+    ones (``d_v + 1``) and chunks of ``C = min(chunk, T)`` tokens (``N = ceil(T / C)``); a
+    multiply-add counts 2, an exponential 1:
+
+    * ``projection``: ``u W^T`` for queries and keys, ``2 * 2 T d m``;
+    * ``norms``: ``|u|^2`` of queries and keys, ``2 * 2 T d``;
+    * ``exponentials``: the features ``exp(w.u - |u|^2/2 - c)`` of queries and keys: two
+      subtractions and an exponential per feature, ``2 * 3 T m``;
+    * ``chunk_products`` (causal): ``phi(Q) phi(K)^T`` and its product with ``[V, 1]`` over
+      whole ``C x C`` blocks (the masked half included: the chunked algorithm computes it),
+      ``2 N C^2 (F + d_v + 1)``;
+    * ``key_weights`` (causal): the ``N C^2`` exponentials ``exp(c_j - M_i)`` of the blocks;
+    * ``state``: reading the state, ``phi(Q) S``, ``2 T F (d_v + 1)``, and updating it,
+      ``phi(K)^T [V, 1]``, ``2 T F (d_v + 1)`` (the same two products make up the whole
+      non-causal algorithm);
+    * ``normalization``: ``T d_v`` divisions.
+
+    The forward-and-backward count (``mode="fwdbwd"``) is three times the forward count: the
+    backward pass of every product is two products of the same size (the usual convention
+    for training FLOPs, e.g. Kaplan et al., 2020, Sec. 2.1). Returns the parts and their
+    ``"total"``, summed over ``batch * heads``.
+    """
+    T, d, m = case.T, case.head_dim, case.n_features
+    dv1 = d + 1
+    C = min(chunk, T)
+    N = -(-T // C)
+    parts = {
+        "projection": 2 * (2 * T * d * m),
+        "norms": 2 * (2 * T * d),
+        "exponentials": 2 * (3 * T * m),
+        "chunk_products": 2 * N * C * C * (m + dv1) if case.causal else 0,
+        "key_weights": N * C * C if case.causal else 0,
+        "state": 2 * (2 * T * m * dv1),
+        "normalization": T * d,
+    }
+    factor = case.batch * case.heads * (3 if case.mode == "fwdbwd" else 1)
+    scaled = {name: float(factor * n) for name, n in parts.items()}
+    scaled["total"] = sum(scaled.values())
+    return scaled
+
+
+def matmul_rate(case: Case, *, repeats: int = 3) -> float:
+    """GFLOP/s of a plain ``torch.matmul`` shaped like the largest product of ``case``.
+
+    The product is the feature projection of all queries, ``(B H T, d) @ (d, m)``, in the
+    case's dtype on its device, timed like every implementation (median of ``repeats`` runs
+    after a warm-up), so the ratio ``algorithm_flops / time`` over this rate (the *roofline
+    ratio*) compares an implementation with what this machine's matmul reaches in the same run.
+    """
+    g = torch.Generator().manual_seed(case.seed)
+    dtype = DTYPES[case.dtype]
+    a = torch.randn(case.batch * case.heads * case.T, case.head_dim, generator=g)
+    b = torch.randn(case.head_dim, case.n_features, generator=g)
+    a, b = (x.to(device=case.device, dtype=dtype) for x in (a, b))
+    with torch.no_grad():
+        times, _ = _time(lambda: torch.matmul(a, b), case.device, repeats)
+    return 2.0 * a.shape[0] * case.head_dim * case.n_features / statistics.median(times) / 1e9
+
+
+def roofline_row(case: Case, time_ms: float, matmul_gflops: float) -> dict[str, float]:
+    """``gflop`` (the algorithm's count), achieved ``gflops``, the ``matmul_gflops`` peer and
+    the ``roofline`` ratio ``gflops / matmul_gflops`` of one timed case."""
+    gflop = algorithm_flops(case)["total"] / 1e9
+    achieved = gflop / (time_ms / 1e3)
+    return {"gflop": gflop, "gflops": achieved, "matmul_gflops": matmul_gflops,
+            "roofline": achieved / matmul_gflops}
+
+
 def _status_kib(field: str) -> int:
     """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in KiB (Linux)."""
     with open("/proc/self/status") as f:
@@ -357,6 +438,7 @@ class Sweep:
         rows: list[dict[str, Any]] = []
         too_slow: set[tuple[str, str, int, int]] = set()
         exact_cache: dict[tuple[int, int], torch.Tensor] = {}
+        rates: dict[tuple[int, int, int], float] = {}  # matmul GFLOP/s per shape, this run
         for case in self.cases():
             key = (case.impl, case.mode, case.head_dim, case.n_features)
             if key in too_slow:
@@ -378,6 +460,12 @@ class Sweep:
                     row = measure(case, repeats=self.repeats, exact=exact)
                 except (RuntimeError, MemoryError, ImportError) as exc:
                     row = {**dataclasses.asdict(case), "status": f"error: {exc}"[:200]}
+                linear = case.impl in LINEAR_IMPLS and case.mode != "decode"
+                if row.get("status") == "ok" and linear:
+                    rk = (case.T, case.head_dim, case.n_features)
+                    if rk not in rates:
+                        rates[rk] = matmul_rate(case, repeats=self.repeats)
+                    row.update(roofline_row(case, row["time_ms"], rates[rk]))
                 if row.get("status") == "ok" and self.memory:
                     row["peak_mb"] = peak_memory_mb(case)
                 if row.get("time_ms", 0.0) > 1e3 * self.max_seconds:
@@ -389,8 +477,9 @@ class Sweep:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Speed-up ratios of ``ours`` (and ``triton``) over each peer, and the crossover length
-    with ``sdpa`` (keys ``"<mode> d=<d> m=<m>"`` for ``ours``, prefixed ``"triton "``)."""
+    """Speed-up ratios of ``ours`` (and ``triton``) over each peer, the crossover length
+    with ``sdpa`` (keys ``"<mode> d=<d> m=<m>"`` for ``ours``, prefixed ``"triton "``) and
+    the roofline ratio of every feature-attention row (see :func:`roofline_row`)."""
     ok = [r for r in rows if r.get("status") == "ok"]
     index = {(r["impl"], r["mode"], r["T"], r["head_dim"], r["n_features"]): r for r in ok}
     sdpa = {(r["mode"], r["T"], r["head_dim"]): r for r in ok if r["impl"] == "sdpa"}
@@ -422,13 +511,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["speedup"] >= 1.0 and (crossover.get(name) is None or r["T"] < crossover[name]):
             crossover[name] = r["T"]
         crossover.setdefault(name, None)
-    return {"speedups": ratios, "crossover_with_sdpa": crossover}
+    roofline = [{k: r[k] for k in ("impl", "mode", "T", "head_dim", "n_features", "gflops",
+                                   "matmul_gflops", "roofline")}
+                for r in ok if "roofline" in r]
+    return {"speedups": ratios, "crossover_with_sdpa": crossover, "roofline": roofline}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of the rows."""
     head = ["impl", "mode", "T", "d", "m", "time_ms", "cpu_ms", "tok/s", "peak_MiB", "rel_err",
-            "status"]
+            "GFLOP/s", "roofline", "status"]
     lines = [" ".join(f"{h:>10}" for h in head)]
     def num(r: dict[str, Any], key: str, fmt: str) -> str:
         val = r.get(key)
@@ -438,6 +530,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         cells = [r["impl"], r["mode"], str(r["T"]), str(r["head_dim"]), str(r["n_features"]),
                  num(r, "time_ms", ".1f"), num(r, "cpu_ms", ".1f"), num(r, "tokens_per_s", ".0f"),
                  num(r, "peak_mb", ".0f"), num(r, "rel_error", ".3f"),
+                 num(r, "gflops", ".1f"), num(r, "roofline", ".1%"),
                  "" if r.get("status") == "ok" else r.get("status", "")]
         lines.append(" ".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import pytest
+import torch
 
 from kernelapprox.attention import bench_cli
-from kernelapprox.attention.benchmark import summarize
+from kernelapprox.attention.benchmark import (
+    Case,
+    algorithm_flops,
+    build,
+    make_inputs,
+    matmul_rate,
+    roofline_row,
+    summarize,
+)
 
 
 def _parse(argv):
@@ -49,6 +59,10 @@ def test_bench_json_rows_and_files(tmp_path, capsys):
     assert all(0 <= r["rel_error"] < 10 for r in fwd)
     assert [r["rel_error"] for r in fwd if r["impl"] == "sdpa"] == [0.0] * 4
     assert all(r["tokens_per_s"] > 0 for r in rows if r["mode"] == "decode")
+    linear = [r for r in fwd if r["impl"] == "ours"]
+    assert all(r["roofline"] == r["gflops"] / r["matmul_gflops"] > 0 for r in linear)
+    assert not any("roofline" in r for r in rows if r["impl"] == "sdpa" or r["mode"] == "decode")
+    assert len(data["summary"]["roofline"]) == len(linear)
     assert {p.name for p in tmp_path.iterdir()} >= {
         "results.json",
         "results.csv",
@@ -105,3 +119,44 @@ def test_summary_compares_triton_with_every_peer_and_the_torch_path():
     assert ("ours", "ours", 2048) not in speed
     assert s["crossover_with_sdpa"] == {"triton fwdbwd d=64 m=128": 8192,
                                         "fwdbwd d=64 m=128": None}
+
+
+MATMUL_PARTS = ("projection", "chunk_products", "state")
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("T", [128, 256])
+def test_algorithm_flops_match_torch_flop_counter(causal, T):
+    """The matrix-product parts of the count are exactly the products the forward runs
+    (counted independently by torch's FlopCounterMode) when T is a whole number of chunks."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    case = Case("ours", "fwd", T, 16, 32, batch=2, heads=3, causal=causal)
+    q, k, v = make_inputs(case)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        build(case)(q, k, v)
+    flops = algorithm_flops(case)
+    assert sum(flops[p] for p in MATMUL_PARTS) == counter.get_total_flops()
+    assert flops["total"] == sum(v for p, v in flops.items() if p != "total")
+    assert algorithm_flops(replace(case, mode="fwdbwd"))["total"] == 3 * flops["total"]
+
+
+def test_algorithm_flops_do_not_count_the_padded_tail():
+    """With T not a multiple of the chunk the implementation pads the last chunk; the count
+    is of what the algorithm needs, so it stays at or below what the padded run does."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    case = Case("ours", "fwd", 200, 16, 32, batch=1, heads=2)
+    q, k, v = make_inputs(case)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        build(case)(q, k, v)
+    assert sum(algorithm_flops(case)[p] for p in MATMUL_PARTS) < counter.get_total_flops()
+
+
+def test_roofline_row_is_achieved_rate_over_matmul_rate():
+    case = Case("ours", "fwd", 64, 8, 16, heads=2)
+    row = roofline_row(case, 2.0, 50.0)
+    assert row["gflop"] == pytest.approx(algorithm_flops(case)["total"] / 1e9)
+    assert row["gflops"] == pytest.approx(row["gflop"] / 2e-3)
+    assert row["roofline"] == pytest.approx(row["gflops"] / 50.0)
+    assert matmul_rate(case, repeats=1) > 0
