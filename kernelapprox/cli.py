@@ -2,17 +2,41 @@
 
 Each sub-command lives in the module that owns its work and exposes
 ``register(subparsers)``, which adds an ``argparse`` parser whose ``func`` default runs the
-command and returns an exit status. Errors in the user's input (``ValueError``,
-``TypeError``, ``FileNotFoundError``) are printed on one line and exit with status 2, never
-with a traceback.
+command and returns an exit status.
+
+Errors are one line on stderr, never a traceback, and the exit status says whose they are
+(:func:`exit_status`):
+
+* **2, a user error**: the command line or the input is wrong and the user can fix it.
+  Bad options (``argparse``), ``ValueError`` and ``TypeError`` (which name the parameter and
+  what is allowed), and an ``OSError`` that says a path names the wrong thing: it does not
+  exist (``FileNotFoundError``), a file stands where a folder is needed
+  (``NotADirectoryError``, ``FileExistsError``) or a folder where a file is needed
+  (``IsADirectoryError``), or the name is too long or loops.
+* **1, an environment failure**: the input was fine but the machine stopped the work.
+  :class:`~kernelapprox.errors.EnvironmentFailure` (its message says what was kept and how
+  to continue), every other ``OSError`` (permission denied, read-only or full disk, I/O and
+  connection errors), running out of memory, and a missing optional dependency (a
+  ``ModuleNotFoundError`` for a module outside kernelapprox).
+* Anything else is a bug in kernelapprox: it propagates with its full traceback (the
+  interpreter's exit status 1), because the traceback is what a bug report needs.
+
+Setting ``KERNELAPPROX_DEBUG=1`` shows the traceback of user errors and environment
+failures too. Commands check their options before any slow work (loading a model, creating
+``--out``), so a user error costs no time and leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from kernelapprox.errors import EnvironmentFailure
 
 #: (command name, module that defines ``register``); modules are imported lazily so that
 #: ``kernelapprox --help`` stays fast and a command's heavy imports load only when used.
@@ -30,6 +54,109 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+#: ``OSError`` numbers that mean "this path names the wrong thing" (a user error, status 2);
+#: every other ``OSError`` is the environment's (status 1).
+PATH_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+)
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)
+#: Top-level packages whose ``ModuleNotFoundError`` is a bug, not a missing dependency.
+_OWN_PACKAGES = frozenset({"kernelapprox", "proofs"})
+
+
+def _missing_dependency(exc: BaseException) -> str | None:
+    """The top-level name of a missing third-party module, else ``None``."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    return None if top in _OWN_PACKAGES else top
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Host ``MemoryError`` or torch's device ``OutOfMemoryError`` (matched by name: no import)."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
+def exit_status(exc: BaseException) -> int | None:
+    """Exit status for an exception a command raised: 2 (user), 1 (environment), ``None`` (bug).
+
+    See the module docstring for the rule.
+    """
+    if isinstance(exc, EnvironmentFailure) or _out_of_memory(exc):
+        return 1
+    if _missing_dependency(exc) is not None:
+        return 1
+    if isinstance(exc, OSError):
+        return 2 if exc.errno in PATH_ERRNOS or isinstance(exc, _PATH_ERRORS) else 1
+    if isinstance(exc, ValueError | TypeError):
+        return 2
+    return None
+
+
+def error_message(exc: BaseException, *, resumable: bool = False) -> str:
+    """One line for ``exc``; environment failures say what was kept and how to continue.
+
+    ``resumable``: the command has ``--resume``, which the advice then names.
+    """
+    rerun = "rerun with --resume" if resumable else "rerun"
+    missing = _missing_dependency(exc)
+    if missing is not None:
+        text = (
+            f"the optional dependency {missing!r} is not installed; files written so far are "
+            f"kept; install it (pip install {missing}) and {rerun}"
+        )
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        text = f"{where}{exc.strerror or exc}"
+        if exit_status(exc) == 1:
+            text += f"; files written before the failure are kept; fix this and {rerun}"
+    elif _out_of_memory(exc):
+        text = f"out of memory ({exc}); files written so far are kept; use smaller sizes, {rerun}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def check_out_dir(value: str | os.PathLike[str] | None, option: str = "--out") -> Path | None:
+    """Validate a folder option before any work; create nothing.
+
+    ``None`` stays ``None``. An empty name or an existing file is a ``ValueError`` naming
+    ``option``; a folder that cannot be created or written (the nearest existing parent is
+    not writable) is an :class:`~kernelapprox.errors.EnvironmentFailure`.
+    """
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise ValueError(f"{option} must name a folder, got an empty name")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} must name a folder, but {str(path)!r} is an existing file")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EnvironmentFailure(
+            f"{option} {str(path)!r}: cannot write in {str(parent)!r} (permission denied or "
+            f"read-only file system); nothing was written; choose another {option}"
+        )
+    return path
+
+
+def check_out_file(value: str | os.PathLike[str] | None, option: str) -> Path | None:
+    """Validate a file option (written at the end) before any work; create nothing."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise ValueError(f"{option} must name a file, got an empty name")
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{option} must name a file, but {str(path)!r} is a folder")
+    check_out_dir(path.parent, f"{option}'s folder")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,12 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"kernelapprox {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # pragma: no cover - interactive
         print("interrupted; results written so far are kept (use --resume)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        status = exit_status(exc)
+        if status is None or os.environ.get("KERNELAPPROX_DEBUG", "") not in ("", "0"):
+            raise
+        message = error_message(exc, resumable=hasattr(args, "resume"))
+        print(f"kernelapprox {args.command}: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":  # pragma: no cover

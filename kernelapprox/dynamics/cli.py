@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reduction", default=None, choices=("mean", "sum"))
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--format", default="text", choices=("text", "json"))
-    p.add_argument("--out", type=Path, default=None, help="directory for plots and results.json")
+    p.add_argument("--out", default=None, help="directory for plots and results.json")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
@@ -66,9 +66,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _folder(out: Path) -> Path:
+    """``--out``, created when the first file is written (a failed run leaves nothing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+    from kernelapprox.cli import check_out_dir
+
+    args.out = check_out_dir(args.out)
     progress = not args.no_progress
     if args.threads is not None:
         import torch
@@ -83,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         payload, table = _depth(args, progress)
     if args.out is not None:
-        (args.out / "results.json").write_text(json.dumps(_clean(payload), indent=2) + "\n")
+        text = json.dumps(_clean(payload), indent=2) + "\n"
+        (_folder(args.out) / "results.json").write_text(text)
     if args.format == "json":
         print(json.dumps(_clean(payload), indent=2))
     else:
@@ -112,7 +120,7 @@ def _theorem(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], 
     if args.out is not None and history is not None:
         from kernelapprox.dynamics.plots import plot_theorem
 
-        plot_theorem({"history": history}, args.out)
+        plot_theorem({"history": history}, _folder(args.out))
     result.pop("seconds", None)
     payload = {"experiment": "theorem", **result}
     rows = [
@@ -175,7 +183,7 @@ def _completion(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any
     if args.out is not None:
         from kernelapprox.dynamics.plots import plot_completion
 
-        plot_completion(results, args.out)
+        plot_completion(results, _folder(args.out))
     keys = (
         "iterations",
         "converged",
@@ -239,7 +247,7 @@ def _depth(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], st
     if args.out is not None:
         from kernelapprox.dynamics.plots import plot_depth
 
-        plot_depth(rows, args.out)
+        plot_depth(rows, _folder(args.out))
     payload = {"experiment": "depth", "setting": setting, "rows": rows}
     head = (
         f"depth 2 vs 3 width sweep: d={setting['dim']} r={setting['rank']} "
