@@ -19,7 +19,11 @@ import json
 import sys
 from typing import Any
 
-from kernelapprox._validation import check_choice
+from kernelapprox._validation import (
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -46,6 +50,35 @@ def _floats(text: str) -> list[float]:
 
 def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _check_device(text: str) -> str:
+    """``--device`` must be ``cpu`` or ``cuda`` (optionally ``cuda:N``) and present."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    return text
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Every numeric option and ``--out``, before any measurement."""
+    from kernelapprox.cli import check_out_dir
+
+    for option in ("batch", "heads", "repeats", "decode_tokens"):
+        check_positive_int(getattr(args, option), "--" + option.replace("_", "-"))
+    check_positive_int(args.error_max_length, "--error-max-length", minimum=0)
+    check_positive_int(args.seed, "--seed", minimum=0)
+    if args.threads is not None:
+        check_positive_int(args.threads, "--threads")
+    check_positive_float(args.max_seconds, "--max-seconds")
+    args.out = check_out_dir(args.out)
 
 
 def register(subparsers: Any) -> None:
@@ -80,7 +113,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--full", action="store_true", help="the issue's full grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write results.json/csv, table.txt and a plot")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("text", "table", "json"), default="text",
+                   help="text (also: table) or json")
+    p.add_argument("--no-progress", action="store_true", help="no per-case lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -89,9 +124,8 @@ def run(args: argparse.Namespace) -> int:
 
     from kernelapprox.attention import benchmark as bench
 
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
+    device = _check_device(args.device)
+    _check_options(args)
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     check_choice(dtype, "dtype", bench.DTYPES)
     modes = args.modes or (list(bench.MODES) if args.full else ["fwd"])
@@ -114,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def progress(row: dict[str, Any]) -> None:
-        if args.format == "table":
+        if args.format != "json" and not args.no_progress:
             t = row.get("time_ms")
             shown = f"{t:.1f} ms" if isinstance(t, float) else row.get("status")
             print(f"  {row['impl']:>9} {row['mode']:>6} T={row['T']:<6} d={row['head_dim']} "
