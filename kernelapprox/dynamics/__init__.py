@@ -11,7 +11,8 @@ Main entry points
 :class:`DeepFactorization`, :func:`compress`, :func:`train`,
 :func:`verify_invariant_subspace` (theorem catalogue), :func:`run_completion`,
 :func:`depth_width_sweep`, :class:`DeepLoRA`, :class:`LowRankProjectedAttention`,
-:func:`verify_lpa_rank_bound`.
+:func:`verify_lpa_rank_bound`; EST (Li et al., ICML 2024, arXiv 2406.06962):
+:class:`SubnetworkSampler`, :class:`StageSchedule`, :func:`flops_saving`.
 """
 
 from kernelapprox.dynamics.completion import (
@@ -38,6 +39,15 @@ from kernelapprox.dynamics.diagnostics import (
     rho_trajectory,
     singular_values,
     smallest_principal_angle,
+)
+from kernelapprox.dynamics.est import (
+    GPT2_SMALL,
+    SCHEDULES,
+    StageSchedule,
+    SubnetworkSampler,
+    flops_saving,
+    schedule_flops,
+    subnetwork_flops,
 )
 from kernelapprox.dynamics.factorization import CompressedFactorization, DeepFactorization
 from kernelapprox.dynamics.lora import DeepLoRA, inject_deep_lora
@@ -69,8 +79,10 @@ from kernelapprox.dynamics.theorem import (
 from kernelapprox.dynamics.training import DivergedError, TrainResult, make_optimizer, train
 
 __all__ = [
+    "GPT2_SMALL",
     "LPA_SETTINGS",
     "REFERENCE_SETTINGS",
+    "SCHEDULES",
     "CompletionSetting",
     "CompressedFactorization",
     "DeepFactorization",
@@ -81,6 +93,8 @@ __all__ = [
     "LowRankProjectedAttention",
     "MaskedObservation",
     "Objective",
+    "StageSchedule",
+    "SubnetworkSampler",
     "TrainResult",
     "TrajectoryRecorder",
     "WhitenedRegression",
@@ -96,6 +110,7 @@ __all__ = [
     "depth_width_sweep",
     "exact_count_mask",
     "first_factor_gradient",
+    "flops_saving",
     "inject_deep_lora",
     "invariant_bases",
     "invariant_value_error",
@@ -108,8 +123,10 @@ __all__ = [
     "projection_macs_per_token",
     "rho_trajectory",
     "run_completion",
+    "schedule_flops",
     "singular_values",
     "smallest_principal_angle",
+    "subnetwork_flops",
     "train",
     "transformer_parameter_count",
     "verify_invariant_subspace",

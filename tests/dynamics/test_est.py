@@ -1,0 +1,279 @@
+"""EST (Li et al., ICML 2024): subnetwork sampler, stage schedule and FLOPs accounting."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from kernelapprox.dynamics.est import (
+    GPT2_SMALL,
+    SCHEDULES,
+    StageSchedule,
+    SubnetworkSampler,
+    flops_saving,
+    kept_count,
+    schedule_flops,
+    subnetwork_flops,
+)
+from kernelapprox.lm import Decoder, DecoderConfig, LayerSlice, Subnetwork
+
+SMALL = DecoderConfig(context=8, n_layers=3, d_model=12, n_heads=4, d_mlp=6)
+
+
+def _block_and_input(seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor]:
+    model = Decoder(SMALL, seed=seed, dtype=torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():  # larger weights: a clearly non-linear block
+            p.mul_(20.0)
+    x = torch.randn(2, 8, 12, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return model.blocks[0], x
+
+
+# --- sampler ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "rate", "k"),
+    [(12, 0.5, 6), (6, 0.3, 2), (4, 0.1, 1), (5, 0.5, 3), (3, 1.0, 3), (3072, 0.5, 1536)],
+)
+def test_kept_count_rounds_half_up_and_keeps_one(n: int, rate: float, k: int) -> None:
+    assert kept_count(n, rate) == k
+
+
+def test_scales_are_the_exact_ratio_n_over_k() -> None:
+    sampler = SubnetworkSampler(n_layers=5, n_heads=6, n_neurons=10, seed=1)
+    sub = sampler.sample(0, (0.3, 0.25, 0.5))  # k_H = 2, k_M = 3 (2.5 up), k_L = 3 (2.5 up)
+    kept = [part for part in sub.layers if part is not None]
+    assert len(kept) == 3
+    for part in kept:
+        assert part.heads.numel() == 2 and part.head_scale == 3.0  # not 1 / 0.3
+        assert part.neurons.numel() == 3 and part.neuron_scale == 10 / 3
+        assert part.layer_scale == 5 / 3
+    none = SubnetworkSampler(5, 6, 10, seed=1, layer_scale="none").sample(0, (0.3, 0.25, 0.5))
+    assert {p.layer_scale for p in none.layers if p is not None} == {1.0}
+
+
+def test_exact_ratio_is_unbiased_and_one_over_p_is_not() -> None:
+    # exact enumeration of all C(6, 2) head sets of one real block at p_H = 0.3
+    values = torch.linspace(0.5, 3.0, 6, dtype=torch.float64)
+    subsets = list(itertools.combinations(range(6), kept_count(6, 0.3)))
+    exact = sum(6 / 2 * values[list(s)].sum() for s in subsets) / len(subsets)
+    naive = sum(1 / 0.3 * values[list(s)].sum() for s in subsets) / len(subsets)
+    assert exact.item() == pytest.approx(values.sum().item(), rel=1e-14)
+    assert naive.item() / values.sum().item() - 1 == pytest.approx(1 / 9, rel=1e-12)
+
+
+def test_sampled_sublayers_are_unbiased_by_exact_enumeration() -> None:
+    block, x = _block_and_input()
+    h = block.ln1(x).detach()
+    sampler = SubnetworkSampler(1, 4, 6, seed=0)
+    part = sampler.sample(0, (0.5, 0.5, 1.0)).layers[0]
+    with torch.no_grad():
+        for sub, n, k, scale in (
+            (block.attn, 4, 2, part.head_scale),
+            (block.mlp, 6, 3, part.neuron_scale),
+        ):
+            full = sub(h)
+            subsets = [torch.tensor(s) for s in itertools.combinations(range(n), k)]
+            mean = sum(sub(h, s, scale) for s in subsets) / len(subsets)
+            assert ((mean - full).norm() / full.norm()).item() < 1e-12
+            # planted bug: without the N / k factor the mean is off
+            unscaled = sum(sub(h, s) for s in subsets) / len(subsets)
+            assert ((unscaled - full).norm() / full.norm()).item() > 1e-2
+        # the whole block is not unbiased: the MLP is non-linear in the sampled attention
+        subsets = [torch.tensor(s) for s in itertools.combinations(range(4), 2)]
+        mean = sum(block(x, LayerSlice(heads=s, head_scale=2.0)) for s in subsets) / 6
+        assert ((mean - block(x)).norm() / block(x).norm()).item() > 1e-6
+
+
+def test_subnetwork_is_a_function_of_seed_and_step() -> None:
+    a = SubnetworkSampler(6, 4, 16, seed=7)
+    b = SubnetworkSampler(6, 4, 16, seed=7)
+    rates = (0.5, 0.5, 0.5)
+
+    def key(sub: Subnetwork) -> list:
+        return [None if p is None else (p.heads.tolist(), p.neurons.tolist()) for p in sub.layers]
+
+    assert key(a.sample(11, rates)) == key(b.sample(11, rates))  # another object, same draw
+    assert key(a.sample(11, rates)) == key(a.sample(11, rates))  # no hidden state
+    assert len({str(key(a.sample(t, rates))) for t in range(20)}) > 15
+    assert key(SubnetworkSampler(6, 4, 16, seed=8).sample(11, rates)) != key(a.sample(11, rates))
+    # a layer's heads do not depend on which layers were drawn
+    everything = a.sample(11, (0.5, 0.5, 1.0))
+    for part, full_depth in zip(a.sample(11, rates).layers, everything.layers, strict=True):
+        if part is not None:
+            assert torch.equal(part.heads, full_depth.heads)
+
+
+def test_sampling_is_uniform_without_replacement() -> None:
+    # inclusion frequency of each head must be k / N = 1/2; with replacement it would be
+    # 1 - (3/4)^2 = 0.4375, 8 standard errors away at 4000 draws
+    sampler = SubnetworkSampler(1, 4, 3, seed=3)
+    counts = torch.zeros(4)
+    pairs: dict[tuple[int, ...], int] = {}
+    n = 4000
+    for step in range(n):
+        heads = sampler.sample(step, (0.5, 1.0, 1.0)).layers[0].heads
+        assert heads.unique().numel() == 2 and torch.equal(heads, heads.sort().values)
+        counts[heads] += 1
+        pairs[tuple(heads.tolist())] = pairs.get(tuple(heads.tolist()), 0) + 1
+    se = math.sqrt(0.25 / n)
+    assert ((counts / n - 0.5).abs() / se).max() < 5
+    assert len(pairs) == 6  # every one of the C(4, 2) sets appears
+    expected = n / 6
+    chi2 = sum((c - expected) ** 2 / expected for c in pairs.values())
+    assert chi2 < 20.5  # 99.9 % quantile of chi-square with 5 degrees of freedom
+
+
+def test_rate_one_is_exactly_the_full_model() -> None:
+    model = Decoder(SMALL, seed=0, dtype=torch.float64)
+    sub = SubnetworkSampler.for_config(SMALL, seed=0).sample(5, (1.0, 1.0, 1.0))
+    assert all(p == LayerSlice() for p in sub.layers)
+    idx = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model(idx, sub), model(idx))
+
+
+def test_at_least_one_layer_and_one_unit() -> None:
+    sampler = SubnetworkSampler(3, 2, 2, seed=0)
+    for step in range(20):
+        sub = sampler.sample(step, (0.01, 0.01, 0.01))
+        kept = [p for p in sub.layers if p is not None]
+        assert len(kept) == 1 and kept[0].layer_scale == 3.0
+        assert kept[0].heads.numel() == 1 and kept[0].neurons.numel() == 1
+
+
+def test_sampler_bad_input_names_the_parameter() -> None:
+    sampler = SubnetworkSampler(3, 2, 2, seed=0)
+    with pytest.raises(ValueError, match="p_layers"):
+        sampler.sample(0, (0.5, 0.5, 0.0))
+    with pytest.raises(ValueError, match="p_heads"):
+        sampler.sample(0, (1.5, 0.5, 0.5))
+    with pytest.raises(TypeError, match="rates"):
+        sampler.sample(0, (0.5, 0.5))
+    with pytest.raises(ValueError, match="step"):
+        sampler.sample(-1, (0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="layer_scale"):
+        SubnetworkSampler(3, 2, 2, layer_scale="sqrt")
+    with pytest.raises(TypeError, match="seed"):
+        SubnetworkSampler(3, 2, 2, seed=torch.Generator())
+    with pytest.raises(ValueError, match="n_heads"):
+        SubnetworkSampler(3, 0, 2)
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+
+def test_gpt2_preset_and_stages() -> None:
+    s = StageSchedule.preset("gpt2")
+    assert s is SCHEDULES["gpt2"]
+    assert s.boundaries == (20_000, 70_000, 150_000)
+    assert s.rates == ((0.5, 0.5, 0.5), (0.5, 0.5, 1.0), (1.0, 1.0, 1.0))
+    assert s.stage_lengths == (20_000, 50_000, 80_000) and s.total_steps == 150_000
+    assert [s.stage(t) for t in (0, 19_999, 20_000, 69_999, 70_000, 149_999, 10**6)] == [
+        0, 0, 1, 1, 2, 2, 2,
+    ]  # fmt: skip
+    assert s.rates_at(20_000) == (0.5, 0.5, 1.0)
+
+
+def test_scaled_schedule() -> None:
+    s = StageSchedule.preset("gpt2")
+    assert s.scaled(150_000) == s
+    assert s.scaled(300).boundaries == (40, 140, 300)
+    assert s.scaled(15).boundaries == (2, 7, 15)
+    assert s.scaled(4).boundaries == (1, 2, 4)
+    assert s.scaled(1000).rates == s.rates
+    with pytest.raises(ValueError, match="total_steps=3"):
+        s.scaled(3)  # 0.4 rounds to 0: the first stage would be empty
+    with pytest.raises(ValueError, match="total_steps"):
+        s.scaled(0)
+
+
+@pytest.mark.parametrize(
+    ("boundaries", "rates", "message"),
+    [
+        ((10, 5), ((1, 1, 1), (1, 1, 1)), "boundaries must be strictly increasing"),
+        ((0, 5), ((1, 1, 1), (1, 1, 1)), "boundaries must be integers >= 1"),
+        ((2.5,), ((1, 1, 1),), "boundaries must be integers"),
+        ((10,), ((1, 1, 1), (1, 1, 1)), "rates must have one triple per stage"),
+        ((10,), ((0, 1, 1),), r"rates\[0\] \(p_heads\)"),
+        ((10, 20), ((1, 1, 1), (1, 1.2, 1)), r"rates\[1\] \(p_neurons\)"),
+    ],
+)
+def test_schedule_validation(boundaries, rates, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        StageSchedule(boundaries, rates)
+
+
+def test_schedule_type_errors() -> None:
+    with pytest.raises(TypeError, match="boundaries"):
+        StageSchedule((), ())
+    with pytest.raises(TypeError, match=r"rates\[0\]"):
+        StageSchedule((5,), ((1, 1),))
+    with pytest.raises(ValueError, match="name"):
+        StageSchedule.preset("tinyllama")
+
+
+# --- FLOPs --------------------------------------------------------------------------------------
+
+
+def _gpt2_hand_counts() -> tuple[int, int]:
+    """Training FLOPs per token of GPT-2 small's 12 blocks and of its head, by hand (MACs x 2)."""
+    d, T, m, V, L = 768, 1024, 3072, 50257, 12
+    macs_per_layer = 4 * d * d + 2 * T * d + 2 * d * m  # q, k, v, o; QK^T and AV; fc, proj
+    return 3 * 2 * L * macs_per_layer, 3 * 2 * d * V
+
+
+def test_gpt2_block_and_head_counts_by_hand() -> None:
+    blocks, head = _gpt2_hand_counts()
+    assert subnetwork_flops(GPT2_SMALL) == blocks == 3 * 207_618_048
+    assert subnetwork_flops(GPT2_SMALL, include_head=True) == blocks + head
+    # half the heads, half the neurons, half the layers: a quarter of the blocks
+    assert 4 * subnetwork_flops(GPT2_SMALL, (0.5, 0.5, 0.5)) == blocks
+
+
+def test_paper_saving_is_four_fifteenths_blocks_only() -> None:
+    gpt2 = StageSchedule.preset("gpt2")
+    assert flops_saving(GPT2_SMALL, gpt2) == Fraction(4, 15)
+    blocks, head = _gpt2_hand_counts()
+    with_head = flops_saving(GPT2_SMALL, gpt2, include_head=True)
+    assert with_head == Fraction(4, 15) * Fraction(blocks, blocks + head)
+    assert round(float(with_head), 4) == 0.1944
+    # the saving is a property of the stages, not of the run length (when scaling is exact)
+    assert flops_saving(GPT2_SMALL, gpt2.scaled(300)) == Fraction(4, 15)
+    assert schedule_flops(GPT2_SMALL, gpt2) == Fraction(11, 15) * 150_000 * blocks
+    assert flops_saving(GPT2_SMALL, StageSchedule.preset("full"), include_head=True) == 0
+
+
+def test_flops_use_the_sampled_integer_sizes() -> None:
+    cfg = DecoderConfig(vocab_size=10, context=4, n_layers=3, d_model=6, n_heads=3, d_mlp=5)
+    # p = 0.5: 2 of 3 heads (width 4), 3 of 5 neurons (2.5 rounds up), 2 of 3 layers
+    per_layer = 8 * 6 * 4 + 4 * 4 * 4 + 4 * 6 * 3
+    assert subnetwork_flops(cfg, (0.5, 0.5, 0.5)) == 3 * 2 * per_layer
+    assert subnetwork_flops(cfg, (0.5, 0.5, 0.5), scores="causal") == 3 * 2 * (per_layer - 32)
+    assert subnetwork_flops(cfg, (0.5, 0.5, 0.5), include_head=True, scores="none") == 3 * (
+        2 * (per_layer - 64) + 2 * 6 * 10
+    )
+    with pytest.raises(ValueError, match="scores"):
+        subnetwork_flops(cfg, scores="flash")
+    with pytest.raises(TypeError, match="config"):
+        subnetwork_flops(GPT2_SMALL.__dict__)
+
+
+def test_matmul_flops_agree_with_torch_flop_counter() -> None:
+    # FlopCounterMode counts the linear layers (mm/addmm) of forward and backward; the score
+    # part (SDPA) is checked by hand above, so compare with scores="none"
+    cfg = DecoderConfig(context=8, n_layers=3, d_model=16, n_heads=4, d_mlp=12)
+    model = Decoder(cfg, seed=0)
+    sampler = SubnetworkSampler.for_config(cfg, seed=2)
+    idx = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
+    for rates in ((1.0, 1.0, 1.0), (0.5, 0.5, 0.5), (0.25, 0.75, 1.0)):
+        with FlopCounterMode(display=False) as counter:
+            model.loss(idx, idx, sampler.sample(0, rates)).backward()
+        counts = counter.get_flop_counts()["Global"]
+        linear = sum(v for op, v in counts.items() if str(op) in ("aten.mm", "aten.addmm"))
+        assert linear == 16 * subnetwork_flops(cfg, rates, include_head=True, scores="none")
