@@ -8,6 +8,7 @@ instead of producing a NaN or a silently wrong answer.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +46,17 @@ def check_nonnegative_float(value: Any, name: str) -> float:
     return value
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` after checking that it is a boolean (``bool`` or ``numpy.bool_``).
+
+    Anything else is a ``TypeError``: a string such as ``"no"`` or a number would otherwise
+    be taken by its truth value.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     """Check that ``value`` is one of ``choices`` and return it."""
     choices = tuple(choices)
@@ -53,19 +65,47 @@ def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     return value
 
 
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.Tensor`` (without importing torch when it is not loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def check_real_finite(value: Any, name: str) -> None:
+    """Check that a numpy array or a torch tensor holds real, finite numbers.
+
+    The one check of the numpy and the torch path: complex entries are a ``TypeError`` (an
+    imaginary part would be dropped), NaN or infinite entries a ``ValueError``. Tensors are
+    checked where they are (no copy to the host).
+    """
+    if _is_tensor(value):
+        complex_valued = value.is_complex()
+        finite = complex_valued or bool(value.isfinite().all())
+    else:
+        value = np.asarray(value)
+        complex_valued = np.iscomplexobj(value)
+        finite = complex_valued or bool(np.all(np.isfinite(value)))
+    if complex_valued:
+        raise TypeError(f"{name} must be real-valued, got complex values ({value.dtype})")
+    if not finite:
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
 def as_finite_array(value: Any, name: str, *, shape_hint: str = "") -> np.ndarray:
-    """``value`` as a float64 array with finite entries (torch tensors are moved to the host).
+    """``value`` as a float64 array with real, finite entries (tensors are moved to the host).
 
     ``shape_hint`` completes the ``TypeError`` message, e.g. ``" of shape (n, d)"``.
     """
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
+    if _is_tensor(value):
+        check_real_finite(value, name)
+        return value.detach().cpu().double().numpy()
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value)
+        if not np.iscomplexobj(arr):
+            arr = arr.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a numeric array{shape_hint}: {exc}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    check_real_finite(arr, name)
     return arr
 
 

@@ -24,6 +24,7 @@ from kernelapprox._validation import (
     as_seed_sequence,
     check_choice,
     check_positive_int,
+    check_real_finite,
     spawn,
 )
 from kernelapprox.kernels import Kernel
@@ -223,15 +224,24 @@ class FeatureMap:
     def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError(f"map {self.name!r} is not exponential")
 
-    def _scaled_input(self, X: Array) -> tuple[torch.Tensor, bool]:
-        """Validate ``X`` of shape ``(..., d)``; return ``u = X * input_scale`` and numpy-ness."""
+    def _scaled_input(self, X: Array, name: str = "X") -> tuple[torch.Tensor, bool]:
+        """Validate ``X``; return ``u = X * input_scale`` and whether ``X`` was numpy.
+
+        A tensor may have shape ``(..., d)``, an array must have shape ``(n, d)``; both must
+        hold real, finite numbers (one check for both:
+        :func:`~kernelapprox._validation.check_real_finite`). The public entry points check;
+        attention calls :meth:`per_frequency` on its own inputs and skips this.
+        """
         if isinstance(X, torch.Tensor):
-            if X.shape[-1] != self.dim or X.ndim < 1:
-                raise ValueError(f"X must have shape (..., {self.dim}), got {tuple(X.shape)}")
+            if X.ndim < 1 or X.shape[-1] != self.dim:
+                raise ValueError(
+                    f"{name} must have shape (..., {self.dim}), got shape {tuple(X.shape)}"
+                )
+            check_real_finite(X, name)
             if not X.is_floating_point():
                 X = X.to(torch.get_default_dtype())
             return X * self.kernel.input_scale, False
-        arr = as_data_array(X, "X", n_features=self.dim)
+        arr = as_data_array(X, name, n_features=self.dim)
         return torch.from_numpy(arr) * self.kernel.input_scale, True
 
     def _blocks(self, X: Array) -> tuple[torch.Tensor, bool]:
@@ -241,7 +251,10 @@ class FeatureMap:
 
     def __call__(self, X: Array) -> Array:
         """Features ``phi(X)`` of shape ``(..., m * components)``; numpy in, numpy out."""
-        u, is_numpy = self._scaled_input(X)
+        return self._features(X, "X")
+
+    def _features(self, X: Array, name: str) -> Array:
+        u, is_numpy = self._scaled_input(X, name)
         t = self.tensors(u.device, u.dtype)
         phi = self.flatten(self.per_frequency(u, t, weighted=True))
         return phi.numpy() if is_numpy else phi
@@ -274,7 +287,7 @@ class FeatureMap:
     def gram(self, X: Array, Y: Array | None = None) -> Array:
         """Estimated Gram matrix ``Re phi(X) conj(phi(Y))^T``."""
         PX = self(X)
-        PY = PX if Y is None else self(Y)
+        PY = PX if Y is None else self._features(Y, "Y")
         if isinstance(PX, np.ndarray):
             return np.real(PX @ np.conj(PY).T)
         K = PX @ PY.conj().transpose(-1, -2)
