@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kernelapprox.study.presets import PRESET_TABLES, PRESETS, preset
-from kernelapprox.study.report import format_skipped, format_table, write_outputs
+from kernelapprox.study.report import format_skipped, format_table, to_json
 from kernelapprox.study.runner import run_study
+from kernelapprox.study.store import StoreWarning
 
 
 def _names(text: str) -> list[str]:
@@ -70,7 +71,12 @@ def register(subparsers: Any) -> None:
         description=(
             "Sweep kernels x maps x samplers x weights x feature counts x replications, write "
             "results.csv, summary.json and convergence.png to --out, and print a table. With no "
-            "options it runs the built-in default study (under a minute on 2 cores)."
+            "options it runs the built-in default study (under a minute on 2 cores). "
+            "results.csv is append-only and every row carries a checksum: an interrupted run "
+            "loses at most the cell in progress, and --resume or --extend never rewrite a row. "
+            "Exit status 2 for a wrong option, input or --out; 1 when the environment stopped "
+            "the run (read-only or full disk, --out locked by another run, a lost cluster); the "
+            "message says what was kept."
         ),
     )
     p.add_argument("--preset", default="default", choices=sorted(PRESETS),
@@ -105,11 +111,26 @@ def register(subparsers: Any) -> None:
     p.add_argument("--replications", type=int, help="independent randomizations per cell")
     p.add_argument("--seed", type=int, help="study seed (replications are spawned from it)")
     p.add_argument("--level", type=float, help="confidence level of the intervals (0.95)")
-    p.add_argument("--out", default="kernelapprox-study", help="output folder (%(default)s)")
+    p.add_argument(
+        "--out",
+        default="kernelapprox-study",
+        help="output folder (%(default)s); locked while a run writes to it, so a second "
+        "run into the same folder fails at once",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the study in --out, skipping cells already on disk",
+        help="continue the study in --out (after an interruption), running only what is "
+        "missing; every option that changes a row must equal the stored spec.json (--level "
+        "may differ), otherwise it is refused with the differing options named",
+    )
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="grow the study in --out: more --replications, or more values of --data, "
+        "--kernel, --maps, --samplers, --weights, --dim, --features or --metric; only the "
+        "new rows are computed and appended (same values as a fresh run of the larger "
+        "study); removing values or changing any other option is refused",
     )
     p.add_argument(
         "--format",
@@ -122,10 +143,24 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--scheduler",
-        help="run the cells on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'",
+        help="run the cells on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' "
+        "(a cluster on this machine, on 127.0.0.1 without a dashboard); results are unpickled "
+        "from the cluster, so use only one you trust",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)  # fmt: skip
+
+
+def _show_store_warnings(show: Any) -> Any:
+    """A ``warnings.showwarning`` printing store warnings on one line, others as ``show`` does."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, StoreWarning):
+            print(f"kernelapprox study: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,13 +175,17 @@ def run(args: argparse.Namespace) -> int:
                 f"tables: metric {metric!r} is not among the study's metrics ({known})"
             )
     out = Path(args.out)
-    result = run_study(
-        spec, out, resume=args.resume, progress=not args.no_progress, scheduler=args.scheduler
-    )
-    summary = write_outputs(result, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StoreWarning)
+        warnings.showwarning = _show_store_warnings(warnings.showwarning)
+        result = run_study(
+            spec, out, resume=args.resume, extend=args.extend, progress=not args.no_progress,
+            scheduler=args.scheduler, outputs=True,
+        )  # fmt: skip
+    summary = result.summary
+    assert summary is not None  # outputs=True
     if args.format == "json":
-        json.dump(summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(to_json(summary) + "\n")
         return 0
     print("\n\n".join(format_table(summary, metric) for metric in tables))
     if summary["skipped"]:

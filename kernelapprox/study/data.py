@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,42 @@ def is_builtin(name: str) -> bool:
     return name in BUILTIN
 
 
+def _read_npy(name: str, *, mmap: bool = False) -> np.ndarray:
+    """The array in the ``.npy`` file ``name``, refusing what cannot be study data.
+
+    A missing file is a ``FileNotFoundError``; an empty, truncated or pickled file, and a
+    complex array (its imaginary part would be dropped silently), a ``ValueError`` naming
+    the file.
+    """
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {name!r} does not exist")
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (EOFError, ValueError, OSError) as exc:  # empty, truncated, pickled, not .npy
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # a read failure (permission, I/O), not a bad file
+        reason = str(exc).strip() or "the file is empty"
+        raise ValueError(f"data file {name!r} is not a readable .npy array: {reason}") from None
+    if np.iscomplexobj(arr):
+        raise ValueError(
+            f"data file {name!r} holds complex numbers ({arr.dtype}); studies need real data "
+            "(save np.real(X), or the real and imaginary parts as columns)"
+        )
+    return arr
+
+
+def content_sha256(name: str) -> str | None:
+    """SHA-256 of a ``.npy`` data file's bytes (its identity in a study), ``None`` if built in."""
+    if not name.endswith(".npy"):
+        return None
+    digest = hashlib.sha256()
+    with Path(name).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve_dim(name: str, dim: int | None) -> int:
     """The dimension ``d`` that :func:`load_data` will return for ``name`` and ``dim``."""
     if name in DEFAULT_DIM:
@@ -36,9 +73,7 @@ def resolve_dim(name: str, dim: int | None) -> int:
     if name == "digits":
         actual = 64
     elif name.endswith(".npy"):
-        if not Path(name).is_file():
-            raise FileNotFoundError(f"data file {name!r} does not exist")
-        shape = np.load(name, mmap_mode="r", allow_pickle=False).shape
+        shape = _read_npy(name, mmap=True).shape
         if len(shape) != 2:
             raise ValueError(f"data file {name!r} must hold an array of shape (n, d), got {shape}")
         actual = shape[1]
@@ -79,10 +114,7 @@ def load_data(
 
         X = load_digits().data / 16.0
     elif name.endswith(".npy"):
-        path = Path(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"data file {name!r} does not exist")
-        X = as_data_array(np.load(path, allow_pickle=False), f"data file {name}")
+        X = as_data_array(_read_npy(name), f"data file {name}")
     else:
         raise ValueError(
             f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy; "

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from kernelapprox._io import atomic_path, atomic_write
+from kernelapprox.errors import EnvironmentFailure
 from kernelapprox.estimators.rates import features_needed, fit_rate
 from kernelapprox.estimators.replications import replication_interval
 from kernelapprox.study.runner import StudyRun
@@ -49,8 +51,11 @@ def summarize(run: StudyRun) -> dict[str, Any]:
         else:
             stats = {"mean": None, "stderr": None, "ci_low": None, "ci_high": None}
         cell = {**entry, **stats, "replications": int(values.size), "level": level}
+        # non-finite errors (an overflowing feature map) are null in JSON, counted here
+        cell["non_finite"] = int(np.sum(~np.isfinite(values)))
         if entry["metric"] == "rel_fro":
             pred = run.predictions.get(_cell_key(entry))
+            pred = None if pred is None else _finite_or_none(pred)
             cell["analytic_rmse"] = pred
             cell["outside_prediction"] = (
                 None
@@ -81,19 +86,37 @@ def summarize(run: StudyRun) -> dict[str, Any]:
         if len(ms) >= 2 and np.all(np.isfinite(table)) and np.all(table > 0):
             fit = fit_rate(ms, table, level=level)
             curve.update(
-                slope=fit.slope,
+                slope=_finite_or_none(fit.slope),
                 slope_stderr=_finite_or_none(fit.stderr),
                 slope_ci_low=_finite_or_none(fit.ci_low),
                 slope_ci_high=_finite_or_none(fit.ci_high),
             )
         curves.append(curve)
-    return {
-        "spec": json.loads(run.spec.to_json()),
-        "datasets": [d.describe() for d in run.datasets],
-        "skipped": run.skipped,
-        "cells": cells,
-        "curves": curves,
-    }
+    return _json_safe(
+        {
+            "spec": json.loads(run.spec.to_json()),
+            "datasets": [d.describe() for d in run.datasets],
+            "skipped": run.skipped,
+            "cells": cells,
+            "curves": curves,
+        }
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return _finite_or_none(float(value))
+    return value
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    """``summary`` as strict JSON text (``NaN`` and ``Infinity`` are refused, never written)."""
+    return json.dumps(summary, indent=2, allow_nan=False)
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -117,7 +140,7 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
     lines = []
     for curve in curves:
         row = [str(curve[k]) for k in labels]
-        outside, predicted = [], False
+        outside, predicted, judged = [], False, False
         for m in ms:
             c = index.get((*(curve[k] for k in CURVE_KEYS), m))
             if c is None or c["mean"] is None:
@@ -129,6 +152,7 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
                 row.append(f"{_fmt(c['mean'])} ±{_fmt(c['ci_high'] - c['mean'], 2)}{mark}")
             if c is not None and c.get("analytic_rmse") is not None:
                 predicted = True
+                judged = judged or c.get("outside_prediction") is not None
                 if c.get("outside_prediction"):
                     outside.append(str(m))
         if curve["slope"] is None:
@@ -140,9 +164,10 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
                 f"{curve['slope']:.2f} [{curve['slope_ci_low']:.2f}, {curve['slope_ci_high']:.2f}]"
             )
         if with_analytic:
-            row.append(
-                ("outside at m=" + ",".join(outside) if outside else "agrees") if predicted else "-"
-            )
+            reps = summary["spec"]["replications"]
+            no_interval = f"n/a ({reps} replication{'s' if reps > 1 else ''}: no interval)"
+            verdict = "outside at m=" + ",".join(outside) if outside else "agrees"
+            row.append(verdict if judged else no_interval if predicted else "-")
         lines.append(row)
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
     level = summary["spec"]["level"]
@@ -217,15 +242,28 @@ def plot_convergence(summary: dict[str, Any], path: str | Path, metric: str | No
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # keeps the extension: savefig infers the format
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 
 def write_outputs(run: StudyRun, out: str | Path) -> dict[str, Any]:
-    """Write ``summary.json`` and ``convergence.png`` next to ``results.csv``."""
+    """Write ``summary.json`` and ``convergence.png`` next to ``results.csv``, each atomically.
+
+    A failed write leaves the previous file in place and raises
+    :class:`~kernelapprox.errors.EnvironmentFailure` (``results.csv`` is complete by then).
+    """
     out = Path(out)
     summary = summarize(run)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_convergence(summary, out / "convergence.png")
+    try:
+        atomic_write(out / "summary.json", to_json(summary) + "\n")
+        plot_convergence(summary, out / "convergence.png")
+    except OSError as exc:
+        raise EnvironmentFailure(
+            f"cannot write the summary to {str(out)!r}: {exc.strerror or exc}; results.csv is "
+            "complete and kept; fix this and rerun with --resume to write the summary"
+        ) from None
     return summary

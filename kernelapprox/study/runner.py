@@ -1,35 +1,73 @@
 """Run a study: every cell, every replication, appended to disk as each cell finishes.
 
 ``results.csv`` holds one tidy row per (data, kernel, map, sampler, weights, dim,
-n_features, replication, metric). A cell's rows are written in one append followed by
-``fsync``, so an interrupted study loses at most the cell in progress; ``resume=True``
-keeps the complete cells on disk, drops any partial one, and runs only what is missing,
-so nothing is lost and nothing is duplicated.
+n_features, replication, metric), each with its own checksum (see
+:mod:`kernelapprox.study.store`). A cell's rows are written in one append followed by
+``fsync``, so an interrupted study loses at most the cell in progress. ``resume=True``
+continues the same study (every option that changes a row must be equal) and runs only
+the replications whose rows are missing; ``extend=True`` grows it along the sweep axes or in
+replications and appends only the new rows. Neither ever rewrites a row.
+
+Every cell runs with one numerical thread (BLAS and torch), so its values are the same bits
+serially, on a local Dask cluster or on a remote one, whatever the machine's thread count.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from kernelapprox.errors import EnvironmentFailure
 from kernelapprox.estimators.gram import gram_error
 from kernelapprox.estimators.predictions import predicted_relative_rmse
 from kernelapprox.features import make
 from kernelapprox.kernels import Kernel, make_kernel, median_pairwise_distance
 from kernelapprox.study.data import load_data
 from kernelapprox.study.spec import Cell, StudySpec
+from kernelapprox.study.store import COLUMNS, ResultStore, check_out, open_store
 
-COLUMNS = (
-    "data", "kernel", "map", "sampler", "weights", "dim",
-    "n_features", "replication", "metric", "value",
-)  # fmt: skip
+__all__ = ["COLUMNS", "Dataset", "StudyRun", "run_cell", "run_study", "single_threaded"]
+
+_PIN_GUARD = threading.Lock()
+_pin_depth = 0
+_pin_saved: tuple[int, Any] | None = None
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one BLAS/OpenMP thread and one torch intra-op thread.
+
+    A matrix product split over threads may sum in another order, so its last bits depend on
+    the thread count; with one thread a cell gives the same bits on every machine and in
+    every Dask worker. Re-entrant and thread-safe (the limits are process-wide: the first
+    entry sets them, the last exit restores them).
+    """
+    global _pin_depth, _pin_saved
+    with _PIN_GUARD:
+        if _pin_depth == 0:
+            torch_threads = torch.get_num_threads()
+            _pin_saved = (torch_threads, threadpool_limits(limits=1))
+            torch.set_num_threads(1)
+        _pin_depth += 1
+    try:
+        yield
+    finally:
+        with _PIN_GUARD:
+            _pin_depth -= 1
+            if _pin_depth == 0 and _pin_saved is not None:
+                torch.set_num_threads(_pin_saved[0])
+                _pin_saved[1].restore_original_limits()
+                _pin_saved = None
 
 
 @dataclass
@@ -61,103 +99,30 @@ def _resolve_kernel(name: str, X: np.ndarray, spec: StudySpec) -> Kernel:
     return make_kernel(name, length_scale=float(length_scale), scale=float(scale))
 
 
-class ResultStore:
-    """``results.csv`` and ``spec.json`` in an output folder, append-only between resumes."""
+def run_cell(
+    cell: Cell, dataset: Dataset, spec: StudySpec, replications: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Replications of one cell (all by default): one row per replication and metric.
 
-    def __init__(self, out: Path, spec: StudySpec, *, resume: bool) -> None:
-        self.out = Path(out)
-        self.csv = self.out / "results.csv"
-        self.spec_file = self.out / "spec.json"
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.rows: list[dict[str, Any]] = []
-        if self.csv.exists() and not resume:
-            raise ValueError(
-                f"out={str(self.out)!r} already holds results.csv; pass --resume to continue that "
-                "study or choose another --out"
-            )
-        if resume and self.spec_file.exists():
-            stored = json.loads(self.spec_file.read_text())
-            mine = spec.fingerprint()
-            differing = [k for k in mine if stored.get(k) != mine[k]]
-            if differing:
-                raise ValueError(
-                    f"cannot resume: the study in {str(self.out)!r} differs in "
-                    f"{', '.join(differing)}; use the same options or another --out"
-                )
-        self.spec_file.write_text(json.dumps({**json.loads(spec.to_json()), **spec.fingerprint()}))
-        if resume and self.csv.exists():
-            self._load_complete(spec)
-        self._rewrite()
-
-    def _load_complete(self, spec: StudySpec) -> None:
-        expected = spec.replications * len(spec.metrics)
-        by_cell: dict[str, list[dict[str, Any]]] = {}
-        with self.csv.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                try:
-                    parsed = _parse_row(row)
-                except (KeyError, TypeError, ValueError):
-                    continue  # a line cut short by an interruption
-                by_cell.setdefault(_row_cell(parsed).key, []).append(parsed)
-        for rows in by_cell.values():
-            pairs = {(r["replication"], r["metric"]) for r in rows}
-            wanted = {(i, m) for i in range(spec.replications) for m in spec.metrics}
-            if len(rows) == expected and pairs == wanted:
-                self.rows.extend(rows)
-
-    def _rewrite(self) -> None:
-        tmp = self.csv.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.csv)
-
-    def done(self) -> set[str]:
-        return {_row_cell(r).key for r in self.rows}
-
-    def append(self, rows: list[dict[str, Any]]) -> None:
-        with self.csv.open("a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=COLUMNS).writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.rows.extend(rows)
-
-
-def _parse_row(row: dict[str, str]) -> dict[str, Any]:
-    parsed: dict[str, Any] = {k: row[k] for k in COLUMNS}
-    for k in ("dim", "n_features", "replication"):
-        parsed[k] = int(row[k])
-    parsed["value"] = float(row["value"])
-    return parsed
-
-
-def _row_cell(row: dict[str, Any]) -> Cell:
-    return Cell(
-        row["data"], row["kernel"], row["map"], row["sampler"], row["weights"],
-        int(row["dim"]), int(row["n_features"]),
-    )  # fmt: skip
-
-
-def run_cell(cell: Cell, dataset: Dataset, spec: StudySpec) -> list[dict[str, Any]]:
-    """All replications of one cell: one row per replication and metric."""
+    Each replication's seed depends only on the study seed, the cell and the replication
+    number, so any subset gives the same rows as the full run.
+    """
     kernel = dataset.kernels[cell.kernel]
     K = dataset.exact[cell.kernel]
     rows = []
-    for r in range(spec.replications):
-        fitted = cell.weights == "fitted"
-        fmap = make(
-            cell.map, kernel, cell.n_features, dim=cell.dim, sampler=cell.sampler,
-            weights="uniform" if fitted else cell.weights, seed=cell.seed(spec.seed, r),
-        )  # fmt: skip
-        if fitted:  # fit on a training sample, score on the study's (held-out) data
-            fmap.fit_weights(dataset.X_train, seed=cell.seed(spec.seed, r))
-        K_hat = fmap.gram(dataset.X)
-        for metric in spec.metrics:
-            value = gram_error(K_hat, K, metric)
-            rows.append({**vars(cell), "replication": r, "metric": metric, "value": value})
+    with single_threaded():
+        for r in range(spec.replications) if replications is None else replications:
+            fitted = cell.weights == "fitted"
+            fmap = make(
+                cell.map, kernel, cell.n_features, dim=cell.dim, sampler=cell.sampler,
+                weights="uniform" if fitted else cell.weights, seed=cell.seed(spec.seed, r),
+            )  # fmt: skip
+            if fitted:  # fit on a training sample, score on the study's (held-out) data
+                fmap.fit_weights(dataset.X_train, seed=cell.seed(spec.seed, r))
+            K_hat = fmap.gram(dataset.X)
+            for metric in spec.metrics:
+                value = gram_error(K_hat, K, metric)
+                rows.append({**vars(cell), "replication": r, "metric": metric, "value": value})
     return rows
 
 
@@ -173,25 +138,12 @@ class StudyRun:
     cells_resumed: int
     #: analytic RMS prediction of ``rel_fro`` per cell key, where a closed form exists
     predictions: dict[str, float] = field(default_factory=dict)
+    #: ``summary.json``'s content when ``run_study(..., outputs=True)`` wrote it
+    summary: dict[str, Any] | None = None
 
 
-def run_study(
-    spec: StudySpec,
-    out: str | Path | None = None,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    scheduler: Any = None,
-) -> StudyRun:
-    """Run every runnable cell of ``spec``; with ``out``, stream results to ``out/results.csv``.
-
-    ``scheduler`` (a Dask scheduler address, ``"local"`` or a ``dask.distributed.Client``)
-    runs the cells on a cluster; see :mod:`kernelapprox.study.distributed`.
-    """
-    spec.validate()
-    cells, skipped = spec.cells()
-    store = ResultStore(Path(out), spec, resume=resume) if out is not None else None
-    done = store.done() if store else set()
+def _load_datasets(cells: list[Cell], spec: StudySpec) -> dict[tuple[str, int], Dataset]:
+    """Every (data, dim) pair's rows and exact kernel matrices; refuse non-finite ones."""
     datasets: dict[tuple[str, int], Dataset] = {}
     for cell in cells:
         key = (cell.data, cell.dim)
@@ -205,26 +157,129 @@ def run_study(
             datasets[key] = Dataset(cell.data, X, X_train)
         ds = datasets[key]
         if cell.kernel not in ds.kernels:
-            ds.kernels[cell.kernel] = _resolve_kernel(cell.kernel, ds.X, spec)
-            ds.exact[cell.kernel] = ds.kernels[cell.kernel](ds.X)
-    rows: list[dict[str, Any]] = [] if store is None else list(store.rows)
-    todo = [c for c in cells if c.key not in done]
-    if scheduler is None:
-        finished = ((c, run_cell(c, datasets[(c.data, c.dim)], spec)) for c in todo)
+            ds.kernels[cell.kernel] = kernel = _resolve_kernel(cell.kernel, ds.X, spec)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ds.exact[cell.kernel] = K = kernel(ds.X)
+            if not np.all(np.isfinite(K)):
+                raise ValueError(
+                    f"the exact {cell.kernel} kernel matrix of data {cell.data!r} (d={cell.dim}) "
+                    f"overflows ({kernel!r} gives non-finite values): rescale the data (--data), "
+                    "or choose a smaller --scale or a larger --length-scale"
+                )
+    return datasets
+
+
+def run_study(
+    spec: StudySpec,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    extend: bool = False,
+    progress: bool = True,
+    scheduler: Any = None,
+    outputs: bool = False,
+) -> StudyRun:
+    """Run every runnable cell of ``spec``; with ``out``, stream results to ``out/results.csv``.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    out : str or Path, optional
+        Folder of the result store (:mod:`kernelapprox.study.store`). Everything is
+        validated (spec, data, kernels, scheduler) before anything is created in it.
+    resume : bool
+        Continue the study already in ``out``; refused, naming the options, unless every
+        option that changes a row is equal.
+    extend : bool
+        Grow the study in ``out``: the sweep axes may gain values and ``replications`` may
+        grow; only the missing rows are computed and appended, and ``spec.json`` is updated.
+    progress : bool
+        Show a progress bar.
+    scheduler : str or dask.distributed.Client, optional
+        Run the cells on a Dask cluster; see :mod:`kernelapprox.study.distributed`.
+    outputs : bool
+        Also write ``summary.json`` and ``convergence.png`` to ``out`` while its lock is held.
+
+    Raises
+    ------
+    ValueError
+        Bad spec or data, or ``out`` holds something that is not this study.
+    kernelapprox.errors.EnvironmentFailure
+        A write failed, the folder is locked by another run, or the scheduler was lost;
+        the message says what was kept.
+    """
+    spec.validate()
+    folder = check_out(out) if out is not None else None
+    cells, skipped = spec.cells()
+    with single_threaded():
+        datasets = _load_datasets(cells, spec)
+        identity = spec.identity() if folder is not None else {}
+        client = None
+        if scheduler is not None:
+            from kernelapprox.study.distributed import close_client, connect
+
+            client, owned = connect(scheduler)
+        try:
+            if folder is None:
+                run = _run(spec, None, cells, skipped, datasets, client, progress)
+            else:
+                with open_store(folder, spec, identity, resume=resume, extend=extend) as store:
+                    run = _run(spec, store, cells, skipped, datasets, client, progress)
+                    if outputs:
+                        from kernelapprox.study.report import write_outputs
+
+                        run.summary = write_outputs(run, folder)
+        finally:
+            if client is not None:
+                close_client(client, owned)
+    return run
+
+
+def _run(
+    spec: StudySpec,
+    store: ResultStore | None,
+    cells: list[Cell],
+    skipped: dict[str, str],
+    datasets: dict[tuple[str, int], Dataset],
+    client: Any,
+    progress: bool,
+) -> StudyRun:
+    everything = list(range(spec.replications))
+    work = [(c, store.missing(c) if store is not None else everything) for c in cells]
+    work = [(c, reps) for c, reps in work if reps]
+    if client is None:
+        finished: Any = (
+            (c, run_cell(c, datasets[(c.data, c.dim)], spec, reps)) for c, reps in work
+        )
     else:
         from kernelapprox.study.distributed import run_cells_on_dask
 
-        finished = run_cells_on_dask(todo, datasets, spec, scheduler)
-    bar = tqdm(finished, total=len(todo), desc="study", unit="cell",
+        finished = run_cells_on_dask(client, work, datasets, spec)
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(finished, total=len(work), desc="study", unit="cell",
                disable=None if progress else True, leave=False)  # fmt: skip
-    for cell, cell_rows in bar:
-        bar.set_postfix_str(f"{cell.map}/{cell.sampler} m={cell.n_features}", refresh=False)
-        if store is not None:
-            store.append(cell_rows)
-        else:
-            rows.extend(cell_rows)
+    done = 0
+    try:
+        for cell, cell_rows in bar:
+            bar.set_postfix_str(f"{cell.map}/{cell.sampler} m={cell.n_features}", refresh=False)
+            if store is not None:
+                store.append(cell_rows)
+            else:
+                rows.extend(cell_rows)
+            done += 1
+    except (OSError, CancelledError) as exc:
+        if client is None:
+            raise
+        kept = f"the {done} cells finished in this run are kept" if store else "nothing is kept"
+        raise EnvironmentFailure(
+            f"lost the Dask cluster ({type(exc).__name__}: {exc}); {kept}; rerun with --resume "
+            "(with another --scheduler, or none to run locally)"
+        ) from None
+    finally:
+        bar.close()
     if store is not None:
-        rows = store.rows
+        rows = store.sorted_rows(cells)
     predictions = {}
     if "rel_fro" in spec.metrics:
         for cell in cells:
@@ -237,6 +292,6 @@ def run_study(
             if pred is not None:
                 predictions[cell.key] = pred
     return StudyRun(
-        spec, rows, list(datasets.values()), skipped, len(todo), len(cells) - len(todo),
+        spec, rows, list(datasets.values()), skipped, len(work), len(cells) - len(work),
         predictions,
     )  # fmt: skip

@@ -21,11 +21,26 @@ from kernelapprox.estimators.gram import METRICS
 from kernelapprox.features import MAPS, incompatibility
 from kernelapprox.kernels import KERNELS
 from kernelapprox.sampling import SAMPLERS
-from kernelapprox.study.data import BUILTIN, resolve_dim
+from kernelapprox.study.data import BUILTIN, content_sha256, resolve_dim
 
 WEIGHTS = ("uniform", "box", "fitted")
+#: Sweep axes: growing one (``--extend``) adds cells and keeps every stored row valid.
+AXES = ("data", "kernels", "maps", "samplers", "weights", "dims", "features", "metrics")
+#: Options every row depends on: a study with another value is another study.
+FIXED = ("length_scale", "kernel_scale", "n_points", "seed")
+#: The command-line option of each identity entry, for messages.
+OPTION = {
+    "data": "--data", "kernels": "--kernel", "maps": "--maps", "samplers": "--samplers",
+    "weights": "--weights", "dims": "--dim", "features": "--features", "metrics": "--metric",
+    "length_scale": "--length-scale", "kernel_scale": "--scale", "n_points": "--n-points",
+    "seed": "--seed", "replications": "--replications", "data_sha256": "--data",
+}  # fmt: skip
 LENGTH_SCALE_RULES = ("median",)
 KERNEL_SCALE_RULES = ("inv_sqrt_dim",)
+
+
+def _number(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,9 @@ class StudySpec:
                 check_choice(v, name, allowed)
         if not self.data:
             raise ValueError(f"data must name a built-in set ({', '.join(BUILTIN)}) or a .npy file")
+        for name in self.data:
+            if not isinstance(name, str) or not name or any(c in name for c in "\r\n\0"):
+                raise ValueError(f"data must be a name or a .npy path on one line, got {name!r}")
         if isinstance(self.length_scale, str):
             check_choice(self.length_scale, "length_scale", LENGTH_SCALE_RULES)
         elif not (np.isfinite(self.length_scale) and self.length_scale > 0):
@@ -117,14 +135,10 @@ class StudySpec:
         runnable: list[Cell] = []
         skipped: dict[str, str] = {}
         for data, kernel, map_, sampler, weights, dim, m in itertools.product(
-            self.data,
-            self.kernels,
-            self.maps,
-            self.samplers,
-            self.weights,
-            self.dims,
+            *(list(dict.fromkeys(v)) for v in (self.data, self.kernels, self.maps)),
+            *(list(dict.fromkeys(v)) for v in (self.samplers, self.weights, self.dims)),
             sorted(set(self.features)),
-        ):
+        ):  # a name given twice is one cell, not two
             reason = incompatibility(kernel, map_, sampler, weights)
             if reason:
                 skipped[f"{kernel}/{map_}/{sampler}/{weights}"] = reason
@@ -132,14 +146,30 @@ class StudySpec:
             runnable.append(Cell(data, kernel, map_, sampler, weights, resolve_dim(data, dim), m))
         return runnable, skipped
 
-    def fingerprint(self) -> dict[str, Any]:
-        """What must match for results on disk to belong to this study (``--resume``)."""
-        return {
-            "length_scale": self.length_scale,
-            "kernel_scale": self.kernel_scale,
-            "n_points": self.n_points,
-            "seed": self.seed,
-        }
+    def identity(self) -> dict[str, Any]:
+        """Every option that changes a row or the set of rows, normalized, JSON-ready.
+
+        This is what ``spec.json`` stores and what ``--resume`` compares: the sweep axes
+        (:data:`AXES`, as sorted lists without repeats, since neither order nor repeats
+        change the rows), :data:`FIXED` options, ``replications`` and, for each ``.npy``
+        data file, the SHA-256 of its bytes (``data_sha256``). ``level`` is not part of
+        it: it changes only the summary, which is recomputed from the rows on every run.
+        """
+        ident: dict[str, Any] = {}
+        for name in AXES:
+            values = list(dict.fromkeys(getattr(self, name)))
+            ident[name] = sorted(values, key=lambda v: (v is not None, _number(v), str(v)))
+        for name in FIXED:
+            ident[name] = getattr(self, name)
+        ident["replications"] = self.replications
+        ident["data_sha256"] = {d: content_sha256(d) for d in ident["data"] if d.endswith(".npy")}
+        return ident
+
+    @classmethod
+    def from_identity(cls, identity: dict[str, Any], **options: Any) -> StudySpec:
+        """The spec whose :meth:`identity` is ``identity``; ``options`` set the rest (level)."""
+        fields = {name: identity[name] for name in (*AXES, *FIXED, "replications")}
+        return cls(**fields, **options)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -38,8 +38,8 @@ def test_cli_scheduler_address_and_resume_across_clients(tmp_path, cluster):
             "--replications", "2", "--maps", "sincos", "--out", str(tmp_path / "s")]  # fmt: skip
     # a first client runs part of the sweep on the cluster ...
     assert main([*base, "--samplers", "mc", "--scheduler", cluster.scheduler_address]) == 0
-    # ... a second one resumes it locally, and a third on the cluster again finds nothing to do
-    assert main([*base, "--samplers", "mc,sobol", "--resume"]) == 0
+    # ... a second one extends it locally, and a third on the cluster again finds nothing to do
+    assert main([*base, "--samplers", "mc,sobol", "--extend"]) == 0
     assert main([*base, "--samplers", "mc,sobol", "--resume", "--scheduler",
                  cluster.scheduler_address]) == 0  # fmt: skip
     assert main(["study", "--no-progress", "--n-points", "30", "--features", "8,16",
