@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write the markdown pages (index and one per family), e.g. docs/theory",
     )
+    parser.add_argument(
+        "--out", metavar="DIR", help="also write the report as DIR/report.json"
+    )
     parser.set_defaults(func=run_command)
     return parser
 
@@ -63,8 +66,11 @@ def _names(only: list[str] | None) -> list[str] | None:
 
 def run_command(args: argparse.Namespace) -> int:
     import proofs
+    from kernelapprox.cli import check_out_dir
     from proofs import _registry
 
+    out = check_out_dir(args.out)
+    check_out_dir(args.write_docs, "--write-docs")
     claims = _registry.select(_names(args.only), family=args.family)
     if args.list:
         for claim in claims:
@@ -77,6 +83,9 @@ def run_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     sys.stdout.write(proofs.format_report(report, args.format, strict=args.strict))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(proofs.format_report(report, "json", strict=args.strict))
     if args.write_docs:
         for path in proofs.write_docs(args.write_docs, report):
             print(f"wrote {path}", file=sys.stderr)
