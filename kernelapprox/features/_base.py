@@ -210,19 +210,45 @@ class FeatureMap:
         return self._cache[key]
 
     def per_frequency(
-        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, weighted: bool = False
+        self,
+        u: torch.Tensor,
+        t: dict[str, torch.Tensor],
+        *,
+        weighted: bool = False,
+        row_scale: bool = True,
     ) -> torch.Tensor:
         """Feature blocks ``g_i(u)`` of shape ``(..., m, components)``, times ``sqrt(xi_i)``
-        when ``weighted`` (exponential maps add ``log sqrt(xi_i)`` before ``exp``)."""
-        logs = self._weighted_logs(u, t) if weighted else self.log_per_frequency(u, t)
+        when ``weighted`` (exponential maps add ``log sqrt(xi_i)`` before ``exp``).
+
+        ``row_scale=False`` leaves out the factor ``exp(r(u))`` of :meth:`log_row_scale`."""
+        logs = (
+            self._weighted_logs(u, t, row_scale)
+            if weighted
+            else self.log_per_frequency(u, t, row_scale=row_scale)
+        )
         return logs.exp_() if _may_overwrite(u, t) else torch.exp(logs)
 
-    def _weighted_logs(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        logs = self.log_per_frequency(u, t)
+    def _weighted_logs(
+        self, u: torch.Tensor, t: dict[str, torch.Tensor], row_scale: bool = True
+    ) -> torch.Tensor:
+        logs = self.log_per_frequency(u, t, row_scale=row_scale)
         return add(logs, torch.log(t["sqrt_xi"])[:, None], _may_overwrite(u, t))
 
-    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    def log_per_frequency(
+        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, row_scale: bool = True
+    ) -> torch.Tensor:
         raise NotImplementedError(f"map {self.name!r} is not exponential")
+
+    def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``r(u)`` (shape ``u.shape[:-1]``): the log of a factor ``exp(r(u))`` that multiplies
+        every feature of ``u``, or ``None`` when the map has none.
+
+        ``per_frequency(u, t) = exp(r(u)) * per_frequency(u, t, row_scale=False)`` (and
+        ``log_per_frequency(u, t) = r(u) + log_per_frequency(u, t, row_scale=False)``).
+        Attention folds ``r`` into its per-token log-scale, so that a factor such as the
+        trigonometric maps' ``exp(|u|^2/2)`` for the softmax kernel is never formed.
+        """
+        return None
 
     def _scaled_input(self, X: Array, name: str = "X") -> tuple[torch.Tensor, bool]:
         """Validate ``X``; return ``u = X * input_scale`` and whether ``X`` was numpy.

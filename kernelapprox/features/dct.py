@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from kernelapprox._validation import check_choice, spawn
-from kernelapprox.features._base import _may_overwrite, add, require_point_sampler
+from kernelapprox.features._base import require_point_sampler
 from kernelapprox.features.exponential import _Exponential
 from kernelapprox.kernels import NORMAL
 from kernelapprox.sampling.orthogonal import stacked_blocks
@@ -169,10 +169,6 @@ class DCT(_DCTBase):
         self.radial = check_choice(radial, "radial", ("chi", "normal"))
         super().__init__(kernel, n_features, **kwargs)
 
-    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        z = self._projection(u, t)[..., None]
-        return add(z, self._log_prefactor(u), _may_overwrite(u, t))
-
 
 class DCTReleased(_DCTBase):
     """What DiJiang's released code computes: ``softmax(x C diag(t))`` over the feature axis.
@@ -186,7 +182,14 @@ class DCTReleased(_DCTBase):
     transposed = True
     supported_kernels = ("softmax",)
 
-    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``None``: the softmax normalizer depends on the frequencies, not on ``|u|`` alone,
+        and keeps ``log phi <= log sqrt(m)`` already."""
+        return None
+
+    def log_per_frequency(
+        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, row_scale: bool = True
+    ) -> torch.Tensor:
         z = self._projection(u, t)
         log_softmax = z - torch.logsumexp(z, dim=-1, keepdim=True)
         return (log_softmax + 0.5 * math.log(self.n_features))[..., None]

@@ -27,25 +27,37 @@ class _Exponential(FeatureMap):
     exponential = True
     supported_kernels = ("softmax", "gaussian")
 
-    def _log_prefactor(self, u: torch.Tensor) -> torch.Tensor:
-        """``-|u|^2/2`` (softmax target) or ``-|u|^2`` (Gaussian target), shape ``(..., 1, 1)``."""
+    def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``-|u|^2/2`` (softmax target) or ``-|u|^2`` (Gaussian target): shape ``u.shape[:-1]``.
+
+        The log-features are ``log g_i(u) = r(u) + h_i(u)`` with ``h_i`` linear in ``u``
+        (:meth:`_log_blocks`); attention adds ``r`` to its per-token log-scale instead of to
+        every log-feature, which keeps ``|h_i| ~ |w_i| |u|`` (not ``|u|^2``) in the rounding.
+        """
         half = gaussian_softmax_log_factor(u)
-        log = half if self.kernel.unit == "softmax" else 2.0 * half
-        return log[..., None, None]
+        return half if self.kernel.unit == "softmax" else 2.0 * half
 
     def _projection(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         """``w_i . u`` for every frequency: ``(..., m)``."""
         return u @ t["W"].T
+
+    def _log_blocks(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``log g_i(u) - r(u)``: ``(..., m, components)``."""
+        return self._projection(u, t)[..., None]
+
+    def log_per_frequency(
+        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, row_scale: bool = True
+    ) -> torch.Tensor:
+        logs = self._log_blocks(u, t)
+        if not row_scale:
+            return logs
+        return add(logs, self.log_row_scale(u, t)[..., None, None], _may_overwrite(u, t))
 
 
 class Positive(_Exponential):
     """``exp(w.u - |u|^2/2)``: positive random features (FAVOR+)."""
 
     name = "positive"
-
-    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        z = self._projection(u, t)[..., None]
-        return add(z, self._log_prefactor(u), _may_overwrite(u, t))
 
 
 class Hyperbolic(_Exponential):
@@ -54,7 +66,10 @@ class Hyperbolic(_Exponential):
     name = "hyperbolic"
     components = 2
 
-    def log_per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``-|u|^2/2 - log(2)/2`` (softmax target; ``-|u|^2 - log(2)/2`` Gaussian)."""
+        return super().log_row_scale(u, t) - 0.5 * math.log(2.0)
+
+    def _log_blocks(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         z = self._projection(u, t)
-        pair = torch.stack((z, -z), dim=-2).transpose(-1, -2)  # see FeatureMap.flatten
-        return add(pair, self._log_prefactor(u) - 0.5 * math.log(2.0), _may_overwrite(u, t))
+        return torch.stack((z, -z), dim=-2).transpose(-1, -2)  # see FeatureMap.flatten

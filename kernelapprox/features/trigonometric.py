@@ -33,18 +33,32 @@ class _Trigonometric(FeatureMap):
     def _phase(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         return u @ t["W"].T
 
-    def _row_scale(self, u: torch.Tensor) -> torch.Tensor | None:
-        """``exp(|u|^2/2)`` per row when the target is the softmax kernel, else ``None``."""
+    def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``r(u) = |u|^2/2`` when the target is the softmax kernel (the Gaussian relation
+        ``exp(u.v) = exp(|u|^2/2) exp(|v|^2/2) exp(-|u - v|^2/2)``), else ``None``.
+
+        In log space: ``exp(r)`` overflows float32 once ``|u|^2 > 177``; attention adds
+        ``r`` to its log-scale instead of forming it (see :meth:`FeatureMap.log_row_scale`).
+        """
         if self.kernel.unit != "softmax":
             return None
-        return torch.exp(-gaussian_softmax_log_factor(u))[..., None, None]
+        return -gaussian_softmax_log_factor(u)
 
     def per_frequency(
-        self, u: torch.Tensor, t: dict[str, torch.Tensor], *, weighted: bool = False
+        self,
+        u: torch.Tensor,
+        t: dict[str, torch.Tensor],
+        *,
+        weighted: bool = False,
+        row_scale: bool = True,
     ) -> torch.Tensor:
         inplace = _may_overwrite(u, t)
         g = self._trig_blocks(self._phase(u, t), t, inplace)
-        for factor in (t["sqrt_xi"][:, None] if weighted else None, self._row_scale(u)):
+        r = self.log_row_scale(u, t) if row_scale else None
+        for factor in (
+            t["sqrt_xi"][:, None] if weighted else None,
+            None if r is None else torch.exp(r)[..., None, None],
+        ):
             if factor is not None:
                 g = g.mul_(factor) if inplace else g * factor
         return g
