@@ -41,6 +41,7 @@ from kernelapprox._validation import check_choice, check_positive_float, check_p
 from kernelapprox.attention.maps import (
     LOG_FLOOR,
     AnyMap,
+    check_denominator,
     check_feature_map,
     input_multiplier,
     is_positive,
@@ -186,7 +187,15 @@ def _from_working(o: torch.Tensor, layout: str) -> torch.Tensor:
     return o.permute(0, 1, 3, 2, 4).reshape(B, Hk * G, T, D)
 
 
-def _safe_denominator(den: torch.Tensor, positive: bool) -> torch.Tensor:
+def _safe_denominator(
+    den: torch.Tensor,
+    fm: AnyMap,
+    num: torch.Tensor | None = None,
+    values: torch.Tensor | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    rows_may_be_empty: bool = True,
+) -> torch.Tensor:
     """Keep ``|den| >= tiny`` (the smallest normal number), preserving its sign; ``0 -> 1``.
 
     In the stabilized units the largest contributing key has weight 1, so ``den`` reaches
@@ -194,7 +203,13 @@ def _safe_denominator(den: torch.Tensor, positive: bool) -> torch.Tensor:
     has ``num = den = 0`` exactly: dividing by 1 gives the output 0 (softmax attention would
     give ``nan``) and finite gradients (``num / tiny`` would give a ``1 / tiny`` gradient that
     overflows to ``inf * 0 = nan`` in the backward pass).
+
+    First :func:`~kernelapprox.attention.maps.check_denominator` warns when the ratio
+    ``num / den`` is unreliable: underflow (any map) or a nearly cancelling signed
+    denominator (the conditioning check, skipped for positive maps).
     """
+    check_denominator(den, fm, num, values, dtype=dtype, rows_may_be_empty=rows_may_be_empty)
+    positive = is_positive(fm)
     tiny = torch.finfo(den.dtype).tiny
     den = torch.where(den == 0, torch.ones_like(den), den)
     if positive:
@@ -425,7 +440,11 @@ def _attend(
         out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0, R0, chunk, inplace=inplace)
     else:
         out, S, R = _noncausal(phi_q, phi_k, ck, va, S0, R0)
-    o = out[..., :Dv] / _safe_denominator(out[..., Dv], is_positive(fm))[..., None]
+    den = _safe_denominator(
+        out[..., Dv], fm, out[..., :Dv], vw, dtype=q.dtype,
+        rows_may_be_empty=key_padding_mask is not None,
+    )
+    o = out[..., :Dv] / den[..., None]
     return _from_working(o, layout).to(q.dtype), S, R
 
 
@@ -470,7 +489,7 @@ def feature_attention_step(
     new_kv = (phi_k * torch.exp(ck - R)[..., None])[..., :, None] * va[..., None, :]
     S = S0 * torch.exp(R0 - R)[..., None, None] + new_kv
     out = phi_q @ S  # (B, H_kv, G, D_v + 1)
-    o = out[..., :Dv] / _safe_denominator(out[..., Dv], is_positive(fm))[..., None]
+    o = out[..., :Dv] / _safe_denominator(out[..., Dv], fm, rows_may_be_empty=False)[..., None]
     return o.reshape(B, H, Dv).to(q_t.dtype), AttentionState(S[..., :Dv], S[..., Dv], R)
 
 

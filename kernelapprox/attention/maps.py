@@ -23,6 +23,9 @@ treating it as a constant gives the exact gradient.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,11 @@ from kernelapprox.kernels import Softmax
 #: Log-scale of "no key yet" (and of masked keys): finite, so that ``exp(FLOOR - FLOOR) = 1``
 #: never becomes ``exp(-inf + inf) = nan``, and far below any real log-scale.
 LOG_FLOOR = -1.0e30
+
+
+class NumericalWarning(UserWarning):
+    """An attention output that the working precision cannot deliver (see
+    :func:`check_denominator`): the result is returned, but it is unreliable."""
 
 
 class BaselineMap:
@@ -67,6 +75,10 @@ class BaselineMap:
 
     def per_frequency(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._map(u)[..., None]
+
+    def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``None``: no factor common to a row (see :meth:`FeatureMap.log_row_scale`)."""
+        return None
 
     def weighted(self, g: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         return g[..., 0]
@@ -213,25 +225,128 @@ def stabilized_features(
     # (torch.matmul runs a (..., 1, d) or permuted input as many tiny batched products).
     lead = x.shape[:-1]
     u = (x * multiplier).reshape(-1, x.shape[-1])
+    r = feature_map.log_row_scale(u, params)  # (n,) or None: log of a factor common to the row
+    # ``r - r.detach()`` is exactly 0 but carries dr/du: subtracting it from the detached
+    # reference gives phi_tilde the gradient of the factor exp(r) that it does not contain.
+    grad_r = None if r is None or inplace else r - r.detach()
     if feature_map.exponential:
-        logs = feature_map.log_per_frequency(u, params)  # (n, m, components)
+        logs = feature_map.log_per_frequency(u, params, row_scale=r is None)  # (n, m, comps)
         c = logs.detach().amax(dim=(-2, -1))
+        ref = c if grad_r is None else c - grad_r
         if inplace:
-            g = logs.sub_(c[..., None, None]).exp_()
+            g = logs.sub_(ref[..., None, None]).exp_()
         else:
-            g = torch.exp(logs - c[..., None, None])
+            g = torch.exp(logs - ref[..., None, None])
         if log_weight is None:
             phi = feature_map.weighted(g, params)
         else:
             phi, c = feature_map.flatten(g), c + log_weight
-        return phi.reshape(*lead, -1), c.reshape(lead)
-    if log_weight is None:
-        phi = feature_map.weighted(feature_map.per_frequency(u, params), params)
     else:
-        phi = feature_map.flatten(feature_map.per_frequency(u, params))
-    peak = phi.detach().abs().amax(dim=-1)
-    c = torch.where(peak > 0, torch.log(peak), torch.zeros_like(peak))
-    phi = phi.mul_(torch.exp(-c)[..., None]) if inplace else phi * torch.exp(-c)[..., None]
-    if log_weight is not None:
-        c = c + log_weight
+        blocks = (
+            feature_map.per_frequency(u, params)
+            if r is None
+            else feature_map.per_frequency(u, params, row_scale=False)
+        )
+        if log_weight is None:
+            phi = feature_map.weighted(blocks, params)
+        else:
+            phi = feature_map.flatten(blocks)
+        peak = phi.detach().abs().amax(dim=-1)
+        c = torch.where(peak > 0, torch.log(peak), torch.zeros_like(peak))
+        factor = torch.exp(-c if grad_r is None else grad_r - c)[..., None]
+        phi = phi.mul_(factor) if inplace else phi * factor
+        if log_weight is not None:
+            c = c + log_weight
+    if r is not None:
+        c = c + r.detach()
     return phi.reshape(*lead, -1), c.reshape(lead)
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` of the first frame outside this package's attention code and torch
+    (the user's call site, whatever path led here: modules, checkpointing, packing)."""
+    skip = (os.path.dirname(__file__), os.path.dirname(torch.__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_denominator(
+    den: torch.Tensor,
+    feature_map: AnyMap,
+    num: torch.Tensor | None = None,
+    values: torch.Tensor | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    rows_may_be_empty: bool = True,
+) -> None:
+    """Warn (:class:`NumericalWarning`, once per map and call site) when the attention ratio
+    ``o_i = num_i / den_i`` cannot be trusted.
+
+    ``den`` ``(B, H_kv, T, G)`` and ``num`` ``(..., D_v)`` are in stabilized units (the
+    dominant key has weight 1, every feature ``|phi_tilde| <= 1``) and in the compute dtype
+    (unit roundoff ``u``, smallest normal number ``tiny``); ``values`` ``(B, H_kv, T_k, D_v)``
+    are the values that were summed; ``dtype`` is the caller's dtype (unit roundoff
+    ``u_in``; default: ``den``'s). Two checks, one host synchronization:
+
+    * **range** (every map): with gradual underflow each of the ``n = F (T_k + 1)``
+      products behind ``den_i`` (a query feature, a key feature and a key weight, all
+      ``<= 1``) loses at most ``4 tiny u`` in absolute terms, so the relative error of the
+      row is at most ``4 n tiny u / |den_i|``; warn when that bound exceeds ``sqrt(u)``,
+      i.e. ``|den_i| < 4 n tiny sqrt(u)``. A row with ``den_i = 0`` counts too unless
+      ``rows_may_be_empty`` (key padding: a row that sees no key has ``den_i = 0`` by
+      design). This is how per-token stabilization fails at large ``|q|, |k|``: the
+      products of two stabilized features underflow although the exact ratio is defined.
+    * **conditioning** (signed maps, when ``values`` are given): with
+      ``den_i = sum_j a_ij`` the ratio has the condition number
+      ``kappa_i = sum_j |a_ij| / |den_i|`` (relative perturbations of the terms, e.g. from
+      rounding the inputs to ``dtype``, are amplified by it), and since
+      ``|o_i| <= kappa_i max_j |v_j|``, ``kappa_i >= |o_i|_inf / max_j |v_j|_inf``: a lower
+      bound from the output alone, no pass over the features. Warn when it reaches
+      ``u_in^{-1/2}`` (half of the input's digits lost: 4096 for float32, 45 for float16,
+      16 for bfloat16). Exact softmax attention has ``kappa_i = 1``: its output is a convex
+      combination of the values. Positive maps have ``a_ij >= 0``, so ``kappa_i = 1`` and the
+      check is skipped. An initial state's values are not in ``values``; the bound then
+      assumes that they were no larger.
+
+    Skipped under ``torch.compile`` (no host synchronization inside a graph).
+    """
+    if torch.compiler.is_compiling():
+        return
+    finfo = torch.finfo(den.dtype)
+    u = 0.5 * finfo.eps
+    keys = 0 if values is None else values.shape[-2]
+    n = feature_map.output_dim * (keys + 1)
+    small = den.abs() < 4.0 * n * finfo.tiny * math.sqrt(u)
+    if rows_may_be_empty:
+        small &= den != 0
+    checks = [small.any()]
+    if not is_positive(feature_map) and num is not None and values is not None:
+        u_in = 0.5 * torch.finfo(den.dtype if dtype is None else dtype).eps
+        vmax = values.abs().amax(dim=(-2, -1))[..., None, None]  # (B, H_kv, 1, 1)
+        kappa = num.abs().amax(dim=-1) / (den.abs() * vmax)
+        checks.append(((kappa >= 1.0 / math.sqrt(u_in)) & (den != 0)).any())
+    flags = torch.stack(checks).tolist()
+    name = feature_map.name or type(feature_map).__name__
+    if flags[0]:
+        warnings.warn(
+            f"feature map {name!r}: attention denominators underflowed in "
+            f"{str(den.dtype).removeprefix('torch.')} (the per-token stabilized products of "
+            "query and key features fall below the smallest normal number, as happens for "
+            "very large |q|, |k|); the output and its gradients are unreliable. Remedy: keep "
+            "|q| and |k| moderate (e.g. normalize them, or lower `scale`), or pass float64 "
+            "inputs.",
+            NumericalWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+    if len(flags) > 1 and flags[1]:
+        warnings.warn(
+            f"feature map {name!r} has signed features: its attention denominator "
+            "phi(q) . sum_j phi(k_j) nearly cancels (outputs exceed the largest value by a "
+            "factor that loses at least half of the input's digits), so the output and its "
+            "gradients are unreliable. Remedy: use a positive map (e.g. 'positive', "
+            "'hyperbolic' or 'dct'), or float64 inputs.",
+            NumericalWarning,
+            stacklevel=_caller_stacklevel(),
+        )
