@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from kernelapprox._validation import as_data_array, as_finite_array, check_positive_int
+from kernelapprox._validation import as_data_array, as_finite_array, check_bool, check_positive_int
 
 __all__ = [
     "box",
@@ -176,6 +176,7 @@ def l2_star(
     >>> round(l2_star([[1.0, 1.0]]), 12)  # a single point at the far corner: sqrt(3**-2)
     0.333333333333
     """
+    squared = check_bool(squared, "squared")
     x = _as_points(points)
     n, d = x.shape
     w = _as_weights(weights, n)
@@ -209,6 +210,7 @@ def centered(
     >>> round(centered(design, squared=True), 6)  # Fang et al. (2006): 0.0081
     0.008142
     """
+    squared = check_bool(squared, "squared")
     x = _as_points(points)
     n, d = x.shape
     w = _as_weights(weights, n)
@@ -242,6 +244,7 @@ def wrap_around(
     ``qmc.discrepancy(method="WD")`` returns this :math:`D^2`). Parameters as in
     :func:`l2_star`.
     """
+    squared = check_bool(squared, "squared")
     x = _as_points(points)
     n, d = x.shape
     w = _as_weights(weights, n)
@@ -454,6 +457,7 @@ def box(
     chunk_size : int, optional
         Rows per block of the double sum (the result does not depend on it).
     """
+    squared = check_bool(squared, "squared")
     w = _as_points(frequencies, "frequencies", unit_cube=False)
     m, d = w.shape
     xi = _as_weights(weights, m)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from kernelapprox._validation import (
+    check_bool,
     check_choice,
     check_nonnegative_float,
     check_positive_float,
@@ -151,6 +152,7 @@ def run_completion(
         check) and, for the compressed models when ``"full"`` ran, ``end_to_end_gap_to_full``
         (relative Frobenius distance of the final end-to-end matrices).
     """
+    progress = check_bool(progress, "progress")
     dim = check_positive_int(dim, "dim")
     rank = check_positive_int(rank, "rank")
     depth = check_positive_int(depth, "depth", minimum=2)
@@ -253,6 +255,7 @@ def depth_width_sweep(
     Returns one row per (depth, width): ``depth``, ``width``, ``lr``, ``iterations``,
     ``converged``, ``relative_recovery_error``, ``recovery_error``, ``wall_seconds``.
     """
+    progress = check_bool(progress, "progress")
     lrs = {2: 100.0, 3: 300.0} if lrs is None else dict(lrs)
     gen_problem, gen_model = child_generators(seed, 2)
     objective = completion_problem(dim, rank, fraction, seed=gen_problem)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import check_choice, check_positive_int
+from kernelapprox._validation import check_bool, check_choice, check_positive_int
 
 
 class LowRankLinear(torch.nn.Module):
@@ -41,6 +41,8 @@ class LowRankLinear(torch.nn.Module):
         bias_up: bool = False,
         dtype: torch.dtype | None = None,
     ) -> None:
+        bias_down = check_bool(bias_down, "bias_down")
+        bias_up = check_bool(bias_up, "bias_up")
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
@@ -115,6 +117,8 @@ class LowRankProjectedAttention(torch.nn.Module):
         causal: bool = True,
         dtype: torch.dtype | None = None,
     ) -> None:
+        bias = check_bool(bias, "bias")
+        causal = check_bool(causal, "causal")
         super().__init__()
         self.d_model = check_positive_int(d_model, "d_model")
         self.n_heads = check_positive_int(n_heads, "n_heads")
@@ -171,6 +175,7 @@ def attention_parameter_count(
     ``bias`` follows setting 1: dense q/k/v/o all biased; LPA biases on the down maps of q/k/v
     (``rank`` each) and on the up map of o (``d_model``).
     """
+    bias = check_bool(bias, "bias")
     if rank is None:
         return 4 * d_model * inner + (3 * inner + d_model if bias else 0)
     weights = 3 * rank * (d_model + inner) + rank * (inner + d_model)

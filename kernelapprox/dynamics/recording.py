@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kernelapprox._validation import check_bool
 from kernelapprox.dynamics.diagnostics import (
     complement_leakage,
     largest_principal_angle,
@@ -62,6 +63,7 @@ class TrajectoryRecorder:
         *,
         keep_factors: bool = False,
     ) -> None:
+        keep_factors = check_bool(keep_factors, "keep_factors")
         if (bases is None) != (n_block is None):
             raise ValueError("pass bases and n_block together (or neither)")
         if n_block is not None and (not isinstance(n_block, int) or n_block < 0):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from kernelapprox._validation import (
+    check_bool,
     check_choice,
     check_positive_float,
     check_positive_int,
@@ -68,6 +69,7 @@ def low_rank_target(
     With ``normalize=True`` it is scaled to spectral norm 1 (notes §1.6); otherwise its singular
     values are about :math:`2\sqrt d` (the completion experiments, notes §1.5).
     """
+    normalize = check_bool(normalize, "normalize")
     dim = check_positive_int(dim, "dim")
     rank = check_positive_int(rank, "rank")
     if rank > dim:
@@ -175,6 +177,9 @@ def verify_invariant_subspace(
         ``masked_bulk_ratio_min`` / ``masked_bulk_ratio_max`` (bulk singular values
         :math:`\sigma_{2r+1..d}` over :math:`\varepsilon`).
     """
+    negative_controls = check_bool(negative_controls, "negative_controls")
+    keep_history = check_bool(keep_history, "keep_history")
+    progress = check_bool(progress, "progress")
     dim = check_positive_int(dim, "dim")
     rank = check_positive_int(rank, "rank")
     depth = check_positive_int(depth, "depth", minimum=2)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from kernelapprox._validation import (
+    check_bool,
     check_choice,
     check_nonnegative_float,
     check_positive_float,
@@ -134,6 +135,7 @@ def train(
     progress : bool
         Show a ``tqdm`` bar on stderr.
     """
+    progress = check_bool(progress, "progress")
     steps = check_positive_int(steps, "steps", minimum=0)
     check_every = check_positive_int(check_every, "check_every")
     groups = model.parameter_groups(lr, gamma)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int
+from kernelapprox._validation import as_seed_sequence, check_bool, check_positive_int
 from kernelapprox.sampling._base import PointSetSampler
 
 
@@ -71,6 +71,7 @@ class Sobol(EngineSampler):
     name = "sobol"
 
     def __init__(self, *, scramble: bool = True) -> None:
+        scramble = check_bool(scramble, "scramble")
         super().__init__(qmc.Sobol(d=1, scramble=scramble))
         self.scramble = scramble
 
@@ -93,6 +94,7 @@ class Halton(EngineSampler):
     name = "halton"
 
     def __init__(self, *, scramble: bool = True) -> None:
+        scramble = check_bool(scramble, "scramble")
         super().__init__(qmc.Halton(d=1, scramble=scramble))
         self.scramble = scramble
 
@@ -158,6 +160,7 @@ class Lattice(PointSetSampler):
     name = "lattice"
 
     def __init__(self, *, shift: bool = True) -> None:
+        shift = check_bool(shift, "shift")
         self.shift = shift
 
     def points(self, n: int, d: int, seed: np.random.SeedSequence) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import linalg, optimize
 
 from kernelapprox import discrepancy
-from kernelapprox._validation import check_nonnegative_float, check_positive_int
+from kernelapprox._validation import check_bool, check_nonnegative_float, check_positive_int
 
 __all__ = [
     "DEFAULT_BOX_WIDTH",
@@ -188,6 +188,7 @@ def box_weights(
     ndarray, shape (m,)
         Non-negative, finite weights (they need not sum to one).
     """
+    sum_to_one = check_bool(sum_to_one, "sum_to_one")
     w = discrepancy._as_points(frequencies, "frequencies", unit_cube=False)
     m, d = w.shape
     s = discrepancy._per_coordinate(scale, "scale", d)
