@@ -277,3 +277,22 @@ def test_matmul_flops_agree_with_torch_flop_counter() -> None:
         counts = counter.get_flop_counts()["Global"]
         linear = sum(v for op, v in counts.items() if str(op) in ("aten.mm", "aten.addmm"))
         assert linear == 16 * subnetwork_flops(cfg, rates, include_head=True, scores="none")
+
+
+def test_flops_claim_holds_and_catches_scores_that_do_not_scale_with_heads(monkeypatch) -> None:
+    import proofs.est_flops_saving as claim
+    from kernelapprox.dynamics import est
+
+    verdict = claim.run()
+    assert verdict.status == "holds", verdict.summary
+    assert verdict.evidence["saving_with_head"] == "180224/927125"
+    original = est.layer_forward_flops
+
+    def scores_per_model_width(d_model, context, head_width, neurons, *, scores="full"):
+        # planted bug: the score part counted at the full width d instead of the kept width
+        return (
+            original(d_model, context, head_width, neurons, scores="none") + 4 * context * d_model
+        )
+
+    monkeypatch.setattr(est, "layer_forward_flops", scores_per_model_width)
+    assert claim.run().status == "fails"
