@@ -1,14 +1,16 @@
-r"""EST: rescaled random heads and MLP neurons give an unbiased estimate of the full block.
+r"""EST: rescaled random heads and MLP neurons give an unbiased estimate of each sublayer.
 
 Statement
 ---------
-Sample a set $I_H$ of $N_H p_H$ heads uniformly without replacement and a set $I_M$ of
-$N_M p_M$ MLP neurons likewise. Then
-$$\mathbb{E}\Big[\tfrac1{p_H}\sum_{i \in I_H} \mathrm{softmax}\Big(\tfrac{X W_Q^i (X W_K^i)^\top}
-{\sqrt{d_k}}\Big) X W_V^i W_O^i\Big] = \mathrm{MHA}(X),\qquad
-\mathbb{E}\Big[\tfrac1{p_M}\,\sigma(X W_1[:, I_M])\, W_2[I_M, :]\Big] = \mathrm{MLP}(X),$$
-because every head (neuron) is included with probability exactly $p_H$ ($p_M$); at $p = 1$ the
-estimate is the full block.
+Sample a set $I_H$ of $k_H = \max(1, \lfloor N_H p_H + \tfrac12 \rfloor)$ heads uniformly
+without replacement and a set $I_M$ of $k_M$ MLP neurons likewise, and rescale by the exact
+ratios $c_H = N_H / k_H$, $c_M = N_M / k_M$. Then, for a fixed input $X$ of the sublayer,
+$$\mathbb{E}\Big[c_H \sum_{i \in I_H} \mathrm{softmax}\Big(\tfrac{X W_Q^i (X W_K^i)^\top}
+{\sqrt{d_k}} + M\Big) X W_V^i W_O^i\Big] + b_O = \mathrm{MHA}(X),\qquad
+\mathbb{E}\Big[c_M\,\sigma(X W_1[:, I_M] + b_1[I_M])\, W_2[I_M, :]\Big] + b_2 = \mathrm{MLP}(X),$$
+($M$ the causal mask) because every head (neuron) is included with probability exactly
+$k_H / N_H$ ($k_M / N_M$); when $N p$ is not an integer this is not $p$, and $1/p$ would be
+biased. At $p = 1$ the estimate is the full sublayer.
 
 Source
 ------
@@ -17,12 +19,14 @@ ICML 2024 (arXiv 2406.06962), Section 3 (sampling of heads and MLP neurons with 
 
 Method
 ------
-Experiment in plain torch, float64, fixed seed (the package has no EST sampler yet; switch to
-it once `kernelapprox.dynamics` provides one). The expectation is computed *exactly* by
-averaging over all $\binom{N_H}{N_H p_H}$ head subsets and all $\binom{N_M}{N_M p_M}$ neuron
-subsets; it must equal the full block to $10^{-12}$ relative. A Monte Carlo run with
-`torch.Generator` sampling (as in training) must have every entry of its mean within 5 standard
-errors of the full block, and at $p = 1$ the estimate must equal the block exactly.
+Experiment in float64 on the package code: the attention and MLP sublayers of a block of
+`kernelapprox.lm.Decoder`, sliced by `LayerSlice`, and the sizes and scales drawn by
+`kernelapprox.dynamics.est.SubnetworkSampler`. The expectation is computed *exactly* by
+averaging over all $\binom{N}{k}$ head or neuron subsets (rates 1/2 and 1/4, and 0.3, where
+$N p$ is not an integer); it must equal the full sublayer to $10^{-12}$ relative, while the
+$1/p$ factor must show its predicted bias $(k/N)/p - 1$. The sampler's own draws (steps
+$0..n-1$) must give a Monte Carlo mean with every entry within 5 standard errors of the full
+MHA and MLP, and at $p = 1$ the sampler's subnetwork must reproduce the block exactly.
 """
 
 from __future__ import annotations
@@ -30,109 +34,102 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
-import torch
-
-from proofs._core import Claim, Verdict, docstring_section
+from proofs._core import Claim, Verdict, docstring_section, try_import
 
 SEED = 20240612
-TOKENS, D_MODEL, HEADS, HEAD_DIM, NEURONS = 6, 16, 4, 4, 8
-
-
-def _weights(gen: torch.Generator) -> dict[str, torch.Tensor]:
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen, dtype=torch.float64) / math.sqrt(shape[-2])
-
-    return {
-        "q": randn(HEADS, D_MODEL, HEAD_DIM),
-        "k": randn(HEADS, D_MODEL, HEAD_DIM),
-        "v": randn(HEADS, D_MODEL, HEAD_DIM),
-        "o": randn(HEADS, HEAD_DIM, D_MODEL),
-        "w1": randn(D_MODEL, NEURONS),
-        "w2": randn(NEURONS, D_MODEL),
-    }
-
-
-def head_outputs(
-    x: torch.Tensor, w: dict[str, torch.Tensor], heads: list[int] | None = None
-) -> torch.Tensor:
-    """Contributions of ``heads`` (default all), shape (len(heads), tokens, d_model)."""
-    idx = list(range(HEADS)) if heads is None else heads
-    q = torch.einsum("td,hde->hte", x, w["q"][idx])
-    k = torch.einsum("td,hde->hte", x, w["k"][idx])
-    v = torch.einsum("td,hde->hte", x, w["v"][idx])
-    attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HEAD_DIM), dim=-1)
-    return (attn @ v) @ w["o"][idx]
-
-
-def mha_subnetwork(x: torch.Tensor, w: dict[str, torch.Tensor], heads: list[int]) -> torch.Tensor:
-    """EST attention: only the sampled heads are computed, then rescaled by 1/p_H."""
-    p = len(heads) / HEADS
-    return head_outputs(x, w, heads).sum(dim=0) / p
-
-
-def mlp_subnetwork(x: torch.Tensor, w: dict[str, torch.Tensor], neurons: list[int]) -> torch.Tensor:
-    """EST MLP with the sampled neurons and the 1/p_M rescaling."""
-    p = len(neurons) / NEURONS
-    return torch.nn.functional.gelu(x @ w["w1"][:, neurons]) @ w["w2"][neurons, :] / p
+TOKENS, D_MODEL, HEADS, NEURONS = 6, 16, 4, 8
 
 
 def run(*, thorough: bool = False) -> Verdict:
+    est, reason = try_import("kernelapprox.dynamics.est")
+    if est is None:
+        return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
+    import torch
+
     # Tiny tensors: intra-op threads only add contention (10-100x slower on a busy machine).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _experiment(thorough)
+        with torch.no_grad():
+            return _experiment(est, torch, thorough)
     finally:
         torch.set_num_threads(threads)
 
 
-def _experiment(thorough: bool) -> Verdict:
-    gen = torch.Generator().manual_seed(SEED)
-    w = _weights(gen)
-    x = torch.randn(TOKENS, D_MODEL, generator=gen, dtype=torch.float64)
-    full_mha = mha_subnetwork(x, w, list(range(HEADS)))
-    full_mlp = mlp_subnetwork(x, w, list(range(NEURONS)))
-    reference_mha = head_outputs(x, w).sum(dim=0)
-    exact_gap = {}
-    for label, block, n_units, kept, full in (
-        ("heads p=1/2", mha_subnetwork, HEADS, HEADS // 2, full_mha),
-        ("heads p=1/4", mha_subnetwork, HEADS, 1, full_mha),
-        ("neurons p=1/4", mlp_subnetwork, NEURONS, NEURONS // 4, full_mlp),
-        ("neurons p=1/2", mlp_subnetwork, NEURONS, NEURONS // 2, full_mlp),
-    ):
-        subsets = list(itertools.combinations(range(n_units), kept))
-        mean = sum(block(x, w, list(s)) for s in subsets) / len(subsets)
-        exact_gap[label] = float((mean - full).norm() / full.norm())
-    samples = 10000 if thorough else 2000
-    draws = torch.stack(
-        [
-            mha_subnetwork(x, w, torch.randperm(HEADS, generator=gen)[: HEADS // 2].tolist())
-            for _ in range(samples)
-        ]
+def _experiment(est, torch, thorough: bool) -> Verdict:
+    from kernelapprox.lm import Decoder, DecoderConfig, LayerSlice
+
+    config = DecoderConfig(
+        context=TOKENS, n_layers=1, d_model=D_MODEL, n_heads=HEADS, d_mlp=NEURONS
     )
-    z = ((draws.mean(0) - full_mha) / (draws.std(0) / math.sqrt(samples))).abs().max().item()
-    at_one = float((full_mha - reference_mha).abs().max())
-    ok = max(exact_gap.values()) <= 1e-12 and z <= 5 and at_one == 0.0
+    model = Decoder(config, seed=SEED, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(SEED)
+    for p in model.parameters():  # O(1) weights and biases: clearly non-linear sublayers
+        p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) / math.sqrt(p.shape[-1]))
+    block = model.blocks[0]
+    x = torch.randn(1, TOKENS, D_MODEL, generator=gen, dtype=torch.float64)
+    sublayers = {"heads": (block.attn, HEADS, 0), "neurons": (block.mlp, NEURONS, 1)}
+    full = {kind: layer(x) for kind, (layer, _, _) in sublayers.items()}
+    exact_gap, naive_bias = {}, {}
+    for kind, (layer, n_units, axis) in sublayers.items():
+        for rate in (0.5, 0.25, 0.3):
+            rates = [1.0, 1.0, 1.0]
+            rates[axis] = rate
+            part = est.SubnetworkSampler(1, HEADS, NEURONS, seed=SEED).sample(0, rates).layers[0]
+            kept = part.heads if kind == "heads" else part.neurons
+            scale = part.head_scale if kind == "heads" else part.neuron_scale
+            subsets = [torch.tensor(s) for s in itertools.combinations(range(n_units), len(kept))]
+            mean = sum(layer(x, s, scale) for s in subsets) / len(subsets)
+            gap = float((mean - full[kind]).norm() / full[kind].norm())
+            exact_gap[f"{kind} p={rate} (k={len(kept)} of {n_units})"] = gap
+            # the 1/p factor: sum over kept units scaled by 1/p instead of N/k
+            bias = layer.o.bias if kind == "heads" else layer.proj.bias
+            units = mean - bias
+            naive = (units / scale / rate + bias - full[kind]).norm() / (full[kind] - bias).norm()
+            predicted = abs(len(kept) / n_units / rate - 1)
+            naive_bias[f"{kind} p={rate}"] = (float(naive), predicted)
+    samples = 10000 if thorough else 2000
+    sampler = est.SubnetworkSampler(1, HEADS, NEURONS, seed=SEED)
+    z = {}
+    for kind, (layer, _, axis) in sublayers.items():
+        rates = [1.0, 1.0, 1.0]
+        rates[axis] = 0.5
+        draws = []
+        for step in range(samples):
+            part = sampler.sample(step, rates).layers[0]
+            if kind == "heads":
+                draws.append(layer(x, part.heads, part.head_scale))
+            else:
+                draws.append(layer(x, part.neurons, part.neuron_scale))
+        draws = torch.stack(draws)
+        se = draws.std(0) / math.sqrt(samples)
+        z[kind] = float(((draws.mean(0) - full[kind]) / se).abs().max())
+    at_one = sampler.sample(0, (1.0, 1.0, 1.0)).layers[0]
+    every = LayerSlice(heads=torch.arange(HEADS), neurons=torch.arange(NEURONS))
+    p1_exact = at_one == LayerSlice() and torch.equal(block(x, at_one), block(x))
+    p1_exact = p1_exact and torch.equal(block(x, every), block(x))
+    naive_ok = all(abs(got - want) <= 1e-9 * max(1.0, want) for got, want in naive_bias.values())
+    ok = max(exact_gap.values()) <= 1e-12 and max(z.values()) <= 5 and p1_exact and naive_ok
     summary = (
-        f"exact subset averages equal the full block to {max(exact_gap.values()):.1e} "
-        f"(heads p=1/2, 1/4; neurons p=1/4, 1/2); Monte Carlo mean of {samples} sampled "
-        f"head sets within {z:.1f} SE of the full MHA (limit 5); p=1 gap {at_one:.1e}"
+        f"exact subset averages equal the full MHA/MLP to {max(exact_gap.values()):.1e} "
+        f"(p = 1/2, 1/4, 0.3; N/k scaling); 1/p instead shows its predicted bias "
+        f"(heads p=0.3: {naive_bias['heads p=0.3'][0]:.3f}); Monte Carlo mean of {samples} "
+        f"sampler draws within {max(z.values()):.1f} SE (limit 5); p=1 exact: {p1_exact}"
     )
     return Verdict.decide(
         ok,
         summary,
         exact_relative_gaps=exact_gap,
+        one_over_p_bias_measured_vs_predicted=naive_bias,
         monte_carlo_max_z=z,
         monte_carlo_samples=samples,
-        p1_gap=at_one,
-        draws_std_mean=float(np.mean(draws.std(0).numpy())),
+        p1_exact=p1_exact,
     )
 
 
 CLAIM = Claim(
     name="est_unbiased",
-    title="EST: 1/p-rescaled random heads and neurons are unbiased",
+    title="EST: N/k-rescaled random heads and neurons are unbiased for each sublayer",
     statement=docstring_section(__doc__, "Statement"),
     source="Li et al. (ICML 2024), EST, Sec. 3",
     method="numerical",
@@ -142,5 +139,6 @@ CLAIM = Claim(
     module=__name__,
     seed=SEED,
     tolerance="1e-12 relative for the exact subset average; 5 SE for the Monte Carlo mean",
-    verifies=("kernelapprox.dynamics",),
+    requires=("kernelapprox.dynamics.est",),
+    verifies=("kernelapprox.dynamics.est", "kernelapprox.lm.model"),
 )

@@ -319,17 +319,31 @@ class Decoder(nn.Module):
         ``subnetwork`` (default: the full model) selects the layers, heads and neurons to
         compute; it has one entry per layer, ``None`` skipping that layer.
         """
+        return F.linear(self.ln_f(self.residual_stream(idx, subnetwork)), self.lm_head_weight())
+
+    def residual_stream(
+        self, idx: torch.Tensor, subnetwork: Subnetwork | Sequence[LayerSlice | None] | None = None
+    ) -> torch.Tensor:
+        """The residual stream after the last block (before the final layer norm), shape
+        ``(batch, T, d_model)``; arguments as :meth:`forward`."""
         if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or idx.ndim != 2:
             raise TypeError("idx must be a 2-D torch.long tensor of token ids (batch, T)")
         length = idx.shape[1]
         if not 1 <= length <= self.config.context:
             raise ValueError(f"idx must have 1..{self.config.context} positions, got {length}")
-        layers = self._layers(subnetwork)
         x = self.tok(idx) + self.pos(torch.arange(length, device=idx.device))
-        for block, part in zip(self.blocks, layers, strict=True):
+        return self.run_blocks(x, subnetwork)
+
+    def run_blocks(
+        self, x: torch.Tensor, subnetwork: Subnetwork | Sequence[LayerSlice | None] | None = None
+    ) -> torch.Tensor:
+        """Apply the blocks of ``subnetwork`` to a residual stream ``x`` (batch, T, d_model)."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.config.d_model:
+            raise ValueError(f"x must be a tensor of shape (batch, T, {self.config.d_model})")
+        for block, part in zip(self.blocks, self._layers(subnetwork), strict=True):
             if part is not None:
                 x = block(x, part)
-        return F.linear(self.ln_f(x), self.lm_head_weight())
+        return x
 
     def _layers(self, subnetwork: Any) -> tuple[LayerSlice | None, ...]:
         n_layers = self.config.n_layers

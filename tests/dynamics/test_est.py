@@ -296,3 +296,16 @@ def test_flops_claim_holds_and_catches_scores_that_do_not_scale_with_heads(monke
 
     monkeypatch.setattr(est, "layer_forward_flops", scores_per_model_width)
     assert claim.run().status == "fails"
+
+
+def test_unbiased_claim_fails_when_the_sampler_drops_the_scale(monkeypatch) -> None:
+    import proofs.est_unbiased as claim
+    from kernelapprox.dynamics import est
+
+    def unscaled(heads, neurons, head_scale, neuron_scale, layer_scale):
+        return LayerSlice(heads, neurons, 1.0, 1.0, layer_scale)  # planted bug: no N / k
+
+    monkeypatch.setattr(est, "LayerSlice", unscaled)
+    verdict = claim.run()
+    assert verdict.status == "fails"
+    assert max(verdict.evidence["exact_relative_gaps"].values()) > 0.1
