@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"tables: metric {metric!r} is not among the study's metrics ({known})"
             )
-    out = Path(args.out)
+    out = args.out  # a str: Path("") would be the working directory, which check_out refuses
     with warnings.catch_warnings():
         warnings.simplefilter("always", StoreWarning)
         warnings.showwarning = _show_store_warnings(warnings.showwarning)
@@ -193,6 +193,6 @@ def run(args: argparse.Namespace) -> int:
     resumed = f" ({result.cells_resumed} cells resumed from disk)" if result.cells_resumed else ""
     print(
         f"\n{result.cells_run} cells run{resumed}; wrote results.csv, summary.json and "
-        f"convergence.png to {out}/"
+        f"convergence.png to {Path(out)}/"
     )
     return 0

@@ -271,7 +271,8 @@ def _run(
     except (OSError, CancelledError) as exc:
         if client is None:
             raise
-        kept = f"the {done} cells finished in this run are kept" if store else "nothing is kept"
+        cells_done = f"{done} cell{'s' if done != 1 else ''}"
+        kept = f"the {cells_done} finished in this run are kept" if store else "nothing is kept"
         raise EnvironmentFailure(
             f"lost the Dask cluster ({type(exc).__name__}: {exc}); {kept}; rerun with --resume "
             "(with another --scheduler, or none to run locally)"

@@ -14,8 +14,9 @@ Format (version :data:`FORMAT_VERSION`)
     created atomically with its header and afterwards only appended to (each cell in one
     write followed by ``fsync``); nothing ever rewrites or truncates it.
 
-Reading verifies every line: a line without its terminator (a write cut short), with a
-wrong checksum, undecodable bytes, more than :data:`MAX_LINE` bytes, or a row outside the
+Reading verifies every line: a line without its terminator (a write cut short; the next
+append first closes it with the mark :data:`TORN`, so it can never verify), with a wrong
+checksum, undecodable bytes, more than :data:`MAX_LINE` bytes, or a row outside the
 stored spec is skipped, with one :class:`StoreWarning` counting the skipped lines. A
 (cell, replication, metric) is done when an intact line holds it; the first intact line of
 each wins, so a row appended again after a skipped one is never counted twice. A cell is
@@ -64,6 +65,10 @@ CHECKSUM = "crc32"
 HEADER = (",".join((*COLUMNS, CHECKSUM)) + "\n").encode()
 #: Longest line the reader accepts; a row is about 100 bytes, longer lines are corrupt.
 MAX_LINE = 64 * 1024
+#: Appended to a last line that lacks its terminator (a write cut short) before new rows
+#: are appended: the line can then never verify, even if only its ``\n`` was missing, and
+#: later reads skip it without a warning.
+TORN = b" [torn]"
 
 RowKey = tuple[str, int, str]  # (cell key, replication, metric)
 
@@ -238,6 +243,7 @@ class ResultStore:
         lines = data[len(HEADER) :].split(b"\n")
         tail = lines.pop()  # the bytes after the last terminator: a torn line, or b""
         self._needs_newline = bool(tail)
+        lines = [line for line in lines if not line.endswith(TORN)]  # closed by an append
         wanted_cells = {c.key for c in self.spec.cells()[0]}
         metrics = set(self.spec.metrics)
         bad = int(bool(tail))
@@ -294,8 +300,8 @@ class ResultStore:
         if not fresh:
             return
         payload = b"".join(encode_row(r) for r in fresh.values())
-        if self._needs_newline:  # end the torn line, so the new rows start on their own
-            payload = b"\n" + payload
+        if self._needs_newline:  # close the torn line, so the new rows start on their own
+            payload = TORN + b"\n" + payload
         try:
             with self.csv.open("ab") as fh:
                 fh.write(payload)
