@@ -182,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # pragma: no cover - interactive
-        print("interrupted; results written so far are kept (use --resume)", file=sys.stderr)
+        hint = " (use --resume)" if hasattr(args, "resume") else ""
+        print(f"interrupted; results written so far are kept{hint}", file=sys.stderr)
         return 130
     except Exception as exc:
         status = exit_status(exc)

@@ -469,3 +469,14 @@ def test_shared_options_are_accepted(command, monkeypatch):
     assert any(getattr(args, name, False) for name in ("no_progress", "quiet"))
     if command != "verify":  # verify's claims carry their own fixed seeds
         assert parser.parse_args([command, "--seed", "3"]).seed == 3
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_environment_failure(tmp_path):
+    from kernelapprox.attention.convert_cli import checkpoint_writes
+
+    with pytest.raises(EnvironmentFailure, match="kept; free some space and rerun with --resume"):
+        with checkpoint_writes(tmp_path):
+            torch.save({"w": torch.zeros(4)}, "/dev/full")  # torch: RuntimeError, disk full
+    with pytest.raises(RuntimeError, match=r"^a bug$"):  # other RuntimeErrors stay bugs
+        with checkpoint_writes(tmp_path):
+            raise RuntimeError("a bug")

@@ -29,14 +29,16 @@ to go). All of this, and every option, is checked before the model loads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import inspect
 import json
 import os
 import re
 import time
+import traceback
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +211,31 @@ def check_checkpoint(folder: Path, config: Mapping[str, Any], *, resume: bool) -
         ) from None
 
 
+@contextlib.contextmanager
+def checkpoint_writes(folder: Path | None) -> Iterator[None]:
+    """Turn torch's failure to write a checkpoint (full or read-only disk) into an
+    :class:`~kernelapprox.errors.EnvironmentFailure` that says what was kept.
+
+    ``torch.save`` reports it as a ``RuntimeError`` (with messages that vary by cause), so
+    one raised inside ``torch.save`` is taken as such; the previous ``checkpoint.pt``
+    survives because checkpoints are replaced by a rename.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        in_save = any(
+            f.name == "save" and f.filename.endswith(os.path.join("torch", "serialization.py"))
+            for f in frames
+        )
+        if folder is None or not in_save:
+            raise
+        raise EnvironmentFailure(
+            f"cannot write a checkpoint in {str(folder)!r} (disk full or read-only?); the last "
+            "complete checkpoint.pt there is kept; free some space and rerun with --resume"
+        ) from exc
+
+
 def write_config(folder: Path, config: Mapping[str, Any]) -> None:
     """Write ``folder/config.json`` atomically (temporary file, then rename)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -318,12 +345,13 @@ def run_experiment(
         folder = folders[name]
         if folder is not None:
             write_config(folder, checkpoint_config(name, options))
-        result = distill(
-            teacher, student, train_texts, tokenizer=tokenizer, steps=steps,
-            batch_size=batch_size, lr=lr, map_lr=map_lr, train=train, seed=seed,
-            attention_weight=attention_weight, output_weight=output_weight,
-            checkpoint_dir=folder, resume=resume, time_budget=budget, progress=progress,
-        )
+        with checkpoint_writes(folder):
+            result = distill(
+                teacher, student, train_texts, tokenizer=tokenizer, steps=steps,
+                batch_size=batch_size, lr=lr, map_lr=map_lr, train=train, seed=seed,
+                attention_weight=attention_weight, output_weight=output_weight,
+                checkpoint_dir=folder, resume=resume, time_budget=budget, progress=progress,
+            )
         after = agreement(reference, embed(student, tokenizer, heldout))
         rows.append({
             "map": name, "before": before, "after": after, "steps": result.steps,
