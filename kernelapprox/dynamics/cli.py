@@ -6,6 +6,8 @@
   (:math:`\\gamma>0`) vs frozen (:math:`\\gamma=0`) matrix completion; ``--dim 100`` and
   ``--dim 200`` use the two reference settings unless overridden.
 * ``depth`` -- :func:`~kernelapprox.dynamics.depth_width_sweep`: depth 2 vs 3 over widths.
+* ``est`` -- :func:`~kernelapprox.dynamics.est.compare_training`: full vs evolving subnetwork
+  training of a small decoder (``--schedule``, ``--layer-scale``; :mod:`.est_cli`).
 
 Prints a table (or ``--format json``) and writes plots and ``results.json`` to ``--out``.
 """
@@ -18,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-EXPERIMENTS = ("theorem", "completion", "depth")
+EXPERIMENTS = ("theorem", "completion", "depth", "est")
 
 
 def register(subparsers: Any) -> None:
@@ -46,6 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=None, help="directory for plots and results.json")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    from kernelapprox.dynamics.est_cli import add_arguments as add_est_arguments
+
+    add_est_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -87,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         payload, table = _theorem(args, progress)
     elif args.experiment == "completion":
         payload, table = _completion(args, progress)
+    elif args.experiment == "est":
+        from kernelapprox.dynamics.est_cli import run_est
+
+        payload, table = run_est(args, progress)
     else:
         payload, table = _depth(args, progress)
     if args.out is not None:

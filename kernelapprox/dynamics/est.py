@@ -401,3 +401,198 @@ def flops_saving(
     est = schedule_flops(config, schedule, include_head=include_head, scores=scores)
     full = schedule.total_steps * subnetwork_flops(config, include_head=include_head, scores=scores)
     return 1 - Fraction(est, full)
+
+
+# --- training: full and EST side by side --------------------------------------------------------
+
+#: The default model of :func:`compare_training`: trains in minutes on 2 CPU cores.
+DEFAULT_LM = DecoderConfig(context=64, n_layers=4, d_model=64, n_heads=4, d_mlp=256)
+
+
+def _interpolate(x: Sequence[float], y: Sequence[float], at: float) -> float:
+    """Linear interpolation of ``y(x)`` at ``at`` (``x`` increasing; clamped at the ends)."""
+    return float(np.interp(at, np.asarray(x, dtype=float), np.asarray(y, dtype=float)))
+
+
+def compare_training(
+    *,
+    config: DecoderConfig = DEFAULT_LM,
+    schedule: StageSchedule | str = "gpt2",
+    steps: int = 600,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    warmup: int = 20,
+    seed: Any = 0,
+    layer_scale: str = "inverse",
+    eval_every: int = 50,
+    eval_windows: int = 64,
+    tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    r"""Train the full decoder and its EST counterpart from the same init on the same batches.
+
+    Both runs use AdamW (:math:`\beta = (0.9, 0.95)`), a linear warm-up over ``warmup`` steps
+    then a linear decay to 0 (the paper's GPT-2 recipe uses linear decay), and the byte-level
+    docstring corpus (:func:`kernelapprox.lm.docstring_corpus`) unless ``tokens`` gives
+    ``(train, validation)`` token tensors. The batch of step ``t`` is
+    ``random_windows(train, ..., seed=data_seed, step=t)`` for both runs; the EST run draws
+    ``SubnetworkSampler(..., seed=sampler_seed).at(t, schedule.scaled(steps))``, where
+    ``data_seed``, ``sampler_seed`` and the init seed are spawned from ``seed``. The steps of the
+    two runs alternate, so that the machine's load affects both wall times alike; evaluation is
+    not timed. Validation loss is the full model's mean next-token loss on ``eval_windows``
+    evenly spaced validation windows, every ``eval_every`` steps and at the end.
+
+    Parameters whose slice is not sampled receive a zero gradient (``index_select``), so AdamW
+    still moves them by their momentum; parameters of skipped layers get no gradient at all
+    (``None``) and are left untouched. This is the plain reading of the paper; no source says
+    more.
+
+    Returns
+    -------
+    dict
+        ``flops_saving`` (blocks only) and ``flops_saving_with_head`` of the scaled schedule,
+        ``val_loss_full``, ``val_loss_est`` (final), ``loss_gap`` (``est / full - 1`` at equal
+        steps), ``val_loss_full_at_est_flops`` and ``loss_gap_at_equal_flops`` (the full
+        run's validation curve interpolated at the EST run's total FLOPs, head included),
+        ``wall_s_full``, ``wall_s_est``, ``wall_saving``, ``history`` (one row per evaluation:
+        step, cumulative training FLOPs of each run, validation loss of each run), and the
+        setting.
+    """
+    import copy
+    import time
+
+    from kernelapprox._validation import check_nonnegative_float, check_positive_float, spawn
+    from kernelapprox.lm.corpus import docstring_corpus, evenly_spaced_windows, random_windows
+    from kernelapprox.lm.model import Decoder
+
+    if not isinstance(config, DecoderConfig):
+        raise TypeError(f"config must be a DecoderConfig, got {type(config).__name__}")
+    if isinstance(schedule, str):
+        schedule = StageSchedule.preset(schedule)
+    if not isinstance(schedule, StageSchedule):
+        raise TypeError(f"schedule must be a StageSchedule or a preset name, got {schedule!r}")
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive_float(lr, "lr")
+    weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
+    warmup = check_positive_int(warmup, "warmup", minimum=0)
+    eval_every = check_positive_int(eval_every, "eval_every")
+    eval_windows = check_positive_int(eval_windows, "eval_windows")
+    check_choice(layer_scale, "layer_scale", LAYER_SCALES)
+    scaled = schedule.scaled(steps)
+    init_seed, data_seed, sampler_seed = spawn(seed, 3)
+    corpus_info: dict[str, Any] = {}
+    if tokens is None:
+        corpus = docstring_corpus()
+        train_tokens, val_tokens = corpus.tokens("train"), corpus.tokens("validation")
+        corpus_info = {"fingerprint": corpus.fingerprint, "versions": corpus.versions}
+    else:
+        train_tokens, val_tokens = tokens
+    val_x, val_y = evenly_spaced_windows(val_tokens, eval_windows, config.context)
+    full_model = Decoder(config, seed=init_seed)
+    est_model = copy.deepcopy(full_model)
+    sampler = SubnetworkSampler.for_config(config, seed=sampler_seed, layer_scale=layer_scale)
+
+    def optimizer(model: torch.nn.Module) -> tuple[Any, Any]:
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay
+        )
+
+        def factor(t: int) -> float:
+            if t < warmup:
+                return (t + 1) / warmup
+            return max(0.0, (steps - t) / max(1, steps - warmup))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    runs = {"full": (full_model, *optimizer(full_model)), "est": (est_model, *optimizer(est_model))}
+    wall = {"full": 0.0, "est": 0.0}
+    flops = {"full": 0, "est": 0}
+    tokens_per_step = batch_size * config.context
+    full_step_flops = subnetwork_flops(config, include_head=True) * tokens_per_step
+
+    @torch.no_grad()
+    def evaluate(model: torch.nn.Module) -> float:
+        model.eval()
+        loss = float(model.loss(val_x, val_y))
+        model.train()
+        return loss
+
+    history = [
+        {
+            "step": 0,
+            "flops_full": 0,
+            "flops_est": 0,
+            "val_loss_full": evaluate(full_model),
+            "val_loss_est": evaluate(est_model),
+        }
+    ]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="full vs EST", leave=False, mininterval=0.5)
+    for t in range(steps):
+        x, y = random_windows(train_tokens, batch_size, config.context, seed=data_seed, step=t)
+        rates = scaled.rates_at(t)
+        for name, (model, opt, sched) in runs.items():
+            start = time.perf_counter()
+            sub = sampler.sample(t, rates) if name == "est" else None
+            opt.zero_grad(set_to_none=True)
+            loss = model.loss(x, y, sub)
+            loss.backward()
+            opt.step()
+            sched.step()
+            wall[name] += time.perf_counter() - start
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{name} training diverged at step {t} (loss {float(loss)}); lower lr"
+                )
+        flops["full"] += full_step_flops
+        flops["est"] += subnetwork_flops(config, rates, include_head=True) * tokens_per_step
+        if (t + 1) % eval_every == 0 or t + 1 == steps:
+            history.append(
+                {
+                    "step": t + 1,
+                    "flops_full": flops["full"],
+                    "flops_est": flops["est"],
+                    "val_loss_full": evaluate(full_model),
+                    "val_loss_est": evaluate(est_model),
+                }
+            )
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    last = history[-1]
+    at_equal_flops = _interpolate(
+        [h["flops_full"] for h in history],
+        [h["val_loss_full"] for h in history],
+        last["flops_est"],
+    )
+    return {
+        "flops_saving": float(flops_saving(config, scaled)),
+        "flops_saving_with_head": float(flops_saving(config, scaled, include_head=True)),
+        "measured_flops_saving_with_head": 1 - last["flops_est"] / last["flops_full"],
+        "val_loss_full": last["val_loss_full"],
+        "val_loss_est": last["val_loss_est"],
+        "loss_gap": last["val_loss_est"] / last["val_loss_full"] - 1,
+        "val_loss_full_at_est_flops": at_equal_flops,
+        "loss_gap_at_equal_flops": last["val_loss_est"] / at_equal_flops - 1,
+        "wall_s_full": wall["full"],
+        "wall_s_est": wall["est"],
+        "wall_saving": 1 - wall["est"] / wall["full"],
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed if isinstance(seed, int) else str(seed),
+        "layer_scale": layer_scale,
+        "schedule": {
+            "boundaries": list(scaled.boundaries),
+            "rates": [list(r) for r in scaled.rates],
+        },
+        "config": dict(config.__dict__),
+        "corpus": corpus_info,
+        "history": history,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from fractions import Fraction
 
@@ -309,3 +310,85 @@ def test_unbiased_claim_fails_when_the_sampler_drops_the_scale(monkeypatch) -> N
     verdict = claim.run()
     assert verdict.status == "fails"
     assert max(verdict.evidence["exact_relative_gaps"].values()) > 0.1
+
+
+# --- training and command line -----------------------------------------------------------------
+
+TINY = DecoderConfig(context=16, n_layers=2, d_model=16, n_heads=2, d_mlp=32)
+
+
+def _tokens() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    text = torch.randint(0, 8, (4000,), generator=gen) * 3 + 65  # a tiny learnable alphabet
+    return text[:3000], text[3000:]
+
+
+def test_full_schedule_makes_est_identical_to_full_training() -> None:
+    # same init, same batches, sampler at rate 1: the two runs must agree bit for bit
+    from kernelapprox.dynamics.est import compare_training
+
+    out = compare_training(
+        config=TINY, schedule="full", steps=5, batch_size=4, eval_every=2, tokens=_tokens()
+    )
+    assert out["flops_saving"] == 0 and out["flops_saving_with_head"] == 0
+    assert [h["val_loss_full"] for h in out["history"]] == [
+        h["val_loss_est"] for h in out["history"]
+    ]
+    assert [h["step"] for h in out["history"]] == [0, 2, 4, 5]
+
+
+def test_est_training_reports_the_saving_and_learns() -> None:
+    from kernelapprox.dynamics.est import compare_training
+
+    out = compare_training(
+        config=TINY,
+        schedule="gpt2",
+        steps=30,
+        batch_size=8,
+        eval_every=10,
+        tokens=_tokens(),
+        lr=1e-2,
+    )
+    # scaled schedule (4, 14, 30); 1/4, 1/2, 1 of the blocks per stage
+    assert out["schedule"]["boundaries"] == [4, 14, 30]
+    assert out["flops_saving"] == pytest.approx(1 - (4 / 4 + 10 / 2 + 16) / 30, rel=1e-12)
+    assert out["measured_flops_saving_with_head"] == pytest.approx(out["flops_saving_with_head"])
+    assert out["history"][0]["val_loss_full"] == out["history"][0]["val_loss_est"]
+    assert out["history"][0]["val_loss_full"] > out["val_loss_full"]
+    assert out["history"][0]["val_loss_est"] > out["val_loss_est"]
+    assert out["val_loss_est"] != out["val_loss_full"]
+    assert out["history"][-1]["flops_est"] < out["history"][-1]["flops_full"]
+    json.dumps(out)
+
+
+def test_training_bad_input() -> None:
+    from kernelapprox.dynamics.est import compare_training
+
+    with pytest.raises(ValueError, match="steps"):
+        compare_training(config=TINY, steps=0, tokens=_tokens())
+    with pytest.raises(ValueError, match="total_steps=2"):
+        compare_training(config=TINY, steps=2, tokens=_tokens())
+    with pytest.raises(ValueError, match="name"):
+        compare_training(config=TINY, schedule="nope", tokens=_tokens())
+
+
+def test_cli_est_json(capsys, monkeypatch, tmp_path) -> None:
+    from kernelapprox import cli
+
+    monkeypatch.setattr(cli, "COMMANDS", (("dynamics", "kernelapprox.dynamics.cli"),))
+    argv = ["dynamics", "est", "--steps", "4", "--threads", "1", "--format", "json"]
+    assert cli.main([*argv, "--no-progress", "--seed", "1", "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("flops_saving", "flops_saving_with_head", "val_loss_full", "val_loss_est",
+                "wall_s_full", "wall_s_est"):  # fmt: skip
+        assert isinstance(out[key], float), key
+    assert out["experiment"] == "est" and out["steps"] == 4 and out["seed"] == 1
+    assert (tmp_path / "est.png").is_file() and (tmp_path / "results.json").is_file()
+    schedule = '{"boundaries": [1, 4], "rates": [[0.5, 0.5, 1], [1, 1, 1]]}'
+    assert cli.main([*argv, "--no-progress", "--schedule", schedule]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["schedule"]["boundaries"] == [1, 4]
+    assert cli.main([*argv, "--no-progress", "--schedule", "[1, 2]"]) == 2
+    assert "--schedule" in capsys.readouterr().err
+    assert cli.main([*argv, "--no-progress", "--schedule", "fast"]) == 2
+    assert "--schedule" in capsys.readouterr().err

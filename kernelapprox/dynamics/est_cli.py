@@ -1,0 +1,132 @@
+"""``kernelapprox dynamics est``: full training and evolving subnetwork training side by side.
+
+Trains the small byte-level decoder of :mod:`kernelapprox.lm` twice from the same
+initialization on the same batches, once in full and once with EST (Li et al., ICML 2024,
+arXiv 2406.06962) under a stage schedule scaled to ``--steps``
+(:func:`kernelapprox.dynamics.est.compare_training`). Prints the FLOPs saving (blocks only and
+with the LM head), final validation losses, the gap at equal steps and at equal FLOPs and both
+wall times; ``--out`` also gets ``results.json`` and ``est.png`` (validation loss against steps
+and against FLOPs).
+
+``--schedule`` is a preset name (``gpt2``, ``full``) or JSON such as
+``'{"boundaries": [100, 300], "rates": [[0.5, 0.5, 1], [1, 1, 1]]}'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options only ``dynamics est`` uses (``--steps``, ``--seed``, ``--lr``, ``--format``,
+    ``--out`` are the dynamics command's own)."""
+    parser.add_argument(
+        "--schedule", default="gpt2", help="est: preset (gpt2, full) or JSON boundaries/rates"
+    )
+    parser.add_argument(
+        "--layer-scale",
+        default="inverse",
+        choices=("inverse", "none"),
+        help="est: rescale kept layers by N_L/k_L (inverse) or not",
+    )
+
+
+def parse_schedule(text: str) -> Any:
+    """A :class:`~kernelapprox.dynamics.est.StageSchedule` from a preset name or JSON."""
+    from kernelapprox.dynamics.est import SCHEDULES, StageSchedule
+
+    if text in SCHEDULES:
+        return SCHEDULES[text]
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(
+            f"--schedule must be one of {', '.join(SCHEDULES)} or JSON with 'boundaries' and "
+            f"'rates', got {text!r}"
+        ) from None
+    if not isinstance(spec, dict) or set(spec) != {"boundaries", "rates"}:
+        raise ValueError("--schedule JSON must be an object with keys 'boundaries' and 'rates'")
+    try:
+        return StageSchedule(tuple(spec["boundaries"]), tuple(map(tuple, spec["rates"])))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--schedule: {exc}") from None
+
+
+def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], str]:
+    """Run the comparison for the parsed ``args``; return ``(payload, table)``."""
+    from kernelapprox.dynamics.est import compare_training
+
+    schedule = parse_schedule(args.schedule)
+    result = compare_training(
+        schedule=schedule,
+        steps=600 if args.steps is None else args.steps,
+        lr=3e-3 if args.lr is None else args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        layer_scale=args.layer_scale,
+        progress=progress,
+    )
+    if args.out is not None:
+        plot_est(result, Path(args.out))
+    payload = {"experiment": "est", **result}
+    cfg = result["config"]
+    head = (
+        f"EST vs full training: {cfg['n_layers']} layers, d={cfg['d_model']}, "
+        f"{cfg['n_heads']} heads, MLP {cfg['d_mlp']}, T={cfg['context']}; {result['steps']} "
+        f"steps, schedule {result['schedule']['boundaries']} {result['schedule']['rates']}, "
+        f"seed {result['seed']}"
+    )
+    rows = [
+        ("flops_saving", result["flops_saving"], "block FLOPs saved (the paper's count)"),
+        ("flops_saving_with_head", result["flops_saving_with_head"], "with the LM head"),
+        ("val_loss_full", result["val_loss_full"], "final validation loss, full (nats/byte)"),
+        ("val_loss_est", result["val_loss_est"], "final validation loss, EST"),
+        ("loss_gap", result["loss_gap"], "EST / full - 1 at equal steps"),
+        (
+            "loss_gap_at_equal_flops",
+            result["loss_gap_at_equal_flops"],
+            "EST / full - 1 at EST's FLOPs",
+        ),
+        ("wall_s_full", result["wall_s_full"], "training wall time, full (s)"),
+        ("wall_s_est", result["wall_s_est"], "training wall time, EST (s)"),
+        ("wall_saving", result["wall_saving"], "1 - wall_est / wall_full"),
+    ]
+    width = max(len(k) for k, _, _ in rows)
+    lines = [head, "-" * len(head)]
+    lines += [f"{k:<{width}}  {v:>10.4f}  {d}" for k, v, d in rows]
+    return payload, "\n".join(lines)
+
+
+def plot_est(result: dict[str, Any], out: Path) -> Path:
+    """``out/est.png``: validation loss of both runs against steps and against FLOPs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    hist = result["history"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for run, style in (("full", "-"), ("est", "--")):
+        loss = [h[f"val_loss_{run}"] for h in hist]
+        axes[0].plot([h["step"] for h in hist], loss, style, marker="o", label=run)
+        axes[1].plot([h[f"flops_{run}"] for h in hist], loss, style, marker="o", label=run)
+    for b in result["schedule"]["boundaries"][:-1]:
+        axes[0].axvline(b, color="grey", lw=0.5)
+    axes[0].set_xlabel("step")
+    axes[1].set_xlabel("training FLOPs (with LM head)")
+    for ax in axes:
+        ax.set_ylabel("validation loss (nats/byte)")
+        ax.legend()
+    fig.suptitle(
+        f"EST vs full: block FLOPs saving {100 * result['flops_saving']:.1f} %, "
+        f"wall saving {100 * result['wall_saving']:.1f} %"
+    )
+    fig.tight_layout()
+    path = out / "est.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
