@@ -392,3 +392,78 @@ def test_cli_est_json(capsys, monkeypatch, tmp_path) -> None:
     assert "--schedule" in capsys.readouterr().err
     assert cli.main([*argv, "--no-progress", "--schedule", "fast"]) == 2
     assert "--schedule" in capsys.readouterr().err
+
+
+# --- torch.distributed: every rank draws the same subnetwork ------------------------------------
+
+
+def _data_parallel_run(rank: int, world: int, steps: int) -> dict:
+    """EST with the batch split over ``world`` ranks (gradients averaged); float64 SGD."""
+    import torch.distributed as dist
+
+    from kernelapprox.lm import random_windows
+
+    model = Decoder(TINY, seed=0, dtype=torch.float64)
+    sampler = SubnetworkSampler.for_config(TINY, seed=5)
+    schedule = StageSchedule.preset("gpt2").scaled(steps)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    train, _ = _tokens()
+    losses, keys = [], []
+    for t in range(steps):
+        x, y = random_windows(train, 8, 16, seed=1, step=t)
+        share = slice(rank * 8 // world, (rank + 1) * 8 // world)
+        sub = sampler.at(t, schedule)
+        keys.append(str([None if p is None else (p.heads, p.neurons) for p in sub.layers]))
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(x[share], y[share], sub)
+        loss.backward()
+        if world > 1:  # the same parameters have gradients on every rank, or this would hang
+            for p in model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+            dist.all_reduce(loss := loss.detach())
+            loss /= world
+        losses.append(float(loss.detach()))
+        opt.step()
+    return {"losses": losses, "keys": keys, "params": [p.detach() for p in model.parameters()]}
+
+
+def _gloo_worker(rank: int, world: int, store: str, out_dir: str, steps: int) -> None:
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=30),  # a missed collective fails instead of hanging
+    )
+    try:
+        torch.save(_data_parallel_run(rank, world, steps), f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_sample_the_same_subnetwork_and_match_one_process(tmp_path) -> None:
+    import torch.multiprocessing as mp
+
+    steps = 8
+    start = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    mp.start_processes(
+        _gloo_worker,
+        args=(2, str(tmp_path / "store"), str(tmp_path), steps),
+        nprocs=2,
+        start_method=start,
+    )
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    single = _data_parallel_run(0, 1, steps)
+    assert ranks[0]["keys"] == ranks[1]["keys"] == single["keys"]
+    assert len(set(single["keys"])) > 1  # the subnetwork changes from step to step
+    for r in ranks:
+        assert r["losses"] == pytest.approx(single["losses"], rel=1e-12)
+        for p, q in zip(r["params"], single["params"], strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
