@@ -1,0 +1,130 @@
+"""Opt-in benchmark: does EST's FLOPs saving become wall-clock saving?
+
+Issue 15's target: the measured wall-clock saving of a run is at least 80 % of its FLOPs
+saving. For each stage of a schedule (default the paper's ``gpt2`` preset) this script times
+one training step (subnetwork draw, forward, backward, AdamW step) of
+:class:`kernelapprox.lm.Decoder` at that stage's rates, each call with a new subnetwork, and
+compares the time ratio with the FLOPs ratio of
+:func:`kernelapprox.dynamics.est.subnetwork_flops` (LM head included, as the run pays for it).
+The schedule-weighted wall saving is then set against the FLOPs saving.
+
+Small models are dominated by per-call overhead (index_select of the weight slices, kernel
+launches, Python), so the ratio depends on size; try ``--d-model 256 --context 256`` and up.
+Usage::
+
+    PYTHONPATH=. python benchmarks/est_wall_clock.py --threads 2
+    PYTHONPATH=. python benchmarks/est_wall_clock.py --d-model 768 --layers 12 --heads 12 \
+        --context 1024 --batch 8 --device cuda --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from _timing import median_time
+
+from kernelapprox.dynamics.est import (
+    SCHEDULES,
+    SubnetworkSampler,
+    flops_saving,
+    subnetwork_flops,
+)
+from kernelapprox.lm import Decoder, DecoderConfig
+
+
+def measure(args: argparse.Namespace) -> dict:
+    config = DecoderConfig(
+        vocab_size=args.vocab,
+        context=args.context,
+        n_layers=args.layers,
+        d_model=args.d_model,
+        n_heads=args.heads,
+        d_mlp=4 * args.d_model,
+    )
+    schedule = SCHEDULES[args.schedule]
+    device = torch.device(args.device)
+    model = Decoder(config, seed=0).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    sampler = SubnetworkSampler.for_config(config, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen).to(device)
+    counter = iter(range(10**9))
+
+    def step(rates) -> None:
+        sub = sampler.sample(next(counter), rates)
+        opt.zero_grad(set_to_none=True)
+        model.loss(x, x, sub).backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    full_time = median_time(lambda: step((1.0, 1.0, 1.0)), args.repeats)
+    full_flops = subnetwork_flops(config, include_head=True)
+    stages = []
+    for n, rates in zip(schedule.stage_lengths, schedule.rates, strict=True):
+        t = median_time(lambda r=rates: step(r), args.repeats)
+        stages.append(
+            {
+                "rates": list(rates),
+                "steps": n,
+                "seconds_per_step": t,
+                "time_ratio": t / full_time,
+                "flops_ratio": subnetwork_flops(config, rates, include_head=True) / full_flops,
+            }
+        )
+    total = schedule.total_steps
+    wall_saving = 1 - sum(s["steps"] * s["time_ratio"] for s in stages) / total
+    with_head = float(flops_saving(config, schedule, include_head=True))
+    return {
+        "config": dict(config.__dict__),
+        "batch": args.batch,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "schedule": args.schedule,
+        "full_seconds_per_step": full_time,
+        "stages": stages,
+        "flops_saving_blocks": float(flops_saving(config, schedule)),
+        "flops_saving_with_head": with_head,
+        "wall_saving": wall_saving,
+        "wall_over_flops_saving": wall_saving / with_head if with_head else None,
+        "target_met": bool(with_head and wall_saving >= 0.8 * with_head),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--context", type=int, default=256)
+    p.add_argument("--vocab", type=int, default=256)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--schedule", default="gpt2", choices=sorted(SCHEDULES))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--format", default="text", choices=("text", "json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    result = measure(args)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return
+    print(f"EST wall clock vs FLOPs: {result['config']}, batch {args.batch}, {result['device']}")
+    for s in result["stages"]:
+        print(
+            f"  rates {s['rates']}: {1e3 * s['seconds_per_step']:.1f} ms/step, time ratio "
+            f"{s['time_ratio']:.3f}, FLOPs ratio {s['flops_ratio']:.3f}"
+        )
+    print(
+        f"FLOPs saving {100 * result['flops_saving_with_head']:.1f} % with head "
+        f"({100 * result['flops_saving_blocks']:.1f} % blocks), wall saving "
+        f"{100 * result['wall_saving']:.1f} %: {result['wall_over_flops_saving']:.2f} of it "
+        f"(target 0.80: {'met' if result['target_met'] else 'not met'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
