@@ -105,6 +105,7 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["dynamics", "nosuch"], "invalid choice: 'nosuch'"),
     (["dynamics", "theorem", "--dim", "0"], "dim"),
     (["dynamics", "theorem", "--dim", "4", "--rank", "3"], "rank"),
+    (["dynamics", "theorem", "--dim", "2", "--rank", "1"], "2 * rank < dim"),
     (["dynamics", "theorem", "--steps", "0"], "steps"),
     (["dynamics", "theorem", "--steps", "ten"], "--steps"),
     (["dynamics", "theorem", "--eps", "0"], "eps"),

@@ -143,7 +143,8 @@ def verify_invariant_subspace(
     Parameters
     ----------
     dim, rank, depth, eps, lr, steps : numbers
-        :math:`d, r, L, \varepsilon, \eta` and the number of updates (``2 * rank <= dim``).
+        :math:`d, r, L, \varepsilon, \eta` and the number of updates (``2 * rank < dim``:
+        the invariant complement has dimension :math:`d - 2r > 0`).
     weight_decay : float
         :math:`\lambda` (enters the :math:`\rho` recursion).
     optimizer : {"gd", "momentum", "adam"}
@@ -189,8 +190,11 @@ def verify_invariant_subspace(
     record_every = check_positive_int(record_every, "record_every")
     optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
     loss = check_choice(loss, "loss", ("full", "whitened"))
-    if 2 * rank > dim:
-        raise ValueError(f"rank must satisfy 2 * rank <= dim = {dim}, got rank={rank}")
+    if 2 * rank >= dim:
+        raise ValueError(
+            f"rank must satisfy 2 * rank < dim = {dim} (the invariant complement has d - 2r "
+            f"dimensions), got rank={rank}"
+        )
     start = time.perf_counter()
     gen_target, gen_model, gen_data, gen_mask = child_generators(seed, 4)
     target = low_rank_target(dim, rank, seed=gen_target)
