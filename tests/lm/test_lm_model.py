@@ -177,3 +177,14 @@ def test_bad_input_names_the_parameter() -> None:
         LayerSlice(head_scale=0.0)
     with pytest.raises(TypeError, match="neurons"):
         LayerSlice(neurons=[1, 2])
+
+
+def test_residual_stream_and_run_blocks() -> None:
+    model = _model()
+    idx = _tokens()
+    stream = model.residual_stream(idx)
+    x = model.tok(idx) + model.pos(torch.arange(idx.shape[1]))
+    assert torch.equal(stream, model.run_blocks(x))
+    assert torch.equal(model(idx), F.linear(model.ln_f(stream), model.lm_head_weight()))
+    with pytest.raises(ValueError, match="x must be a tensor of shape"):
+        model.run_blocks(x[..., :3])
