@@ -34,6 +34,13 @@ The subnetwork of step :math:`t` is a function of ``(seed, t)`` only: each draw 
 ranks of a data-parallel run therefore compute the same subnetwork without communication, and
 the head set of a layer does not depend on which layers were drawn.
 
+The sampler knows only the sizes :math:`(N_L, N_H, N_M)`: it returns a model-agnostic
+:class:`~kernelapprox.lm.model.Subnetwork` (per layer ``None`` or the kept indices and scales),
+which :class:`~kernelapprox.lm.model.Decoder` runs natively. Hugging Face decoders are not
+wired yet: an adapter would gather the same weight slices (``torch.func.functional_call``) and
+skip layers by running only the kept entries of the model's layer list, without editing the
+model's code.
+
 Stages (:class:`StageSchedule`): ``boundaries`` :math:`S_1 < \dots < S_K` (the step at which
 each stage ends) and ``rates`` :math:`P_s = (p_H, p_M, p_L)`; stage :math:`s` covers the steps
 :math:`[S_{s-1}, S_s)`. The paper's GPT-2 schedule is the preset ``"gpt2"``:
