@@ -147,6 +147,7 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["bench", "--decode-tokens", "0"], "--decode-tokens"),
     (["bench", "--seed", "-1"], "--seed"),
     (["bench", "--out", "{file}"], "--out"),
+    (["bench", "--lengths", "8", "--modes", "decode"], "--decode-tokens"),
     (["bench", "--out", ""], "--out"),
     # convert (never loads the model: see no_slow_work)
     (["convert", "--steps", "0"], "--steps"),
@@ -481,3 +482,17 @@ def test_a_checkpoint_that_cannot_be_written_is_an_environment_failure(tmp_path)
     with pytest.raises(RuntimeError, match=r"^a bug$"):  # other RuntimeErrors stay bugs
         with checkpoint_writes(tmp_path):
             raise RuntimeError("a bug")
+
+
+def test_bench_json_stdout_stays_json_when_a_peer_prints(capsys, monkeypatch):
+    from kernelapprox.attention import benchmark
+
+    def noisy_run(self: Any, progress: Any = None) -> list[dict[str, Any]]:
+        print("unable to import cuda code for auto-regressive Performer")  # as performer does
+        return []
+
+    monkeypatch.setattr(benchmark.Sweep, "run", noisy_run)
+    monkeypatch.setattr(cli, "COMMANDS", (("bench", MODULES["bench"]),))
+    assert cli.main(["bench", "--lengths", "8", "--format", "json", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["rows"] == [] and "Performer" in err

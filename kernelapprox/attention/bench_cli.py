@@ -15,6 +15,7 @@ On a GPU (``--device cuda``, bf16 by default) the Triton kernels (``triton``) jo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -146,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
         error_max_length=args.error_max_length, decode_tokens=args.decode_tokens,
         seed=args.seed,
     )
+    if "decode" in modes and args.decode_tokens > min(sweep.lengths):
+        raise ValueError(
+            f"--decode-tokens must be <= the shortest of --lengths ({min(sweep.lengths)}) "
+            f"for the decode mode (it decodes from a context of T tokens), got "
+            f"{args.decode_tokens}"
+        )
 
     def progress(row: dict[str, Any]) -> None:
         if args.format != "json" and not args.no_progress:
@@ -154,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {row['impl']:>9} {row['mode']:>6} T={row['T']:<6} d={row['head_dim']} "
                   f"m={row['n_features']}: {shown}", file=sys.stderr, flush=True)
 
-    rows = sweep.run(progress)
+    with contextlib.redirect_stdout(sys.stderr):  # peers that print keep stdout to the table
+        rows = sweep.run(progress)
     summary = bench.summarize(rows)
     if args.out:
         bench.write_results(rows, args.out)
