@@ -31,10 +31,13 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import json
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kernelapprox.errors import EnvironmentFailure
 
@@ -117,6 +120,25 @@ def error_message(exc: BaseException, *, resumable: bool = False) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that JSON can hold: NaN/inf become ``None`` (``null``), numpy and
+    torch scalars become Python numbers, tuples become lists, keys become strings."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented, valid JSON (no ``NaN``: see :func:`json_safe`)."""
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)
 
 
 def check_out_dir(value: str | os.PathLike[str] | None, option: str = "--out") -> Path | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from typing import Any
 
@@ -124,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from kernelapprox.attention import benchmark as bench
+    from kernelapprox.cli import json_text
 
     device = _check_device(args.device)
     _check_options(args)
@@ -167,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         bench.write_results(rows, args.out)
     if args.format == "json":
-        print(json.dumps({"rows": rows, "summary": summary, "environment": bench.environment()},
-                         indent=2))
+        print(json_text({"rows": rows, "summary": summary, "environment": bench.environment()}))
         return 0
     print(bench.format_table(rows))
     print("\nspeed-up of ours/triton (peer time / our time; in brackets: the same for CPU "

@@ -433,7 +433,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kernelapprox.cli import check_out_dir, check_out_file
+    from kernelapprox.cli import check_out_dir, check_out_file, json_text
 
     output = check_out_file(args.output, "--output")
     out = check_out_dir(args.out)
@@ -446,7 +446,7 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.quiet,
     )
     report["total_seconds"] = time.perf_counter() - start
-    text = json.dumps(report, indent=2)
+    text = json_text(report)
     print(text if args.format == "json" else format_table(report))
     if output is not None:
         output.write_text(text)

@@ -15,8 +15,6 @@ Prints a table (or ``--format json``) and writes plots and ``results.json`` to `
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +56,6 @@ def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _folder(out: Path) -> Path:
     """``--out``, created when the first file is written (a failed run leaves nothing)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +63,7 @@ def _folder(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox.cli import check_out_dir, json_text
 
     args.out = check_out_dir(args.out)
     progress = not args.no_progress
@@ -99,10 +84,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         payload, table = _depth(args, progress)
     if args.out is not None:
-        text = json.dumps(_clean(payload), indent=2) + "\n"
-        (_folder(args.out) / "results.json").write_text(text)
+        (_folder(args.out) / "results.json").write_text(json_text(payload) + "\n")
     if args.format == "json":
-        print(json.dumps(_clean(payload), indent=2))
+        print(json_text(payload))
     else:
         print(table)
     return 0
