@@ -189,14 +189,30 @@ def test_torn_last_line_is_incomplete_and_rerun(tmp_path, reference, capsys, cut
     out = tmp_path / "torn"
     copy_study(ref, out, before)
     assert study(out, "--resume") == 0
-    err = capsys.readouterr().err
-    assert "skipped 1 unreadable line" in err and len(err.strip().splitlines()) == 1
+    printed = capsys.readouterr()
+    assert "skipped 1 unreadable line" in printed.err and len(printed.err.splitlines()) == 1
+    assert "1 cells run (11 cells resumed from disk)" in printed.out
     assert_store(out, before, ref_rows)
     # the torn line is closed and never counts, and a second resume is silent and idle
     after = (out / "results.csv").read_bytes()
     assert study(out, "--resume") == 0
-    assert "warning" not in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "warning" not in printed.err and "0 cells run (12 cells resumed" in printed.out
     assert (out / "results.csv").read_bytes() == after
+
+
+def test_a_changed_value_is_detected_and_its_row_rerun(tmp_path, reference, capsys):
+    ref, ref_bytes, ref_rows = reference
+    lines = ref_bytes.splitlines(keepends=True)
+    at = lines[3].rindex(b",") - 3  # a digit of the value: bit rot, or an edit by hand
+    digit = lines[3][at : at + 1]
+    lines[3] = lines[3][:at] + (b"1" if digit != b"1" else b"2") + lines[3][at + 1 :]
+    before = b"".join(lines)
+    out = tmp_path / "rot"
+    copy_study(ref, out, before)
+    assert study(out, "--resume") == 0
+    assert "skipped 1 unreadable line" in capsys.readouterr().err
+    assert_store(out, before, ref_rows)
 
 
 def test_binary_garbage_is_skipped_with_one_warning(tmp_path, reference, capsys):
