@@ -503,3 +503,16 @@ def test_json_text_never_holds_nan():
 
     value = {"a": float("nan"), 1: (np.float64(np.inf), np.int64(3), torch.tensor(2.5))}
     assert json.loads(cli.json_text(value)) == {"a": None, "1": [None, 3, 2.5]}
+
+
+def test_console_entry_point_exits_with_the_status(paths):
+    """One real process: the interpreter's exit status and stderr, not just main()'s value."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernelapprox", "dynamics", "--out", paths["file"]],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2
+    assert "--out" in assert_one_line(proc.stderr, command="dynamics")
