@@ -23,7 +23,9 @@ Errors are one line on stderr, never a traceback, and the exit status says whose
 
 Setting ``KERNELAPPROX_DEBUG=1`` shows the traceback of user errors and environment
 failures too. Commands check their options before any slow work (loading a model, creating
-``--out``), so a user error costs no time and leaves nothing behind.
+``--out``), so a user error costs no time and leaves nothing behind; the helpers for that
+are :func:`check_out_dir` and :func:`check_out_file`, and :func:`json_text` writes JSON
+without ``NaN``.
 """
 
 from __future__ import annotations
