@@ -191,7 +191,7 @@ def test_torn_last_line_is_incomplete_and_rerun(tmp_path, reference, capsys, cut
     assert study(out, "--resume") == 0
     printed = capsys.readouterr()
     assert "skipped 1 unreadable line" in printed.err and len(printed.err.splitlines()) == 1
-    assert "1 cells run (11 cells resumed from disk)" in printed.out
+    assert "11 cells run (1 cells resumed from disk)" in printed.out
     assert_store(out, before, ref_rows)
     # the torn line is closed and never counts, and a second resume is silent and idle
     after = (out / "results.csv").read_bytes()
