@@ -603,3 +603,50 @@ def compare_training(
         "corpus": corpus_info,
         "history": history,
     }
+
+
+#: Per-run numbers of :func:`compare_training` that :func:`compare_over_seeds` summarizes.
+SEED_METRICS = (
+    "val_loss_full",
+    "val_loss_est",
+    "loss_gap",
+    "val_loss_full_at_est_flops",
+    "loss_gap_at_equal_flops",
+    "wall_s_full",
+    "wall_s_est",
+    "wall_saving",
+)
+
+
+def compare_over_seeds(*, seeds: int = 1, seed: Any = 0, **kwargs: Any) -> dict[str, Any]:
+    """:func:`compare_training` over ``seeds`` independent replications, with intervals.
+
+    Replication ``r`` runs with the ``r``-th child of ``SeedSequence(seed)`` (``spawn``), so
+    init, batches and subnetworks all change between replications. The keys of
+    :data:`SEED_METRICS` hold the mean over replications, ``intervals[key]`` the Student-t 95 %
+    interval (:func:`kernelapprox.estimators.replications.replication_interval`; ``nan`` for one
+    replication), ``runs`` each replication's full result; the FLOPs savings and the setting
+    are those of the runs (equal for all).
+    """
+    from kernelapprox._validation import spawn
+    from kernelapprox.estimators.replications import replication_interval
+
+    seeds = check_positive_int(seeds, "seeds")
+    if "seed" in kwargs:
+        raise TypeError("pass seed once")
+    runs = [compare_training(seed=child, **kwargs) for child in spawn(seed, seeds)]
+    intervals = {
+        key: replication_interval([run[key] for run in runs]).as_dict() for key in SEED_METRICS
+    }
+    first = runs[0]
+    out = {k: v for k, v in first.items() if k not in (*SEED_METRICS, "history", "seed")}
+    out.update({key: intervals[key]["value"] for key in SEED_METRICS})
+    out.update(
+        {
+            "seed": seed if isinstance(seed, int) else str(seed),
+            "seeds": seeds,
+            "intervals": intervals,
+            "runs": runs,
+        }
+    )
+    return out

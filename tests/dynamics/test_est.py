@@ -361,6 +361,22 @@ def test_est_training_reports_the_saving_and_learns() -> None:
     json.dumps(out)
 
 
+def test_over_seeds_intervals_summarize_independent_runs() -> None:
+    from kernelapprox.dynamics.est import compare_over_seeds
+
+    out = compare_over_seeds(
+        seeds=2, seed=3, config=TINY, steps=4, batch_size=4, eval_every=4, tokens=_tokens()
+    )
+    gaps = [run["loss_gap"] for run in out["runs"]]
+    assert gaps[0] != gaps[1]  # other init, batches and subnetworks
+    interval = out["intervals"]["loss_gap"]
+    assert interval["replications"] == 2 and out["loss_gap"] == pytest.approx(sum(gaps) / 2)
+    assert interval["ci_low"] < out["loss_gap"] < interval["ci_high"]
+    assert out["seeds"] == 2 and out["seed"] == 3 and "history" not in out
+    with pytest.raises(ValueError, match="seeds"):
+        compare_over_seeds(seeds=0, config=TINY, tokens=_tokens())
+
+
 def test_training_bad_input() -> None:
     from kernelapprox.dynamics.est import compare_training
 
