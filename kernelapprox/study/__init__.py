@@ -1,8 +1,9 @@
 """Studies: sweeps of kernels x maps x samplers x weights x feature counts x replications.
 
-``run_study(spec, out)`` streams tidy rows to ``out/results.csv`` (resumable);
-``write_outputs`` adds ``summary.json`` and ``convergence.png``; the ``kernelapprox study``
-command does both and prints a table.
+``run_study(spec, out)`` streams tidy, checksummed rows to ``out/results.csv`` (resumable
+and extendable, never rewritten; see :mod:`kernelapprox.study.store`), ``load_results(out)``
+reads them back verified, ``write_outputs`` adds ``summary.json`` and ``convergence.png``;
+the ``kernelapprox study`` command does all of it and prints a table.
 """
 
 from kernelapprox.study.presets import PRESETS, preset
@@ -15,15 +16,18 @@ from kernelapprox.study.report import (
 )
 from kernelapprox.study.runner import COLUMNS, StudyRun, run_study
 from kernelapprox.study.spec import Cell, StudySpec
+from kernelapprox.study.store import StoreWarning, load_results
 
 __all__ = [
     "COLUMNS",
     "PRESETS",
     "Cell",
+    "StoreWarning",
     "StudyRun",
     "StudySpec",
     "format_skipped",
     "format_table",
+    "load_results",
     "plot_convergence",
     "preset",
     "run_study",
