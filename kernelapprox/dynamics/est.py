@@ -158,10 +158,11 @@ class SubnetworkSampler:
         for name in ("n_layers", "n_heads", "n_neurons"):
             check_positive_int(getattr(self, name), name)
         check_choice(self.layer_scale, "layer_scale", LAYER_SCALES)
-        if isinstance(self.seed, torch.Generator):
+        if self.seed is None or isinstance(self.seed, (torch.Generator, np.random.Generator)):
             raise TypeError(
-                "seed must be an int or a numpy SeedSequence (a torch.Generator is a stream, "
-                "but the subnetwork of a step must depend on (seed, step) only)"
+                "seed must be an int or a numpy SeedSequence, got "
+                f"{type(self.seed).__name__}: the subnetwork of a step must depend on "
+                "(seed, step) only, the same on every rank"
             )
         object.__setattr__(self, "_root", as_seed_sequence(self.seed))
 

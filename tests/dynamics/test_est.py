@@ -162,6 +162,8 @@ def test_sampler_bad_input_names_the_parameter() -> None:
         SubnetworkSampler(3, 2, 2, layer_scale="sqrt")
     with pytest.raises(TypeError, match="seed"):
         SubnetworkSampler(3, 2, 2, seed=torch.Generator())
+    with pytest.raises(TypeError, match="seed"):
+        SubnetworkSampler(3, 2, 2, seed=None)  # fresh entropy would differ between ranks
     with pytest.raises(ValueError, match="n_heads"):
         SubnetworkSampler(3, 0, 2)
 
