@@ -119,6 +119,13 @@ def _check_key_padding(mask: Any, batch: int, keys: int) -> None:
         )
 
 
+def _check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a bool (``causal="no"`` would otherwise count as ``True``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
+    return value
+
+
 def _resolve_scale(scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if scale is None else check_positive_float(scale, "scale")
 
@@ -152,21 +159,30 @@ def _no_grad_needed(*tensors: Any) -> bool:
 
 
 def _initial_state(
-    state: Any, B: int, Hk: int, Fd: int, Dv: int, device: torch.device, dtype: torch.dtype
+    state: Any, B: int, Hk: int, Fd: int, Dv: int, device: torch.device, dtype: torch.dtype,
+    name: str = "initial_state",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(S0 (B, H_kv, F, D_v + 1), R0 (B, H_kv))`` from an :class:`AttentionState` or ``None``."""
+    """``(S0 (B, H_kv, F, D_v + 1), R0 (B, H_kv))`` from an :class:`AttentionState` or ``None``
+    (``name``: the parameter, for the error messages)."""
     if state is None:
         return (
             torch.zeros(B, Hk, Fd, Dv + 1, device=device, dtype=dtype),
             torch.full((B, Hk), LOG_FLOOR, device=device, dtype=dtype),
         )
     if not isinstance(state, tuple) or len(state) != 3:
-        raise TypeError("initial_state must be an AttentionState (kv, z, log_scale)")
+        raise TypeError(f"{name} must be an AttentionState (kv, z, log_scale)")
+    for part, x in zip(("kv", "z", "log_scale"), state, strict=True):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(
+                f"{name} must be an AttentionState of real floating-point tensors "
+                f"(kv, z, log_scale); its {part} is {type(x).__name__}"
+                + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else "")
+            )
     kv, z, r = (x.to(device=device, dtype=dtype) for x in state)
     expected = ((B, Hk, Fd, Dv), (B, Hk, Fd), (B, Hk))
     if (tuple(kv.shape), tuple(z.shape), tuple(r.shape)) != expected:
         raise ValueError(
-            f"initial_state must have shapes kv {expected[0]}, z {expected[1]}, log_scale "
+            f"{name} must have shapes kv {expected[0]}, z {expected[1]}, log_scale "
             f"{expected[2]}; got {tuple(kv.shape)}, {tuple(z.shape)}, {tuple(r.shape)}"
         )
     return torch.cat((kv, z[..., None]), dim=-1), r.detach()
@@ -273,10 +289,15 @@ def _causal_chunked(
 
     # Intra-chunk, all chunks at once: masked products with key weights exp(c_j - M_i) <= 1.
     # (the references are detached statistics, so these are built in place)
+    # Masking selects, it never multiplies by zero: a non-finite k_j (j > i) would otherwise
+    # reach row i as 0 * nan = nan. (The values are finite here: see _finite_rows.)
     future = torch.ones(C, C, dtype=torch.bool, device=c.device).triu(1)
     weight = (c[..., None, :] - M[..., :, None]).masked_fill_(future, -math.inf).exp_()
     A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
-    A = A.mul_(weight[..., :, None, :]) if inplace else A * weight[..., :, None, :]
+    if inplace:
+        A = A.mul_(weight[..., :, None, :]).masked_fill_(future[:, None, :], 0.0)
+    else:
+        A = (A * weight[..., :, None, :]).masked_fill(future[:, None, :], 0.0)
     out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)
 
     # Inter-chunk: read the state before chunk n, then S <- S e^{R_n - R_{n+1}} + KV_n.
@@ -379,6 +400,9 @@ def feature_attention(
     True
     """
     check_choice(layout, "layout", LAYOUTS)
+    causal = _check_bool(causal, "causal")
+    output_final_state = _check_bool(output_final_state, "output_final_state")
+    recompute = _check_bool(recompute, "recompute")
     B, _, Tk, _, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
     fm = check_feature_map(feature_map, D)
     chunk = check_positive_int(chunk_size, "chunk_size")
@@ -426,26 +450,65 @@ def _attend(
     cdt = S0.dtype
     mult = input_multiplier(fm, scale)
     opts = {"log_weight": log_weight, "inplace": inplace}
-    phi_q, _ = stabilized_features(fm, _working(q, layout, Hk).to(cdt), t, mult, **opts)
-    phi_k, ck = stabilized_features(
-        fm, _working(k, layout, Hk)[:, :, :, 0].to(cdt), t, mult, **opts
-    )
-    if key_padding_mask is not None:
-        pad = key_padding_mask.to(q.device)[:, None, :]
+    qw = _working(q, layout, Hk).to(cdt)
+    kw = _working(k, layout, Hk)[:, :, :, 0].to(cdt)
+    vw = _working(v, layout, Hk)[:, :, :, 0].to(cdt)
+    pad = None if key_padding_mask is None else key_padding_mask.to(q.device)[:, None, :]
+    if pad is not None:
+        # Padded keys are selected away (k, v, features and log-scale), never multiplied by
+        # 0: whatever a padded position holds (nan, inf) changes no output, state or gradient.
+        kw = kw.masked_fill(pad[..., None], 0.0)
+        vw = vw.masked_fill(pad[..., None], 0.0)
+    # Non-finite inputs: the products run on finite numbers and ``poison`` (nan or 0) is added
+    # to exactly the rows that see a non-finite query, key or value (see _finite_rows).
+    bad_q = None
+    if inplace:  # [v, 1] with the finite values written in place (no extra pass)
+        va = vw.new_empty((*vw.shape[:-1], Dv + 1))
+        va[..., Dv] = 1.0
+        vw, bad_kv = _finite_rows(vw, out=va[..., :Dv])
+    else:  # q and k matter to the backward pass only: the forward selects already
+        (qw, bad_q), (kw, bad_k), (vw, bad_kv) = (_finite_rows(x) for x in (qw, kw, vw))
+        bad_kv = bad_kv + bad_k
+        va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
+    phi_q, _ = stabilized_features(fm, qw, t, mult, **opts)
+    phi_k, ck = stabilized_features(fm, kw, t, mult, **opts)
+    if pad is not None:
         phi_k = phi_k.masked_fill(pad[..., None], 0.0)
         ck = ck.masked_fill(pad, LOG_FLOOR)
-    vw = _working(v, layout, Hk)[:, :, :, 0].to(cdt)
-    va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
     if causal:
         out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0, R0, chunk, inplace=inplace)
+        seen = bad_kv.cumsum(-1)  # (B, H_kv, T): nan from the first non-finite key on
     else:
         out, S, R = _noncausal(phi_q, phi_k, ck, va, S0, R0)
+        seen = bad_kv.sum(-1, keepdim=True)  # every query sees every key
+    poison = seen[..., None, None] if bad_q is None else (seen[..., None] + bad_q)[..., None]
+    S = S + seen[..., -1, None, None]  # the state after a non-finite key or value is nan
     den = _safe_denominator(
         out[..., Dv], fm, out[..., :Dv], vw, dtype=q.dtype,
         rows_may_be_empty=key_padding_mask is not None,
     )
-    o = out[..., :Dv] / den[..., None]
+    o = torch.addcdiv(poison, out[..., :Dv], den[..., None])  # poison + num / den
     return _from_working(o, layout).to(q.dtype), S, R
+
+
+def _finite_rows(
+    x: torch.Tensor, *, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_finite, poison)``: ``x`` with its non-finite entries selected to 0, and per row
+    (all axes but the last) ``poison = 0`` where the row is finite, ``nan`` where it is not.
+
+    Masking a product by multiplying with 0 cannot remove ``inf`` or ``nan`` (``0 * nan =
+    nan``), and a matrix product cannot select per row: the algorithms therefore run on
+    finite inputs, and ``poison`` carries the non-finite ones to exactly the outputs that see
+    them (``o_i = poison_i + num_i / den_i``; a row that sees a non-finite input is ``nan``
+    in every column). Since ``poison`` is a constant, the gradients of every other output
+    stay finite. Detached; ``amax`` and ``amin`` both propagate ``nan``, so the test is exact
+    (no sum that could overflow). ``out`` receives ``x_finite`` (no autograd then).
+    """
+    xd = x.detach()
+    finite = torch.isfinite(xd.amax(-1)) & torch.isfinite(xd.amin(-1))
+    poison = xd.new_zeros(finite.shape).masked_fill_(~finite, math.nan)
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), poison
 
 
 def feature_attention_step(
@@ -483,7 +546,7 @@ def feature_attention_step(
     opts = {"log_weight": uniform_log_weight(fm, params)}
     phi_q, _ = stabilized_features(fm, q_t.unflatten(1, (Hk, -1)).to(cdt), t, mult, **opts)
     phi_k, ck = stabilized_features(fm, k_t.to(cdt), t, mult, **opts)
-    S0, R0 = _initial_state(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt)
+    S0, R0 = _initial_state(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt, "state")
     R = torch.maximum(R0, ck)
     va = torch.cat((v_t.to(cdt), torch.ones_like(v_t[..., :1], dtype=cdt)), dim=-1)
     new_kv = (phi_k * torch.exp(ck - R)[..., None])[..., :, None] * va[..., None, :]
@@ -530,9 +593,11 @@ def packed_as_padded(
     index = torch.where(valid, starts[:, None] + pos[None, :], 0)
 
     def padded(x: torch.Tensor) -> torch.Tensor:
+        # The slots past a sequence's end are selected to 0 (not copies of token 0), so a
+        # non-finite token of one sequence reaches no other sequence's outputs or gradients.
         if layout == "bthd":
-            return x[0][index]  # (n, t_max, H, D)
-        return x[0][:, index].transpose(0, 1)  # (n, H, t_max, D)
+            return x[0][index].masked_fill(~valid[:, :, None, None], 0.0)  # (n, t_max, H, D)
+        return x[0][:, index].transpose(0, 1).masked_fill(~valid[:, None, :, None], 0.0)
 
     result = attend(padded(q), padded(k), padded(v), key_padding_mask=~valid)
     o, state = result if output_final_state else (result, None)

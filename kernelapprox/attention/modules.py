@@ -27,6 +27,7 @@ from kernelapprox._validation import as_seed_sequence, check_choice, check_posit
 from kernelapprox.attention.functional import (
     DEFAULT_CHUNK,
     LAYOUTS,
+    _check_bool,
     feature_attention,
     feature_attention_step,
 )
@@ -193,6 +194,7 @@ class FeatureAttention(nn.Module):
         The first training-mode call uses the construction-time draw; redraws (per the policy)
         happen before later calls.
         """
+        is_causal = _check_bool(is_causal, "is_causal")
         self._maybe_redraw()
         if self._use_triton(query, cu_seqlens):
             return triton_feature_attention(
@@ -286,7 +288,7 @@ class MultiheadFeatureAttention(nn.Module):
             raise ValueError(f"num_heads ({H}) must be a multiple of num_kv_heads ({Hk})")
         self.embed_dim, self.num_heads, self.num_kv_heads = E, H, Hk
         self.head_dim = E // H
-        self.causal = bool(causal)
+        self.causal = _check_bool(causal, "causal")
         factory = {"device": device, "dtype": dtype}
         self.q_proj = nn.Linear(E, H * self.head_dim, bias=bias, **factory)
         self.k_proj = nn.Linear(E, Hk * self.head_dim, bias=bias, **factory)
@@ -318,8 +320,10 @@ class MultiheadFeatureAttention(nn.Module):
         return_state: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
         """Self-attention of ``x`` ``(B, T, E)``; ``state`` continues an earlier call (causal)."""
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(f"x must have shape (B, T, {self.embed_dim}), got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a tensor of shape (B, T, {self.embed_dim}), got {shape}")
+        return_state = _check_bool(return_state, "return_state")
         q, k, v = self._heads(x)
         result = self.attention(
             q, k, v, is_causal=self.causal, key_padding_mask=key_padding_mask,
@@ -335,6 +339,9 @@ class MultiheadFeatureAttention(nn.Module):
         """Decode one token ``x_t`` ``(B, E)`` given the state of the tokens before it."""
         if not self.causal:
             raise RuntimeError("step() decodes causal attention; this layer is non-causal")
+        if not isinstance(x_t, torch.Tensor) or x_t.ndim != 2 or x_t.shape[-1] != self.embed_dim:
+            shape = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
+            raise ValueError(f"x_t must be a tensor of shape (B, {self.embed_dim}), got {shape}")
         q, k, v = self._heads(x_t)
         o, state = self.attention.step(q, k, v, state)
         return self.out_proj(o.flatten(-2)), state

@@ -62,9 +62,22 @@ def softmax_attention(
     if key_padding_mask is not None:
         allowed = allowed & ~key_padding_mask[:, None, None, :]
     scores = scores.masked_fill(~allowed, -math.inf)
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-    out = torch.einsum("bhqk,bkhd->bqhd", weights, v)
-    return _bthd(out, layout)
+    # a row with no visible key gets 0 (selected: nan_to_num would also zero a nan query)
+    weights = torch.softmax(scores, dim=-1).masked_fill(~allowed.any(-1, keepdim=True), 0.0)
+    return _bthd(_masked_product(weights, v, allowed), layout)
+
+
+def _masked_product(weights: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """``sum_{j allowed} weights_ij v_j`` ``(B, T_q, H, D)`` from ``(B, H, T_q, T_k)`` weights.
+
+    Masked keys are selected away, never multiplied by 0 (``0 * nan = nan``): the product
+    takes finite values, and a row that sees a non-finite value (an allowed ``j``) is ``nan``
+    in every column, the convention of :func:`kernelapprox.attention.feature_attention`.
+    """
+    bad = ~torch.isfinite(v).all(-1)  # (B, T_k, H)
+    sees_bad = (allowed & bad.transpose(1, 2)[:, :, None, :]).any(-1)  # (B, H, T_q)
+    out = torch.einsum("bhqk,bkhd->bqhd", weights, torch.nan_to_num(v, 0.0, 0.0, 0.0))
+    return out.masked_fill(sees_bad.transpose(1, 2)[..., None], math.nan)
 
 
 def _oracle_inputs(
@@ -101,12 +114,16 @@ def quadratic_oracle(
     keep = torch.ones(k.shape[:2], dtype=torch.bool, device=k.device)
     if key_padding_mask is not None:
         keep = ~key_padding_mask
-    phi_k = phi_k * keep[:, :, None, None]
+    # masks select (never multiply by 0, which keeps a nan or inf): padded keys and values
+    phi_k = phi_k.masked_fill(~keep[:, :, None, None], 0.0)
+    v = v.masked_fill(~keep[:, :, None, None], 0.0)
+    v_rep = v_rep.masked_fill(~keep[:, :, None, None], 0.0)
     phi_k_rep = _repeat_kv(phi_k, q.shape[2])
-    A = torch.einsum("bqhf,bkhf->bhqk", phi_q, phi_k_rep)
+    allowed = keep[:, None, None, :].expand(-1, q.shape[2], q.shape[1], -1)
     if causal:
-        A = A * torch.tril(torch.ones(A.shape[-2:], dtype=A.dtype, device=A.device))
-    num = torch.einsum("bhqk,bkhd->bqhd", A, v_rep)
+        allowed = allowed & torch.ones(allowed.shape[-2:], dtype=torch.bool, device=k.device).tril()
+    A = torch.einsum("bqhf,bkhf->bhqk", phi_q, phi_k_rep).masked_fill(~allowed, 0.0)
+    num = _masked_product(A, v_rep, allowed)
     den = A.sum(-1).transpose(1, 2)
     if initial_state is not None:
         S0, z0 = (_repeat_kv(x.transpose(1, 2), q.shape[2]) for x in initial_state)

@@ -52,7 +52,7 @@ import torch
 import torch.distributed as dist
 from torch.autograd import Function
 
-from kernelapprox.attention.functional import DEFAULT_CHUNK, feature_attention
+from kernelapprox.attention.functional import DEFAULT_CHUNK, _check_bool, feature_attention
 from kernelapprox.attention.maps import LOG_FLOOR, AnyMap
 from kernelapprox.attention.state import AttentionState
 
@@ -73,8 +73,11 @@ def combine_states(*states: AttentionState) -> AttentionState:
     if not states:
         raise ValueError("combine_states needs at least one AttentionState")
     for s in states:
-        if not isinstance(s, tuple) or len(s) != 3:
+        if not isinstance(s, tuple) or len(s) != 3 or not all(
+            isinstance(x, torch.Tensor) for x in s
+        ):
             raise TypeError("combine_states takes AttentionState objects (kv, z, log_scale)")
+    states = tuple(AttentionState(*s) for s in states)
     r = torch.stack([s.log_scale.detach() for s in states]).amax(dim=0)
     kv = z = None
     for s in states:
@@ -127,13 +130,17 @@ def _gather_states(state: AttentionState, group: Any) -> list[AttentionState]:
 
 
 def _empty_state(template: AttentionState) -> AttentionState:
-    """The empty state, connected to the gathered states by a zero factor.
+    """The empty state, connected to the gathered states by a selection of zeros.
 
     A rank that sees no other rank's keys (rank 0 when causal) must still take part in the
-    gather's backward collective, so its output depends on the gather through exact zeros.
+    gather's backward collective, so its output depends on the gather through exact zeros:
+    selected (``masked_fill``), not multiplied (``nan * 0 = nan`` would let a non-finite
+    token of this rank reach its own earlier outputs through the template).
     """
     kv, z, r = template
-    return AttentionState(kv * 0.0, z * 0.0, torch.full_like(r, LOG_FLOOR))
+    empty = (torch.ones_like(x, dtype=torch.bool) for x in (kv, z))
+    kv, z = (x.masked_fill(m, 0.0) for x, m in zip((kv, z), empty, strict=True))
+    return AttentionState(kv, z, torch.full_like(r, LOG_FLOOR))
 
 
 def _time_slice(x: torch.Tensor, layout: str, stop: int) -> torch.Tensor:
@@ -193,6 +200,7 @@ def sequence_parallel_attention(
     RuntimeError
         If ``torch.distributed`` is not initialized.
     """
+    causal = _check_bool(causal, "causal")
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError(
             "sequence_parallel_attention needs an initialized process group: call "

@@ -91,6 +91,21 @@ def setup():
             ValueError,
             "initial_state",
         ),
+        (
+            lambda fm, q, k, v: (fm, q, k, v, {"initial_state": (1, 2, 3)}),
+            TypeError,
+            "initial_state",
+        ),
+        (lambda fm, q, k, v: (fm, q, k, v, {"causal": "no"}), TypeError, "causal"),
+        (lambda fm, q, k, v: (fm, q, k, v, {"causal": 1}), TypeError, "causal"),
+        (
+            lambda fm, q, k, v: (fm, q, k, v, {"output_final_state": "yes"}),
+            TypeError,
+            "output_final_state",
+        ),
+        (lambda fm, q, k, v: (fm, q, k, v, {"recompute": None}), TypeError, "recompute"),
+        (lambda fm, q, k, v: (fm, torch.tensor(1.0), k, v, {}), ValueError, "q must have 4"),
+        (lambda fm, q, k, v: (fm, q, k, torch.tensor(1.0), {}), ValueError, "v must have 4"),
     ],
 )
 def test_bad_input_raises(setup, change, error, match):
@@ -104,6 +119,31 @@ def test_bad_step_input_raises(setup):
     fm, q, k, v = setup
     with pytest.raises(ValueError, match="q_t"):
         feature_attention_step(q[:, 0], k[:, 0, :, :3], v[:, 0], None, fm)
+    with pytest.raises(ValueError, match="k_t"):
+        feature_attention_step(q[:, 0], torch.tensor(1.0), v[:, 0], None, fm)
+    with pytest.raises(TypeError, match="state"):
+        feature_attention_step(q[:, 0], k[:, 0], v[:, 0], (1, 2, 3), fm)
+
+
+def test_bad_module_input_raises():
+    from kernelapprox.attention import FeatureAttention, MultiheadFeatureAttention, combine_states
+
+    with pytest.raises(TypeError, match="causal"):
+        MultiheadFeatureAttention(8, 2, causal="no")
+    layer = MultiheadFeatureAttention(8, 2, causal=True)
+    with pytest.raises(ValueError, match="x_t"):
+        layer.step(torch.tensor(1.0), None)
+    with pytest.raises(ValueError, match="x must"):
+        layer(torch.tensor(1.0))
+    with pytest.raises(TypeError, match="return_state"):
+        layer(torch.randn(1, 3, 8), return_state="yes")
+    q = torch.randn(1, 3, 2, 4)
+    with pytest.raises(TypeError, match="is_causal"):
+        FeatureAttention(4)(q, q, q, is_causal="no")
+    with pytest.raises(TypeError, match="AttentionState"):
+        combine_states((1, 2, 3))
+    s = AttentionState.zeros(1, 1, 2, 3)
+    assert torch.equal(combine_states(tuple(s)).kv, s.kv)  # a plain tuple of tensors works
 
 
 def test_fully_masked_rows_give_zero_not_nan(setup):
