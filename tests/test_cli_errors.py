@@ -42,6 +42,7 @@ def no_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
         raise WorkStarted("bench started measuring before the input was checked")
 
     monkeypatch.setattr(convert_cli, "load_minilm", model_loaded)
+    monkeypatch.setattr(convert_cli, "docstring_sentences", lambda: list(CORPUS))
     monkeypatch.setattr(benchmark.Sweep, "run", measured)
     monkeypatch.delenv("KERNELAPPROX_DEBUG", raising=False)
 
@@ -198,10 +199,18 @@ def test_bench_cuda_without_cuda_is_a_user_error(capsys, monkeypatch):
 
 
 # ----------------------------------------------------------------- convert's checkpoints
+#: Stands in for the docstring corpus (collecting the real one takes about 10 s).
+CORPUS = tuple(f"Sentence number {i} is a plain English sentence for the test." for i in range(40))
 CONVERT_OPTIONS = {
     "n_features": None, "train": "all", "lr": 2e-4, "map_lr": 1e-2, "attention_weight": 1.0,
     "output_weight": 10.0, "batch_size": 16, "max_train": 20000, "seed": 0,
 }
+
+
+def _with_corpus(sentences: tuple[str, ...] = CORPUS) -> dict[str, Any]:
+    from kernelapprox.attention.convert_cli import corpus_id, split_corpus
+
+    return {**CONVERT_OPTIONS, "corpus": corpus_id(split_corpus(sentences)[0][:20000])}
 
 
 def _checkpoint(folder: Path, *, config: dict[str, Any] | None, valid: bool = True) -> Path:
@@ -251,11 +260,19 @@ def test_convert_resume_with_other_options_names_them(
 
 
 def test_convert_resume_with_the_same_options_reaches_the_model(tmp_path, capsys, monkeypatch):
-    _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
+    _checkpoint(tmp_path / "ck" / "positive", config=_with_corpus())
     argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
             "--resume", "--steps", "5", "--budget", "1"]
     with pytest.raises(WorkStarted):
         run(argv, capsys, monkeypatch)
+
+
+def test_convert_resume_with_another_corpus_is_refused(tmp_path, capsys, monkeypatch):
+    _checkpoint(tmp_path / "ck" / "positive", config=_with_corpus(CORPUS[:-3]))
+    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--resume"]
+    status, err = run(argv, capsys, monkeypatch)
+    assert status == 2 and "training corpus" in assert_one_line(err, command="convert")
 
 
 def test_convert_resume_of_a_checkpoint_without_config_is_refused(tmp_path, capsys, monkeypatch):

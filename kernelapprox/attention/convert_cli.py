@@ -19,11 +19,13 @@ Metrics on the held-out sentences, before and after distillation, per map:
   held-out sentence (cosine) is the same under both models.
 
 Checkpoints: with ``--checkpoint-dir DIR`` each map's distillation is checkpointed in
-``DIR/<map>/`` (``checkpoint.pt`` and ``config.json``, the options that decide what the
-distillation computes, :data:`CONFIG_OPTIONS`). An existing checkpoint is never overwritten:
+``DIR/<map>/`` (``checkpoint.pt`` and ``config.json``: what decides what the distillation
+computes, the options :data:`CONFIG_OPTIONS` and the training corpus, :func:`corpus_id`).
+An existing checkpoint is never overwritten:
 without ``--resume`` the command refuses to start, and ``--resume`` with other options
 refuses and names the differences (``--steps`` and ``--budget`` may change: they say how far
-to go). All of this, and every option, is checked before the model loads.
+to go). All of this, and every option, is checked before the model loads (the corpus once
+it is collected, which is also before).
 """
 
 from __future__ import annotations
@@ -145,11 +147,23 @@ def check_dependencies() -> None:
 
 
 def checkpoint_config(feature_map: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """What a map's checkpoint must agree with: the map and :data:`CONFIG_OPTIONS`."""
-    return {"map": feature_map, **{key: options[key] for key in CONFIG_OPTIONS}}
+    """What a map's checkpoint must agree with: the map, :data:`CONFIG_OPTIONS` and, once
+    known, the training corpus (``options["corpus"]``, see :func:`corpus_id`)."""
+    keys = (*CONFIG_OPTIONS, "corpus") if "corpus" in options else CONFIG_OPTIONS
+    return {"map": feature_map, **{key: options[key] for key in keys}}
+
+
+def corpus_id(texts: Sequence[str]) -> str:
+    """The training sentences' count and CRC-32 (order-sensitive, as the batches are)."""
+    crc = 0
+    for text in texts:
+        crc = zlib.crc32(text.encode() + b"\n", crc)
+    return f"{len(texts)} sentences, crc32 {crc:08x}"
 
 
 def _option(key: str) -> str:
+    if key == "corpus":
+        return "the training corpus (the installed packages' docstrings)"
     return "--maps" if key == "map" else "--" + key.replace("_", "-")
 
 
@@ -330,13 +344,19 @@ def run_experiment(
         if folder is not None:
             check_checkpoint(folder, checkpoint_config(name, options), resume=resume)
     check_dependencies()
-    torch.manual_seed(seed)
-    teacher, tokenizer = load_minilm()
     sentences = docstring_sentences()
     train_texts, heldout = split_corpus(sentences)
     train_texts, heldout = train_texts[:max_train], heldout[:max_heldout]
     if len(heldout) < 2:
         raise ValueError("the docstring corpus has fewer than 2 held-out sentences")
+    # the corpus comes from the installed packages' docstrings: another version of numpy,
+    # scipy, scikit-learn or torch gives other training sentences
+    options["corpus"] = corpus_id(train_texts)
+    for folder in folders.values():
+        if folder is not None:
+            check_checkpoint(folder, {"corpus": options["corpus"]}, resume=resume)
+    torch.manual_seed(seed)
+    teacher, tokenizer = load_minilm()
     reference = embed(teacher, tokenizer, heldout)
     rows = []
     for name in maps:
