@@ -51,6 +51,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("dynamics", "kernelapprox.dynamics.cli"),
     ("bench", "kernelapprox.attention.bench_cli"),
     ("convert", "kernelapprox.attention.convert_cli"),
+    ("compress", "kernelapprox.compression.cli"),
 )
 
 

@@ -1,0 +1,36 @@
+"""``kernelapprox compress METHOD``: model compression with its error measured.
+
+Each method is a sub-command defined in its own module, which exposes
+``register(subparsers)`` (adding a parser whose ``func`` default runs it and returns an exit
+status), exactly as the top-level commands do:
+
+* ``quantize`` -- Any-Precision nested quantization (:mod:`.quantize_cli`);
+* ``apt`` -- APT adaptive pruning and tuning (:mod:`.apt_cli`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+#: (method, module defining ``register``); a module not yet present is left out.
+METHODS: tuple[tuple[str, str], ...] = (
+    ("quantize", "kernelapprox.compression.quantize_cli"),
+    ("apt", "kernelapprox.compression.apt_cli"),
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "compress",
+        help="model compression (nested quantization, pruning) with its error measured",
+        description=__doc__.split("\n\n")[0],
+    )
+    methods = p.add_subparsers(dest="method", metavar="METHOD", parser_class=type(p))
+    for _name, module in METHODS:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(methods)
+    p.set_defaults(func=lambda args: p.error("choose a method: " + ", ".join(
+        name for name, module in METHODS if importlib.util.find_spec(module) is not None
+    )))
