@@ -66,6 +66,7 @@ def _names(only: list[str] | None) -> list[str] | None:
 
 def run_command(args: argparse.Namespace) -> int:
     import proofs
+    from kernelapprox._io import atomic_write
     from kernelapprox.cli import check_out_dir
     from proofs import _registry
 
@@ -85,7 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
     sys.stdout.write(proofs.format_report(report, args.format, strict=args.strict))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(proofs.format_report(report, "json", strict=args.strict))
+        atomic_write(out / "report.json", proofs.format_report(report, "json", strict=args.strict))
     if args.write_docs:
         for path in proofs.write_docs(args.write_docs, report):
             print(f"wrote {path}", file=sys.stderr)

@@ -327,7 +327,7 @@ def test_convert_config_round_trip_and_differences(tmp_path):
     check_checkpoint(folder, config, resume=False)  # nothing there yet: fine
     write_config(folder, config)
     assert json.loads((folder / "config.json").read_text()) == config
-    assert not (folder / "config.json.tmp").exists()
+    assert [p.name for p in folder.iterdir()] == ["config.json"]
     check_checkpoint(folder, config, resume=False)  # a config alone is not a checkpoint
     _checkpoint(folder, config=CONVERT_OPTIONS)
     check_checkpoint(folder, config, resume=True)
@@ -366,19 +366,20 @@ DYNAMICS_SMALL = ["dynamics", "theorem", "--dim", "6", "--rank", "1", "--steps",
 
 
 def test_full_disk_while_writing_is_an_environment_failure(tmp_path, capsys, monkeypatch):
-    real = Path.write_text
+    real = Path.write_bytes
 
     def full(self: Path, *args: Any, **kwargs: Any) -> int:
-        if self.name == "results.json":
+        if self.name.startswith(".results"):  # atomic_write's temporary file
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(Path, "write_bytes", full)
     status, err = run([*DYNAMICS_SMALL, "--out", str(tmp_path / "o")], capsys, monkeypatch)
     assert status == 1
     line = assert_one_line(err, command="dynamics")
-    assert "results.json" in line and "kept" in line
+    assert ".results" in line and "No space left" in line and "kept" in line
     assert any((tmp_path / "o").glob("*.png"))  # the plots written before are kept
+    assert sorted(p.name for p in (tmp_path / "o").iterdir() if "json" in p.name) == []
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ from typing import Any
 
 import torch
 
+from kernelapprox._io import atomic_write
 from kernelapprox._validation import (
     check_bool,
     check_choice,
@@ -251,11 +252,9 @@ def checkpoint_writes(folder: Path | None) -> Iterator[None]:
 
 
 def write_config(folder: Path, config: Mapping[str, Any]) -> None:
-    """Write ``folder/config.json`` atomically (temporary file, then rename)."""
+    """Write ``folder/config.json`` atomically (:func:`kernelapprox._io.atomic_write`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "config.json.tmp"
-    tmp.write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / "config.json")
+    atomic_write(folder / "config.json", json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
 
 
 def load_minilm() -> tuple[Any, Any]:
@@ -469,10 +468,10 @@ def _run(args: argparse.Namespace) -> int:
     text = json_text(report)
     print(text if args.format == "json" else format_table(report))
     if output is not None:
-        output.write_text(text)
+        atomic_write(output, text)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(text + "\n")
+        atomic_write(out / "report.json", text + "\n")
     return 0
 
 

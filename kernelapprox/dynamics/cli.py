@@ -63,6 +63,7 @@ def _folder(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kernelapprox._io import atomic_write
     from kernelapprox.cli import check_out_dir, json_text
 
     args.out = check_out_dir(args.out)
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         payload, table = _depth(args, progress)
     if args.out is not None:
-        (_folder(args.out) / "results.json").write_text(json_text(payload) + "\n")
+        atomic_write(_folder(args.out) / "results.json", json_text(payload) + "\n")
     if args.format == "json":
         print(json_text(payload))
     else:
