@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 import warnings
 from dataclasses import replace
@@ -175,7 +177,16 @@ def run(args: argparse.Namespace) -> int:
                 f"tables: metric {metric!r} is not among the study's metrics ({known})"
             )
     out = args.out  # a str: Path("") would be the working directory, which check_out refuses
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.ExitStack() as restore:
+        if args.scheduler is not None:
+            # a lost scheduler is reported on one line (exit 1); dask's client would also
+            # log the traceback of each reconnection attempt (imported first: importing
+            # distributed sets its loggers' levels)
+            with contextlib.suppress(ImportError):
+                import distributed  # noqa: F401
+            client_log = logging.getLogger("distributed.client")
+            restore.callback(client_log.setLevel, client_log.level)
+            client_log.setLevel(logging.CRITICAL)
         warnings.simplefilter("always", StoreWarning)
         warnings.showwarning = _show_store_warnings(warnings.showwarning)
         result = run_study(
