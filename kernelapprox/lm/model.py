@@ -177,6 +177,9 @@ class CausalSelfAttention(nn.Module):
         self.k = nn.Linear(d, d)
         self.v = nn.Linear(d, d)
         self.o = nn.Linear(d, d)
+        #: Identity on the concatenated head outputs (the input of ``o``), a place for hooks
+        #: (pruning salience and masks, :mod:`kernelapprox.compression.pruning`).
+        self.context = nn.Identity()
 
     def forward(
         self, x: torch.Tensor, heads: torch.Tensor | None = None, scale: float = 1.0
@@ -198,7 +201,8 @@ class CausalSelfAttention(nn.Module):
 
         q, k, v = split(F.linear(x, wq, bq)), split(F.linear(x, wk, bk)), split(F.linear(x, wv, bv))
         ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        out = F.linear(ctx.transpose(1, 2).reshape(batch, length, n * self.head_dim), wo)
+        ctx = self.context(ctx.transpose(1, 2).reshape(batch, length, n * self.head_dim))
+        out = F.linear(ctx, wo)
         if scale != 1.0:
             out = out * scale
         return out + self.o.bias
@@ -211,6 +215,8 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.d_model, config.d_mlp)
         self.proj = nn.Linear(config.d_mlp, config.d_model)
+        #: Identity on the activations (the input of ``proj``), a place for hooks.
+        self.act = nn.Identity()
 
     def forward(
         self, x: torch.Tensor, neurons: torch.Tensor | None = None, scale: float = 1.0
@@ -222,7 +228,7 @@ class MLP(nn.Module):
             w1 = self.fc.weight.index_select(0, neurons)
             b1 = self.fc.bias.index_select(0, neurons)
             w2 = self.proj.weight.index_select(1, neurons)
-        out = F.linear(F.gelu(F.linear(x, w1, b1)), w2)
+        out = F.linear(self.act(F.gelu(F.linear(x, w1, b1))), w2)
         if scale != 1.0:
             out = out * scale
         return out + self.proj.bias
