@@ -9,7 +9,9 @@ power cut. A failure on the way removes the temporary file and leaves the target
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +56,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def _temporary_pattern(path: Path) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(path.stem)}\.tmp-[0-9a-f]{{12}}{re.escape(path.suffix)}")
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` left for ``path`` when killed.
+
+    Only names of exactly the form it creates (``.STEM.tmp-<12 hex digits>SUFFIX``) are
+    removed. Call it only while no other writer of ``path`` runs (e.g. under a lock).
+    """
+    path = Path(path)
+    pattern = _temporary_pattern(path)
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.tmp-*"):
+        if pattern.fullmatch(candidate.name) and candidate.is_file():
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> Path:

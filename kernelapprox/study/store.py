@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kernelapprox._io import atomic_write
+from kernelapprox._io import atomic_write, remove_stale_temporaries
 from kernelapprox.errors import EnvironmentFailure
 from kernelapprox.study.spec import AXES, FIXED, OPTION, Cell, StudySpec
 
@@ -338,6 +338,8 @@ def open_store(
     with locked(out):
         stored = _check_state(store, resume=resume, extend=extend)  # again, now authoritative
         try:
+            for name in ("spec.json", "results.csv", "summary.json", "convergence.png"):
+                remove_stale_temporaries(out / name)  # left by a run killed mid-write
             if stored != identity:
                 atomic_write(store.spec_file, _spec_document(identity))
             if not store.csv.exists():

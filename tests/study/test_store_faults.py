@@ -109,6 +109,24 @@ def test_killed_at_random_moments_then_resumed(tmp_path, reference):
             before = now
     assert study(out, "--resume") == 0
     assert_store(out, before, ref_rows)
+    # temporaries of writes cut short are gone; nothing else is there
+    left = {p.name for p in out.iterdir()}
+    assert {"results.csv", "spec.json", "summary.json"} <= left
+    assert left <= {"results.csv", "spec.json", "summary.json", "convergence.png"}
+
+
+def test_stale_temporaries_of_the_study_only_are_removed(tmp_path, reference):
+    ref, ref_bytes, _ = reference
+    out = tmp_path / "tmp"
+    copy_study(ref, out, ref_bytes)
+    ours = [".summary.tmp-0123456789ab.json", ".convergence.tmp-a1b2c3d4e5f6.png"]
+    users = [".summary.tmp-mine.json", ".notes.tmp-0123456789ab.txt",
+             "summary.tmp-0123456789ab.json"]  # fmt: skip
+    for name in ours + users:
+        (out / name).write_bytes(b"x")
+    assert study(out, "--resume") == 0
+    assert not any((out / name).exists() for name in ours)
+    assert all((out / name).read_bytes() == b"x" for name in users)
 
 
 def test_full_disk_keeps_the_written_cells_and_resumes(tmp_path, reference, monkeypatch, capsys):
