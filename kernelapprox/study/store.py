@@ -29,7 +29,9 @@ with a message, never converted: rerun such a study into a new ``--out``.
 Concurrency: the folder itself is locked (``flock(LOCK_EX | LOCK_NB)`` on the directory, so
 the lock creates no file) for as long as a run writes to it. A second run fails at once
 with :class:`StoreBusy`; the kernel releases the lock of a killed process, so there is no
-stale lock to clean up. On systems without ``fcntl`` (Windows) runs are not locked.
+stale lock to clean up. On systems without ``fcntl`` (Windows) runs are not locked. Under
+the lock a run also removes the temporary files that a killed run's atomic writes left
+(:func:`kernelapprox._io.remove_stale_temporaries`; only names of the exact form it creates).
 """
 
 from __future__ import annotations
