@@ -487,7 +487,7 @@ def _attend(
         out[..., Dv], fm, out[..., :Dv], vw, dtype=q.dtype,
         rows_may_be_empty=key_padding_mask is not None,
     )
-    o = torch.addcdiv(poison, out[..., :Dv], den[..., None])  # poison + num / den
+    o = poison + out[..., :Dv] / den[..., None]  # not addcdiv: its backward squares den
     return _from_working(o, layout).to(q.dtype), S, R
 
 
