@@ -1,0 +1,404 @@
+"""Numerical stability of feature attention: large norms, low precision, signed maps.
+
+Oracles (float64, no stabilization that could itself fail):
+
+* exponential maps: the **log-space oracle** of the same map and frequencies,
+  ``o_i = sum_j softmax_j(l_ij) v_j`` with ``l_ij = logsumexp_f(log phi_f(q_i) + log phi_f(k_j))``
+  (``-inf`` for masked keys). It is exact in float64 at every norm (no product of features is
+  ever formed), unlike the plain quadratic oracle, whose features ``exp(w.u - |u|^2/2)``
+  underflow to 0 in float64 from about x30 on;
+* trigonometric maps: the quadratic form with the row factor ``exp(|u|^2/2)`` of
+  :meth:`FeatureMap.log_row_scale` kept as a per-key log weight, ``a_ij = exp(r_j - R_i)
+  phi0(q_i) . phi0(k_j)`` with ``R_i = max_{j visible} r_j`` (the bounded row-free features
+  ``phi0`` make that exact up to terms below ``e^-700``).
+
+Tolerances (relative RMS, fla-style) are derived, not tuned. Inputs are rounded to the dtype
+first and the oracle gets the same rounded values, so only the computation counts:
+
+* the output is rounded to the input dtype: relative RMS at most ``u_in`` (unit roundoff);
+* the computation runs in float32 (``_compute_dtype``; unit roundoff ``u_c = 2^-24``). A
+  log-score is formed from numbers of magnitude up to ``L`` (the largest ``|r(u)| +
+  max_f |h_f(u)|`` of the rounded inputs, ``log phi_f = r + h_f``) and sums of ``F`` features,
+  so its absolute error is at most about ``u_c (L + F)``; a softmax-weighted mean moves by at
+  most ``2 max|dl| max|v|`` under log-score errors ``dl``, i.e. a relative RMS of
+  ``2 u_c (L + F) kappa_v`` with ``kappa_v = max|v| / rms(o)``.
+
+So ``tol = u_in + 2 u_c (L + F) kappa_v``: at x1 ``L ~ 17``, at x100 ``L ~ 5e4`` (there the
+problem itself is that ill-conditioned: rounding ``u`` to float32 moves the scores by
+``u_c |u|^2``). Gradients get the same bound.
+
+Where per-token stabilization cannot work (the products of two stabilized features of
+exponential maps underflow float32 from about x30 on; see
+:func:`kernelapprox.attention.maps.check_denominator`), the target is marked ``xfail(strict)``
+and a separate test checks the contract instead: a :class:`NumericalWarning`, never a silent
+wrong answer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import pytest
+import torch
+from attention_helpers import make_map, qkv
+
+from kernelapprox.attention import feature_attention, quadratic_oracle, relative_rms
+from kernelapprox.attention.maps import NumericalWarning, input_multiplier
+from kernelapprox.testing import default_rtol
+
+THOROUGH = os.environ.get("KERNELAPPROX_THOROUGH", "") not in ("", "0")
+#: The issue's setting: B=2, T=96..200, H=2, D=32, m=64 (T=100: not a multiple of the chunk).
+B, H, D, M = 2, 2, 32, 64
+LENGTHS = (96, 200) if THOROUGH else (100,)
+EXPONENTIAL = ("positive", "hyperbolic", "dct", "dct_released")
+TRIGONOMETRIC = ("sincos", "cos_offset")
+HALF_AND_SINGLE = (torch.float32, torch.float16, torch.bfloat16)
+SCALES = (1, 10, 30, 100)
+U_COMPUTE = 2.0**-24  # float32 compute for float16/bfloat16/float32 inputs
+
+
+def _unit_roundoff(dtype: torch.dtype) -> float:
+    return 0.5 * torch.finfo(dtype).eps
+
+
+def _common_grid(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded to bfloat16, with ``|x| < 2^-14`` set to 0: exactly representable in
+    bfloat16, float16 and float32, so one float64 oracle serves every dtype."""
+    x = x.to(torch.bfloat16).to(torch.float64)
+    x = torch.where(x.abs() < 2.0**-14, torch.zeros_like(x), x)
+    assert torch.equal(x.to(torch.float16).to(torch.float64), x)
+    return x
+
+
+def _inputs(T: int, scale: float, dtype: torch.dtype, seed: int = 3):
+    """``q, k`` scaled by ``scale`` and ``v`` in ``dtype``, and the same values in float64."""
+    q, k, v = qkv(B, T, H, H, D, D, seed=seed)
+    ins64 = [_common_grid(scale * q), _common_grid(scale * k), _common_grid(v)]
+    return [x.to(dtype) for x in ins64], ins64
+
+
+def _log_features(fm, x: torch.Tensor, t: dict, mult: float) -> torch.Tensor:
+    """``log phi(x)``, ``(..., F)``: ``log sqrt(xi_f) + log g_f(u)`` with ``u = mult x``."""
+    logs = fm.log_per_frequency(x * mult, t) + torch.log(t["sqrt_xi"])[:, None]
+    return fm.flatten(logs)
+
+
+def _visible(T: int, causal: bool) -> torch.Tensor:
+    return torch.ones(T, T, dtype=torch.bool).tril() if causal else torch.ones(T, T).bool()
+
+
+def log_space_oracle(q, k, v, fm, *, causal: bool, params: dict | None = None):
+    """Exponential maps in float64, exactly at any norm (see the module docstring)."""
+    t = fm.tensors(q.device, q.dtype) if params is None else params
+    mult = input_multiplier(fm, 1.0 / math.sqrt(q.shape[-1]))
+    lq = _log_features(fm, q, t, mult).transpose(1, 2)  # (B, H, T, F)
+    lk = _log_features(fm, k, t, mult).transpose(1, 2)
+    scores = torch.logsumexp(lq[:, :, :, None, :] + lk[:, :, None, :, :], dim=-1)
+    scores = scores.masked_fill(~_visible(q.shape[1], causal), -math.inf)
+    return torch.einsum("bhqk,bkhd->bqhd", torch.softmax(scores, dim=-1), v)
+
+
+def row_scaled_oracle(q, k, v, fm, *, causal: bool):
+    """Trigonometric (signed) maps in float64 with the row factor kept in log space."""
+    t = fm.tensors(q.device, q.dtype)
+    mult = input_multiplier(fm, 1.0 / math.sqrt(q.shape[-1]))
+    uq, uk = q * mult, k * mult
+    pq = fm.weighted(fm.per_frequency(uq, t, row_scale=False), t).transpose(1, 2)
+    pk = fm.weighted(fm.per_frequency(uk, t, row_scale=False), t).transpose(1, 2)
+    rk = fm.log_row_scale(uk, t).transpose(1, 2)  # (B, H, T)
+    seen = _visible(q.shape[1], causal)
+    r = rk[:, :, None, :].expand(-1, -1, q.shape[1], -1).masked_fill(~seen, -math.inf)
+    a = (pq @ pk.transpose(-1, -2)) * torch.exp(r - r.amax(-1, keepdim=True))
+    num = torch.einsum("bhqk,bkhd->bqhd", a, v)
+    return num / a.sum(-1).transpose(1, 2)[..., None]
+
+
+def signed_condition_number(q, k, fm, *, causal: bool) -> float:
+    """``max_i kappa_i``, ``kappa_i = sum_{j,f} |phi_f(q_i) phi_f(k_j)| / |den_i|``: how
+    much the denominator's double sum amplifies relative errors of its terms (the rounding
+    bound of a sum is ``gamma sum |terms|``; 1 for positive maps)."""
+    t = fm.tensors(q.device, q.dtype)
+    mult = input_multiplier(fm, 1.0 / math.sqrt(q.shape[-1]))
+    uq, uk = q * mult, k * mult
+    pq = fm.weighted(fm.per_frequency(uq, t, row_scale=False), t).transpose(1, 2)
+    pk = fm.weighted(fm.per_frequency(uk, t, row_scale=False), t).transpose(1, 2)
+    rk = fm.log_row_scale(uk, t).transpose(1, 2)
+    seen = _visible(q.shape[1], causal)
+    r = rk[:, :, None, :].expand(-1, -1, q.shape[1], -1).masked_fill(~seen, -math.inf)
+    w = torch.exp(r - r.amax(-1, keepdim=True))
+    den = ((pq @ pk.transpose(-1, -2)) * w).sum(-1)
+    absolute = ((pq.abs() @ pk.abs().transpose(-1, -2)) * w).sum(-1)
+    return float((absolute / den.abs()).max())
+
+
+def _magnitude(fm, x64: torch.Tensor) -> float:
+    """``L``: the largest ``|r(u)| + max_f |h_f(u)|`` over the tokens of ``x64`` (for the
+    trigonometric maps ``h_f`` is the phase ``w_f . u``)."""
+    t = fm.tensors(x64.device, torch.float64)
+    u = x64 * input_multiplier(fm, 1.0 / math.sqrt(x64.shape[-1]))
+    r = fm.log_row_scale(u, t)
+    if fm.exponential:
+        h = fm.log_per_frequency(u, t, row_scale=r is None).abs().amax(dim=(-2, -1))
+    else:  # trigonometric: the phases w.u, whose rounding the cosines inherit
+        h = (u @ t["W"].T).abs().amax(dim=-1)
+    return float((h if r is None else h + r.abs()).max())
+
+
+def _tolerance(fm, dtype: torch.dtype, q64, k64, v64, ref) -> float:
+    """``u_in + 2 u_c (L + F) kappa_v`` (module docstring)."""
+    L = max(_magnitude(fm, q64), _magnitude(fm, k64))
+    kappa_v = float(v64.abs().max() / ref.detach().square().mean().sqrt())
+    return _unit_roundoff(dtype) + 2.0 * U_COMPUTE * (L + fm.output_dim) * kappa_v
+
+
+def _run(fm, ins, causal: bool, **kw):
+    """Output and gradients of ``sum(o * g)`` for a fixed ``g``; NumericalWarnings recorded."""
+    ins = [x.detach().clone().requires_grad_() for x in ins]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NumericalWarning)
+        o = feature_attention(*ins, fm, causal=causal, **kw)
+    g = _common_grid(torch.randn(o.shape, generator=torch.Generator().manual_seed(5)))
+    grads = torch.autograd.grad((o.to(torch.float64) * g).sum(), ins)
+    numerical = [w for w in caught if issubclass(w.category, NumericalWarning)]
+    return o, grads, g, numerical
+
+
+def _oracle_grads(oracle, ins64, g, **kw):
+    ins64 = [x.detach().clone().requires_grad_() for x in ins64]
+    ref = oracle(*ins64, **kw)
+    ref = ref[0] if isinstance(ref, tuple) else ref  # quadratic_oracle: (o, state)
+    return ref, torch.autograd.grad((ref * g).sum(), ins64)
+
+
+def _check(what: str, actual, expected, tol: float) -> None:
+    assert torch.isfinite(actual).all(), f"{what}: {int((~torch.isfinite(actual)).sum())} " \
+        "non-finite entries"
+    err = relative_rms(actual, expected)
+    assert err <= tol, f"{what}: relative RMS {err:.3g} > tolerance {tol:.3g}"
+
+
+# ----------------------------------------------------------------------------- the oracles
+@pytest.mark.parametrize("name", EXPONENTIAL)
+@pytest.mark.parametrize("causal", [True, False])
+def test_log_space_oracle_is_the_quadratic_oracle_where_that_one_is_finite(name, causal):
+    fm = make_map(name, D, M, seed=1)
+    _, (q, k, v) = _inputs(40, 1.0, torch.float64)
+    expected, _ = quadratic_oracle(q, k, v, fm, causal=causal)
+    assert relative_rms(log_space_oracle(q, k, v, fm, causal=causal), expected) < 1e-13
+
+
+@pytest.mark.parametrize("name", TRIGONOMETRIC)
+@pytest.mark.parametrize("causal", [True, False])
+def test_row_scaled_oracle_and_gradients_equal_the_plain_quadratic_oracle(name, causal):
+    """At x1 the plain features are finite: both oracles and feature_attention agree, with
+    gradients (the row factor's gradient reaches q and k through the stabilized features)."""
+    fm = make_map(name, D, M, seed=1)
+    _, ins = _inputs(40, 1.0, torch.float64)
+    o, grads, g, _ = _run(fm, ins, causal)
+    ref, ref_grads = _oracle_grads(quadratic_oracle, ins, g, feature_map=fm, causal=causal)
+    assert relative_rms(row_scaled_oracle(*ins, fm, causal=causal), ref) < 1e-12
+    # signed denominators: the float64 results agree to their conditioning (1e-16 * ~1e4)
+    assert relative_rms(o, ref) < 1e-10
+    for axis, a, e in zip("qkv", grads, ref_grads, strict=True):
+        assert relative_rms(a, e) < 1e-9, f"d{axis}"
+
+
+# ----------------------------------------------------------------------------- the target
+#: Per-token log-scales cannot represent these: the stabilized query and key features are
+#: each <= 1, but their products for every visible key fall below float32's smallest normal
+#: number (e^-100 and less from about x30 on; e^-660 at x100, near float64's limit too).
+#: Needs per-feature key references in the attention algorithm (see the report of issue 13).
+UNDERFLOW = {
+    (name, causal, scale)
+    for name in ("positive", "hyperbolic", "dct")
+    for causal in (True, False)
+    for scale in (30, 100)
+} | {("dct_released", True, 100)}
+
+
+def _target_cases():
+    for name in EXPONENTIAL:
+        for causal in (True, False):
+            for scale in SCALES:
+                marks = ()
+                if (name, causal, scale) in UNDERFLOW:
+                    marks = pytest.mark.xfail(
+                        strict=True, reason="per-token stabilization underflows float32"
+                    )
+                yield pytest.param(name, causal, scale, marks=marks,
+                                   id=f"{name}-{'causal' if causal else 'full'}-x{scale}")
+
+
+@pytest.mark.parametrize("T", LENGTHS)
+@pytest.mark.parametrize("name, causal, scale", list(_target_cases()))
+def test_exponential_maps_match_the_float64_oracle_of_the_same_map(name, causal, scale, T):
+    """float32, float16 and bfloat16 inputs: outputs and dq, dk, dv finite and within the
+    derived tolerance of the log-space oracle, with no NumericalWarning."""
+    fm = make_map(name, D, M, seed=1)
+    _, ins64 = _inputs(T, scale, torch.float64)
+    ref = ref_grads = None
+    for dtype in HALF_AND_SINGLE:
+        o, grads, g, numerical = _run(fm, [x.to(dtype) for x in ins64], causal)
+        if numerical and scale > 1 and (name, causal, scale) not in UNDERFLOW:
+            # data-dependent: at x10 a row whose visible keys all peak on other features
+            # than its query can underflow too (dct, causal, T=100: 1 row, 99.9 % wrong)
+            pytest.xfail("underflow detected and warned: " + str(numerical[0].message)[:60])
+        assert not numerical, f"{dtype}: {numerical[0].message}"
+        if ref is None:
+            ref, ref_grads = _oracle_grads(log_space_oracle, ins64, g, fm=fm, causal=causal)
+        tol = _tolerance(fm, dtype, *ins64, ref)
+        _check(f"{dtype} output", o, ref, tol)
+        for axis, a, e in zip("qkv", grads, ref_grads, strict=True):
+            _check(f"{dtype} d{axis}", a, e, tol)
+
+
+@pytest.mark.parametrize("name", EXPONENTIAL)
+@pytest.mark.parametrize("scale", [1, 10])
+def test_gradients_reach_learnable_map_tensors(name, scale):
+    """The tensors a learnable module trains (W, sqrt_xi, DCT radii) get finite gradients
+    equal to the oracle's (float32 inputs and parameters)."""
+    fm = make_map(name, D, M, seed=1)
+    ins, ins64 = _inputs(LENGTHS[0], scale, torch.float32)
+    base = fm.tensors(torch.device("cpu"), torch.float64)
+    params = {n: p.to(torch.float32).requires_grad_() for n, p in base.items() if n != "signs"}
+    params.update({n: p.to(torch.float32) for n, p in base.items() if n == "signs"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NumericalWarning)
+        o = feature_attention(*ins, fm, causal=True, params=params)
+    if caught and scale > 1:  # the data-dependent x10 underflow of the target test
+        pytest.xfail("underflow detected and warned: " + str(caught[0].message)[:60])
+    assert not caught
+    g = torch.randn(o.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    learn = [n for n, p in params.items() if p.requires_grad]
+    grads = torch.autograd.grad(
+        (o.double() * g).sum(), [params[n] for n in learn], allow_unused=True
+    )
+    params64 = {n: p.detach().double().requires_grad_(n in learn) for n, p in params.items()}
+    ref = log_space_oracle(*ins64, fm, causal=True, params=params64)
+    ref_grads = torch.autograd.grad(
+        (ref * g).sum(), [params64[n] for n in learn], allow_unused=True
+    )
+    tol = _tolerance(fm, torch.float32, *ins64, ref)
+    used = [n for n, e in zip(learn, ref_grads, strict=True) if e is not None]
+    assert "sqrt_xi" in used and ("radii" in used or "W" in used)
+    for n, a, e in zip(learn, grads, ref_grads, strict=True):
+        assert (a is None) == (e is None), f"d{n}: used by one computation only"
+        if e is not None:
+            _check(f"d{n}", a, e, tol)
+
+
+@pytest.mark.parametrize("name", ["positive", "hyperbolic", "dct"])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("scale", [30, 100])
+def test_underflow_is_never_silent(name, causal, scale):
+    """Where the target above is out of reach, the caller is told (once), with the remedy."""
+    fm = make_map(name, D, M, seed=1)
+    ins, _ = _inputs(LENGTHS[0], scale, torch.float32)
+    o, _, _, numerical = _run(fm, ins, causal)
+    assert torch.isfinite(o).all()
+    assert len(numerical) == 1
+    message = str(numerical[0].message)
+    assert repr(name) in message and "underflowed" in message and "float64" in message
+
+
+# ----------------------------------------------------------------------------- signed maps
+@pytest.mark.parametrize("name", TRIGONOMETRIC)
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("scale", SCALES)
+def test_trigonometric_maps_are_finite_and_accurate_or_warned(name, causal, scale):
+    """exp(|u|^2/2) is folded into the log-scale, never formed: finite at every norm (it was
+    all-nan from x10 on). The signed denominator may nearly cancel: then a warning. Without
+    one, the output is within the tolerance times the condition number of the ratio and
+    every gradient that float16/bfloat16 can represent is finite (the exact float64
+    gradients of these maps reach 1e6 where the denominator nearly vanishes)."""
+    fm = make_map(name, D, M, seed=1)
+    _, ins64 = _inputs(LENGTHS[0], scale, torch.float64)
+    ref = row_scaled_oracle(*ins64, fm, causal=causal)
+    # signed terms: the float32 errors of the log-scores are amplified by kappa as well
+    kappa = signed_condition_number(*ins64[:2], fm, causal=causal)
+    ref_grads = None
+    for dtype in HALF_AND_SINGLE:
+        o, grads, g, numerical = _run(fm, [x.to(dtype) for x in ins64], causal)
+        if numerical:  # e.g. cos_offset, float16, x1: outputs 3e4 max|v|, beyond float16
+            assert all("signed" in str(w.message) for w in numerical)
+            continue
+        u_in = _unit_roundoff(dtype)
+        tol = u_in + (_tolerance(fm, dtype, *ins64, ref) - u_in) * kappa
+        _check(f"{dtype} output", o, ref, tol)
+        if ref_grads is None:
+            _, ref_grads = _oracle_grads(row_scaled_oracle, ins64, g, fm=fm, causal=causal)
+        for axis, a, e in zip("qkv", grads, ref_grads, strict=True):
+            # an exact gradient beyond the dtype's range rounds to inf: not a failure
+            representable = e.abs() <= 0.5 * torch.finfo(dtype).max
+            assert torch.isfinite(a[representable]).all(), f"{dtype} d{axis} non-finite"
+
+
+def test_nearly_cancelling_signed_denominators_warn_once_per_call_site():
+    """float16 at x1: the exact (float64) gradients of sincos exceed float16's range (the
+    denominator is close to 0: outputs ~300x the largest value), so they come back inf."""
+    fm = make_map("sincos", D, M, seed=1)
+    ins, _ = _inputs(LENGTHS[0], 1.0, torch.float16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default", NumericalWarning)
+        for _ in range(3):
+            feature_attention(*ins, fm, causal=True)
+    assert len(caught) == 1 and caught[0].category is NumericalWarning
+    message = str(caught[0].message)
+    assert "'sincos'" in message and "'positive'" in message and "float64" in message
+    assert caught[0].filename == __file__  # the user's call site, not the library's
+
+
+@pytest.mark.parametrize("name", ["sincos", "cos_offset", "identity"])
+def test_well_conditioned_signed_maps_do_not_warn(name):
+    fm = make_map(name, 8, 64, seed=5)
+    q, k, v = qkv(2, 50, 4, 2, 8, 6, seed=7, std=0.5, dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericalWarning)
+        feature_attention(q, k, v, fm, causal=True, chunk_size=16)
+        feature_attention(q, k, v, fm, causal=False)
+
+
+@pytest.mark.parametrize("name", ["sincos", "cos_offset", "identity"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_signed_split_and_resume_matches_one_pass_or_warns(name, dtype):
+    """The issue's split-and-resume discrepancy of the signed maps: normwise, a split either
+    agrees with one pass to the dtype's resume tolerance, or the one pass warned."""
+    fm = make_map(name, D, M, seed=1)
+    for T in LENGTHS:
+        (q, k, v), _ = _inputs(T, 1.0, dtype, seed=T)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NumericalWarning)
+            whole = feature_attention(q, k, v, fm, causal=True)
+        for s in (1, T // 3, T - 1):
+            first, state = feature_attention(
+                q[:, :s], k[:, :s], v[:, :s], fm, causal=True, output_final_state=True
+            )
+            rest = feature_attention(q[:, s:], k[:, s:], v[:, s:], fm, causal=True,
+                                     initial_state=state)
+            split = torch.cat((first, rest), dim=1)
+            assert torch.isfinite(split).all()
+            diff = float((split.double() - whole.double()).abs().max() / whole.abs().max())
+            assert diff <= default_rtol(dtype) or caught, f"split at {s}: {diff:.3g}"
+
+
+# ----------------------------------------------------------------------------- the hook
+@pytest.mark.parametrize("name", [*TRIGONOMETRIC, *EXPONENTIAL])
+def test_row_scale_hook_factors_the_features(name):
+    """``per_frequency = exp(r) * per_frequency(row_scale=False)`` and the same in logs."""
+    fm = make_map(name, D, M, seed=1)
+    u = 0.7 * torch.randn(5, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = fm.tensors(u.device, u.dtype)
+    r = fm.log_row_scale(u, t)
+    if name == "dct_released":
+        assert r is None
+        return
+    assert r.shape == (5,)
+    full = fm.per_frequency(u, t)
+    torch.testing.assert_close(full, torch.exp(r)[:, None, None] * fm.per_frequency(
+        u, t, row_scale=False), rtol=1e-13, atol=0)
+    if fm.exponential:
+        torch.testing.assert_close(fm.log_per_frequency(u, t), r[:, None, None]
+                                   + fm.log_per_frequency(u, t, row_scale=False),
+                                   rtol=1e-13, atol=1e-13)
