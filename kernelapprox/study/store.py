@@ -163,6 +163,11 @@ def check_out(out: str | os.PathLike[str]) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ValueError(f"out={str(path)!r} is an existing file, not a folder")
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"out={str(path)!r} lies inside {str(parent)!r}, which is a file")
     for name in ("results.csv", "spec.json"):
         inner = path / name
         if inner.exists() and not inner.is_file():

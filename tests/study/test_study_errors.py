@@ -107,6 +107,8 @@ def test_out_naming_the_wrong_thing(tmp_path, capsys):
     assert main(["study", *SMALL, "--out", str(a_file)]) == 2
     assert "is an existing file" in capsys.readouterr().err
     assert a_file.read_bytes() == b"mine"
+    assert main(["study", *SMALL, "--out", str(a_file / "sub")]) == 2
+    assert "which is a file" in capsys.readouterr().err
     assert main(["study", *SMALL, "--out", ""]) == 2
     assert "empty name" in capsys.readouterr().err
     for name in ("results.csv", "spec.json"):
