@@ -55,6 +55,13 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {"file": str(tmp_path / "file.txt"), "tmp": str(tmp_path)}
 
 
+def _fill(argv: list[str], paths: dict[str, str]) -> list[str]:
+    """``argv`` with the ``{file}`` and ``{tmp}`` placeholders replaced (JSON braces kept)."""
+    for key, value in paths.items():
+        argv = [a.replace("{" + key + "}", value) for a in argv]
+    return argv
+
+
 def run(
     argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> tuple[int, str]:
@@ -128,6 +135,15 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["dynamics", "completion", "--dim", "0"], "dim"),
     (["dynamics", "depth", "--widths", "a,b"], "--widths"),
     (["dynamics", "depth", "--widths", "0"], "width"),
+    (["dynamics", "est", "--schedule", "nope"], "--schedule"),
+    (["dynamics", "est", "--schedule", '{"a": 1}'], "--schedule"),
+    (["dynamics", "est", "--schedule", '{"boundaries": [1], "rates": [[2]]}'], "--schedule"),
+    (["dynamics", "est", "--seeds", "0"], "seeds"),
+    (["dynamics", "est", "--layer-scale", "x"], "--layer-scale"),
+    (["dynamics", "est", "--steps", "0"], "steps"),
+    (["dynamics", "est", "--lr", "-1"], "lr"),
+    (["dynamics", "est", "--out", "{file}"], "--out"),
+    (["compress", "nosuch"], "nosuch"),
     # bench
     (["bench", "--device", "nosuch"], "--device"),
     (["bench", "--device", "meta"], "--device"),
@@ -181,7 +197,7 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     ("argv", "fragment"), USER_ERRORS, ids=[" ".join(a) or "(none)" for a, _ in USER_ERRORS]
 )
 def test_user_error_is_one_line_exit_2(argv, fragment, paths, capsys, monkeypatch):
-    argv = [a.format(**paths) for a in argv]
+    argv = _fill(argv, paths)
     status, err = run(argv, capsys, monkeypatch)
     assert status == 2
     assert fragment in assert_one_line(err)
@@ -354,7 +370,7 @@ def _read_only(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_unwritable_output_is_an_environment_failure(argv, paths, capsys, monkeypatch):
     _read_only(monkeypatch)
-    status, err = run([a.format(**paths) for a in argv], capsys, monkeypatch)
+    status, err = run(_fill(argv, paths), capsys, monkeypatch)
     assert status == 1
     line = assert_one_line(err, command=argv[0])
     assert "nothing was written" in line
