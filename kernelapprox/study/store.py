@@ -143,11 +143,13 @@ def differences(stored: dict[str, Any], new: dict[str, Any], *, extend: bool) ->
         problems.append(f"{name} ({OPTION[name]}): stored {old!r}, given {now!r}{how}")
     hashes = stored.get("data_sha256")
     hashes = hashes if isinstance(hashes, dict) else {}
+    old_data = stored.get("data") if isinstance(stored.get("data"), list) else []
     for name, digest in new["data_sha256"].items():
-        if name in hashes and hashes[name] != digest:
+        # a file new to the study has no stored rows to contradict ("data" names it)
+        if name in old_data and hashes.get(name) != digest:
             problems.append(
                 f"data file {name!r} (--data) changed since the study stored its rows "
-                f"(sha256 stored {str(hashes[name])[:12]}..., now {digest[:12]}...)"
+                f"(sha256 stored {str(hashes.get(name))[:12]}..., now {digest[:12]}...)"
             )
     return problems
 
