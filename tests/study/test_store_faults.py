@@ -438,6 +438,14 @@ def test_changed_data_file_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"data file {str(data)!r} (--data) changed" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # the original content back, and a second file added by --extend: accepted
+    np.save(data, np.random.default_rng(0).normal(size=(60, 3)))
+    other = tmp_path / "other.npy"
+    np.save(other, np.random.default_rng(2).normal(size=(60, 3)))
+    both = [*args[:1], f"{data},{other}", *args[2:]]
+    assert study(out, *both, "--extend") == 0
+    assert study(out, *both, "--resume") == 0
+    assert "0 cells run (2 cells resumed" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------- concurrency
