@@ -43,24 +43,43 @@ def bad_inputs(tmp_path):
     nan[4, 1] = np.nan
     return {
         "too few rows for --n-points": (
-            ["--data", npy(tmp_path, "few.npy", rng.normal(size=(10, 3)))], 2, "fewer than"),
+            ["--data", npy(tmp_path, "few.npy", rng.normal(size=(10, 3)))],
+            2,
+            "fewer than",
+        ),
         "NaN data": (["--data", npy(tmp_path, "nan.npy", nan)], 2, "NaN"),
         "complex data": (
-            ["--data", npy(tmp_path, "c.npy", rng.normal(size=(30, 3)) * 1j)], 2, "complex"),
+            ["--data", npy(tmp_path, "c.npy", rng.normal(size=(30, 3)) * 1j)],
+            2,
+            "complex",
+        ),
         "empty .npy file": (["--data", npy(tmp_path, "e.npy", raw=b"")], 2, "not a readable"),
         "truncated .npy file": (
-            ["--data", npy(tmp_path, "t.npy", raw=b"\x93NUMPY\x01\x00v\x00{'descr'")], 2,
-            "not a readable"),
+            ["--data", npy(tmp_path, "t.npy", raw=b"\x93NUMPY\x01\x00v\x00{'descr'")],
+            2,
+            "not a readable",
+        ),
         "no rows": (["--data", npy(tmp_path, "z.npy", np.zeros((0, 3)))], 2, "at least one row"),
         "one-dimensional data": (["--data", npy(tmp_path, "v.npy", np.ones(30))], 2, "shape"),
         "fitted weights with too few rows": (
-            ["--data", npy(tmp_path, "fit.npy", rng.normal(size=(30, 3))), "--weights",
-             "fitted"], 2, "2 * n_points"),
+            ["--data", npy(tmp_path, "fit.npy", rng.normal(size=(30, 3))), "--weights", "fitted"],
+            2,
+            "2 * n_points",
+        ),
         "missing data file": (["--data", str(tmp_path / "missing.npy")], 2, "does not exist"),
         "data name on two lines": (["--data", "a\nb.npy"], 2, "one line"),
         "overflowing softmax Gram": (
-            ["--data", npy(tmp_path, "big.npy", rng.normal(size=(30, 3)) * 1e200), "--kernel",
-             "softmax", "--maps", "positive"], 2, "overflows"),
+            [
+                "--data",
+                npy(tmp_path, "big.npy", rng.normal(size=(30, 3)) * 1e200),
+                "--kernel",
+                "softmax",
+                "--maps",
+                "positive",
+            ],
+            2,
+            "overflows",
+        ),
         "bad map": (["--maps", "relu"], 2, "maps must be one of"),
         "no runnable cell": (["--kernel", "laplacian", "--maps", "positive"], 2, "no cell"),
         "zero replications": (["--replications", "0"], 2, "replications"),
@@ -124,6 +143,7 @@ def test_unwritable_out_is_an_environment_failure(tmp_path, capsys, monkeypatch)
     out = tmp_path / "ro"
     out.mkdir()
     if os.geteuid() == 0:  # root writes anywhere: make the write fail as a read-only disk does
+
         def refuse(path, data):
             raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
