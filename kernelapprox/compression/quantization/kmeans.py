@@ -1,0 +1,377 @@
+r"""Sensitivity-weighted 1-D k-means per row, vectorized across rows, and its exact optimum.
+
+Every row :math:`r` of a weight matrix is quantized on its own: its :math:`n` values
+:math:`v_1, \dots, v_n` with non-negative sensitivities :math:`w_1, \dots, w_n` (the diagonal
+Fisher, Park et al. 2024 after SqueezeLLM) are mapped to :math:`K` centroids
+:math:`c_1 \le \dots \le c_K` by codes :math:`q_j \in \{0, \dots, K-1\}`, and the quality is
+the weighted squared error
+
+.. math:: \mathrm{SSE}_r = \sum_{j=1}^n w_j\,(v_j - c_{q_j})^2 .
+
+Three solvers, all in float64 on ``(rows, n)`` tensors:
+
+* :func:`lloyd_kmeans` -- weighted k-means++ seeding (centre :math:`i` drawn with probability
+  :math:`\propto w_j D_j^2`, :math:`D_j` the distance to the nearest centre drawn so far)
+  then a fixed number of weighted Lloyd steps, all rows at once: in 1-D with sorted centres the
+  assignment is a ``searchsorted`` against the midpoints and the update a ``scatter_add``. The
+  heuristic of the Any-Precision code (flash1dkmeans), written anew here.
+* :func:`optimal_kmeans` -- the exact minimum by dynamic programming. For non-negative weights
+  an optimal clustering is contiguous in sorted order (exchanging two points that cross never
+  raises the error), so with :math:`C(a, b)` the weighted SSE of the sorted run
+  :math:`[a, b)` about its weighted mean,
+
+  .. math:: D_m(b) = \min_{a \le b} D_{m-1}(a) + C(a, b), \qquad D_1(b) = C(0, b),
+
+  and :math:`D_K(n)` is the optimum with at most :math:`K` clusters; :math:`C` comes from
+  prefix sums of :math:`w, wv, wv^2` (:math:`O(1)` each), the recursion costs
+  :math:`O(K n^2)` time and :math:`O(n^2)` memory per row (Wang & Song, *Ckmeans.1d.dp*, R
+  Journal 2011). It is the lower bound every heuristic is measured against.
+* :func:`split_runs` -- one upscaling step of Any-Precision: each cluster, a contiguous run in
+  sorted order, is split into two by the *exact* optimal weighted 2-means of the run, found by
+  trying every split point with the prefix sums (:math:`O(n)` per row). The paper's code runs
+  a weighted 2-means heuristic there; the exact split is never worse.
+
+A row whose sensitivities sum to zero is clustered with uniform weights (any answer has zero
+weighted error; the uniform one still fits the values). Reference: Park, Hyun, Cho, Sim & Lee,
+*Any-Precision LLM: Low-Cost Deployment of Multiple, Different-Sized LLMs*, ICML 2024, Sec. 3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from kernelapprox._validation import as_seed_sequence, check_positive_int
+
+__all__ = [
+    "lloyd_kmeans",
+    "optimal_kmeans",
+    "run_bounds",
+    "split_runs",
+    "weighted_sse",
+]
+
+
+def _check_rows(values: Any, weights: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values`` and ``weights`` as float64 ``(rows, n)`` tensors (1-D input: one row)."""
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch tensor, got {type(values).__name__}")
+    if not isinstance(weights, torch.Tensor):
+        raise TypeError(f"weights must be a torch tensor, got {type(weights).__name__}")
+    if values.ndim not in (1, 2) or values.numel() == 0:
+        raise ValueError(
+            f"values must be a non-empty (rows, n) or (n,) tensor, got shape {tuple(values.shape)}"
+        )
+    if weights.shape != values.shape:
+        raise ValueError(
+            f"weights must have the shape of values {tuple(values.shape)}, got "
+            f"{tuple(weights.shape)}"
+        )
+    v = values.detach().to(torch.float64).reshape(-1, values.shape[-1])
+    w = weights.detach().to(torch.float64).reshape(-1, values.shape[-1])
+    if not torch.isfinite(v).all():
+        raise ValueError("values must be finite")
+    if not torch.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and >= 0")
+    dead = w.sum(1) == 0
+    if dead.any():
+        w = torch.where(dead[:, None], torch.ones_like(w), w)
+    return v, w
+
+
+def _as_2d(codes: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return codes.reshape(like.shape)
+
+
+def weighted_sse(
+    values: torch.Tensor, weights: torch.Tensor, codes: torch.Tensor, table: torch.Tensor
+) -> torch.Tensor:
+    r"""Per-row weighted squared error :math:`\sum_j w_j (v_j - c_{q_j})^2` in float64.
+
+    Parameters
+    ----------
+    values, weights : tensor (rows, n)
+        The values and their sensitivities (not replaced when a row's weights are all zero).
+    codes : integer tensor (rows, n)
+        Cluster index of each value.
+    table : tensor (rows, K)
+        The centroids of each row.
+
+    Returns
+    -------
+    tensor (rows,)
+    """
+    if values.shape != weights.shape or values.shape != codes.shape:
+        raise ValueError("values, weights and codes must have the same shape")
+    if table.ndim != values.ndim or table.shape[:-1] != values.shape[:-1]:
+        raise ValueError(f"table must have shape (rows, K) matching values {tuple(values.shape)}")
+    v = values.to(torch.float64)
+    dq = table.to(torch.float64).gather(-1, codes.to(torch.long))
+    return (weights.to(torch.float64) * (v - dq) ** 2).sum(-1)
+
+
+def _generator(seed: Any) -> torch.Generator:
+    seq = as_seed_sequence(seed)
+    return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0]))
+
+
+def _kmeanspp(v: torch.Tensor, w: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Weighted k-means++ centres ``(rows, k)``, sorted (draws with probability w D^2)."""
+    idx = torch.multinomial(w, 1, generator=gen)
+    centres = [v.gather(1, idx)]
+    d2 = (v - centres[0]) ** 2
+    for _ in range(1, k):
+        p = w * d2
+        empty = p.sum(1, keepdim=True) <= 0
+        p = torch.where(empty, w, p)  # every point coincides with a centre: any draw will do
+        idx = torch.multinomial(p, 1, generator=gen)
+        new = v.gather(1, idx)
+        centres.append(new)
+        d2 = torch.minimum(d2, (v - new) ** 2)
+    return torch.sort(torch.cat(centres, 1), dim=1).values
+
+
+def _assign(v: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Nearest sorted centre of each value (ties at a midpoint go to the lower centre)."""
+    if centres.shape[1] == 1:
+        return torch.zeros(v.shape, dtype=torch.long)
+    mids = (0.5 * (centres[:, 1:] + centres[:, :-1])).contiguous()
+    return torch.searchsorted(mids, v.contiguous())
+
+
+def _weighted_means(
+    v: torch.Tensor, w: torch.Tensor, codes: torch.Tensor, fallback: torch.Tensor
+) -> torch.Tensor:
+    k = fallback.shape[1]
+    total = torch.zeros(v.shape[0], k, dtype=torch.float64).scatter_add_(1, codes, w)
+    moment = torch.zeros(v.shape[0], k, dtype=torch.float64).scatter_add_(1, codes, w * v)
+    return torch.where(total > 0, moment / total.clamp_min(1e-300), fallback)
+
+
+def lloyd_kmeans(
+    values: torch.Tensor,
+    weights: torch.Tensor,
+    n_clusters: int,
+    *,
+    iterations: int = 50,
+    seed: Any = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Weighted 1-D k-means of every row: k-means++ seeding then ``iterations`` Lloyd steps.
+
+    Lloyd step: assign each value to the nearest centre (the midpoints of sorted centres
+    partition the line), then move each centre to the weighted mean
+    :math:`c_i = \sum_{q_j = i} w_j v_j / \sum_{q_j = i} w_j` of its cluster (an empty or
+    weightless cluster keeps its centre, so the centres stay sorted). The codes returned are
+    the assignment to the final centres, so each code is the nearest centroid and the codes of a
+    sorted row are non-decreasing.
+
+    Parameters
+    ----------
+    values, weights : tensor (rows, n) or (n,)
+        Values and non-negative sensitivities.
+    n_clusters : int
+        :math:`K \ge 1`.
+    iterations : int
+        Lloyd steps (the Any-Precision code uses 50).
+    seed : int, SeedSequence, numpy or torch Generator
+        Seeds the k-means++ draws (all rows draw from one stream, in row order).
+
+    Returns
+    -------
+    codes : long tensor of the shape of ``values``
+    table : float64 tensor (rows, K), sorted per row
+    """
+    n_clusters = check_positive_int(n_clusters, "n_clusters")
+    iterations = check_positive_int(iterations, "iterations", minimum=0)
+    v, w = _check_rows(values, weights)
+    centres = _kmeanspp(v, w, n_clusters, _generator(seed))
+    for _ in range(iterations):
+        codes = _assign(v, centres)
+        centres = torch.sort(_weighted_means(v, w, codes, centres), dim=1).values
+    codes = _assign(v, centres)
+    table = centres if values.ndim == 2 else centres[0]
+    return _as_2d(codes, values), table
+
+
+def _prefix(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Prefix sums ``(W, S1, S2, N)`` of ``w, w v, w v^2, 1`` with a leading 0, ``(rows, n+1)``.
+
+    ``v`` should be centred per row: the run costs are differences of these sums, and
+    centring keeps the cancellation small.
+    """
+    zero = torch.zeros(v.shape[0], 1, dtype=torch.float64)
+
+    def cum(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([zero, x.cumsum(1)], 1)
+
+    return cum(w), cum(w * v), cum(w * v * v), cum(torch.ones_like(v))
+
+
+def _run_cost(p: tuple[torch.Tensor, ...], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Weighted SSE about its weighted mean of the sorted run ``[a, b)`` (0 when weightless)."""
+    pw, p1, p2, _ = p
+    dims = a.ndim - 1
+    if dims:  # a, b of shape (rows, X, Y...): gather along the last axis of flattened indices
+        shape = a.shape
+        a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    sw = pw.gather(1, b) - pw.gather(1, a)
+    s1 = p1.gather(1, b) - p1.gather(1, a)
+    s2 = p2.gather(1, b) - p2.gather(1, a)
+    cost = torch.where(sw > 0, s2 - s1 * s1 / sw.clamp_min(1e-300), torch.zeros_like(sw))
+    cost = cost.clamp_min(0.0)
+    return cost.reshape(shape) if dims else cost
+
+
+def _run_mean(
+    p: tuple[torch.Tensor, ...], a: torch.Tensor, b: torch.Tensor, fallback: torch.Tensor
+) -> torch.Tensor:
+    """Weighted mean of the run ``[a, b)``; ``fallback`` when it is empty or weightless."""
+    pw, p1, _, _ = p
+    sw = pw.gather(1, b) - pw.gather(1, a)
+    s1 = p1.gather(1, b) - p1.gather(1, a)
+    return torch.where(sw > 0, s1 / sw.clamp_min(1e-300), fallback)
+
+
+def run_bounds(sorted_codes: torch.Tensor, n_clusters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(start, end)`` of each cluster's run in non-decreasing codes, each ``(rows, K)``."""
+    rows = sorted_codes.shape[0]
+    ids = torch.arange(n_clusters).expand(rows, n_clusters).contiguous()
+    c = sorted_codes.contiguous()
+    return torch.searchsorted(c, ids), torch.searchsorted(c, ids, right=True)
+
+
+def split_runs(
+    sorted_values: torch.Tensor,
+    sorted_weights: torch.Tensor,
+    sorted_codes: torch.Tensor,
+    table: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Split every cluster of every row into two by its exact optimal weighted 2-means.
+
+    For a cluster occupying the sorted run :math:`[s, e)`, the split point
+
+    .. math:: t^\star = \operatorname*{arg\,min}_{s < t < e} C(s, t) + C(t, e)
+
+    (the first minimizer) is found by evaluating all split points at once from prefix sums;
+    the left part :math:`[s, t^\star)` gets code :math:`2q`, the right part code
+    :math:`2q + 1`, and each child's centroid is its weighted mean. A run of fewer than two
+    values is not split: its values get code :math:`2q` and both children keep the parent's
+    centroid (as does a weightless child). The error never increases: each half's weighted
+    mean is at least as good for it as the parent centroid.
+
+    Parameters
+    ----------
+    sorted_values, sorted_weights : tensor (rows, n)
+        Each row sorted ascending by value.
+    sorted_codes : long tensor (rows, n)
+        Non-decreasing codes in ``0..K-1`` of each row.
+    table : tensor (rows, K)
+        Current centroids.
+
+    Returns
+    -------
+    codes : long tensor (rows, n) in ``0..2K-1``
+    table : float64 tensor (rows, 2K)
+    """
+    v, w = _check_rows(sorted_values, sorted_weights)
+    if sorted_codes.shape != v.shape or table.ndim != 2 or table.shape[0] != v.shape[0]:
+        raise ValueError("sorted_codes must match sorted_values and table be (rows, K)")
+    rows, n = v.shape
+    k = table.shape[1]
+    codes = sorted_codes.to(torch.long)
+    centre = v.mean(1, keepdim=True)
+    p = _prefix(v - centre, w)
+    start, end = run_bounds(codes, k)
+    pos = torch.arange(n).expand(rows, n)
+    s_j, e_j = start.gather(1, codes), end.gather(1, codes)
+    total = _run_cost(p, s_j, pos) + _run_cost(p, pos, e_j)
+    total = torch.where(pos > s_j, total, torch.full_like(total, float("inf")))
+    best = torch.full((rows, k), float("inf"), dtype=torch.float64).scatter_reduce(
+        1, codes, total, reduce="amin"
+    )
+    hit = (total == best.gather(1, codes)) & torch.isfinite(total)
+    first = torch.where(hit, pos, torch.full_like(pos, n))
+    split = torch.full((rows, k), n, dtype=torch.long).scatter_reduce(
+        1, codes, first, reduce="amin"
+    )
+    split = torch.where(split >= n, end, split)  # no valid split: all values stay left
+    bit = (pos >= split.gather(1, codes)).to(torch.long)
+    new_codes = 2 * codes + bit
+    parent = table.to(torch.float64) - centre
+    left = _run_mean(p, start, split, parent)
+    right = _run_mean(p, split, end, parent)
+    new_table = torch.stack([left, right], 2).reshape(rows, 2 * k) + centre
+    return new_codes, new_table
+
+
+def optimal_kmeans(
+    values: torch.Tensor, weights: torch.Tensor, n_clusters: int, *, max_bytes: int = 2**28
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The exact optimal weighted 1-D k-means of every row (dynamic programming).
+
+    Minimizes :math:`\sum_j w_j (v_j - c_{q_j})^2` over all codes and centroids with at most
+    :math:`K` distinct centroids, by the recursion of the module docstring on the sorted row
+    (:math:`O(K n^2)` time). Rows are processed in chunks whose cost matrices
+    :math:`(n+1)^2` fit in ``max_bytes``. An unused cluster (``K`` above the number of
+    distinct values) gets the value at its boundary as its centroid.
+
+    Parameters
+    ----------
+    values, weights : tensor (rows, n) or (n,)
+    n_clusters : int
+    max_bytes : int
+        Memory for one chunk of cost matrices (float64).
+
+    Returns
+    -------
+    codes : long tensor of the shape of ``values``
+    table : float64 tensor (rows, K), sorted per row
+    """
+    k = check_positive_int(n_clusters, "n_clusters")
+    max_bytes = check_positive_int(max_bytes, "max_bytes")
+    v, w = _check_rows(values, weights)
+    rows, n = v.shape
+    chunk = max(1, max_bytes // (16 * (n + 1) ** 2))
+    codes_out = torch.empty(rows, n, dtype=torch.long)
+    tables = torch.empty(rows, k, dtype=torch.float64)
+    for lo in range(0, rows, chunk):
+        sl = slice(lo, min(rows, lo + chunk))
+        codes_out[sl], tables[sl] = _optimal_sorted_chunk(v[sl], w[sl], k)
+    table = tables if values.ndim == 2 else tables[0]
+    return codes_out.reshape(values.shape), table
+
+
+def _optimal_sorted_chunk(
+    v: torch.Tensor, w: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, n = v.shape
+    sv, order = torch.sort(v, dim=1)
+    sw = w.gather(1, order)
+    centre = sv.mean(1, keepdim=True)
+    p = _prefix(sv - centre, sw)
+    idx = torch.arange(n + 1)
+    a = idx[:, None].expand(n + 1, n + 1).expand(rows, n + 1, n + 1)
+    b = idx[None, :].expand(n + 1, n + 1).expand(rows, n + 1, n + 1)
+    cost = _run_cost(p, a.contiguous(), b.contiguous())  # cost[r, a, b] of the run [a, b)
+    cost = torch.where(a <= b, cost, torch.full_like(cost, float("inf")))
+    best = cost[:, 0, :]  # D_1(b)
+    back = []
+    for _ in range(1, k):
+        cand = best[:, :, None] + cost  # D_{m-1}(a) + C(a, b), minimized over a
+        best, arg = cand.min(1)
+        back.append(arg)
+    # backtrack the boundaries from b = n
+    bounds = [torch.full((rows,), n, dtype=torch.long)]
+    for arg in reversed(back):
+        bounds.append(arg.gather(1, bounds[-1][:, None])[:, 0])
+    bounds.append(torch.zeros(rows, dtype=torch.long))
+    bounds = torch.stack(bounds[::-1], 1)  # (rows, k + 1): 0 = b_0 <= b_1 <= ... <= b_k = n
+    lo_b, hi_b = bounds[:, :-1].contiguous(), bounds[:, 1:].contiguous()
+    fallback = (sv - centre).gather(1, lo_b.clamp_max(n - 1))
+    table = _run_mean(p, lo_b, hi_b, fallback) + centre
+    pos = torch.arange(n).expand(rows, n).contiguous()
+    sorted_codes = torch.searchsorted(hi_b, pos, right=True).clamp_max(k - 1)
+    codes = torch.empty_like(sorted_codes).scatter_(1, order, sorted_codes)
+    return codes, table
