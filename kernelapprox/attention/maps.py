@@ -9,15 +9,27 @@ linear-attention baselines defined here, :class:`IdentityMap` and :class:`EluPlu
 (Katharopoulos et al., ICML 2020).
 
 Stabilization. Every feature vector is returned as ``phi(x) = exp(c(x)) * phi_tilde(x)``
-with a per-token log-scale ``c(x)`` (no statistic of any other token):
+with a per-token log-scale ``c(x)`` (no statistic of any other token). A map whose features
+share a per-row factor ``exp(r(u))`` (:meth:`FeatureMap.log_row_scale`: ``-|u|^2/2`` for the
+exponential maps, ``+|u|^2/2`` for the softmax-kernel trigonometric maps, which overflows
+float32 once ``|u|^2 > 177``) is evaluated without it and ``r`` goes into ``c``:
 
-* exponential maps: ``c = max_i log g_i(u)``, computed from :meth:`FeatureMap.log_per_frequency`
-  before exponentiating, so ``phi_tilde = weighted(exp(log g - c))`` never overflows;
-* other real maps: ``c = log max_i |phi_i(x)|`` (zero-safe), so ``max |phi_tilde| = 1``.
+* exponential maps: ``c = r + max_i h_i(u)`` with ``h = log g - r`` from
+  :meth:`FeatureMap.log_per_frequency` (``row_scale=False``) before exponentiating, so
+  ``phi_tilde = weighted(exp(h - max h))`` never overflows and the rounding sees ``|h|``
+  (about ``|w| |u|``), not ``|u|^2``;
+* other real maps: ``c = r + log max_i |phi0_i(x)|`` (zero-safe) with ``phi0`` the features
+  without the factor, so ``max |phi_tilde| = 1`` and ``exp(r)`` is never formed.
 
 The log-scale is detached from autograd: the attention output is invariant to it (it only
 moves a factor between the features and the running reference kept in the state), so
-treating it as a constant gives the exact gradient.
+treating it as a constant gives the exact gradient. The part ``r`` of it is a function of
+``x``, though: its gradient enters ``phi_tilde`` through the exact zero ``r - r.detach()``.
+
+Limits (:func:`check_denominator` warns): per-token scales cannot keep the *products*
+``phi_tilde(q) . phi_tilde(k)`` in range when the query and its keys peak on different
+features, as happens for exponential maps from about ``|q|, |k|`` x30 (``|u|^2 ~ 5000``,
+products ``e^-200``); and a signed map's denominator can nearly cancel.
 """
 
 from __future__ import annotations
@@ -217,9 +229,11 @@ def stabilized_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(phi_tilde, c)`` with ``phi(x) = exp(c) phi_tilde``: ``(..., output_dim)`` and ``(...)``.
 
-    ``c`` is a per-token statistic (see the module docstring) and is detached. With
-    ``log_weight`` (from :func:`uniform_log_weight`) the constant weight goes into ``c``;
-    ``inplace`` reuses the map's output buffer (only when no gradient is needed).
+    ``c`` is a per-token statistic (see the module docstring) and is detached; it includes
+    the map's :meth:`~kernelapprox.features.FeatureMap.log_row_scale` ``r``, whose factor
+    ``exp(r)`` is never formed. With ``log_weight`` (from :func:`uniform_log_weight`) the
+    constant weight goes into ``c``; ``inplace`` reuses the map's output buffer (only when no
+    gradient is needed).
     """
     # One (tokens, d) matrix: the map's ``u @ W^T`` is then a single matrix product
     # (torch.matmul runs a (..., 1, d) or permuted input as many tiny batched products).
