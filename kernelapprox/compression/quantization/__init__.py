@@ -4,7 +4,10 @@ One n-bit memory footprint holds every width from the seed width to n: the k-bit
 weight is the first k bit-planes of its n-bit code.
 
 * :mod:`.kmeans` -- sensitivity-weighted 1-D k-means per row (Lloyd, vectorized across rows),
-  the exact optimum by dynamic programming, and the cluster split of the upscaling step.
+  the exact optimum by dynamic programming, and the cluster split of the upscaling step;
+* :mod:`.nested` -- the seed quantizer and incremental upscaling (:func:`nested_quantize`),
+  and independent k-bit quantization for comparison;
+* :mod:`.packing` -- the bit-plane layout (plane 0 most significant) and its exact bytes.
 """
 
 from kernelapprox.compression.quantization.kmeans import (
@@ -14,11 +17,33 @@ from kernelapprox.compression.quantization.kmeans import (
     split_runs,
     weighted_sse,
 )
+from kernelapprox.compression.quantization.nested import (
+    MAX_BITS,
+    NestedQuantization,
+    check_widths,
+    independent_quantize,
+    nested_quantize,
+)
+from kernelapprox.compression.quantization.packing import (
+    nested_storage,
+    pack_bitplanes,
+    storage_bytes,
+    unpack_bitplanes,
+)
 
 __all__ = [
+    "MAX_BITS",
+    "NestedQuantization",
+    "check_widths",
+    "independent_quantize",
     "lloyd_kmeans",
+    "nested_quantize",
+    "nested_storage",
     "optimal_kmeans",
+    "pack_bitplanes",
     "run_bounds",
     "split_runs",
+    "storage_bytes",
+    "unpack_bitplanes",
     "weighted_sse",
 ]

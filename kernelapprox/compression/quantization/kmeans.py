@@ -299,10 +299,8 @@ def split_runs(
     split = torch.where(split >= n, end, split)  # no valid split: all values stay left
     bit = (pos >= split.gather(1, codes)).to(torch.long)
     new_codes = 2 * codes + bit
-    parent = table.to(torch.float64) - centre
-    left = _run_mean(p, start, split, parent)
-    right = _run_mean(p, split, end, parent)
-    new_table = torch.stack([left, right], 2).reshape(rows, 2 * k) + centre
+    parent = table.to(torch.float64).repeat_interleave(2, dim=1)
+    new_table = _weighted_means(v, w, new_codes, parent)  # direct sums: no cancellation
     return new_codes, new_table
 
 

@@ -1,0 +1,175 @@
+r"""Any-Precision nested quantization: a seed k-means, then one bit at a time by splitting.
+
+Park, Hyun, Cho, Sim & Lee, *Any-Precision LLM*, ICML 2024, Sec. 3 (incremental upscaling).
+Each output row of a weight matrix, with its diagonal-Fisher sensitivities :math:`w`, is
+
+1. quantized to the seed width :math:`b_0` (default 3) by weighted k-means with
+   :math:`2^{b_0}` clusters (:func:`~.kmeans.lloyd_kmeans`: k-means++ then 50 Lloyd steps);
+2. upscaled from :math:`k` to :math:`k+1` bits for :math:`k = b_0, \dots, n-1` (default
+   :math:`n = 8`) by splitting every cluster -- a contiguous run of the sorted row -- into two
+   (:func:`~.kmeans.split_runs`: the exact optimal weighted 2-means of the run, where the
+   paper's code runs a 2-means heuristic); the left half gets bit 0, the right half bit 1:
+
+   .. math:: q^{(k+1)}_j = 2\,q^{(k)}_j + \beta_j, \qquad\text{hence}\qquad
+             q^{(k)}_j = q^{(n)}_j \gg (n - k),
+
+   and the :math:`k`-bit lookup table :math:`T_k \in \mathbb{R}^{2^k}` is kept as it was when
+   width :math:`k` was made. Width :math:`k` dequantizes as :math:`\hat W_{rj} = T_k[r,
+   q^{(n)}_{rj} \gg (n - k)]`.
+
+The weighted error :math:`\sum_j w_j (W_{rj} - \hat W_{rj})^2` never increases with
+:math:`k` (a split can only lower it). The price of nesting is that the :math:`k`-bit
+clustering, :math:`k > b_0`, is not refit: :func:`independent_quantize` runs k-means at
+:math:`2^k` clusters directly for comparison, and :func:`~.kmeans.optimal_kmeans` gives the
+exact optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kernelapprox._validation import as_seed_sequence, check_positive_int
+from kernelapprox.compression.quantization.kmeans import (
+    _check_rows,
+    lloyd_kmeans,
+    split_runs,
+    weighted_sse,
+)
+
+__all__ = ["NestedQuantization", "check_widths", "independent_quantize", "nested_quantize"]
+
+#: Widest code the packed layout supports (codes are held in ``torch.uint8``).
+MAX_BITS = 8
+
+
+def check_widths(seed_bits: Any, max_bits: Any) -> tuple[int, int]:
+    """``(seed_bits, max_bits)`` checked: integers with ``1 <= seed_bits <= max_bits <= 8``."""
+    seed_bits = check_positive_int(seed_bits, "seed_bits")
+    max_bits = check_positive_int(max_bits, "max_bits")
+    if seed_bits > MAX_BITS or max_bits > MAX_BITS:
+        raise ValueError(
+            f"seed_bits and max_bits must be <= {MAX_BITS}, got {seed_bits} and {max_bits}"
+        )
+    if seed_bits > max_bits:
+        raise ValueError(
+            f"seed_bits must be <= max_bits, got seed_bits={seed_bits} > max_bits={max_bits}"
+        )
+    return seed_bits, max_bits
+
+
+@dataclass(frozen=True)
+class NestedQuantization:
+    """The nested codes and per-width tables of one weight matrix.
+
+    Attributes
+    ----------
+    codes : uint8 tensor (out, in)
+        The ``max_bits``-bit code of every weight.
+    tables : dict of int to float64 tensor (out, 2**k)
+        The lookup table of each width ``k`` in ``seed_bits..max_bits``.
+    seed_bits, max_bits : int
+    """
+
+    codes: torch.Tensor
+    tables: dict[int, torch.Tensor]
+    seed_bits: int
+    max_bits: int
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The widths stored, ``seed_bits..max_bits``."""
+        return tuple(range(self.seed_bits, self.max_bits + 1))
+
+    def _check_bits(self, bits: Any) -> int:
+        bits = check_positive_int(bits, "bits")
+        if bits not in self.tables:
+            raise ValueError(f"bits must be one of {list(self.widths)}, got {bits}")
+        return bits
+
+    def codes_at(self, bits: int) -> torch.Tensor:
+        """The ``bits``-bit codes, ``codes >> (max_bits - bits)`` (long)."""
+        bits = self._check_bits(bits)
+        return self.codes.to(torch.long) >> (self.max_bits - bits)
+
+    def dequantize(self, bits: int) -> torch.Tensor:
+        """The ``bits``-bit weight :math:`T_k[r, q_{rj} \\gg (n-k)]`, float64 (out, in)."""
+        return self.tables[bits].gather(1, self.codes_at(bits))
+
+    def sse(self, weight: torch.Tensor, fisher: torch.Tensor, bits: int) -> float:
+        """Total weighted squared error at ``bits`` against ``weight`` with sensitivities
+        ``fisher`` (float64)."""
+        bits = self._check_bits(bits)
+        return float(weighted_sse(weight, fisher, self.codes_at(bits), self.tables[bits]).sum())
+
+
+def _check_matrix(weight: Any, fisher: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+        raise TypeError("weight must be a 2-D torch tensor (out, in)")
+    if not isinstance(fisher, torch.Tensor) or fisher.shape != weight.shape:
+        raise ValueError(f"fisher must be a tensor of the weight's shape {tuple(weight.shape)}")
+    return _check_rows(weight, fisher)
+
+
+def nested_quantize(
+    weight: torch.Tensor,
+    fisher: torch.Tensor,
+    *,
+    seed_bits: int = 3,
+    max_bits: int = 8,
+    iterations: int = 50,
+    seed: Any = 0,
+) -> NestedQuantization:
+    r"""Any-Precision quantization of ``weight`` (see the module docstring).
+
+    Parameters
+    ----------
+    weight : tensor (out, in)
+        The weight matrix; each row is quantized on its own.
+    fisher : tensor (out, in)
+        Non-negative sensitivities (diagonal Fisher); a row of zeros counts as uniform.
+    seed_bits, max_bits : int
+        Seed width :math:`b_0` and final width :math:`n`, ``1 <= b_0 <= n <= 8``.
+    iterations : int
+        Lloyd steps of the seed.
+    seed : int, SeedSequence, numpy or torch Generator
+        Seeds the k-means++ draws of the seed quantizer.
+
+    Returns
+    -------
+    NestedQuantization
+    """
+    seed_bits, max_bits = check_widths(seed_bits, max_bits)
+    v, w = _check_matrix(weight, fisher)
+    as_seed_sequence(seed)
+    sv, order = torch.sort(v, dim=1)
+    sw = w.gather(1, order)
+    codes, table = lloyd_kmeans(sv, sw, 2**seed_bits, iterations=iterations, seed=seed)
+    tables = {seed_bits: table}
+    for bits in range(seed_bits + 1, max_bits + 1):
+        codes, table = split_runs(sv, sw, codes, table)
+        tables[bits] = table
+    out = torch.empty_like(codes).scatter_(1, order, codes)
+    return NestedQuantization(out.to(torch.uint8), tables, seed_bits, max_bits)
+
+
+def independent_quantize(
+    weight: torch.Tensor,
+    fisher: torch.Tensor,
+    bits: int,
+    *,
+    iterations: int = 50,
+    seed: Any = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted k-means of each row at ``2**bits`` clusters directly (no nesting).
+
+    Returns ``(codes, table)`` as :func:`~.kmeans.lloyd_kmeans`: long codes (out, in) and a
+    float64 table (out, 2**bits).
+    """
+    bits = check_positive_int(bits, "bits")
+    if bits > MAX_BITS:
+        raise ValueError(f"bits must be <= {MAX_BITS}, got {bits}")
+    v, w = _check_matrix(weight, fisher)
+    return lloyd_kmeans(v, w, 2**bits, iterations=iterations, seed=seed)
