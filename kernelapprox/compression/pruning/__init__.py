@@ -1,0 +1,44 @@
+"""APT: adaptive pruning and tuning (Zhao, Hajishirzi & Cao, ICML 2024).
+
+Structured pruning of a pretrained transformer while it is fine-tuned, measured as an
+approximation of the unpruned model:
+
+* :mod:`.salience` -- scores of heads, neurons and hidden dimensions from forward/backward
+  hooks (APT's compressed form, the per-sample form, the signed Taylor estimate; EMA; kurtosis);
+* :mod:`.selection` -- the densest blocks under a parameter budget (APT's prefix search);
+* :mod:`.schedule` -- the cubic schedule of the kept fraction and masks applied by selection;
+* :mod:`.models` -- the sites of :class:`kernelapprox.lm.Decoder` and of BERT-family encoders,
+  and the physical shrinking of both;
+* :mod:`.adapters` -- low-rank adapters whose rank grows without changing the output, APT's
+  top-half allocation rule, and the self-distillation loss.
+"""
+
+from kernelapprox.compression.pruning.models import (
+    bert_layers,
+    bert_sites,
+    count_params,
+    decoder_sites,
+    shrink_bert,
+    shrink_decoder,
+)
+from kernelapprox.compression.pruning.salience import (
+    FORMS,
+    SalienceTracker,
+    Site,
+    excess_kurtosis,
+    group_salience,
+)
+
+__all__ = [
+    "FORMS",
+    "SalienceTracker",
+    "Site",
+    "bert_layers",
+    "bert_sites",
+    "count_params",
+    "decoder_sites",
+    "excess_kurtosis",
+    "group_salience",
+    "shrink_bert",
+    "shrink_decoder",
+]

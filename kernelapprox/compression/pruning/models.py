@@ -1,0 +1,244 @@
+r"""Where the prunable blocks of a model are, and how to remove them for good.
+
+Two model families, neither edited:
+
+* :class:`kernelapprox.lm.Decoder`: heads at each block's ``attn.context`` (an identity on the
+  concatenated head outputs), neurons at ``mlp.act``, hidden dimensions at the block output;
+* Hugging Face BERT-family encoders (``BertModel`` and models holding one, such as MiniLM):
+  heads at the input of ``attention.output.dense``, neurons at the input of
+  ``output.dense``, hidden dimensions at each layer's output (forward hooks only).
+
+A head owns :math:`4 d\,d_h + 3 d_h` parameters (its rows of :math:`W_Q, W_K, W_V` with
+biases and its columns of :math:`W_O`), a neuron :math:`2d + 1` (its row of :math:`W_1` with
+bias, its column of :math:`W_2`). Hidden dimensions are scored only (``params_per_group = 0``):
+removing one changes every layer norm's statistics, so a masked and a shrunk model would differ.
+
+Shrinking (:func:`shrink_decoder`, :func:`shrink_bert`) replaces the linear layers by smaller
+ones holding the kept rows and columns: the shrunk model computes exactly what the masked one
+does (masks by selection, :class:`~kernelapprox.compression.pruning.schedule.MaskHooks`), with
+smaller matrix products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from kernelapprox.compression.pruning.salience import Site
+
+
+def _sliced_linear(
+    linear: nn.Linear, rows: torch.Tensor | None, cols: torch.Tensor | None
+) -> nn.Linear:
+    """A new ``nn.Linear`` with the given output rows / input columns of ``linear``."""
+    w = linear.weight.detach()
+    b = None if linear.bias is None else linear.bias.detach()
+    if rows is not None:
+        w = w.index_select(0, rows.to(w.device))
+        b = None if b is None else b.index_select(0, rows.to(w.device))
+    if cols is not None:
+        w = w.index_select(1, cols.to(w.device))
+    new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if b is not None:
+            new.bias.copy_(b)
+    new.weight.requires_grad_(linear.weight.requires_grad)
+    if b is not None:
+        new.bias.requires_grad_(linear.bias.requires_grad)
+    return new
+
+
+def _head_rows(mask: torch.Tensor, head_dim: int) -> torch.Tensor:
+    return torch.nonzero(mask.repeat_interleave(head_dim)).reshape(-1)
+
+
+def _check_masks(masks: Any) -> Mapping[str, torch.Tensor]:
+    if not isinstance(masks, Mapping):
+        raise TypeError(
+            f"masks must be a mapping of site name -> bool tensor, got {type(masks).__name__}"
+        )
+    for name, m in masks.items():
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.ndim != 1:
+            raise TypeError(f"masks[{name!r}] must be a 1-D bool tensor")
+    return masks
+
+
+def _mask(masks: Mapping[str, torch.Tensor], name: str, n: int) -> torch.Tensor | None:
+    m = masks.get(name)
+    if m is not None and m.shape != (n,):
+        raise ValueError(f"masks[{name!r}] must have shape ({n},), got {tuple(m.shape)}")
+    return None if m is None else m.cpu()
+
+
+# --------------------------------------------------------------------------------- decoder
+
+
+def decoder_sites(model: nn.Module, *, hidden: bool = False) -> list[Site]:
+    """Sites of a :class:`kernelapprox.lm.Decoder`: ``layers.{i}.heads``, ``layers.{i}.neurons``
+    and, with ``hidden=True``, ``layers.{i}.hidden``."""
+    from kernelapprox.lm import Decoder
+
+    if not isinstance(model, Decoder):
+        raise TypeError(f"model must be a kernelapprox.lm.Decoder, got {type(model).__name__}")
+    d = model.config.d_model
+    sites = []
+    for i, block in enumerate(model.blocks):
+        attn, mlp = block.attn, block.mlp
+        dh = attn.head_dim
+        sites.append(
+            Site(
+                f"layers.{i}.heads",
+                attn.context,
+                "output",
+                "head",
+                dh,
+                attn.n_heads,
+                4 * d * dh + 3 * dh,
+                i,
+            )
+        )
+        sites.append(
+            Site(
+                f"layers.{i}.neurons",
+                mlp.act,
+                "output",
+                "neuron",
+                1,
+                mlp.fc.out_features,
+                2 * d + 1,
+                i,
+            )
+        )
+        if hidden:
+            sites.append(Site(f"layers.{i}.hidden", block, "output", "hidden", 1, d, 0, i))
+    return sites
+
+
+@torch.no_grad()
+def shrink_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Remove, in place, the heads and neurons whose mask entry is ``False`` (site names of
+    :func:`decoder_sites`; a site without a mask is kept whole); returns ``model``.
+
+    The shrunk model runs with the full subnetwork only (``subnetwork=None``): its layers no
+    longer share the sizes of ``model.config``.
+    """
+    sites = {s.name: s for s in decoder_sites(model)}
+    masks = _check_masks(masks)
+    for name in masks:
+        if name not in sites:
+            raise ValueError(f"masks names an unknown or unprunable site {name!r}")
+    for i, block in enumerate(model.blocks):
+        attn, mlp = block.attn, block.mlp
+        hm = _mask(masks, f"layers.{i}.heads", attn.n_heads)
+        if hm is not None:
+            rows = _head_rows(hm, attn.head_dim)
+            attn.q, attn.k, attn.v = (
+                _sliced_linear(m, rows, None) for m in (attn.q, attn.k, attn.v)
+            )
+            attn.o = _sliced_linear(attn.o, None, rows)
+            attn.n_heads = int(hm.sum())
+        nm = _mask(masks, f"layers.{i}.neurons", mlp.fc.out_features)
+        if nm is not None:
+            keep = torch.nonzero(nm).reshape(-1)
+            mlp.fc = _sliced_linear(mlp.fc, keep, None)
+            mlp.proj = _sliced_linear(mlp.proj, None, keep)
+    return model
+
+
+# ------------------------------------------------------------------------------------ BERT
+
+
+def bert_layers(model: nn.Module) -> nn.ModuleList:
+    """The ``encoder.layer`` list of a BERT-family model (or of the model it wraps)."""
+    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+        encoder = getattr(candidate, "encoder", None)
+        layers = getattr(encoder, "layer", None)
+        if isinstance(layers, nn.ModuleList) and len(layers) and hasattr(layers[0], "attention"):
+            return layers
+    raise TypeError(
+        f"model must be a BERT-family model with encoder.layer, got {type(model).__name__}"
+    )
+
+
+class _NoHeads(nn.Module):
+    """Stands in for a self-attention whose heads were all removed: an empty context."""
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
+        return hidden_states[..., :0], None
+
+
+def bert_sites(model: nn.Module, *, hidden: bool = False) -> list[Site]:
+    """Sites of a BERT-family encoder: ``layers.{i}.heads``, ``layers.{i}.neurons`` and, with
+    ``hidden=True``, ``layers.{i}.hidden`` (see the module docstring)."""
+    sites = []
+    for i, layer in enumerate(bert_layers(model)):
+        attn_out, ffn_out = layer.attention.output.dense, layer.output.dense
+        d = attn_out.out_features
+        self_attn = layer.attention.self
+        dh = self_attn.attention_head_size
+        n_heads = attn_out.in_features // dh
+        sites.append(
+            Site(
+                f"layers.{i}.heads", attn_out, "input", "head", dh, n_heads, 4 * d * dh + 3 * dh, i
+            )
+        )
+        sites.append(
+            Site(
+                f"layers.{i}.neurons",
+                ffn_out,
+                "input",
+                "neuron",
+                1,
+                ffn_out.in_features,
+                2 * d + 1,
+                i,
+            )
+        )
+        if hidden:
+            sites.append(Site(f"layers.{i}.hidden", layer, "output", "hidden", 1, d, 0, i))
+    return sites
+
+
+@torch.no_grad()
+def shrink_bert(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Remove, in place, the heads and neurons of a BERT-family encoder whose mask entry is
+    ``False`` (site names of :func:`bert_sites`); returns ``model``. A layer left without heads
+    gets an empty self-attention (its attention block adds only the output bias)."""
+    sites = {s.name: s for s in bert_sites(model)}
+    masks = _check_masks(masks)
+    for name in masks:
+        if name not in sites:
+            raise ValueError(f"masks names an unknown or unprunable site {name!r}")
+    for i, layer in enumerate(bert_layers(model)):
+        site = sites[f"layers.{i}.heads"]
+        hm = _mask(masks, site.name, site.n_groups)
+        if hm is not None:
+            att = layer.attention
+            rows = _head_rows(hm, site.group_size)
+            kept = int(hm.sum())
+            att.output.dense = _sliced_linear(att.output.dense, None, rows)
+            if kept == 0:
+                att.self = _NoHeads()
+            else:
+                s = att.self
+                s.query, s.key, s.value = (
+                    _sliced_linear(m, rows, None) for m in (s.query, s.key, s.value)
+                )
+                s.num_attention_heads = kept
+                s.all_head_size = kept * site.group_size
+        site = sites[f"layers.{i}.neurons"]
+        nm = _mask(masks, site.name, site.n_groups)
+        if nm is not None:
+            keep = torch.nonzero(nm).reshape(-1)
+            layer.intermediate.dense = _sliced_linear(layer.intermediate.dense, keep, None)
+            layer.output.dense = _sliced_linear(layer.output.dense, None, keep)
+    return model
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of parameters of ``module`` (shared tensors once)."""
+    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
