@@ -28,10 +28,17 @@ from kernelapprox.compression.pruning.salience import (
     excess_kurtosis,
     group_salience,
 )
+from kernelapprox.compression.pruning.selection import (
+    Selection,
+    prunable_params,
+    select_blocks,
+    select_masks,
+)
 
 __all__ = [
     "FORMS",
     "SalienceTracker",
+    "Selection",
     "Site",
     "bert_layers",
     "bert_sites",
@@ -39,6 +46,9 @@ __all__ = [
     "decoder_sites",
     "excess_kurtosis",
     "group_salience",
+    "prunable_params",
+    "select_blocks",
+    "select_masks",
     "shrink_bert",
     "shrink_decoder",
 ]

@@ -1,0 +1,162 @@
+r"""Which blocks to keep under a parameter budget: APT's density ranking and prefix search.
+
+Every block :math:`i` (a head, a neuron, a hidden dimension, of any layer) has a salience
+:math:`s_i` and owns :math:`p_i > 0` parameters. APT (Zhao, Hajishirzi & Cao, ICML 2024,
+Sec. 4.2) sorts all blocks together by density :math:`s_i / p_i`, largest first, and keeps the
+longest prefix of that order whose parameters fit the budget :math:`B`:
+
+.. math::
+
+    k^\star = \max\Big\{k : \sum_{r \le k} p_{\pi(r)} \le B\Big\}, \qquad
+    \text{kept} = \{\pi(1), \dots, \pi(k^\star)\},
+
+found by binary search over :math:`k` (the prefix sums increase, since every :math:`p_i > 0`).
+So the kept count never exceeds :math:`B`, and unless every block is kept it is within one
+block of it: :math:`B - \sum_{r \le k^\star} p_{\pi(r)} < p_{\pi(k^\star + 1)} \le \max_i p_i`
+(claim ``apt_budget_search``). Ties in density keep the lower index first (a stable sort).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kernelapprox.compression.pruning.salience import Site
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of :func:`select_blocks`.
+
+    Attributes
+    ----------
+    keep : torch.Tensor
+        Boolean mask over the blocks, in the input order.
+    order : torch.Tensor
+        Block indices by decreasing density.
+    n_kept : int
+        :math:`k^\\star`, the length of the kept prefix.
+    kept_params : int
+        :math:`\\sum_{r \\le k^\\star} p_{\\pi(r)}`.
+    budget : float
+        :math:`B`.
+    """
+
+    keep: torch.Tensor
+    order: torch.Tensor
+    n_kept: int
+    kept_params: int
+    budget: float
+
+
+def _as_vector(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+    else:
+        try:
+            t = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a 1-D tensor or sequence of numbers") from err
+    if t.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    return t
+
+
+def prefix_length(cumulative: torch.Tensor, budget: float) -> int:
+    """Largest ``k`` with ``cumulative[k - 1] <= budget`` (0 if none) by bisection, for an
+    increasing ``cumulative``."""
+    lo, hi = 0, int(cumulative.numel())  # invariant: prefix lo fits, prefix hi + 1 does not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if float(cumulative[mid - 1]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def select_blocks(salience: Any, params: Any, budget: float) -> Selection:
+    """Keep the densest blocks whose parameters fit ``budget`` (module docstring).
+
+    Parameters
+    ----------
+    salience : 1-D tensor or sequence
+        Score :math:`s_i` of each block (finite; any sign).
+    params : 1-D tensor or sequence of int
+        Parameters :math:`p_i \\ge 1` of each block.
+    budget : float
+        Parameter budget :math:`B \\ge 0`.
+
+    Returns
+    -------
+    Selection
+
+    Examples
+    --------
+    >>> sel = select_blocks([3.0, 1.0, 4.0], [3, 1, 2], budget=5)
+    >>> sel.keep.tolist(), sel.kept_params  # densities 1, 1, 2: blocks 2 then 0 fit, 1 not
+    ([True, False, True], 5)
+    """
+    s = _as_vector(salience, "salience").to(torch.float64)
+    p = _as_vector(params, "params")
+    if p.is_floating_point():
+        if not torch.equal(p, p.round()):
+            raise ValueError("params must hold whole numbers of parameters")
+    p = p.to(torch.int64)
+    if s.shape != p.shape:
+        raise ValueError(
+            f"salience and params must have the same length, got {s.numel()} and {p.numel()}"
+        )
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError("salience must be finite (no nan or inf)")
+    if p.numel() and int(p.min()) < 1:
+        raise ValueError("params must be >= 1 for every block")
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
+        raise TypeError(f"budget must be a real number, got {budget!r}")
+    budget = float(budget)
+    if not budget >= 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    order = torch.sort(s / p.to(torch.float64), descending=True, stable=True).indices
+    cumulative = torch.cumsum(p[order], 0)
+    k = prefix_length(cumulative, budget)
+    keep = torch.zeros(s.numel(), dtype=torch.bool)
+    keep[order[:k]] = True
+    kept = int(cumulative[k - 1]) if k else 0
+    return Selection(keep=keep, order=order, n_kept=k, kept_params=kept, budget=budget)
+
+
+def prunable_params(sites: Sequence[Site]) -> int:
+    """Parameters owned by the prunable groups of ``sites`` (those with ``params_per_group``)."""
+    return sum(s.n_groups * s.params_per_group for s in sites)
+
+
+def select_masks(
+    sites: Sequence[Site], scores: Mapping[str, torch.Tensor], budget: float
+) -> tuple[dict[str, torch.Tensor], Selection]:
+    """Run :func:`select_blocks` over every prunable group of ``sites`` (``params_per_group >
+    0``) and split the kept set into one boolean mask per site, ``(masks, selection)``."""
+    prunable = [s for s in sites if s.params_per_group > 0]
+    if not prunable:
+        raise ValueError("sites must include a prunable site (params_per_group > 0)")
+    for s in prunable:
+        if s.name not in scores:
+            raise ValueError(f"scores has no entry for site {s.name!r}")
+        if scores[s.name].shape != (s.n_groups,):
+            raise ValueError(
+                f"scores[{s.name!r}] must have shape ({s.n_groups},), got "
+                f"{tuple(scores[s.name].shape)}"
+            )
+    salience = torch.cat([scores[s.name].detach().cpu().to(torch.float64) for s in prunable])
+    params = torch.cat([torch.full((s.n_groups,), s.params_per_group) for s in prunable])
+    sel = select_blocks(salience, params, budget)
+    masks, start = {}, 0
+    for s in prunable:
+        masks[s.name] = sel.keep[start : start + s.n_groups].clone()
+        start += s.n_groups
+    return masks, sel
