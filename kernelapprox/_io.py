@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
+import math
 import os
 import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -84,3 +87,22 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
     return Path(path)
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that JSON can hold: NaN/inf become ``None`` (``null``), numpy and
+    torch scalars become Python numbers, tuples become lists, keys become strings."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented, valid JSON (no ``NaN``: see :func:`json_safe`)."""
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)

@@ -24,8 +24,8 @@ Errors are one line on stderr, never a traceback, and the exit status says whose
 Setting ``KERNELAPPROX_DEBUG=1`` shows the traceback of user errors and environment
 failures too. Commands check their options before any slow work (loading a model, creating
 ``--out``), so a user error costs no time and leaves nothing behind; the helpers for that
-are :func:`check_out_dir` and :func:`check_out_file`, and :func:`json_text` writes JSON
-without ``NaN``.
+are :func:`check_out_dir` and :func:`check_out_file`, and
+:func:`kernelapprox._io.json_text` writes JSON without ``NaN``.
 """
 
 from __future__ import annotations
@@ -33,13 +33,10 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import json
-import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from kernelapprox.errors import EnvironmentFailure
 
@@ -123,25 +120,6 @@ def error_message(exc: BaseException, *, resumable: bool = False) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
-
-
-def json_safe(value: Any) -> Any:
-    """A copy of ``value`` that JSON can hold: NaN/inf become ``None`` (``null``), numpy and
-    torch scalars become Python numbers, tuples become lists, keys become strings."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def json_text(value: Any) -> str:
-    """``value`` as indented, valid JSON (no ``NaN``: see :func:`json_safe`)."""
-    return json.dumps(json_safe(value), indent=2, allow_nan=False)
 
 
 def check_out_dir(value: str | os.PathLike[str] | None, option: str = "--out") -> Path | None:

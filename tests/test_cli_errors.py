@@ -532,13 +532,6 @@ def test_bench_json_stdout_stays_json_when_a_peer_prints(capsys, monkeypatch):
     assert json.loads(out)["rows"] == [] and "Performer" in err
 
 
-def test_json_text_never_holds_nan():
-    import numpy as np
-
-    value = {"a": float("nan"), 1: (np.float64(np.inf), np.int64(3), torch.tensor(2.5))}
-    assert json.loads(cli.json_text(value)) == {"a": None, "1": [None, 3, 2.5]}
-
-
 def test_console_entry_point_exits_with_the_status(paths):
     """One real process: the interpreter's exit status and stderr, not just main()'s value."""
     import subprocess

@@ -122,8 +122,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from kernelapprox._io import json_text
     from kernelapprox.attention import benchmark as bench
-    from kernelapprox.cli import json_text
 
     device = _check_device(args.device)
     _check_options(args)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
-import json
+import io
 import math
 import os
 import statistics
@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from kernelapprox._io import atomic_path, atomic_write, json_text
 from kernelapprox.attention.functional import (
     DEFAULT_CHUNK,
     feature_attention,
@@ -542,14 +543,15 @@ def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = T
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.csv", out / "table.txt"]
-    written[0].write_text(json.dumps({"rows": rows, "summary": summarize(rows),
-                                      "environment": environment()}, indent=2))
+    atomic_write(written[0], json_text({"rows": rows, "summary": summarize(rows),
+                                        "environment": environment()}))
     keys = sorted({k for r in rows for k in r})
-    with open(written[1], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    written[2].write_text(format_table(rows) + "\n")
+    table = io.StringIO()
+    w = csv.DictWriter(table, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(written[1], table.getvalue())
+    atomic_write(written[2], format_table(rows) + "\n")
     if plot:
         written.append(_plot(rows, out / "attention_bench.png"))
     return written
@@ -585,7 +587,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
     if ax.lines:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 

@@ -452,7 +452,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kernelapprox.cli import check_out_dir, check_out_file, json_text
+    from kernelapprox._io import json_text
+    from kernelapprox.cli import check_out_dir, check_out_file
 
     output = check_out_file(args.output, "--output")
     out = check_out_dir(args.out)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from kernelapprox._io import atomic_path, atomic_write
+from kernelapprox._io import atomic_path, atomic_write, json_safe
 from kernelapprox.errors import EnvironmentFailure
 from kernelapprox.estimators.rates import features_needed, fit_rate
 from kernelapprox.estimators.replications import replication_interval
@@ -92,7 +92,7 @@ def summarize(run: StudyRun) -> dict[str, Any]:
                 slope_ci_high=_finite_or_none(fit.ci_high),
             )
         curves.append(curve)
-    return _json_safe(
+    return json_safe(
         {
             "spec": json.loads(run.spec.to_json()),
             "datasets": [d.describe() for d in run.datasets],
@@ -101,17 +101,6 @@ def summarize(run: StudyRun) -> dict[str, Any]:
             "curves": curves,
         }
     )
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return _finite_or_none(float(value))
-    return value
 
 
 def to_json(summary: dict[str, Any]) -> str:

@@ -160,3 +160,15 @@ def test_roofline_row_is_achieved_rate_over_matmul_rate():
     assert row["gflops"] == pytest.approx(row["gflop"] / 2e-3)
     assert row["roofline"] == pytest.approx(row["gflops"] / 50.0)
     assert matmul_rate(case, repeats=1) > 0
+
+
+def test_written_results_are_valid_json_when_a_value_is_not_finite(tmp_path):
+    from kernelapprox.attention.benchmark import write_results
+
+    row = {"impl": "ours", "mode": "fwd", "T": 8, "head_dim": 8, "n_features": 8,
+           "status": "ok", "time_ms": 1.0, "rel_error": float("nan")}
+    write_results([row], tmp_path, plot=False)
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["rows"][0]["rel_error"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.json",
+                                                          "table.txt"]
