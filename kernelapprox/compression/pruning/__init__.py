@@ -28,6 +28,12 @@ from kernelapprox.compression.pruning.salience import (
     excess_kurtosis,
     group_salience,
 )
+from kernelapprox.compression.pruning.schedule import (
+    MaskHooks,
+    Pruner,
+    cubic_keep_fraction,
+    pruning_steps,
+)
 from kernelapprox.compression.pruning.selection import (
     Selection,
     prunable_params,
@@ -37,16 +43,20 @@ from kernelapprox.compression.pruning.selection import (
 
 __all__ = [
     "FORMS",
+    "MaskHooks",
+    "Pruner",
     "SalienceTracker",
     "Selection",
     "Site",
     "bert_layers",
     "bert_sites",
     "count_params",
+    "cubic_keep_fraction",
     "decoder_sites",
     "excess_kurtosis",
     "group_salience",
     "prunable_params",
+    "pruning_steps",
     "select_blocks",
     "select_masks",
     "shrink_bert",

@@ -41,14 +41,13 @@ def _sliced_linear(
         b = None if b is None else b.index_select(0, rows.to(w.device))
     if cols is not None:
         w = w.index_select(1, cols.to(w.device))
-    new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
-    with torch.no_grad():
-        new.weight.copy_(w)
-        if b is not None:
-            new.bias.copy_(b)
-    new.weight.requires_grad_(linear.weight.requires_grad)
+    # a 1 x 1 layer whose parameters are then replaced: no random init to overwrite (nor a
+    # warning for a layer with 0 rows)
+    new = nn.Linear(1, 1, bias=b is not None, device=w.device, dtype=w.dtype)
+    new.in_features, new.out_features = w.shape[1], w.shape[0]
+    new.weight = nn.Parameter(w.clone(), requires_grad=linear.weight.requires_grad)
     if b is not None:
-        new.bias.requires_grad_(linear.bias.requires_grad)
+        new.bias = nn.Parameter(b.clone(), requires_grad=linear.bias.requires_grad)
     return new
 
 
