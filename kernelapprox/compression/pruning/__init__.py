@@ -13,6 +13,16 @@ approximation of the unpruned model:
   top-half allocation rule, and the self-distillation loss.
 """
 
+from kernelapprox.compression.pruning.adapters import (
+    GrowingLoRALinear,
+    adapter_sites,
+    add_adapters,
+    allocate_ranks,
+    distillation_loss,
+    distillation_weight,
+    kl_divergence,
+    snapshot,
+)
 from kernelapprox.compression.pruning.models import (
     bert_layers,
     bert_sites,
@@ -43,22 +53,30 @@ from kernelapprox.compression.pruning.selection import (
 
 __all__ = [
     "FORMS",
+    "GrowingLoRALinear",
     "MaskHooks",
     "Pruner",
     "SalienceTracker",
     "Selection",
     "Site",
+    "adapter_sites",
+    "add_adapters",
+    "allocate_ranks",
     "bert_layers",
     "bert_sites",
     "count_params",
     "cubic_keep_fraction",
     "decoder_sites",
+    "distillation_loss",
+    "distillation_weight",
     "excess_kurtosis",
     "group_salience",
+    "kl_divergence",
     "prunable_params",
     "pruning_steps",
     "select_blocks",
     "select_masks",
     "shrink_bert",
     "shrink_decoder",
+    "snapshot",
 ]

@@ -52,7 +52,7 @@ from torch import nn
 #: The salience forms (see the module docstring).
 FORMS: tuple[str, ...] = ("compressed", "per_sample", "taylor")
 #: What a site's groups are.
-KINDS: tuple[str, ...] = ("head", "neuron", "hidden")
+KINDS: tuple[str, ...] = ("head", "neuron", "hidden", "adapter")
 
 
 def _check_form(form: Any) -> str:
@@ -205,8 +205,8 @@ class Site:
         site tensor :math:`H`.
     where : {"output", "input"}
         Which side of ``module`` :math:`H` is on.
-    kind : {"head", "neuron", "hidden"}
-        What a group is.
+    kind : {"head", "neuron", "hidden", "adapter"}
+        What a group is (``"adapter"``: one rank of a low-rank adapter's bottleneck).
     group_size : int
         Channels per group.
     n_groups : int
