@@ -7,7 +7,10 @@ weight is the first k bit-planes of its n-bit code.
   the exact optimum by dynamic programming, and the cluster split of the upscaling step;
 * :mod:`.nested` -- the seed quantizer and incremental upscaling (:func:`nested_quantize`),
   and independent k-bit quantization for comparison;
-* :mod:`.packing` -- the bit-plane layout (plane 0 most significant) and its exact bytes.
+* :mod:`.packing` -- the bit-plane layout (plane 0 most significant) and its exact bytes;
+* :mod:`.layer` -- :class:`QuantizedLinear`, whose width is switched by ``layer.bits = k``;
+* :mod:`.models` -- Fisher sensitivities from calibration data and in-place quantization of
+  every linear layer of a model.
 """
 
 from kernelapprox.compression.quantization.kmeans import (
@@ -16,6 +19,13 @@ from kernelapprox.compression.quantization.kmeans import (
     run_bounds,
     split_runs,
     weighted_sse,
+)
+from kernelapprox.compression.quantization.layer import QuantizedLinear
+from kernelapprox.compression.quantization.models import (
+    fisher_diagonal,
+    linear_modules,
+    quantize_linears,
+    set_bits,
 )
 from kernelapprox.compression.quantization.nested import (
     MAX_BITS,
@@ -34,14 +44,19 @@ from kernelapprox.compression.quantization.packing import (
 __all__ = [
     "MAX_BITS",
     "NestedQuantization",
+    "QuantizedLinear",
     "check_widths",
+    "fisher_diagonal",
     "independent_quantize",
+    "linear_modules",
     "lloyd_kmeans",
     "nested_quantize",
     "nested_storage",
     "optimal_kmeans",
     "pack_bitplanes",
+    "quantize_linears",
     "run_bounds",
+    "set_bits",
     "split_runs",
     "storage_bytes",
     "unpack_bitplanes",
