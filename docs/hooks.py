@@ -10,6 +10,16 @@ rewrites those links when the site is built, without touching the generated file
   nearest documented package when the module itself has no section;
 * a module that is not documented yet (for example a sub-package still on another branch),
   a claim module or a test keeps its text without a link.
+
+The rendered notebooks (mkdocs-jupyter) get three fixes after they are built:
+
+* the MathJax 2 loader and configuration that nbconvert's template puts in each page, and its
+  Mermaid loader, are removed: they point at CDNs, and the site's own MathJax (configured in
+  ``javascripts/mathjax.js``) typesets the notebook cells;
+* ``$...$`` in a table-of-contents entry (taken from a notebook heading) is wrapped as
+  arithmatex does it, so MathJax typesets it there too;
+* a table-of-contents link whose anchor is not on the page (the heading slug without its
+  inline code) points at the heading whose id it begins.
 """
 
 from __future__ import annotations
@@ -24,6 +34,15 @@ _REPO_LINK = re.compile(
 )
 
 _documented: set[str] = set()
+
+_NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+_NB_MERMAID = re.compile(
+    r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>', re.S
+)
+_TOC_ENTRY = re.compile(r'(<span class="md-ellipsis">)(.*?)(</span>)', re.S)
+_TOC_MATH = re.compile(r"(?<![\\$])\$([^$<>\n]+?)\$")
+_HEADING_ID = re.compile(r'<h[1-6][^>]*\sid="([^"]+)"')
+_TOC_HREF = re.compile(r'(<a href="#)([^"]+)(" class="md-nav__link")')
 
 
 def on_config(config, **kwargs):
@@ -64,3 +83,28 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     if not page.file.src_uri.startswith("theory/"):
         return markdown
     return _REPO_LINK.sub(_rewrite, markdown)
+
+
+def _toc_math(match: re.Match) -> str:
+    body = _TOC_MATH.sub(r'<span class="arithmatex">\\(\1\\)</span>', match.group(2))
+    return match.group(1) + body + match.group(3)
+
+
+def on_post_page(output, page, config, **kwargs):
+    """Fix the pages of the rendered notebooks (see the module docstring)."""
+    if not page.file.src_uri.endswith(".ipynb"):
+        return output
+    output = _NB_MATHJAX.sub("", output)
+    output = _NB_MERMAID.sub("", output)
+    output = _TOC_ENTRY.sub(_toc_math, output)
+    ids = _HEADING_ID.findall(output)
+
+    def anchor(match: re.Match) -> str:
+        target = match.group(2)
+        if target not in ids:
+            longer = [i for i in ids if i.startswith(target + "-")]
+            if len(longer) == 1:
+                target = longer[0]
+        return match.group(1) + target + match.group(3)
+
+    return _TOC_HREF.sub(anchor, output)

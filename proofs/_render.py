@@ -48,6 +48,31 @@ def _code_link(dotted: str) -> str:
     return f"`{dotted}` (not available yet)"
 
 
+def _display_math(text: str) -> str:
+    """``text`` with a blank line before and after each ``$$ ... $$`` block.
+
+    The statements in the claim modules put a display equation on its own lines but right
+    after the sentence that introduces it; Markdown (pymdownx.arithmatex) only takes ``$$`` as
+    display math when the block is a paragraph of its own.
+    """
+    out: list[str] = []
+    in_block = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        opens = not in_block and stripped.startswith("$$")
+        if opens:
+            if out and out[-1].strip():
+                out.append("")
+            in_block = True
+        out.append(line)
+        if in_block and stripped.endswith("$$") and (not opens or len(stripped) >= 4):
+            in_block = False
+            out.append("")
+    while out and not out[-1].strip():
+        out.pop()
+    return "\n".join(out)
+
+
 def _claim_section(outcome: Outcome) -> list[str]:
     c, v = outcome.claim, outcome.verdict
     module = importlib.import_module(c.module)
@@ -61,7 +86,7 @@ def _claim_section(outcome: Outcome) -> list[str]:
         "",
         "**Statement.**",
         "",
-        c.statement,
+        _display_math(c.statement),
         "",
         f"**Source.** {c.source}",
         "",
