@@ -24,6 +24,13 @@ every row), with the key weights ``e_ij = exp(c_j - M_i) <= 1``. In these units 
 
 and ``den_i = n_i[D_v]``. A padded key has ``pk_j = 0`` and ``c_j = FLOOR``.
 
+Masking selects (``tl.where``), never multiplies by zero (``0 * nan = nan``): scores and
+score gradients of later keys, padded keys and values, rows past the end. Loaded ``q``,
+``k``, ``v`` are selected to finite numbers (``_finite_rows``) in every kernel, forward and
+backward; the forward kernels set an output row to nan when its query or a key or value it
+sees was non-finite, and report per (batch, kv head) whether any key or value was (the
+state is then nan). Gradients at non-finite input entries are 0.
+
 Backward (derivation)
 ---------------------
 Let ``g_i = dL/do_i``. Since ``o_i = num_i / den_i``, ``dL/dnum_i = g_i / den_i`` and
@@ -79,6 +86,9 @@ FLOOR: tl.constexpr = tl.constexpr(-1.0e30)
 CEIL: tl.constexpr = tl.constexpr(1.0e30)
 #: Smallest normal float32 (the denominator guard of ``_safe_denominator``).
 TINY: tl.constexpr = tl.constexpr(1.1754943508222875e-38)
+#: The output of a row that sees a non-finite input (``_finite_rows``).
+NAN: tl.constexpr = tl.constexpr(float("nan"))
+INF: tl.constexpr = tl.constexpr(float("inf"))
 
 
 # --------------------------------------------------------------------------- loads
@@ -102,6 +112,19 @@ def _unpadded(pad_ptr, row0, valid, BLOCK_T: tl.constexpr, HAS_PAD: tl.constexpr
         padded = tl.load(pad_ptr + rows, mask=valid, other=1)
         valid = valid & (padded == 0)
     return valid
+
+
+@triton.jit
+def _finite_rows(x, valid):
+    """``(x', bad, ok)``: ``x`` with the rows that are not ``valid`` (padding, past the end)
+    and every non-finite entry selected to 0 (never multiplied by 0: ``0 * nan = nan``);
+    ``bad_r = 1`` for a valid row with a non-finite entry, else 0; ``ok`` marks the finite
+    entries. The kernels run
+    on finite numbers and set the outputs that see a ``bad`` row to nan, as
+    :func:`kernelapprox.attention.functional._finite_rows` does."""
+    ok = (x == x) & (tl.abs(x) < INF)  # comparisons only: no inf - inf
+    bad = tl.where(valid, tl.max(tl.where(ok, 0.0, 1.0), axis=1), 0.0)
+    return tl.where(ok & valid[:, None], x, 0.0), bad, ok
 
 
 @triton.jit
@@ -228,6 +251,13 @@ def _key_weights(c, M, causal):
 
 
 @triton.jit
+def _masked(x, E, causal):
+    """``x_ij e_ij`` for ``j <= i``, selected to 0 otherwise (a score of a later key may be
+    nan, and ``nan * 0 = nan``)."""
+    return tl.where(causal, x * E, 0.0)
+
+
+@triton.jit
 def _output_row_grads(g, o, den):
     """``(dn (rows, Dv), dn_z (rows,), delta, 1/den)``: ``dn = g / den``, ``dn_z = -delta / den``
     with ``delta = g . o``; 0 for a row that sees no key (``den = 0``, output 0)."""
@@ -269,7 +299,7 @@ def _frequency_grads(dW, dxi, G, unit_grad, u, NEED_DW: tl.constexpr):
 # --------------------------------------------------------------------------- forward
 @triton.jit
 def noncausal_state_kernel(
-    k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, kv0_ptr, z0_ptr, r0_ptr, s_ptr, z_ptr, r_ptr,
+    k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, kv0_ptr, z0_ptr, r0_ptr, s_ptr, z_ptr, r_ptr, bad_ptr,
     T, T_BUCKET, Hk, F, D, Dv, mult,
     stride_kb, stride_kh, stride_kt, stride_vb, stride_vh, stride_vt, stride_pb,
     BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -278,7 +308,8 @@ def noncausal_state_kernel(
 ):
     """State ``[S, z] = exp(-R) (S_0 e^{R_0} + sum_j phi(k_j) [v_j, 1]^T)`` of one (batch, kv
     head), ``R = max(R_0, max_j c_j)``: an online pass over key blocks that rescales the
-    float32 accumulators whenever the running maximum grows (Milakov & Gimelshein 2018)."""
+    float32 accumulators whenever the running maximum grows (Milakov & Gimelshein 2018).
+    ``bad = 1`` when a (non-padded) key or value was non-finite (the state is then nan)."""
     pid = tl.program_id(0)
     b = pid // Hk
     h = pid % Hk
@@ -288,32 +319,38 @@ def noncausal_state_kernel(
     sqrt_xi = tl.load(xi_ptr + feats, mask=feats < F, other=0.0)
     w = _load_w(w_ptr, F, D, BLOCK_F, BLOCK_D)
     S, z, R = _load_state(kv0_ptr, z0_ptr, r0_ptr, pid, F, Dv, BLOCK_F, BLOCK_DV, HAS_INIT)
+    seen = tl.full((), 0.0, tl.float32)  # 1 once a key or value was non-finite
     for t0 in range(0, T, BLOCK_T):
         x, valid = _load_rows(k_base, t0, T, stride_kt, D, BLOCK_T, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, valid, BLOCK_T, HAS_PAD)
+        x, bad, _ = _finite_rows(x, valid)
         u = x.to(tl.float32) * mult
         phi, c = _key_features(_project(u, w), 0.5 * tl.sum(u * u, axis=1), valid, feats, F,
                                sqrt_xi)
         R_new = tl.maximum(R, tl.max(c, axis=0))
         phi = phi * tl.where(valid, tl.exp(c - R_new), 0.0)[:, None]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, BLOCK_T, BLOCK_DV)
+        vals, vbad, _ = _finite_rows(vals, valid)
+        seen = tl.maximum(seen, tl.max(tl.maximum(bad, vbad), axis=0))
         decay = tl.exp(R - R_new)
         S = S * decay + _mm(tl.trans(phi), vals, UPCAST)
         z = z * decay + tl.sum(phi, axis=0)
         R = R_new
     _store_state(s_ptr, z_ptr, pid, S, z, F, Dv, BLOCK_F, BLOCK_DV)
     tl.store(r_ptr + pid, R)
+    tl.store(bad_ptr + pid, seen)
 
 
 @triton.jit
 def noncausal_output_kernel(
-    q_ptr, w_ptr, xi_ptr, s_ptr, z_ptr, o_ptr,
+    q_ptr, w_ptr, xi_ptr, s_ptr, z_ptr, bad_ptr, o_ptr,
     T, T_BUCKET, H, G, F, D, Dv, mult,
     stride_qb, stride_qh, stride_qt, stride_ob, stride_oh, stride_ot,
     BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
 ):
-    """``o_i = pq_i^T S / pq_i^T z`` for one (batch, head) and block of queries."""
+    """``o_i = pq_i^T S / pq_i^T z`` for one (batch, head) and block of queries (nan when
+    ``q_i`` or any key or value is non-finite)."""
     pid = tl.program_id(0)
     b = pid // H
     h = pid % H
@@ -324,18 +361,21 @@ def noncausal_output_kernel(
     w = _load_w(w_ptr, F, D, BLOCK_F, BLOCK_D)
     x, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D,
                           BLOCK_T, BLOCK_D)
+    x, bad, _ = _finite_rows(x, valid)
     phi = _query_features(_project(x.to(tl.float32) * mult, w), feats, F, sqrt_xi)
     S, z, _ = _load_state(s_ptr, z_ptr, s_ptr, state, F, Dv, BLOCK_F, BLOCK_DV, True)
     num = tl.dot(phi, S, input_precision="ieee")
     den = tl.maximum(tl.sum(phi * z[None, :], axis=1), TINY)
-    _store_rows(o_ptr + b * stride_ob + h * stride_oh, t0, valid, stride_ot,
-                num / den[:, None], Dv, BLOCK_T, BLOCK_DV)
+    poisoned = tl.maximum(bad, tl.load(bad_ptr + state)) > 0.0
+    o = tl.where(poisoned[:, None], NAN, num / den[:, None])
+    _store_rows(o_ptr + b * stride_ob + h * stride_oh, t0, valid, stride_ot, o, Dv, BLOCK_T,
+                BLOCK_DV)
 
 
 @triton.jit
 def causal_chunked_kernel(
     q_ptr, k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, kv0_ptr, z0_ptr, r0_ptr,
-    o_ptr, s_ptr, z_ptr, r_ptr,
+    o_ptr, s_ptr, z_ptr, r_ptr, bad_ptr,
     T, T_BUCKET, H, G, F, D, Dv, mult,
     stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
     stride_vb, stride_vh, stride_vt, stride_ob, stride_oh, stride_ot, stride_pb,
@@ -349,7 +389,9 @@ def causal_chunked_kernel(
     ``e_ij = exp(c_j - M_i)``, plus the inter-chunk read ``exp(R - M_i) pq [S, z]``; then
     ``[S, z] <- [S, z] exp(R - R') + sum_j exp(c_j - R') pk_j [v_j, 1]`` with ``R' = max(R,
     max_chunk c)``. The float32 state (starting from the incoming one) never leaves
-    registers; the final one is written for head ``h % G == 0``.
+    registers; the final one is written for head ``h % G == 0``. Inputs are selected to
+    finite numbers (``_finite_rows``); row ``i`` is nan when ``q_i`` or a key or value
+    ``j <= i`` was not (``seen`` carries that across chunks; ``bad`` is its final value).
     """
     pid = tl.program_id(0)
     b = pid // H
@@ -366,22 +408,31 @@ def causal_chunked_kernel(
     sqrt_xi = tl.load(xi_ptr + feats, mask=feats < F, other=0.0)
     w = _load_w(w_ptr, F, D, BLOCK_F, BLOCK_D)
     S, z, R = _load_state(kv0_ptr, z0_ptr, r0_ptr, state, F, Dv, BLOCK_F, BLOCK_DV, HAS_INIT)
+    seen = tl.full((), 0.0, tl.float32)
     for t0 in range(0, T, CHUNK):
         xk, rows_ok = _load_rows(k_base, t0, T, stride_kt, D, CHUNK, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
+        xk, kbad, _ = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
         phi_k, c = _key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
                                  feats, F, sqrt_xi)
         xq, _ = _load_rows(q_base, t0, T, stride_qt, D, CHUNK, BLOCK_D)
+        xq, qbad, _ = _finite_rows(xq, rows_ok)
         phi_q = _query_features(_project(xq.to(tl.float32) * mult, w), feats, F, sqrt_xi)
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
+        vals, vbad, _ = _finite_rows(vals, valid)
         M = _row_references(c, R, causal)
-        A = tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee") * _key_weights(c, M, causal)
+        A = _masked(tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee"),
+                    _key_weights(c, M, causal), causal)
         row_scale = tl.exp(R - M)
         num = _mm(A, vals, UPCAST) + tl.dot(phi_q, S, input_precision="ieee") * row_scale[:, None]
         den = tl.sum(A, axis=1) + tl.sum(phi_q * z[None, :], axis=1) * row_scale
-        _store_rows(o_base, t0, rows_ok, stride_ot, num / tl.maximum(den, TINY)[:, None], Dv,
-                    CHUNK, BLOCK_DV)
+        kvbad = tl.maximum(kbad, vbad)
+        sees = tl.maximum(tl.max(tl.where(causal, kvbad[None, :], 0.0), axis=1), seen)
+        o = tl.where((tl.maximum(sees, qbad) > 0.0)[:, None], NAN,
+                     num / tl.maximum(den, TINY)[:, None])
+        _store_rows(o_base, t0, rows_ok, stride_ot, o, Dv, CHUNK, BLOCK_DV)
+        seen = tl.maximum(seen, tl.max(kvbad, axis=0))
         R_new = tl.maximum(R, tl.max(c, axis=0))
         kw = phi_k * tl.where(valid, tl.exp(c - R_new), 0.0)[:, None]
         decay = tl.exp(R - R_new)
@@ -391,6 +442,7 @@ def causal_chunked_kernel(
     if h % G == 0:
         _store_state(s_ptr, z_ptr, state, S, z, F, Dv, BLOCK_F, BLOCK_DV)
         tl.store(r_ptr + state, R)
+        tl.store(bad_ptr + state, seen)
 
 
 # --------------------------------------------------------------------------- causal backward
@@ -434,19 +486,22 @@ def causal_dq_kernel(
         rows = t0 + pos
         xk, rows_ok = _load_rows(k_base, t0, T, stride_kt, D, CHUNK, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
+        xk, _, _ = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
         phi_k, c = _key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
                                  feats, F, sqrt_xi)
         xq, _ = _load_rows(q_base, t0, T, stride_qt, D, CHUNK, BLOCK_D)
+        xq, _, q_ok = _finite_rows(xq, rows_ok)
         uq = xq.to(tl.float32) * mult
         unit_q = _unit_query_features(_project(uq, w), feats, F)
         phi_q = unit_q * sqrt_xi[None, :]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
+        vals, _, _ = _finite_rows(vals, valid)
         g, _ = _load_rows(g_base, t0, T, stride_gt, Dv, CHUNK, BLOCK_DV)
-        # forward, recomputed in float32
+        # forward, recomputed in float32 (on the finite inputs, as the forward kernel)
         M = _row_references(c, R, causal)
         E = _key_weights(c, M, causal)
-        A = tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee") * E
+        A = _masked(tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee"), E, causal)
         row_scale = tl.exp(R - M)
         num = _mm(A, vals, UPCAST) + tl.dot(phi_q, S, input_precision="ieee") * row_scale[:, None]
         den = tl.sum(A, axis=1) + tl.sum(phi_q * z[None, :], axis=1) * row_scale
@@ -458,12 +513,12 @@ def causal_dq_kernel(
         if h % G == 0:
             tl.store(m_ptr + state * T + rows, M, mask=rows_ok)
         # dpq: intra-chunk then inter-chunk
-        B_ = _score_grads(g, vals, delta, inv, UPCAST) * E
+        B_ = _masked(_score_grads(g, vals, delta, inv, UPCAST), E, causal)
         dphi = tl.dot(B_, phi_k, input_precision="ieee")
         dphi += (tl.dot(dn, tl.trans(S), input_precision="ieee")
                  + dn_z[:, None] * z[None, :]) * row_scale[:, None]
         Gq = phi_q * dphi
-        dq = _query_input_grad(Gq, w) * mult
+        dq = tl.where(q_ok, _query_input_grad(Gq, w) * mult, 0.0)  # 0 at non-finite entries
         _store_rows(dq_ptr + b * stride_dqb + h * stride_dqh, t0, rows_ok, stride_dqt, dq, D,
                     CHUNK, BLOCK_D)
         dW, dxi = _frequency_grads(dW, dxi, Gq, unit_q * dphi, uq, NEED_DW)
@@ -519,11 +574,13 @@ def causal_dkv_kernel(
         rows = t0 + pos
         xk, rows_ok = _load_rows(k_base, t0, T, stride_kt, D, CHUNK, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
+        xk, _, k_ok = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
         unit_k, c = _unit_key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
                                        feats, F)
         phi_k = unit_k * sqrt_xi[None, :]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
+        vals, _, v_ok = _finite_rows(vals, valid)
         M = tl.load(m_ptr + pid * T + rows, mask=rows_ok, other=CEIL)
         E = _key_weights(c, M, causal)
         P_new = tl.load(m_ptr + pid * T + t0)  # the smallest reference of this chunk
@@ -538,6 +595,7 @@ def causal_dkv_kernel(
             h = hk * G + gi
             xq, _ = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D,
                                CHUNK, BLOCK_D)
+            xq, _, _ = _finite_rows(xq, rows_ok)
             phi_q = _query_features(_project(xq.to(tl.float32) * mult, w), feats, F, sqrt_xi)
             g, _ = _load_rows(do_ptr + b * stride_gb + h * stride_gh, t0, T, stride_gt, Dv,
                               CHUNK, BLOCK_DV)
@@ -546,19 +604,19 @@ def causal_dkv_kernel(
             delta = tl.load(delta_ptr + stat, mask=rows_ok, other=0.0)
             dn = g.to(tl.float32) * inv[:, None]
             dn_z = -delta * inv
-            B_ = _score_grads(g, vals, delta, inv, UPCAST) * E  # (query i, key j)
+            B_ = _masked(_score_grads(g, vals, delta, inv, UPCAST), E, causal)  # (query i, key j)
             dphi += tl.dot(tl.trans(B_), phi_q, input_precision="ieee")
-            A = tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee") * E
+            A = _masked(tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee"), E, causal)
             dv += tl.dot(tl.trans(A), dn, input_precision="ieee")
             phi_r = phi_q * to_new[:, None]
             dS_chunk += tl.dot(tl.trans(phi_r), dn, input_precision="ieee")
             dz_chunk += tl.sum(phi_r * dn_z[:, None], axis=0)
         Gk = phi_k * dphi
-        dk = _key_input_grad(Gk, uk, w) * mult
+        dk = tl.where(k_ok, _key_input_grad(Gk, uk, w) * mult, 0.0)
         _store_rows(dk_ptr + b * stride_dkb + hk * stride_dkh, t0, rows_ok, stride_dkt, dk, D,
                     CHUNK, BLOCK_D)
-        _store_rows(dv_ptr + b * stride_dvb + hk * stride_dvh, t0, rows_ok, stride_dvt, dv, Dv,
-                    CHUNK, BLOCK_DV)
+        _store_rows(dv_ptr + b * stride_dvb + hk * stride_dvh, t0, rows_ok, stride_dvt,
+                    tl.where(v_ok, dv, 0.0), Dv, CHUNK, BLOCK_DV)
         dW, dxi = _frequency_grads(dW, dxi, Gk, unit_k * dphi, uk, NEED_DW)
         decay = tl.exp(P_new - P)
         dS = dS * decay + dS_chunk
@@ -601,6 +659,7 @@ def noncausal_dq_kernel(
     for t0 in range(start, end, BLOCK_T):
         xq, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, end, stride_qt, D,
                                BLOCK_T, BLOCK_D)
+        xq, _, q_ok = _finite_rows(xq, valid)
         uq = xq.to(tl.float32) * mult
         unit_q = _unit_query_features(_project(uq, w), feats, F)
         phi_q = unit_q * sqrt_xi[None, :]
@@ -616,7 +675,7 @@ def noncausal_dq_kernel(
         dphi = tl.dot(dn, tl.trans(S), input_precision="ieee") + dn_z[:, None] * z[None, :]
         Gq = phi_q * dphi
         _store_rows(dq_ptr + b * stride_dqb + h * stride_dqh, t0, valid, stride_dqt,
-                    _query_input_grad(Gq, w) * mult, D, BLOCK_T, BLOCK_D)
+                    tl.where(q_ok, _query_input_grad(Gq, w) * mult, 0.0), D, BLOCK_T, BLOCK_D)
         dW, dxi = _frequency_grads(dW, dxi, Gq, unit_q * dphi, uq, NEED_DW)
     if NEED_DW:
         _store_partial(dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D,
@@ -649,6 +708,7 @@ def noncausal_dstate_kernel(
         for t0 in range(0, T, BLOCK_T):
             xq, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D,
                                    BLOCK_T, BLOCK_D)
+            xq, _, _ = _finite_rows(xq, valid)
             phi_q = _query_features(_project(xq.to(tl.float32) * mult, w), feats, F, sqrt_xi)
             g, _ = _load_rows(do_ptr + b * stride_gb + h * stride_gh, t0, T, stride_gt, Dv,
                               BLOCK_T, BLOCK_DV)
@@ -695,20 +755,22 @@ def noncausal_dkv_kernel(
         xk, rows_ok = _load_rows(k_ptr + b * stride_kb + h * stride_kh, t0, end, stride_kt, D,
                                  BLOCK_T, BLOCK_D)
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, BLOCK_T, HAS_PAD)
+        xk, _, k_ok = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
         unit_k, c = _unit_key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
                                        feats, F)
         phi_k = unit_k * sqrt_xi[None, :]
         vals, _ = _load_rows(v_ptr + b * stride_vb + h * stride_vh, t0, end, stride_vt, Dv,
                              BLOCK_T, BLOCK_DV)
+        vals, _, v_ok = _finite_rows(vals, valid)
         kscale = tl.where(valid, tl.exp(c - R), 0.0)
         dphi = (_mm(vals, tl.trans(dS), UPCAST) + dz[None, :]) * kscale[:, None]
         Gk = phi_k * dphi
         dv = tl.dot(phi_k, dS, input_precision="ieee") * kscale[:, None]
         _store_rows(dk_ptr + b * stride_dkb + h * stride_dkh, t0, rows_ok, stride_dkt,
-                    _key_input_grad(Gk, uk, w) * mult, D, BLOCK_T, BLOCK_D)
-        _store_rows(dv_ptr + b * stride_dvb + h * stride_dvh, t0, rows_ok, stride_dvt, dv, Dv,
-                    BLOCK_T, BLOCK_DV)
+                    tl.where(k_ok, _key_input_grad(Gk, uk, w) * mult, 0.0), D, BLOCK_T, BLOCK_D)
+        _store_rows(dv_ptr + b * stride_dvb + h * stride_dvh, t0, rows_ok, stride_dvt,
+                    tl.where(v_ok, dv, 0.0), Dv, BLOCK_T, BLOCK_DV)
         dW, dxi = _frequency_grads(dW, dxi, Gk, unit_k * dphi, uk, NEED_DW)
     if NEED_DW:
         _store_partial(dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D,

@@ -24,6 +24,16 @@ with a per-token log-scale ``c_j``; row ``i`` is computed relative to the prefix
 to the running maximum over completed chunks and rescaled when it grows. The query's
 log-scale cancels between numerator and denominator. All products accumulate in float32
 (float64 for float64 inputs); the output has the query's dtype.
+
+Masking selects, it never multiplies by zero (``0 * nan = nan``): future scores of a chunk
+are selected to 0, padded keys and values are selected away before anything is computed
+from them, and the inputs enter the products as finite numbers (non-finite entries selected
+to 0) while a constant ``nan`` is added to exactly the outputs that see a non-finite input.
+Hence no value of a later, padded or other-sequence token (``nan`` and ``inf`` included)
+changes an output that must not see it, bit for bit, and the gradients of those outputs are
+the clean ones; an output row that sees a non-finite query, key or value is ``nan`` in every
+column, and so is the state after it (nothing non-finite is ever turned into a finite
+result).
 """
 
 from __future__ import annotations
@@ -361,9 +371,9 @@ def feature_attention(
     causal : bool
         Query ``i`` sees keys ``j <= i`` (needs ``T_q == T_k``).
     key_padding_mask : bool Tensor ``(B, T_k)``, optional
-        ``True`` marks padding (``nn.MultiheadAttention`` convention): the key's features are
-        zeroed, removing it from numerator and denominator. A query with no visible key
-        outputs 0.
+        ``True`` marks padding (``nn.MultiheadAttention`` convention): the key and its value
+        are selected away, removing it from numerator and denominator (whatever it holds,
+        ``nan`` included). A query with no visible key outputs 0.
     cu_seqlens : int Tensor ``(N + 1,)``, optional
         Packed variable-length batch (FlashAttention convention, ``B == 1``): sequence ``n``
         is tokens ``cu_seqlens[n]:cu_seqlens[n+1]``; states are per sequence.
@@ -461,15 +471,17 @@ def _attend(
         vw = vw.masked_fill(pad[..., None], 0.0)
     # Non-finite inputs: the products run on finite numbers and ``poison`` (nan or 0) is added
     # to exactly the rows that see a non-finite query, key or value (see _finite_rows).
-    bad_q = None
     if inplace:  # [v, 1] with the finite values written in place (no extra pass)
         va = vw.new_empty((*vw.shape[:-1], Dv + 1))
         va[..., Dv] = 1.0
-        vw, bad_kv = _finite_rows(vw, out=va[..., :Dv])
-    else:  # q and k matter to the backward pass only: the forward selects already
-        (qw, bad_q), (kw, bad_k), (vw, bad_kv) = (_finite_rows(x) for x in (qw, kw, vw))
-        bad_kv = bad_kv + bad_k
+        vw, bad_v = _finite_rows(vw, out=va[..., :Dv])
+        # selecting q and k to finite numbers matters to the backward pass only (the forward
+        # selects the future scores): here they are only tested
+        bad_q, bad_k = _nan_rows(qw), _nan_rows(kw)
+    else:
+        (qw, bad_q), (kw, bad_k), (vw, bad_v) = (_finite_rows(x) for x in (qw, kw, vw))
         va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
+    bad_kv = bad_k + bad_v
     phi_q, _ = stabilized_features(fm, qw, t, mult, **opts)
     phi_k, ck = stabilized_features(fm, kw, t, mult, **opts)
     if pad is not None:
@@ -481,7 +493,7 @@ def _attend(
     else:
         out, S, R = _noncausal(phi_q, phi_k, ck, va, S0, R0)
         seen = bad_kv.sum(-1, keepdim=True)  # every query sees every key
-    poison = seen[..., None, None] if bad_q is None else (seen[..., None] + bad_q)[..., None]
+    poison = (seen[..., None] + bad_q)[..., None]  # (B, H_kv, T_q, G, 1)
     S = S + seen[..., -1, None, None]  # the state after a non-finite key or value is nan
     den = _safe_denominator(
         out[..., Dv], fm, out[..., :Dv], vw, dtype=q.dtype,
@@ -501,14 +513,20 @@ def _finite_rows(
     nan``), and a matrix product cannot select per row: the algorithms therefore run on
     finite inputs, and ``poison`` carries the non-finite ones to exactly the outputs that see
     them (``o_i = poison_i + num_i / den_i``; a row that sees a non-finite input is ``nan``
-    in every column). Since ``poison`` is a constant, the gradients of every other output
-    stay finite. Detached; ``amax`` and ``amin`` both propagate ``nan``, so the test is exact
-    (no sum that could overflow). ``out`` receives ``x_finite`` (no autograd then).
+    in every column, even where a map would give a finite limit, e.g. ``elu(-inf) + 1 =
+    0``). Since ``poison`` is a constant, the gradients of every other output stay finite.
+    ``out`` receives ``x_finite`` (no autograd then).
     """
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), _nan_rows(x)
+
+
+def _nan_rows(x: torch.Tensor) -> torch.Tensor:
+    """Per row of ``x`` (all axes but the last): 0 if it is finite, else ``nan`` (detached;
+    ``amax`` and ``amin`` both propagate ``nan``, so the test is exact: no sum that could
+    overflow)."""
     xd = x.detach()
     finite = torch.isfinite(xd.amax(-1)) & torch.isfinite(xd.amin(-1))
-    poison = xd.new_zeros(finite.shape).masked_fill_(~finite, math.nan)
-    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), poison
+    return xd.new_zeros(finite.shape).masked_fill_(~finite, math.nan)
 
 
 def feature_attention_step(

@@ -40,6 +40,7 @@ import torch
 
 from kernelapprox._validation import check_choice, check_positive_int
 from kernelapprox.attention.functional import (
+    _check_bool,
     _check_key_padding,
     _check_qkv,
     _initial_state,
@@ -150,13 +151,16 @@ def _forward(
     plan: _Plan, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: torch.Tensor,
     sqrt_xi: torch.Tensor, kv0: torch.Tensor | None, z0: torch.Tensor | None,
     r0: torch.Tensor | None, pad: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(o, kv, z, log_scale)``: the output and the float32 state after the last key."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(o, kv, z, log_scale, bad)``: the output and the float32 state after the last key;
+    ``bad`` ``(B, H_kv)`` is 1 where a key or value was non-finite (the kernels ran on finite
+    numbers, so the state itself is finite; the caller makes it nan)."""
     p, dev = plan, q.device
     o = torch.empty((*q.shape[:-1], p.Dv), device=dev, dtype=q.dtype)
     S = torch.empty(p.B, p.Hk, p.F, p.Dv, device=dev, dtype=torch.float32)
     z = torch.empty(p.B, p.Hk, p.F, device=dev, dtype=torch.float32)
     R = torch.empty(p.B, p.Hk, device=dev, dtype=torch.float32)
+    bad = torch.empty_like(R)
     has_init, has_pad = kv0 is not None, pad is not None
     init = (kv0, z0, r0) if has_init else (_dummy(dev),) * 3
     pad_t = pad if has_pad else _dummy(dev)
@@ -165,25 +169,25 @@ def _forward(
     if p.causal:
         _launch(
             p, "causal_chunked_kernel", (p.B * p.H,),
-            q, k, v, W, sqrt_xi, pad_t, *init, o, S, z, R,
+            q, k, v, W, sqrt_xi, pad_t, *init, o, S, z, R, bad,
             p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
             *_strides(q, p.layout), *_strides(k, p.layout), *_strides(v, p.layout),
             *_strides(o, p.layout), stride_p, tile="CHUNK", **flags,
         )
-        return o, S, z, R
+        return o, S, z, R, bad
     _launch(
         p, "noncausal_state_kernel", (p.B * p.Hk,),
-        k, v, W, sqrt_xi, pad_t, *init, S, z, R,
+        k, v, W, sqrt_xi, pad_t, *init, S, z, R, bad,
         p.Tk, p.bucket(p.Tk), p.Hk, p.F, p.D, p.Dv, p.mult,
         *_strides(k, p.layout), *_strides(v, p.layout), stride_p, tile="BLOCK_T", **flags,
     )
     _launch(
         p, "noncausal_output_kernel",
         lambda meta: (p.B * p.H, -(-p.Tq // meta["BLOCK_T"])),
-        q, W, sqrt_xi, S, z, o, p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
+        q, W, sqrt_xi, S, z, bad, o, p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
         *_strides(q, p.layout), *_strides(o, p.layout), tile="BLOCK_T", **p.sizes,
     )
-    return o, S, z, R
+    return o, S, z, R, bad
 
 
 def _row_splits(T: int) -> tuple[int, int]:
@@ -292,18 +296,18 @@ class _TritonAttention(torch.autograd.Function):
         ctx: Any, plan: _Plan, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         W: torch.Tensor, sqrt_xi: torch.Tensor, kv0: torch.Tensor | None,
         z0: torch.Tensor | None, r0: torch.Tensor | None, pad: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        o, S, z, R = _forward(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        o, S, z, R, bad = _forward(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
         ctx.plan = plan
         ctx.save_for_backward(q, k, v, W, sqrt_xi, kv0, z0, r0, pad, S, z, R)
-        ctx.mark_non_differentiable(R)
+        ctx.mark_non_differentiable(R, bad)
         ctx.set_materialize_grads(False)
-        return o, S, z, R
+        return o, S, z, R, bad
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, do: torch.Tensor | None, dS: torch.Tensor | None, dz: torch.Tensor | None,
-        _dR: Any,
+        _dR: Any, _dbad: Any,
     ) -> tuple[Any, ...]:
         needs = ctx.needs_input_grad[1:8]
         dq, dk, dv, dW, dxi, dkv0, dz0 = _backward(
@@ -375,7 +379,9 @@ def triton_feature_attention(
     Parameters
     ----------
     key_padding_mask : bool Tensor ``(B, T_k)``, optional
-        ``True`` marks padding: the key's features are zeroed (numerator and denominator).
+        ``True`` marks padding: the key and its value are selected away (numerator and
+        denominator; whatever they hold). Non-finite inputs are handled as in
+        :func:`~kernelapprox.attention.feature_attention` (``tl.where`` in the kernels).
     initial_state : AttentionState, optional
         State after earlier keys: the causal kernel starts from it, the non-causal one adds
         it to the sum over keys. Gradients flow to its ``kv`` and ``z``.
@@ -396,6 +402,8 @@ def triton_feature_attention(
         gradients flow to them). Default: the map's own tensors.
     """
     check_choice(layout, "layout", ("bthd", "bhtd"))
+    causal = _check_bool(causal, "causal")
+    output_final_state = _check_bool(output_final_state, "output_final_state")
     B, Tq, Tk, H, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
     if cu_seqlens is not None:
         return packed_as_padded(
@@ -448,7 +456,9 @@ def triton_feature_attention(
         upcast=q.dtype == torch.bfloat16 and _interpreted(),
     )
     q, k, v = (_unit_stride(x) for x in (q, k, v))
-    o, S, z, R = _TritonAttention.apply(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
+    o, S, z, R, bad = _TritonAttention.apply(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
     if output_final_state:
-        return o, AttentionState(S, z, R)
+        # the state after a non-finite key or value is nan (as feature_attention's)
+        poison = torch.zeros_like(bad).masked_fill_(bad > 0, math.nan)
+        return o, AttentionState(S + poison[..., None, None], z + poison[..., None], R)
     return o

@@ -553,3 +553,100 @@ def test_zero_weights_get_the_oracle_gradient(fm, causal):
         assert_close(o, o64, TOLERANCE[torch.float32], "output")
         _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32],
                      f"zero weights causal={causal} state={with_state}")
+
+
+# --------------------------------------------------------------------------- masking
+NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": -float("inf"), "max": None}
+
+
+def _masking_inputs(dtype, layout, T=20):
+    (q, k, v), _ = _inputs(1, T, 2, 1, 8, seed=T, dtype=dtype, layout=layout)
+    return tuple(x.requires_grad_() for x in (q, k, v)), (1 if layout == "bthd" else 2)
+
+
+def _with(x, tm, t, value):
+    """``x`` with ``value`` at time step ``t`` (``None``: the dtype's largest finite number,
+    whose features overflow inside the kernel), as a new leaf."""
+    y = x.detach().clone()
+    y.narrow(tm, t, 1).fill_(torch.finfo(x.dtype).max if value is None else value)
+    return y.requires_grad_()
+
+
+def _rows(x, tm, keep):
+    return x.index_select(tm, keep.nonzero()[:, 0].to(x.device))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the interpreter's numpy
+@pytest.mark.parametrize(
+    ("causal", "which", "value", "dtype", "layout"),
+    [
+        (True, "q", "nan", torch.float32, "bthd"),
+        (True, "k", "inf", torch.bfloat16, "bhtd"),
+        (True, "k", "max", torch.float32, "bthd"),
+        (True, "v", "-inf", torch.float16, "bthd"),
+        (True, "v", "nan", torch.float32, "bhtd"),
+        (False, "q", "inf", torch.float32, "bthd"),
+    ],
+)
+def test_a_non_finite_token_reaches_no_output_that_must_not_see_it(causal, which, value,
+                                                                   dtype, layout):
+    """The kernels mask by selection (tl.where): with ``nan``/``inf`` (or a finite number whose
+    features overflow) at token 9, in the chunk of earlier tokens, every earlier output
+    (causal; non-causal: every other query's output) is bit-identical and their gradients
+    finite; the token's own output is not silently finite."""
+    fm = make_map("positive", D, F)
+    (q, k, v), tm = _masking_inputs(dtype, layout)
+    t, T = 9, q.shape[tm]
+    opts = {"causal": causal, "layout": layout, "chunk_size": 16, "block_size": 16}
+    bad = {"q": q, "k": k, "v": v}
+    bad[which] = _with(bad[which], tm, t, NON_FINITE[value])
+    clean = triton_feature_attention(q, k, v, fm, **opts)
+    out = triton_feature_attention(bad["q"], bad["k"], bad["v"], fm, **opts)
+    keep = torch.arange(T) < t if causal else torch.arange(T) != t
+    assert torch.equal(_rows(out, tm, keep), _rows(clean, tm, keep))
+    if value != "max":
+        assert not torch.isfinite(_rows(out, tm, ~keep)).all()
+        grads = torch.autograd.grad(_rows(out, tm, keep).float().sum(), tuple(bad.values()))
+        for g in grads:
+            assert torch.isfinite(_rows(g, tm, keep)).all()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("which", ["k", "v"])
+def test_a_padded_key_may_hold_anything_in_the_kernels(causal, which):
+    """k and v of a padded key are selected away: outputs, final state and gradients are
+    bit-identical with nan there."""
+    fm = make_map("positive", D, F)
+    (q, k, v), tm = _masking_inputs(torch.float32, "bthd")
+    mask = torch.zeros(1, q.shape[1], dtype=torch.bool)
+    mask[0, 9] = True
+    opts = {"causal": causal, "chunk_size": 16, "block_size": 16,
+            "key_padding_mask": mask.to(DEVICE), "output_final_state": True}
+    bad = {"q": q, "k": k, "v": v}
+    bad[which] = _with(bad[which], tm, 9, float("nan"))
+    results = []
+    for x in ((q, k, v), tuple(bad.values())):
+        o, state = triton_feature_attention(*x, fm, **opts)
+        loss = o.sum() + state.kv.sum() + state.z.sum()
+        results.append((o, *state, *torch.autograd.grad(loss, x)))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_large_initial_log_scale_is_kept(fm, causal):
+    """An initial state 200 above every key's log-scale: dropping it from the running maximum
+    overflows float32 (exp(200)); the fp64 oracle in absolute units does not."""
+    (q, k, v), exact = _inputs(1, 20, 2, 1, 4, seed=6)
+    gen = torch.Generator().manual_seed(7)
+    S0 = torch.rand(1, 1, fm.output_dim, 4, generator=gen, dtype=torch.float64)
+    z0 = torch.rand(1, 1, fm.output_dim, generator=gen, dtype=torch.float64) + 0.5
+    state = AttentionState(S0.float().to(DEVICE), z0.float().to(DEVICE),
+                           torch.full((1, 1), 200.0, device=DEVICE))
+    o, new = triton_feature_attention(q, k, v, fm, causal=causal, chunk_size=16, block_size=16,
+                                      initial_state=state, output_final_state=True)
+    absolute = (S0 * torch.exp(torch.tensor(200.0, dtype=torch.float64)),
+                z0 * torch.exp(torch.tensor(200.0, dtype=torch.float64)))
+    ref, _ = quadratic_oracle(*exact, fm, causal=causal, initial_state=absolute)
+    assert_close(o.cpu(), ref, TOLERANCE[torch.float32], "large initial log-scale")
+    assert torch.isfinite(new.kv).all() and float(new.log_scale.min()) >= 200.0
