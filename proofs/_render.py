@@ -56,20 +56,17 @@ def _display_math(text: str) -> str:
     display math when the block is a paragraph of its own.
     """
     out: list[str] = []
-    in_block = False
+    in_block = closed = False
     for line in text.splitlines():
         stripped = line.strip()
         opens = not in_block and stripped.startswith("$$")
-        if opens:
-            if out and out[-1].strip():
-                out.append("")
-            in_block = True
+        if (opens or closed) and stripped and out and out[-1].strip():
+            out.append("")
+        closed = False
+        in_block = in_block or opens
         out.append(line)
         if in_block and stripped.endswith("$$") and (not opens or len(stripped) >= 4):
-            in_block = False
-            out.append("")
-    while out and not out[-1].strip():
-        out.pop()
+            in_block, closed = False, True
     return "\n".join(out)
 
 

@@ -70,3 +70,12 @@ def test_theory_links_become_api_references_or_text() -> None:
         "[`kernelapprox.features.dct`][kernelapprox.features], "
         "`kernelapprox.attention` and [local](#a)."
     )
+
+
+def test_statement_display_math_gets_its_own_paragraph() -> None:
+    # a $$ block right after a text line is inline text to Markdown (stray $ on the page)
+    from proofs._render import _display_math
+
+    text = "For $x$,\n$$a = b\n+ c,$$\na convex one,\n$$d$$\nend"
+    assert _display_math(text) == "For $x$,\n\n$$a = b\n+ c,$$\n\na convex one,\n\n$$d$$\n\nend"
+    assert _display_math("x\n\n$$\ny\n$$\n\nz") == "x\n\n$$\ny\n$$\n\nz"
