@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from kernelapprox.compression.pruning.salience import Site
@@ -58,7 +59,8 @@ def _as_vector(x: Any, name: str) -> torch.Tensor:
         t = x.detach().cpu()
     else:
         try:
-            t = torch.as_tensor(x)
+            # through numpy: a list of Python floats stays float64 (torch's default is float32)
+            t = torch.from_numpy(np.asarray(x))
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be a 1-D tensor or sequence of numbers") from err
     if t.ndim != 1:
