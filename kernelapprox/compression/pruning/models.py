@@ -166,6 +166,11 @@ def bert_layers(model: nn.Module) -> nn.ModuleList:
 class _NoHeads(nn.Module):
     """Stands in for a self-attention whose heads were all removed: an empty context."""
 
+    def __init__(self, attention_head_size: int) -> None:
+        super().__init__()
+        self.attention_head_size = attention_head_size
+        self.num_attention_heads = 0
+
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
         return hidden_states[..., :0], None
 
@@ -221,7 +226,7 @@ def shrink_bert(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Modul
             kept = int(hm.sum())
             att.output.dense = _sliced_linear(att.output.dense, None, rows)
             if kept == 0:
-                att.self = _NoHeads()
+                att.self = _NoHeads(site.group_size)
             else:
                 s = att.self
                 s.query, s.key, s.value = (
