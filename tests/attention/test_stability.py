@@ -46,7 +46,6 @@ from attention_helpers import make_map, qkv
 
 from kernelapprox.attention import feature_attention, quadratic_oracle, relative_rms
 from kernelapprox.attention.maps import NumericalWarning, input_multiplier
-from kernelapprox.testing import default_rtol
 
 THOROUGH = os.environ.get("KERNELAPPROX_THOROUGH", "") not in ("", "0")
 #: The issue's setting: B=2, T=96..200, H=2, D=32, m=64 (T=100: not a multiple of the chunk).
@@ -100,14 +99,20 @@ def log_space_oracle(q, k, v, fm, *, causal: bool, params: dict | None = None):
     return torch.einsum("bhqk,bkhd->bqhd", torch.softmax(scores, dim=-1), v)
 
 
+def _row_free(fm, u: torch.Tensor, t: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(phi0(u) (B, H, T, F), r(u) (B, H, T))``: features without the row factor, and its
+    log (0 for a map without one, e.g. ``identity``)."""
+    r = fm.log_row_scale(u, t)
+    blocks = fm.per_frequency(u, t) if r is None else fm.per_frequency(u, t, row_scale=False)
+    r = torch.zeros(u.shape[:-1], dtype=u.dtype) if r is None else r
+    return fm.weighted(blocks, t).transpose(1, 2), r.transpose(1, 2)
+
+
 def row_scaled_oracle(q, k, v, fm, *, causal: bool):
     """Trigonometric (signed) maps in float64 with the row factor kept in log space."""
     t = fm.tensors(q.device, q.dtype)
     mult = input_multiplier(fm, 1.0 / math.sqrt(q.shape[-1]))
-    uq, uk = q * mult, k * mult
-    pq = fm.weighted(fm.per_frequency(uq, t, row_scale=False), t).transpose(1, 2)
-    pk = fm.weighted(fm.per_frequency(uk, t, row_scale=False), t).transpose(1, 2)
-    rk = fm.log_row_scale(uk, t).transpose(1, 2)  # (B, H, T)
+    (pq, _), (pk, rk) = _row_free(fm, q * mult, t), _row_free(fm, k * mult, t)
     seen = _visible(q.shape[1], causal)
     r = rk[:, :, None, :].expand(-1, -1, q.shape[1], -1).masked_fill(~seen, -math.inf)
     a = (pq @ pk.transpose(-1, -2)) * torch.exp(r - r.amax(-1, keepdim=True))
@@ -121,10 +126,7 @@ def signed_condition_number(q, k, fm, *, causal: bool) -> float:
     bound of a sum is ``gamma sum |terms|``; 1 for positive maps)."""
     t = fm.tensors(q.device, q.dtype)
     mult = input_multiplier(fm, 1.0 / math.sqrt(q.shape[-1]))
-    uq, uk = q * mult, k * mult
-    pq = fm.weighted(fm.per_frequency(uq, t, row_scale=False), t).transpose(1, 2)
-    pk = fm.weighted(fm.per_frequency(uk, t, row_scale=False), t).transpose(1, 2)
-    rk = fm.log_row_scale(uk, t).transpose(1, 2)
+    (pq, _), (pk, rk) = _row_free(fm, q * mult, t), _row_free(fm, k * mult, t)
     seen = _visible(q.shape[1], causal)
     r = rk[:, :, None, :].expand(-1, -1, q.shape[1], -1).masked_fill(~seen, -math.inf)
     w = torch.exp(r - r.amax(-1, keepdim=True))
@@ -135,22 +137,29 @@ def signed_condition_number(q, k, fm, *, causal: bool) -> float:
 
 def _magnitude(fm, x64: torch.Tensor) -> float:
     """``L``: the largest ``|r(u)| + max_f |h_f(u)|`` over the tokens of ``x64`` (for the
-    trigonometric maps ``h_f`` is the phase ``w_f . u``)."""
+    trigonometric maps ``h_f`` is the phase ``w_f . u``; 0 for ``identity``)."""
     t = fm.tensors(x64.device, torch.float64)
     u = x64 * input_multiplier(fm, 1.0 / math.sqrt(x64.shape[-1]))
     r = fm.log_row_scale(u, t)
     if fm.exponential:
         h = fm.log_per_frequency(u, t, row_scale=r is None).abs().amax(dim=(-2, -1))
-    else:  # trigonometric: the phases w.u, whose rounding the cosines inherit
+    elif "W" in t:  # trigonometric: the phases w.u, whose rounding the cosines inherit
         h = (u @ t["W"].T).abs().amax(dim=-1)
+    else:  # identity: relative rounding of the products only (the F term of the tolerance)
+        h = torch.zeros(u.shape[:-1], dtype=u.dtype)
     return float((h if r is None else h + r.abs()).max())
+
+
+def _compute_term(fm, q64, k64, v64, ref) -> float:
+    """``2 u_c (L + F) kappa_v``: the float32 computation's share of the tolerance."""
+    L = max(_magnitude(fm, q64), _magnitude(fm, k64))
+    kappa_v = float(v64.abs().max() / ref.detach().square().mean().sqrt())
+    return 2.0 * U_COMPUTE * (L + fm.output_dim) * kappa_v
 
 
 def _tolerance(fm, dtype: torch.dtype, q64, k64, v64, ref) -> float:
     """``u_in + 2 u_c (L + F) kappa_v`` (module docstring)."""
-    L = max(_magnitude(fm, q64), _magnitude(fm, k64))
-    kappa_v = float(v64.abs().max() / ref.detach().square().mean().sqrt())
-    return _unit_roundoff(dtype) + 2.0 * U_COMPUTE * (L + fm.output_dim) * kappa_v
+    return _unit_roundoff(dtype) + _compute_term(fm, q64, k64, v64, ref)
 
 
 def _run(fm, ins, causal: bool, **kw):
@@ -239,6 +248,7 @@ def test_exponential_maps_match_the_float64_oracle_of_the_same_map(name, causal,
     fm = make_map(name, D, M, seed=1)
     _, ins64 = _inputs(T, scale, torch.float64)
     ref = ref_grads = None
+    compute = 0.0
     for dtype in HALF_AND_SINGLE:
         o, grads, g, numerical = _run(fm, [x.to(dtype) for x in ins64], causal)
         if numerical and scale > 1 and (name, causal, scale) not in UNDERFLOW:
@@ -248,7 +258,8 @@ def test_exponential_maps_match_the_float64_oracle_of_the_same_map(name, causal,
         assert not numerical, f"{dtype}: {numerical[0].message}"
         if ref is None:
             ref, ref_grads = _oracle_grads(log_space_oracle, ins64, g, fm=fm, causal=causal)
-        tol = _tolerance(fm, dtype, *ins64, ref)
+            compute = _compute_term(fm, *ins64, ref)
+        tol = _unit_roundoff(dtype) + compute
         _check(f"{dtype} output", o, ref, tol)
         for axis, a, e in zip("qkv", grads, ref_grads, strict=True):
             _check(f"{dtype} d{axis}", a, e, tol)
@@ -318,15 +329,14 @@ def test_trigonometric_maps_are_finite_and_accurate_or_warned(name, causal, scal
     ref = row_scaled_oracle(*ins64, fm, causal=causal)
     # signed terms: the float32 errors of the log-scores are amplified by kappa as well
     kappa = signed_condition_number(*ins64[:2], fm, causal=causal)
+    compute = _compute_term(fm, *ins64, ref) * kappa
     ref_grads = None
     for dtype in HALF_AND_SINGLE:
         o, grads, g, numerical = _run(fm, [x.to(dtype) for x in ins64], causal)
         if numerical:  # e.g. cos_offset, float16, x1: outputs 3e4 max|v|, beyond float16
             assert all("signed" in str(w.message) for w in numerical)
             continue
-        u_in = _unit_roundoff(dtype)
-        tol = u_in + (_tolerance(fm, dtype, *ins64, ref) - u_in) * kappa
-        _check(f"{dtype} output", o, ref, tol)
+        _check(f"{dtype} output", o, ref, _unit_roundoff(dtype) + compute)
         if ref_grads is None:
             _, ref_grads = _oracle_grads(row_scaled_oracle, ins64, g, fm=fm, causal=causal)
         for axis, a, e in zip("qkv", grads, ref_grads, strict=True):
@@ -339,7 +349,7 @@ def test_nearly_cancelling_signed_denominators_warn_once_per_call_site():
     """float16 at x1: the exact (float64) gradients of sincos exceed float16's range (the
     denominator is close to 0: outputs ~300x the largest value), so they come back inf."""
     fm = make_map("sincos", D, M, seed=1)
-    ins, _ = _inputs(LENGTHS[0], 1.0, torch.float16)
+    ins, _ = _inputs(100, 1.0, torch.float16)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default", NumericalWarning)
         for _ in range(3):
@@ -363,14 +373,23 @@ def test_well_conditioned_signed_maps_do_not_warn(name):
 @pytest.mark.parametrize("name", ["sincos", "cos_offset", "identity"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_signed_split_and_resume_matches_one_pass_or_warns(name, dtype):
-    """The issue's split-and-resume discrepancy of the signed maps: normwise, a split either
-    agrees with one pass to the dtype's resume tolerance, or the one pass warned."""
+    """The issue's split-and-resume discrepancy of the signed maps: a split and one pass
+    each lie within ``tol`` (the signed tolerance: the module's, times the condition number
+    ``kappa`` of the denominator) of the exact result, so they differ by at most ``2 tol``;
+    otherwise the one pass warned. (Elementwise relative differences near ``o = 0`` are
+    meaningless; the issue's 1.18 was one.) With ``d = 32``, ``m = 64`` and N(0, 1) inputs
+    ``kappa`` is 1e3..1e5: float32 keeps about ``1e-4`` of the output, not ``1e-7``."""
     fm = make_map(name, D, M, seed=1)
     for T in LENGTHS:
-        (q, k, v), _ = _inputs(T, 1.0, dtype, seed=T)
+        (q, k, v), ins64 = _inputs(T, 1.0, dtype, seed=T)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NumericalWarning)
             whole = feature_attention(q, k, v, fm, causal=True)
+        if caught:
+            continue
+        ref = row_scaled_oracle(*ins64, fm, causal=True)
+        kappa = signed_condition_number(*ins64[:2], fm, causal=True)
+        tol = _unit_roundoff(dtype) + _compute_term(fm, *ins64, ref) * kappa
         for s in (1, T // 3, T - 1):
             first, state = feature_attention(
                 q[:, :s], k[:, :s], v[:, :s], fm, causal=True, output_final_state=True
@@ -379,8 +398,8 @@ def test_signed_split_and_resume_matches_one_pass_or_warns(name, dtype):
                                      initial_state=state)
             split = torch.cat((first, rest), dim=1)
             assert torch.isfinite(split).all()
-            diff = float((split.double() - whole.double()).abs().max() / whole.abs().max())
-            assert diff <= default_rtol(dtype) or caught, f"split at {s}: {diff:.3g}"
+            diff = relative_rms(split, whole)
+            assert diff <= 2 * tol, f"split at {s}: {diff:.3g} > {2 * tol:.3g}"
 
 
 # ----------------------------------------------------------------------------- the hook
