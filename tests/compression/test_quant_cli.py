@@ -1,0 +1,105 @@
+"""``kernelapprox compress quantize``: a tiny run end to end, and bad options before any work."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from kernelapprox.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_run_json_and_results_file(tmp_path, capsys) -> None:
+    out = tmp_path / "q"
+    argv = [
+        "compress",
+        "quantize",
+        "--model",
+        "tiny",
+        "--train-steps",
+        "5",
+        "--calibration",
+        "2",
+        "--evaluation",
+        "2",
+        "--iterations",
+        "3",
+        "--max-bits",
+        "5",
+        "--optimal-rows",
+        "1",
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--seed",
+        "1",
+    ]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload == json.loads((out / "results.json").read_text())
+    rows = payload["per_bits"]
+    assert [r["bits"] for r in rows] == [3, 4, 5]
+    for r in rows:
+        assert {
+            "bits",
+            "sse_nested",
+            "sse_independent",
+            "sse_optimal",
+            "quality_nested",
+            "quality_independent",
+            "bytes",
+        } <= set(r)
+        assert r["sse_optimal"] <= r["sse_nested_sample"] * (1 + 1e-9)
+        assert r["sse_optimal"] <= r["sse_independent_sample"] * (1 + 1e-9)
+        assert r["quality_nested"] > 1  # a perplexity
+    assert rows[0]["sse_nested"] == rows[0]["sse_independent"]  # the seed is k-means itself
+    assert all(a["sse_nested"] >= b["sse_nested"] for a, b in itertools.pairwise(rows))
+    assert payload["storage"]["one_model"] == rows[-1]["bytes"]
+    assert payload["throughput"]["linear_tokens_per_s_batch1"] > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed-bits", "4", "--max-bits", "3"], "--seed-bits must be <= --max-bits"),
+        (["--max-bits", "9"], "--max-bits"),
+        (["--seed-bits", "0"], "--seed-bits"),
+        (["--iterations", "-1"], "--iterations"),
+        (["--calibration", "0"], "--calibration"),
+        (["--seed", "-2"], "--seed"),
+        (["--model", "gpt2"], "invalid choice"),
+        (["--format", "csv"], "invalid choice"),
+    ],
+)
+def test_bad_options_fail_before_any_model_loads(argv, message, monkeypatch, capsys) -> None:
+    import kernelapprox.compression.quantization.experiment as experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model must not load for a bad option")
+
+    monkeypatch.setattr(experiment, "run_quantization", refuse)
+    try:
+        status = main(["compress", "quantize", *argv])
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    assert main(["compress", "quantize", "--out", str(path)]) == 2
+    assert "--out" in capsys.readouterr().err
