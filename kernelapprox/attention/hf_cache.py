@@ -12,7 +12,10 @@ state per layer: ``(B, H_kv, F, D_v + 1)`` numbers whatever the length, and a st
 ``O(F D)`` per head. Pass it to ``generate`` or to the forward call::
 
     cache = FeatureStateCache()
-    out = student.generate(ids, past_key_values=cache, max_new_tokens=20)
+    out = student.generate(ids, cache=cache, max_new_tokens=20)
+
+(``cache=`` since transformers 5.24, where ``past_key_values=`` is deprecated;
+:func:`cache_kwargs` picks the keyword the installed version takes.)
 
 How it plugs in: the cache's ``update`` hands the attention module only the *new* keys and
 values and the mask covers only them (``get_mask_sizes`` returns the new length with the past
@@ -24,6 +27,7 @@ that was not converted) raises instead of silently attending to the new tokens o
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -34,7 +38,7 @@ from kernelapprox.attention.state import AttentionState
 _transformers()  # a clear ImportError without the optional dependency
 from transformers.cache_utils import Cache, CacheLayerMixin  # noqa: E402
 
-__all__ = ["FeatureStateCache", "FeatureStateLayer"]
+__all__ = ["FeatureStateCache", "FeatureStateLayer", "cache_kwargs", "output_cache"]
 
 
 class FeatureStateLayer(CacheLayerMixin):
@@ -147,3 +151,22 @@ def find_state_cache(args: tuple, kwargs: dict) -> FeatureStateCache | None:
         if isinstance(value, FeatureStateCache):
             return value
     return None
+
+
+def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
+    """``{keyword: cache}`` for ``model(...)`` or ``model.generate(...)``: ``cache`` where the
+    model's ``forward`` takes it (transformers >= 5.24, which deprecates ``past_key_values``
+    with a ``FutureWarning``, removal announced for 5.40), else ``past_key_values``.
+
+    >>> # student(input_ids=ids, use_cache=True, **cache_kwargs(student, FeatureStateCache()))
+    """
+    params = inspect.signature(model.forward).parameters  # follows the deprecation wrapper
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+def output_cache(output: Any) -> Any:
+    """The cache a forward call returned: ``output.cache`` (transformers >= 5.24, where
+    ``output.past_key_values`` logs a deprecation warning), else ``output.past_key_values``."""
+    if "cache" in getattr(output, "__dataclass_fields__", {}):
+        return output.cache
+    return output.past_key_values

@@ -12,7 +12,12 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+# transformers >= 5.24 deprecates ``past_key_values=`` (FutureWarning): the tests pass the cache
+# with the keyword the installed version takes (hf_cache.cache_kwargs), and must stay silent
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
+
 from kernelapprox.attention.convert import convert, feature_attentions  # noqa: E402
+from kernelapprox.attention.hf_cache import cache_kwargs, output_cache  # noqa: E402
 
 VOCAB = 16
 
@@ -72,10 +77,11 @@ def test_cached_decoding_equals_full_recomputation(trained):
         assert torch.equal(cached, full)
         # token by token: logits of each cached step == logits of the whole prefix
         out = student(input_ids=cached[:, :6], use_cache=True)
-        past = out.past_key_values
+        past = output_cache(out)
         for t in range(6, cached.shape[1]):
-            step = student(input_ids=cached[:, t : t + 1], past_key_values=past, use_cache=True)
-            past = step.past_key_values
+            step = student(input_ids=cached[:, t : t + 1], use_cache=True,
+                           **cache_kwargs(student, past))
+            past = output_cache(step)
             whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
             torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
 
@@ -106,16 +112,17 @@ def test_state_cache_decoding_equals_full_recomputation(trained):
                                 pad_token_id=0)
         cache = FeatureStateCache()
         cached = student.generate(prompt, max_new_tokens=10, do_sample=False,
-                                  past_key_values=cache, pad_token_id=0)
+                                  **cache_kwargs(student, cache), pad_token_id=0)
         assert torch.equal(cached, full)
         assert all(layer.keys is None for layer in cache.layers)
 
         cache = FeatureStateCache()
-        student(input_ids=cached[:, :6], past_key_values=cache, use_cache=True)
+        student(input_ids=cached[:, :6], **cache_kwargs(student, cache), use_cache=True)
         size_after_prompt = cache.nbytes
         assert size_after_prompt > 0
         for t in range(6, cached.shape[1]):
-            step = student(input_ids=cached[:, t : t + 1], past_key_values=cache, use_cache=True)
+            step = student(input_ids=cached[:, t : t + 1], use_cache=True,
+                           **cache_kwargs(student, cache))
             whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
             torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
             assert cache.get_seq_length() == t + 1
@@ -135,9 +142,9 @@ def test_state_cache_respects_left_padding(trained):
     mask[0, :3] = 0
     with torch.no_grad():
         batched = student.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
-                                   past_key_values=FeatureStateCache(), pad_token_id=0)
+                                   **cache_kwargs(student, FeatureStateCache()), pad_token_id=0)
         alone = student.generate(short, max_new_tokens=6, do_sample=False,
-                                 past_key_values=FeatureStateCache(), pad_token_id=0)
+                                 **cache_kwargs(student, FeatureStateCache()), pad_token_id=0)
     assert torch.equal(batched[0, 3:], alone[0])
 
 
@@ -147,9 +154,9 @@ def test_state_cache_refuses_an_unconverted_model(trained):
     ids = pattern_batch(torch.Generator().manual_seed(4), B=1, T=5)
     cache = FeatureStateCache()
     with torch.no_grad():
-        trained(input_ids=ids, past_key_values=cache, use_cache=True)
+        trained(input_ids=ids, **cache_kwargs(trained, cache), use_cache=True)
         with pytest.raises(RuntimeError, match="not consumed by feature attention"):
-            trained(input_ids=ids[:, :1], past_key_values=cache, use_cache=True)
+            trained(input_ids=ids[:, :1], **cache_kwargs(trained, cache), use_cache=True)
 
 
 def test_state_cache_beam_search_runs(trained):
@@ -159,7 +166,7 @@ def test_state_cache_beam_search_runs(trained):
     prompt = pattern_batch(torch.Generator().manual_seed(5), B=2, T=5)
     with torch.no_grad():
         beams = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
-                                 past_key_values=FeatureStateCache(), pad_token_id=0)
+                                 **cache_kwargs(student, FeatureStateCache()), pad_token_id=0)
         full = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
                                 use_cache=False, pad_token_id=0)
     assert torch.equal(beams, full)
@@ -181,6 +188,6 @@ def test_state_cache_with_gpt_neox():
                                 pad_token_id=0)
         cache = FeatureStateCache()
         cached = student.generate(ids, max_new_tokens=8, do_sample=False,
-                                  past_key_values=cache, pad_token_id=0)
+                                  **cache_kwargs(student, cache), pad_token_id=0)
     assert torch.equal(cached, full)
     assert cache.get_seq_length() == full.shape[1] - 1 and cache.nbytes > 0
