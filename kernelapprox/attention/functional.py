@@ -544,8 +544,10 @@ def feature_attention_step(
     ``q_t`` ``(B, H, D)``, ``k_t`` ``(B, H_kv, D)``, ``v_t`` ``(B, H_kv, D_v)``; ``state`` from
     :func:`feature_attention` (``output_final_state=True``) or ``None`` (empty). Returns
     ``(o_t (B, H, D_v), new_state)``; a sequence of steps equals causal
-    :func:`feature_attention` on the whole sequence. Cost ``O(H F D_v)`` per token, whatever
-    the position.
+    :func:`feature_attention` on the whole sequence (non-finite inputs included: the step
+    reads finite ``q_t, k_t, v_t`` and adds ``nan`` to the output and the state that see a
+    non-finite one, see ``_finite_rows``). Cost ``O(H F D_v)`` per token, whatever the
+    position.
     """
     q_t, k_t, v_t = (_check_tensor(x, n, 3) for x, n in ((q_t, "q_t"), (k_t, "k_t"), (v_t, "v_t")))
     B, H, D = q_t.shape
@@ -562,15 +564,20 @@ def feature_attention_step(
     t = _map_params(fm, params, q_t.device, cdt)
     mult = input_multiplier(fm, s)
     opts = {"log_weight": uniform_log_weight(fm, params)}
-    phi_q, _ = stabilized_features(fm, q_t.unflatten(1, (Hk, -1)).to(cdt), t, mult, **opts)
-    phi_k, ck = stabilized_features(fm, k_t.to(cdt), t, mult, **opts)
+    (qw, bad_q), (kw, bad_k), (vw, bad_v) = (
+        _finite_rows(x.to(cdt)) for x in (q_t.unflatten(1, (Hk, -1)), k_t, v_t)
+    )
+    phi_q, _ = stabilized_features(fm, qw, t, mult, **opts)
+    phi_k, ck = stabilized_features(fm, kw, t, mult, **opts)
     S0, R0 = _initial_state(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt, "state")
     R = torch.maximum(R0, ck)
-    va = torch.cat((v_t.to(cdt), torch.ones_like(v_t[..., :1], dtype=cdt)), dim=-1)
+    va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
     new_kv = (phi_k * torch.exp(ck - R)[..., None])[..., :, None] * va[..., None, :]
-    S = S0 * torch.exp(R0 - R)[..., None, None] + new_kv
+    seen = bad_k + bad_v  # (B, H_kv): nan if the new key or value is not finite
+    S = S0 * torch.exp(R0 - R)[..., None, None] + new_kv + seen[..., None, None]
     out = phi_q @ S  # (B, H_kv, G, D_v + 1)
-    o = out[..., :Dv] / _safe_denominator(out[..., Dv], fm, rows_may_be_empty=False)[..., None]
+    den = _safe_denominator(out[..., Dv], fm, rows_may_be_empty=False)
+    o = bad_q[..., None] + out[..., :Dv] / den[..., None]
     return o.reshape(B, H, Dv).to(q_t.dtype), AttentionState(S[..., :Dv], S[..., Dv], R)
 
 

@@ -292,3 +292,24 @@ def test_a_large_initial_log_scale_is_kept_in_the_running_maximum(mode, shift):
     assert torch.isfinite(new.kv).all() and float(new.log_scale.min()) >= shift
     scale = torch.exp(new.log_scale.double() - shift)[..., None]
     assert_close(new.z.double() * scale, z / math.exp(shift), TOLERANCE[torch.float32], "z")
+
+
+@pytest.mark.parametrize("which", ["q", "k", "v"])
+def test_decoding_steps_equal_one_pass_with_a_non_finite_token(which):
+    """feature_attention_step follows the same rule as the chunked pass: the outputs before
+    the token agree, the token's own row (and every later one for k, v) is nan throughout."""
+    fm = make_map("hyperbolic", 4, 8)
+    q, k, v = qkv(2, 9, 2, 1, 4, 3)
+    bad = dict(zip("qkv", (q, k, v), strict=True))
+    bad[which] = _poison(bad[which], 4, math.inf, False)
+    full = feature_attention(bad["q"], bad["k"], bad["v"], fm, causal=True, chunk_size=4)
+    state, steps = None, []
+    for i in range(9):
+        o_t, state = feature_attention_step(
+            bad["q"][:, i], bad["k"][:, i], bad["v"][:, i], state, fm
+        )
+        steps.append(o_t)
+    steps = torch.stack(steps, dim=1)
+    assert torch.equal(torch.isnan(steps), torch.isnan(full))
+    assert torch.isnan(full[:, 4]).any(dim=-1).equal(torch.isnan(full[:, 4]).all(dim=-1))
+    assert_close(steps[:, :4], full[:, :4], 1e-12, "steps before the token")
