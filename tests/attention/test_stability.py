@@ -46,6 +46,8 @@ from attention_helpers import make_map, qkv
 
 from kernelapprox.attention import feature_attention, quadratic_oracle, relative_rms
 from kernelapprox.attention.maps import NumericalWarning, input_multiplier
+from kernelapprox.features import Positive
+from kernelapprox.kernels import Softmax
 
 THOROUGH = os.environ.get("KERNELAPPROX_THOROUGH", "") not in ("", "0")
 #: The issue's setting: B=2, T=96..200, H=2, D=32, m=64 (T=100: not a multiple of the chunk).
@@ -300,11 +302,10 @@ def test_gradients_reach_learnable_map_tensors(name, scale):
             _check(f"d{n}", a, e, tol)
 
 
-@pytest.mark.parametrize("name", ["positive", "hyperbolic", "dct"])
-@pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("scale", [30, 100])
+@pytest.mark.parametrize("name, causal, scale", sorted(UNDERFLOW))
 def test_underflow_is_never_silent(name, causal, scale):
-    """Where the target above is out of reach, the caller is told (once), with the remedy."""
+    """Where the target above is out of reach, the caller is told (once), with the remedy.
+    (dct_released x100: the first causal rows underflow to exactly 0.)"""
     fm = make_map(name, D, M, seed=1)
     ins, _ = _inputs(LENGTHS[0], scale, torch.float32)
     o, _, _, numerical = _run(fm, ins, causal)
@@ -358,6 +359,31 @@ def test_nearly_cancelling_signed_denominators_warn_once_per_call_site():
     message = str(caught[0].message)
     assert "'sincos'" in message and "'positive'" in message and "float64" in message
     assert caught[0].filename == __file__  # the user's call site, not the library's
+
+
+def test_a_denominator_that_underflows_to_zero_warns():
+    """Two frequencies +-a e_1, a query on one and its only key on the other: both
+    stabilized feature vectors are ``[1, e^-200]`` in opposite order, so ``den = 0`` exactly
+    in float32 (the exact output is ``v``; float32 returns 0): a warning, without padding."""
+    fm = Positive.from_frequencies(Softmax(), [[20.0, 0.0], [-20.0, 0.0]])
+    q = torch.tensor([[[[5.0, 0.0]]]])  # (B, T, H, D) = (1, 1, 1, 2): w.u = +-100
+    v = torch.ones(1, 1, 1, 3)
+    with pytest.warns(NumericalWarning, match="underflowed"):
+        o = feature_attention(q, -q, v, fm, causal=True, scale=1.0)
+    assert torch.equal(o, torch.zeros_like(o))  # what per-token stabilization can give
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_rows_without_a_visible_key_do_not_warn(causal):
+    """Key padding can leave a row with ``den = 0`` by design (output 0): not an underflow."""
+    fm = make_map("positive", D, M, seed=1)
+    (q, k, v), _ = _inputs(LENGTHS[0], 1.0, torch.float32)
+    mask = torch.zeros(B, q.shape[1], dtype=torch.bool)
+    mask[1] = True  # the second sequence is all padding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericalWarning)
+        o = feature_attention(q, k, v, fm, causal=causal, key_padding_mask=mask)
+    assert torch.equal(o[1], torch.zeros_like(o[1]))
 
 
 @pytest.mark.parametrize("name", ["sincos", "cos_offset", "identity"])
