@@ -71,6 +71,12 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "training (EST, Li et al., ICML 2024) and low-dimensional projected attention (LPA, "
         "Lv et al., EMNLP 2024).",
     ),
+    "compression": (
+        "Model compression",
+        "Model compression measured as an approximation: structured pruning with adaptive "
+        "tuning (APT, Zhao, Hajishirzi & Cao, ICML 2024) and nested quantization "
+        "(Any-Precision LLM, Park et al., ICML 2024).",
+    ),
 }
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
