@@ -1,0 +1,111 @@
+r"""Any-Precision: the sensitivity-weighted error never increases with the bit width.
+
+Statement
+---------
+With $T_k$ the $k$-bit tables and $q^{(k)}$ the codes of the nested quantization,
+$$E_k = \sum_{r, j} F_{rj}\,\big(W_{rj} - T_k[r, q^{(k)}_{rj}]\big)^2
+\quad\text{satisfies}\quad E_{k+1} \le E_k \quad (k = b_0, \dots, n - 1):$$
+each upscaling step splits a cluster into two halves whose weighted means are at least as
+good for them as the parent centroid. Moreover the split of each sorted run is the exact
+optimal weighted 2-means of that run, and the exact optimal $2^k$-means (dynamic
+programming) lower-bounds every width: $E^\star_k \le E_k$.
+
+Source
+------
+Park, Hyun, Cho, Sim & Lee (ICML 2024), Any-Precision LLM, Sec. 3 (incremental upscaling by
+splitting clusters); `shared/reference/model_compression.md` §3.
+
+Method
+------
+Experiment in float64 on the package code: 30 seeded matrices (4 rows of 40-400 Gaussian
+weights, squared-Gaussian sensitivities, a third with ties and zero sensitivities),
+$b_0 = 3$, $n = 8$; every $E_{k+1} - E_k$ is compared with the round-off of a weighted
+mean, $10^{-13} \sum F W^2$. For rows of 40 weights the optimum of `optimal_kmeans` at
+$k \le 4$ is compared with $E_k$ (it must not exceed it beyond round-off).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from proofs._core import Claim, Verdict, docstring_section, try_import
+
+SEED = 20240722
+
+
+def run(*, thorough: bool = False) -> Verdict:
+    quant, reason = try_import("kernelapprox.compression.quantization")
+    if quant is None:
+        return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add contention
+    try:
+        return _experiment(quant, torch, thorough)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _experiment(quant, torch, thorough: bool) -> Verdict:
+    gen = torch.Generator().manual_seed(SEED)
+    cases = 100 if thorough else 30
+    worst_increase = -float("inf")
+    worst_gap = -float("inf")
+    steps = bound_checks = 0
+    ratios = []
+    for case in range(cases):
+        cols = int(torch.randint(40, 401, (1,), generator=gen)) if case % 5 else 40
+        w = torch.randn(4, cols, generator=gen, dtype=torch.float64)
+        f = torch.randn(4, cols, generator=gen, dtype=torch.float64) ** 2
+        if case % 3 == 0:
+            w = torch.round(4 * w) / 4
+            f[:, ::3] = 0.0
+        scale = float((f * w**2).sum())
+        q = quant.nested_quantize(w, f, seed_bits=3, max_bits=8, iterations=20, seed=case)
+        errors = [q.sse(w, f, k) for k in q.widths]
+        for a, b in itertools.pairwise(errors):
+            worst_increase = max(worst_increase, (b - a) / scale)
+            steps += 1
+        ratios.append(errors[-1] / errors[0] if errors[0] > 0 else 0.0)
+        if cols == 40:
+            for k in (3, 4):
+                codes, table = quant.optimal_kmeans(w, f, 2**k)
+                opt = float(quant.weighted_sse(w, f, codes, table).sum())
+                worst_gap = max(worst_gap, (opt - errors[k - 3]) / scale)
+                bound_checks += 1
+    ok = worst_increase <= 1e-13 and worst_gap <= 1e-12
+    summary = (
+        f"{steps} upscaling steps: largest (E_k+1 - E_k) / sum F W^2 = {worst_increase:.2e} "
+        f"(<= 1e-13); {bound_checks} optimum checks: largest (E*_k - E_k) / sum F W^2 = "
+        f"{worst_gap:.2e} (<= 1e-12); median E_8 / E_3 = {sorted(ratios)[len(ratios) // 2]:.2e}"
+    )
+    return Verdict.decide(
+        ok,
+        summary,
+        steps=steps,
+        worst_increase=worst_increase,
+        worst_gap=worst_gap,
+        bound_checks=bound_checks,
+    )
+
+
+CLAIM = Claim(
+    name="quant_error_monotone",
+    title="Any-Precision: the weighted error never increases with bits",
+    statement=docstring_section(__doc__, "Statement"),
+    source="Park et al. (ICML 2024), Any-Precision LLM, Sec. 3 (upscaling)",
+    method="numerical",
+    expected="holds",
+    family="compression",
+    run=run,
+    module=__name__,
+    seed=SEED,
+    tolerance="increase <= 1e-13 and optimum excess <= 1e-12 of sum F W^2 (float64 round-off)",
+    requires=("kernelapprox.compression.quantization",),
+    verifies=(
+        "kernelapprox.compression.quantization.kmeans.split_runs",
+        "kernelapprox.compression.quantization.kmeans.optimal_kmeans",
+        "kernelapprox.compression.quantization.nested.nested_quantize",
+    ),
+)
