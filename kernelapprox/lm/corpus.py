@@ -98,6 +98,26 @@ def docstring_documents(
     return sorted(found)
 
 
+def labelled_docstrings(
+    modules: Sequence[str] = DEFAULT_MODULES, *, min_chars: int = 40
+) -> list[tuple[str, str]]:
+    """``(docstring, module)`` pairs: a classification task (which module a docstring is from).
+
+    Each module's documents are :func:`docstring_documents` of that module alone; a document
+    found in more than one module (a re-exported function) is dropped, since its label would be
+    ambiguous. Sorted by (module, document).
+    """
+    if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
+        raise TypeError("modules must be a sequence of module names (str)")
+    per_module = {name: docstring_documents([name], min_chars=min_chars) for name in modules}
+    seen: dict[str, int] = {}
+    for docs in per_module.values():
+        for doc in docs:
+            seen[doc] = seen.get(doc, 0) + 1
+    pairs = sorted((name, doc) for name, docs in per_module.items() for doc in docs)
+    return [(doc, name) for name, doc in pairs if seen[doc] == 1]
+
+
 def is_validation(document: str, heldout_mod: int = 10) -> bool:
     """Whether ``document`` is held out: ``crc32(utf8(document)) % heldout_mod == 0``."""
     return zlib.crc32(document.encode("utf-8")) % heldout_mod == 0
