@@ -292,8 +292,12 @@ def distillation_weight(t: float, t_start: float, t_end: float) -> float:
 
 
 def snapshot(model: nn.Module) -> nn.Module:
-    """A frozen copy of ``model`` in eval mode: the self-distillation teacher."""
+    """A frozen copy of ``model`` in eval mode, without the hooks of ``model`` (a copied
+    salience or mask hook would score or mask the teacher): the self-distillation teacher."""
     teacher = copy.deepcopy(model).eval()
+    for module in teacher.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher

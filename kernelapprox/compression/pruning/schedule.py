@@ -182,11 +182,14 @@ class Pruner:
         self.tracker.detach()
         self.hooks.__exit__()
 
-    def step(self, t: int) -> bool:
-        """Close step ``t``; returns whether the masks changed."""
+    def step(self, t: int, scores: Mapping[str, torch.Tensor] | None = None) -> bool:
+        """Close step ``t``; returns whether the masks changed. ``scores`` (site name ->
+        group scores) replaces the tracked salience at a mask update (baselines: weight
+        magnitude, random)."""
         from kernelapprox.compression.pruning.selection import select_masks
 
-        scores = self.tracker.step()
+        tracked = self.tracker.step()
+        scores = tracked if scores is None else scores
         if t not in self.updates or not scores:
             return False
         gamma = cubic_keep_fraction(t, t_warm=self.t_warm, t_end=self.t_end, gamma_final=self.keep)

