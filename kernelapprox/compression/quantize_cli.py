@@ -157,9 +157,9 @@ def table(payload: dict[str, Any]) -> str:
     for row in payload["per_bits"]:
         lines.append(
             f"{row['bits']:>4}  {_num(row['sse_nested']):>10}  {_num(row['sse_independent']):>10}"
-            f"  {_num(row['nested_over_independent'], '.3f'):>8}"
-            f"  {_num(row['nested_over_optimal'], '.3f'):>8}"
-            f"  {_num(row['independent_over_optimal'], '.3f'):>8}"
+            f"  {_num(row['nested_over_independent'], '.4g'):>8}"
+            f"  {_num(row['nested_over_optimal'], '.4g'):>8}"
+            f"  {_num(row['independent_over_optimal'], '.4g'):>8}"
             f"  {row['quality_nested']:>16.5f}  {row['quality_independent']:>16.5f}"
             f"  {row['bytes']:>10}"
         )
