@@ -313,3 +313,34 @@ def test_decoding_steps_equal_one_pass_with_a_non_finite_token(which):
     assert torch.equal(torch.isnan(steps), torch.isnan(full))
     assert torch.isnan(full[:, 4]).any(dim=-1).equal(torch.isnan(full[:, 4]).all(dim=-1))
     assert_close(steps[:, :4], full[:, :4], 1e-12, "steps before the token")
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize(
+    ("name", "which", "value"),
+    [
+        ("positive", "k", math.nan),  # nan scores of a later key inside the chunk
+        ("sincos", "k", math.inf),
+        ("identity", "v", -math.inf),  # a later value inside the chunk
+        ("elu", "q", -math.inf),  # elu(-inf) + 1 = 0: a finite feature from a non-finite input
+        ("elu", "k", -math.inf),
+    ],
+)
+def test_both_paths_poison_exactly_the_rows_that_see_a_non_finite_input(name, which, value, grad):
+    """Without gradients (buffers reused in place) and with them (inputs selected to finite
+    numbers): the same outputs, bit-identical before the token, nan in every column from it
+    on (its own row only for a query), even where the map has a finite limit."""
+    fm = make_map(name, 4, 8, seed=2)
+    q, k, v = qkv(1, 13, 2, 1, 4, 3, seed=3, dtype=torch.float32)
+    if grad:
+        q, k, v = (x.requires_grad_() for x in (q, k, v))
+    bad = dict(zip("qkv", (q, k, v), strict=True))
+    bad[which] = _poison(bad[which], 5, value, False)
+    clean = feature_attention(q, k, v, fm, causal=True, chunk_size=8)
+    out = feature_attention(bad["q"], bad["k"], bad["v"], fm, causal=True, chunk_size=8)
+    assert torch.equal(out[:, :5], clean[:, :5])
+    seen = out[:, 5:6] if which == "q" else out[:, 5:]
+    head = slice(-1, None) if which == "q" else slice(None)  # _poison changes the last head
+    assert torch.isnan(seen[:, :, head]).all()
+    if which == "q":
+        assert torch.equal(out[:, 6:], clean[:, 6:])
