@@ -28,6 +28,7 @@ from kernelapprox.compression.pruning.models import (
     bert_sites,
     count_params,
     decoder_sites,
+    hf_decoder_sites,
     shrink_bert,
     shrink_decoder,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "distillation_weight",
     "excess_kurtosis",
     "group_salience",
+    "hf_decoder_sites",
     "kl_divergence",
     "prunable_params",
     "pruning_steps",

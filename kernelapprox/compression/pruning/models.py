@@ -246,3 +246,69 @@ def shrink_bert(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Modul
 def count_params(module: nn.Module) -> int:
     """Number of parameters of ``module`` (shared tensors once)."""
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+
+
+# ------------------------------------------------------------- Hugging Face decoders
+
+
+def hf_decoder_sites(model: nn.Module) -> list[Site]:
+    """Head and neuron sites of a Hugging Face GPT-2 or Llama-style decoder (scoring and masks;
+    :func:`shrink_decoder` / :func:`shrink_bert` do not apply to them yet).
+
+    GPT-2 (``transformer.h``): heads at the input of ``attn.c_proj``, neurons at the input of
+    ``mlp.c_proj`` (both ``Conv1D``). Llama-style (``model.layers``): heads at the input of
+    ``self_attn.o_proj``, neurons at the input of ``mlp.down_proj``. A query head owns its
+    :math:`W_Q` rows and :math:`W_O` columns, plus :math:`W_K, W_V` rows when it has its own
+    key-value head (:math:`2 d\\,d_h` or :math:`4 d\\,d_h`, with biases where there are any);
+    a Llama neuron its gate and up rows and down column (:math:`3d`), a GPT-2 neuron
+    :math:`2d + 1`.
+    """
+    base = getattr(model, "transformer", None)
+    if base is not None and hasattr(base, "h"):
+        sites = []
+        for i, block in enumerate(base.h):
+            attn, mlp = block.attn, block.mlp
+            d, dh = attn.embed_dim, attn.head_dim
+            sites.append(
+                Site(
+                    f"layers.{i}.heads",
+                    attn.c_proj,
+                    "input",
+                    "head",
+                    dh,
+                    attn.num_heads,
+                    4 * d * dh + 3 * dh,
+                    i,
+                )
+            )
+            width = mlp.c_fc.nf
+            sites.append(
+                Site(f"layers.{i}.neurons", mlp.c_proj, "input", "neuron", 1, width, 2 * d + 1, i)
+            )
+        return sites
+    inner = getattr(model, "model", model)
+    layers = getattr(inner, "layers", None)
+    if (
+        not isinstance(layers, nn.ModuleList)
+        or not len(layers)
+        or not hasattr(layers[0], "self_attn")
+    ):
+        raise TypeError(
+            f"model must be a GPT-2 or Llama-style Hugging Face decoder, got {type(model).__name__}"
+        )
+    sites = []
+    for i, layer in enumerate(layers):
+        attn, mlp = layer.self_attn, layer.mlp
+        o = attn.o_proj
+        dh = attn.head_dim
+        n_heads, d = o.in_features // dh, o.out_features
+        own_kv = attn.num_key_value_groups == 1
+        per_head = (4 if own_kv else 2) * d * dh
+        if o.bias is not None or attn.q_proj.bias is not None:
+            per_head += (3 if own_kv else 1) * dh
+        sites.append(Site(f"layers.{i}.heads", o, "input", "head", dh, n_heads, per_head, i))
+        down = mlp.down_proj
+        sites.append(
+            Site(f"layers.{i}.neurons", down, "input", "neuron", 1, down.in_features, 3 * d, i)
+        )
+    return sites

@@ -1,0 +1,117 @@
+"""APT salience and masks on Hugging Face GPT-2 and Llama-style decoders (unedited code)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernelapprox.compression.pruning import MaskHooks, SalienceTracker, hf_decoder_sites
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _gpt2():
+    config = transformers.GPT2Config(
+        vocab_size=40,
+        n_positions=8,
+        n_embd=16,
+        n_layer=2,
+        n_head=4,
+        n_inner=24,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config).double().eval()
+    # weight of the matrix whose input holds the site's channels, and how to scale its inputs
+    proj = {
+        "heads": "transformer.h.{i}.attn.c_proj.weight",
+        "neurons": "transformer.h.{i}.mlp.c_proj.weight",
+    }
+    return model, proj, 0  # Conv1D: (in, out), the inputs are rows
+
+
+def _llama():
+    config = transformers.LlamaConfig(
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).double().eval()
+    with torch.no_grad():  # random, not tiny, weights everywhere
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.3)
+    proj = {
+        "heads": "model.layers.{i}.self_attn.o_proj.weight",
+        "neurons": "model.layers.{i}.mlp.down_proj.weight",
+    }
+    return model, proj, 1  # Linear: (out, in), the inputs are columns
+
+
+@pytest.mark.parametrize("make", [_gpt2, _llama])
+def test_salience_equals_the_mask_derivative(make):
+    model, proj, axis = make()
+    sites = hf_decoder_sites(model)
+    ids = torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(1))
+    params, masks = dict(model.named_parameters()), {}
+    for s in sites:
+        kind = s.name.split(".")[-1]
+        name = proj[kind].format(i=s.layer)
+        m = torch.ones(s.n_groups, dtype=torch.float64, requires_grad=True)
+        masks[s.name] = m
+        scale = m.repeat_interleave(s.group_size)
+        params[name] = params[name] * (scale[:, None] if axis == 0 else scale[None, :])
+    out = torch.func.functional_call(model, params, (ids,), {"labels": ids})
+    out.loss.backward()
+    with SalienceTracker(sites, form="taylor") as tracker:
+        model(ids, labels=ids).loss.backward()
+        scores = tracker.step()
+    for s in sites:
+        assert masks[s.name].grad.abs().min() > 1e-10
+        torch.testing.assert_close(scores[s.name], -masks[s.name].grad, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("make", [_gpt2, _llama])
+def test_masks_equal_zeroed_input_weights(make):
+    model, proj, axis = make()
+    sites = hf_decoder_sites(model)
+    ids = torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(2))
+    gen = torch.Generator().manual_seed(3)
+    keep = {s.name: torch.rand(s.n_groups, generator=gen) < 0.5 for s in sites}
+    keep["layers.1.heads"][:] = False
+    with torch.no_grad(), MaskHooks(sites, keep):
+        masked = model(ids).logits
+    with torch.no_grad():
+        for s in sites:
+            w = model.get_parameter(proj[s.name.split(".")[-1]].format(i=s.layer))
+            dead = ~keep[s.name].repeat_interleave(s.group_size)
+            if axis == 0:
+                w[dead] = 0
+            else:
+                w[:, dead] = 0
+        torch.testing.assert_close(model(ids).logits, masked, rtol=0, atol=1e-12)
+
+
+def test_parameter_counts_and_refusal():
+    gpt2_heads = hf_decoder_sites(_gpt2()[0])[0]
+    assert gpt2_heads.params_per_group == 4 * 16 * 4 + 3 * 4
+    llama_heads = hf_decoder_sites(_llama()[0])[0]  # shared key-value heads
+    assert llama_heads.params_per_group == 2 * 16 * 4
+    with pytest.raises(TypeError, match="GPT-2 or Llama"):
+        hf_decoder_sites(torch.nn.Linear(2, 2))
