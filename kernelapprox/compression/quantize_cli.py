@@ -14,6 +14,17 @@ throughput of the quantized layer against ``torch.nn.Linear``. ``--format json``
 payload (a list ``per_bits``); ``--out DIR`` also gets ``results.json``.
 
 Every option is checked before any model loads.
+
+Measured once (seed 0, defaults, one torch thread on a shared 2-core machine at load 8):
+``--model minilm`` ran in 23 minutes, of which the nested quantization of all 37 linear
+layers (10.8 M weights) took 60 s, independent k-means at every width 756 s and the optimum
+287 s. Mean embedding cosine nested / independent: 0.904 / 0.904 at 3 bits, 0.977 / 0.978
+at 4, 0.9946 / 0.9954 at 5, 0.9988 / 0.9991 at 6; 1 - cosine is 7 %, 19 % and 34 % worse
+nested at 4, 5, 6 bits (the issue's target was 5 %); weighted error nested / independent
+1.00, 1.07, 1.14, 1.29, 1.64, 2.68 at 3..8 bits, nested / optimal 1.11, 1.22, 1.40 at 3..5
+(independent k-means itself 1.11, 1.16, 1.25). All widths cost 1.49x one 8-bit model (rows of
+384 and 1536) and 2.05x less than six separate models. ``--model tiny`` (300 training steps)
+ran in 81 s (19 s of CPU).
 """
 
 from __future__ import annotations
