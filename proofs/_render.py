@@ -48,6 +48,43 @@ def _code_link(dotted: str) -> str:
     return f"`{dotted}` (not available yet)"
 
 
+#: How the index and the tables name the outcome of a claim, and the CSS class of its badge
+#: (``docs/stylesheets/extra.css``).
+OUTCOMES = {
+    "holds": ("holds", "verdict-holds"),
+    "refuted": ("refuted as expected", "verdict-refuted"),
+    "pending": ("pending", "verdict-pending"),
+    "fail": ("failed", "verdict-failed"),
+}
+
+
+def _anchor(title: str) -> str:
+    """The heading id of a claim section (GitHub-style, as the site's toc slugify makes it)."""
+    return "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_").replace(" ", "-")
+
+
+def outcome_kind(outcome: Outcome) -> str:
+    """``"holds"``, ``"refuted"`` (refuted, as expected), ``"pending"`` or ``"fail"``."""
+    if outcome.result == "pass":
+        return "refuted" if outcome.verdict.status == "refuted" else "holds"
+    return outcome.result
+
+
+def _badge(outcome: Outcome) -> str:
+    label, css = OUTCOMES[outcome_kind(outcome)]
+    if outcome.result == "fail":
+        label = f"failed: {outcome.verdict.status}"
+    return f'<span class="verdict {css}">{label}</span>'
+
+
+def method_label(claim) -> str:
+    """The method of a claim: a claim expected to be refuted is refuted by a counterexample,
+    found exactly (no seed) or by a seeded experiment."""
+    if claim.method == "refuted":
+        return "numerical counterexample" if claim.seed is not None else "symbolic counterexample"
+    return claim.method
+
+
 def _display_math(text: str) -> str:
     """``text`` with a blank line before and after each ``$$ ... $$`` block.
 
@@ -87,7 +124,7 @@ def _claim_section(outcome: Outcome) -> list[str]:
         "",
         f"**Source.** {c.source}",
         "",
-        f"**Method.** {c.method}." + (f" {' '.join(how.split())}" if how else ""),
+        f"**Method.** {method_label(c)}." + (f" {' '.join(how.split())}" if how else ""),
         "",
     ]
     if c.seed is not None or c.tolerance:
@@ -134,16 +171,13 @@ def render_markdown(family: str, report: Report | None = None) -> str:
         "<!-- Generated from the proofs/ catalogue by "
         "`kernelapprox verify --write-docs docs/theory`; do not edit by hand. -->",
         "",
-        "| Claim | Source | Method | Expected | Verdict |",
-        "|---|---|---|---|---|",
+        "| Claim | Source | Method | Outcome |",
+        "|---|---|---|---|",
     ]
     for o in outcomes:
-        anchor = "".join(ch for ch in o.claim.title.lower() if ch.isalnum() or ch in " -_").replace(
-            " ", "-"
-        )
         lines.append(
-            f"| [{md_cell(o.claim.title)}](#{anchor}) | {md_cell(o.claim.source)} | "
-            f"{o.claim.method} | {o.claim.expected} | {o.verdict.status} |"
+            f"| [{md_cell(o.claim.title)}](#{_anchor(o.claim.title)}) | "
+            f"{md_cell(o.claim.source)} | {method_label(o.claim)} | {_badge(o)} |"
         )
     lines.append("")
     if not outcomes:
@@ -154,7 +188,16 @@ def render_markdown(family: str, report: Report | None = None) -> str:
 
 
 def render_index(report: Report) -> str:
-    """The index page ``docs/theory/index.md``: one line per family with its counts."""
+    """The index page ``docs/theory/index.md``: counts by outcome, the refuted paper claims
+    first, then one line per family and one per claim, each linking to its section (statement,
+    method, evidence) and to the package code it verifies."""
+    counts = {kind: 0 for kind in OUTCOMES}
+    for o in report.outcomes:
+        counts[outcome_kind(o)] += 1
+    summary = " ".join(
+        f'<span class="verdict {css}">{label}: {counts[kind]}</span>'
+        for kind, (label, css) in OUTCOMES.items()
+    )
     lines = [
         "# Theory verification",
         "",
@@ -162,21 +205,69 @@ def render_index(report: Report) -> str:
         "machine-checked verdict. The catalogue lives in `proofs/` (one module per claim) and "
         "runs with `kernelapprox verify`; `tests/proofs/` runs it in the test suite.",
         "",
-        "Verdicts: **holds** (verified: an exact sympy residual of zero, or measurements within "
-        "their stated tolerance), **refuted** (shown to fail as stated, with the "
-        "counterexample), **fails** (the check did not establish the claim), **pending** (the "
-        "code it verifies is not available yet; never counted as a pass, and it fails the run "
-        "only with `--strict`).",
+        f"{len(report.outcomes)} claims: {summary}",
         "",
-        "| Family | Claims | Pass | Pending | Fail |",
-        "|---|---|---|---|---|",
+        "Outcomes: **holds** (verified: an exact sympy residual of zero, or measurements within "
+        "their stated tolerance), **refuted as expected** (a published claim shown to fail as "
+        "stated, with the counterexample), **failed** (the check did not reach the expected "
+        "verdict), **pending** (the code it verifies is not available yet; never counted as a "
+        "pass, and it fails the run only with `--strict`).",
+        "",
+    ]
+    if counts["fail"]:
+        lines += [
+            '!!! failure "Claims that failed"',
+            "",
+            f"    {counts['fail']} claims did not reach their expected verdict; see the table "
+            "below.",
+            "",
+        ]
+
+    def row(o: Outcome) -> str:
+        c = o.claim
+        link = f"[{md_cell(c.title)}]({c.family}.md#{_anchor(c.title)})"
+        claim = f"{link}<br><small>{md_cell(c.source)}</small>"
+        code = ", ".join(_code_link(d) for d in c.verifies) or "—"
+        return "| " + " | ".join([claim, method_label(c), _badge(o), code]) + " |"
+
+    refuted = [o for o in report.outcomes if outcome_kind(o) == "refuted"]
+    if refuted:
+        lines += [
+            "## Paper claims refuted",
+            "",
+            "Claims of the papers (or of their released code) that the catalogue shows to be "
+            "false as stated. Each links to its section: the exact statement tested, the "
+            "counterexample and the evidence.",
+            "",
+            "| Claim and source | Method | Outcome | Code it checks |",
+            "|---|---|---|---|",
+            *(row(o) for o in refuted),
+            "",
+        ]
+    lines += [
+        "## By family",
+        "",
+        "| Family | Claims | Holds | Refuted as expected | Pending | Failed |",
+        "|---|---|---|---|---|---|",
     ]
     for family, (title, _intro) in FAMILIES.items():
         outs = [o for o in report.outcomes if o.claim.family == family]
-        n = {r: sum(o.result == r for o in outs) for r in ("pass", "pending", "fail")}
+        n = {kind: sum(outcome_kind(o) == kind for o in outs) for kind in OUTCOMES}
         lines.append(
-            f"| [{title}]({family}.md) | {len(outs)} | {n['pass']} | {n['pending']} | {n['fail']} |"
+            f"| [{title}]({family}.md) | {len(outs)} | {n['holds']} | {n['refuted']} | "
+            f"{n['pending']} | {n['fail']} |"
         )
+    order = {"refuted": 0, "fail": 1, "pending": 2, "holds": 3}
+    lines += [
+        "",
+        "## All claims",
+        "",
+        "Refuted claims first, then any that failed or are pending, then those that hold.",
+        "",
+        "| Claim and source | Method | Outcome | Code it checks |",
+        "|---|---|---|---|",
+        *(row(o) for o in sorted(report.outcomes, key=lambda o: order[outcome_kind(o)])),
+    ]
     return "\n".join(lines) + "\n"
 
 

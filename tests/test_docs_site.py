@@ -184,3 +184,22 @@ def test_mathjax_ships_with_the_site(parsed: dict[str, _Page]) -> None:
     for name, page in parsed.items():
         scripts = [url for tag, url in page.urls if tag == "script"]
         assert any(url.endswith("vendor/mathjax/tex-svg-full.js") for url in scripts), name
+
+
+def test_claims_index_shows_outcomes_and_refuted_claims_first() -> None:
+    html = (SITE / "theory" / "index.html").read_text(encoding="utf-8")
+    for badge in ("verdict-holds", "verdict-refuted", "verdict-failed", "verdict-pending"):
+        assert f'class="verdict {badge}"' in html
+    refuted = html.index('id="paper-claims-refuted"')
+    assert refuted < html.index('id="by-family"') < html.index('id="all-claims"')
+    section = html[refuted : html.index('id="by-family"')]
+    rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)[1:]
+    assert rows, "no refuted claim listed"
+    for row in rows:
+        family, anchor = re.search(r'<a href="(\w+)/#([^"]+)"', row).groups()
+        page = (SITE / "theory" / family / "index.html").read_text(encoding="utf-8")
+        assert f'id="{anchor}"' in page, f"{family}#{anchor} is not a heading"
+        cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+        assert cells[1] in ("numerical counterexample", "symbolic counterexample"), cells[1]
+        assert "verdict-refuted" in cells[2]
+        assert 'href="../api/' in cells[3], f"no API page for the code it checks: {cells[3]}"
