@@ -47,7 +47,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from kernelapprox._validation import check_choice, check_positive_float, check_positive_int
+from kernelapprox._validation import (
+    check_bool,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
 from kernelapprox.attention.maps import (
     LOG_FLOOR,
     AnyMap,
@@ -127,13 +132,6 @@ def _check_key_padding(mask: Any, batch: int, keys: int) -> None:
             f"key_padding_mask must have shape (B, T_k) = {(batch, keys)}, got "
             f"{tuple(mask.shape)}"
         )
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    """``value`` if it is a bool (``causal="no"`` would otherwise count as ``True``)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
-    return value
 
 
 def _resolve_scale(scale: Any, head_dim: int) -> float:
@@ -410,9 +408,9 @@ def feature_attention(
     True
     """
     check_choice(layout, "layout", LAYOUTS)
-    causal = _check_bool(causal, "causal")
-    output_final_state = _check_bool(output_final_state, "output_final_state")
-    recompute = _check_bool(recompute, "recompute")
+    causal = check_bool(causal, "causal")
+    output_final_state = check_bool(output_final_state, "output_final_state")
+    recompute = check_bool(recompute, "recompute")
     B, _, Tk, _, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
     fm = check_feature_map(feature_map, D)
     chunk = check_positive_int(chunk_size, "chunk_size")

@@ -23,11 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int, spawn
+from kernelapprox._validation import (
+    as_seed_sequence,
+    check_bool,
+    check_choice,
+    check_positive_int,
+    spawn,
+)
 from kernelapprox.attention.functional import (
     DEFAULT_CHUNK,
     LAYOUTS,
-    _check_bool,
     feature_attention,
     feature_attention_step,
 )
@@ -194,7 +199,7 @@ class FeatureAttention(nn.Module):
         The first training-mode call uses the construction-time draw; redraws (per the policy)
         happen before later calls.
         """
-        is_causal = _check_bool(is_causal, "is_causal")
+        is_causal = check_bool(is_causal, "is_causal")
         self._maybe_redraw()
         if self._use_triton(query, cu_seqlens):
             return triton_feature_attention(
@@ -288,7 +293,7 @@ class MultiheadFeatureAttention(nn.Module):
             raise ValueError(f"num_heads ({H}) must be a multiple of num_kv_heads ({Hk})")
         self.embed_dim, self.num_heads, self.num_kv_heads = E, H, Hk
         self.head_dim = E // H
-        self.causal = _check_bool(causal, "causal")
+        self.causal = check_bool(causal, "causal")
         factory = {"device": device, "dtype": dtype}
         self.q_proj = nn.Linear(E, H * self.head_dim, bias=bias, **factory)
         self.k_proj = nn.Linear(E, Hk * self.head_dim, bias=bias, **factory)
@@ -323,7 +328,7 @@ class MultiheadFeatureAttention(nn.Module):
         if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.embed_dim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be a tensor of shape (B, T, {self.embed_dim}), got {shape}")
-        return_state = _check_bool(return_state, "return_state")
+        return_state = check_bool(return_state, "return_state")
         q, k, v = self._heads(x)
         result = self.attention(
             q, k, v, is_causal=self.causal, key_padding_mask=key_padding_mask,

@@ -52,7 +52,8 @@ import torch
 import torch.distributed as dist
 from torch.autograd import Function
 
-from kernelapprox.attention.functional import DEFAULT_CHUNK, _check_bool, feature_attention
+from kernelapprox._validation import check_bool
+from kernelapprox.attention.functional import DEFAULT_CHUNK, feature_attention
 from kernelapprox.attention.maps import LOG_FLOOR, AnyMap
 from kernelapprox.attention.state import AttentionState
 
@@ -200,7 +201,7 @@ def sequence_parallel_attention(
     RuntimeError
         If ``torch.distributed`` is not initialized.
     """
-    causal = _check_bool(causal, "causal")
+    causal = check_bool(causal, "causal")
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError(
             "sequence_parallel_attention needs an initialized process group: call "

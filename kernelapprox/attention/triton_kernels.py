@@ -38,9 +38,8 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import check_choice, check_positive_int
+from kernelapprox._validation import check_bool, check_choice, check_positive_int
 from kernelapprox.attention.functional import (
-    _check_bool,
     _check_key_padding,
     _check_qkv,
     _initial_state,
@@ -402,8 +401,8 @@ def triton_feature_attention(
         gradients flow to them). Default: the map's own tensors.
     """
     check_choice(layout, "layout", ("bthd", "bhtd"))
-    causal = _check_bool(causal, "causal")
-    output_final_state = _check_bool(output_final_state, "output_final_state")
+    causal = check_bool(causal, "causal")
+    output_final_state = check_bool(output_final_state, "output_final_state")
     B, Tq, Tk, H, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
     if cu_seqlens is not None:
         return packed_as_padded(
