@@ -18,6 +18,7 @@ from kernelapprox.attention.maps import (
     LOG_FLOOR,
     EluPlusOneMap,
     IdentityMap,
+    NumericalWarning,
     make_map,
 )
 from kernelapprox.attention.modules import FeatureAttention, MultiheadFeatureAttention
@@ -38,6 +39,7 @@ __all__ = [
     "FeatureAttention",
     "IdentityMap",
     "MultiheadFeatureAttention",
+    "NumericalWarning",
     "combine_states",
     "feature_attention",
     "feature_attention_step",
