@@ -45,8 +45,19 @@ _HEADING_ID = re.compile(r'<h[1-6][^>]*\sid="([^"]+)"')
 _TOC_HREF = re.compile(r'(<a href="#)([^"]+)(" class="md-nav__link")')
 
 
+def package_version() -> str:
+    """The version in ``pyproject.toml`` (the one the package is built with)."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    match = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.M)
+    return match.group(1) if match else "unknown"
+
+
 def on_config(config, **kwargs):
-    """Collect the objects rendered by ``::: name`` in the API pages."""
+    """Show the package version in the site header; collect the objects rendered by
+    ``::: name`` in the API pages."""
+    version = package_version()
+    if not config["site_name"].endswith(version):
+        config["site_name"] = f"{config['site_name']} {version}"
     _documented.clear()
     api = Path(config["docs_dir"]) / "api"
     for page in api.glob("*.md"):

@@ -203,3 +203,12 @@ def test_claims_index_shows_outcomes_and_refuted_claims_first() -> None:
         assert cells[1] in ("numerical counterexample", "symbolic counterexample"), cells[1]
         assert "verdict-refuted" in cells[2]
         assert 'href="../api/' in cells[3], f"no API page for the code it checks: {cells[3]}"
+
+
+def test_header_shows_the_package_version() -> None:
+    version = re.search(
+        r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M
+    ).group(1)
+    html = (SITE / "index.html").read_text(encoding="utf-8")
+    header = html[html.index('class="md-header__topic"') :][:400]
+    assert f"kernelapprox {version}" in header
