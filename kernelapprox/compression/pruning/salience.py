@@ -309,7 +309,7 @@ class SalienceTracker:
     >>> idx = torch.zeros(1, 4, dtype=torch.long)
     >>> with SalienceTracker(decoder_sites(model)) as tracker:
     ...     model.loss(idx, idx).backward()
-    ...     tracker.step()
+    ...     scores = tracker.step()
     >>> tracker.scores["layers.0.heads"].shape
     torch.Size([2])
     """

@@ -39,7 +39,7 @@ def cubic_keep_fraction(
 
     Examples
     --------
-    >>> cubic_keep_fraction(5, t_warm=0, t_end=10, gamma_final=0.4)  # 0.4 + 0.6 / 8
+    >>> round(cubic_keep_fraction(5, t_warm=0, t_end=10, gamma_final=0.4), 12)  # 0.4 + 0.6 / 8
     0.475
     """
     t, t_warm, t_end = _real(t, "t"), _real(t_warm, "t_warm"), _real(t_end, "t_end")
