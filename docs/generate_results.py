@@ -1,20 +1,28 @@
 """Regenerate the results page ``docs/results/index.md`` and its plots.
 
-Runs ``kernelapprox study`` for the ``default`` and ``dijiang`` presets (about 15 s each on 2
-cores) and the ``avron`` preset on two data sets (several minutes each), copies each
-``convergence.png`` next to the page and writes the printed tables into it, with the command,
-the machine and the library versions. The outputs are committed, so building the site does not
-rerun the studies. Each study writes to ``.cache/results/<name>`` and is resumed from there,
-so an interrupted regeneration, or a second one, only runs the cells that are missing.
+Runs ``kernelapprox study`` for the ``default`` and ``dijiang`` presets (under a minute each
+on 2 cores) and the ``avron`` preset on two data sets (several minutes each), copies each
+``convergence.png`` next to the page, keeps what each study printed in
+``docs/results/<name>.json`` (with its wall and CPU time when no cell was resumed) and writes
+the page from those files: the command, the machine, the library versions and the tables as
+Markdown tables. The outputs are committed, so building the site does not rerun the studies.
+Each study writes to ``.cache/results/<name>`` and is resumed from there, so an interrupted
+regeneration, or a second one, only runs the cells that are missing (a resumed run keeps the
+timing of the last fresh one).
 
-Usage: ``python docs/generate_results.py``
+Usage: ``python docs/generate_results.py [--render-only]`` (``--render-only`` rewrites the
+page from the stored ``.json`` files without running anything).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import json
 import os
 import platform
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,17 +72,86 @@ STUDIES = (
 )
 
 
-def _run(name: str, options: list[str]) -> tuple[str, float]:
+def _run(name: str, options: list[str]) -> dict:
+    """Run one study; return what :func:`_render` needs (and what is stored in its .json)."""
     out = Path(".cache") / "results" / name  # relative to ROOT, the working directory below
     resume = ["--resume"] if (ROOT / out / "results.csv").exists() else []
     cmd = [sys.executable, "-m", "kernelapprox", "study", *options, "--out", str(out),
            "--no-progress", *resume]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=ROOT)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     shutil.copyfile(ROOT / out / "convergence.png", OUT / f"{name}_convergence.png")
-    return done.stdout.rstrip(), took
+    output = done.stdout.rstrip()
+    record = {"options": options, "output": output, "wall_s": None, "cpu_s": None}
+    if not re.search(r"\((?:[1-9]\d*) cells? resumed from disk\)", output):
+        record["wall_s"] = round(took, 1)
+        record["cpu_s"] = round(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime, 1)
+        record["timed"] = datetime.date.today().isoformat()
+    elif (OUT / f"{name}.json").exists():  # resumed: keep the timing of the last fresh run
+        old = json.loads((OUT / f"{name}.json").read_text(encoding="utf-8"))
+        for key in ("wall_s", "cpu_s", "timed"):
+            record[key] = old.get(key)
+    return record
+
+
+_DASHES = re.compile(r"^-+(?: +-+)*\s*$")
+
+
+def _md_cell(text: str) -> str:
+    return text.strip().replace("|", "\\|").replace("*", "\\*")
+
+
+def _cut(row: str, starts: list[int]) -> list[str]:
+    """The cells of one fixed-width row whose columns start at ``starts``."""
+    bounds = [*starts[1:], None]
+    return [_md_cell(row[a:b]) for a, b in zip(starts, bounds, strict=True)]
+
+
+def markdown_tables(output: str) -> str:
+    """What ``kernelapprox study`` printed, with its fixed-width tables as Markdown tables.
+
+    A table is a header line over a line of dashes (one run of dashes per column); its
+    columns are cut where the runs of dashes start. The line above it (the metric and how the
+    entries are computed) becomes its caption; notes after it stay text; the closing line
+    (how many cells ran, where the files went) is left out.
+    """
+    lines = output.splitlines()
+    parts: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and _DASHES.match(lines[i + 1]) and line.strip():
+            starts = [m.start() for m in re.finditer(r"-+", lines[i + 1])]
+
+            header = _cut(line, starts)
+            align = ["---:" if h.startswith(("m=", "slope")) else "---" for h in header]
+            table = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+            i += 2
+            while (
+                i < len(lines) and lines[i].strip() and not lines[i].startswith(("* ", "skipped:"))
+            ):
+                table.append("| " + " | ".join(_cut(lines[i], starts)) + " |")
+                i += 1
+            parts += ['<div class="result-table" markdown>', "", "\n".join(table), "", "</div>", ""]
+            continue
+        if re.match(r"^\d+ cells? run\b", line):
+            i += 1
+            continue
+        if line.strip():
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            text = _md_cell(line) if line.startswith("* ") else line.strip()
+            if line.startswith("skipped:"):
+                text = "Skipped cells: " + line[len("skipped:") :].strip()
+            if i + 2 < len(lines) and _DASHES.match(lines[i + 2]) and nxt.strip():
+                metric, _, rest = line.partition(" ")
+                text = f"**`{metric}`** {rest.strip()}"
+            parts += [text, ""]
+        i += 1
+    return "\n".join(parts).strip()
 
 
 def _machine() -> str:
@@ -86,41 +163,76 @@ def _machine() -> str:
     )
 
 
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.date.today().isoformat()
+def _timing(record: dict) -> str:
+    if record.get("wall_s") is None:
+        return "No fresh run of this study has been timed yet (its cells were resumed)."
+    when = f" (timed on {record['timed']})" if record.get("timed") else ""
+    return (
+        f"A fresh run (no stored cells) took {record['wall_s']:.0f} s of wall time and "
+        f"{record['cpu_s']:.0f} s of CPU time on the machine above{when}."
+    )
+
+
+def _render(records: dict[str, dict], stamp: str, machine: str) -> str:
     parts = [
+        "---",
+        "hide:",  # the wide tables get the whole width of the page
+        "  - navigation",
+        "  - toc",
+        "---",
+        "",
         "# Results",
         "",
         "Tables and plots produced by the study runner, with the exact command that made "
         "each one. Every entry is a mean over independent replications with its 95% Student-t "
         "half-width; the slope is the fitted log-log rate of error against the number of "
         "frequencies m, with its interval. A `*` marks a cell whose interval excludes the "
-        "analytic RMS error predicted for it (a finding, not a failure).",
+        "analytic RMS error predicted for it (a finding, not a failure). Click a figure to "
+        "enlarge it.",
         "",
         "<!-- Generated by `python docs/generate_results.py`; do not edit by hand. -->",
         "",
-        f"Generated on {stamp} by `python docs/generate_results.py` on: {_machine()}.",
+        f"Generated on {stamp} by `python docs/generate_results.py` on: {machine}.",
         "",
     ]
     for name, options, blurb in STUDIES:
-        table, took = _run(name, options)
+        record = records[name]
         command = " ".join(["kernelapprox", "study", *options])
         parts += [
             f"## `{command}`",
             "",
             blurb,
-            f"Wall time {took:.0f} s on the machine above"
-            + (" (cells resumed from an earlier run)." if "resumed from disk" in table else "."),
             "",
-            "```text",
-            table,
-            "```",
+            _timing(record),
+            "",
+            markdown_tables(record["output"]),
             "",
             f"![convergence curves of `{command}`]({name}_convergence.png)",
             "",
         ]
-    (OUT / "index.md").write_text("\n".join(parts))
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the page from the stored .json files"
+    )
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    records = {}
+    for name, options, _blurb in STUDIES:
+        if args.render_only:
+            records[name] = json.loads((OUT / f"{name}.json").read_text(encoding="utf-8"))
+            continue
+        records[name] = _run(name, options)
+        records[name]["generated"] = datetime.date.today().isoformat()
+        records[name]["machine"] = _machine()
+        text = json.dumps(records[name], indent=1, ensure_ascii=False) + "\n"
+        (OUT / f"{name}.json").write_text(text, encoding="utf-8")
+    first = records[STUDIES[0][0]]
+    page = _render(records, first["generated"], first["machine"])
+    (OUT / "index.md").write_text(page, encoding="utf-8")
     print(f"wrote {OUT / 'index.md'}")
     return 0
 

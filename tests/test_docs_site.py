@@ -212,3 +212,23 @@ def test_header_shows_the_package_version() -> None:
     html = (SITE / "index.html").read_text(encoding="utf-8")
     header = html[html.index('class="md-header__topic"') :][:400]
     assert f"kernelapprox {version}" in header
+
+
+def test_results_are_tables_and_figures_enlarge() -> None:
+    html = (SITE / "results" / "index.html").read_text(encoding="utf-8")
+    assert "<th" in html and "slope [CI]</th>" in html, "study tables are not HTML tables"
+    assert "slope [CI]" not in "".join(re.findall(r"<pre.*?</pre>", html, re.S)), "CLI text left"
+    for page in ("results/index.html", "results/benchmarks/index.html"):
+        text = (SITE / page).read_text(encoding="utf-8")
+        for img in re.findall(r"(<a [^>]*>)?\s*<img [^>]*>", text):
+            assert "glightbox" in img, f"{page}: a figure that does not enlarge on click"
+
+
+def test_no_internal_wording() -> None:
+    internal = re.compile(r"\b(?:second|first|this|previous) session\b|\bthe \w+ issue\b", re.I)
+    hits = [
+        f"{p.relative_to(ROOT)}: {m.group(0)}"
+        for p in sorted((ROOT / "docs").rglob("*.md"))
+        for m in internal.finditer(p.read_text(encoding="utf-8"))
+    ]
+    assert not hits, hits
