@@ -17,7 +17,8 @@ The rendered notebooks (mkdocs-jupyter) get three fixes after they are built:
   Mermaid loader, are removed: they point at CDNs, and the site's own MathJax (configured in
   ``javascripts/mathjax.js``) typesets the notebook cells;
 * ``$...$`` in a table-of-contents entry (taken from a notebook heading) is wrapped as
-  arithmatex does it, so MathJax typesets it there too;
+  arithmatex does it, so MathJax typesets it there too (on every page, also the ``\\(...\\)``
+  that Markdown headings with math leave in the table of contents);
 * a table-of-contents link whose anchor is not on the page (the heading slug without its
   inline code) points at the heading whose id it begins.
 """
@@ -40,7 +41,7 @@ _NB_MERMAID = re.compile(
     r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>', re.S
 )
 _TOC_ENTRY = re.compile(r'(<span class="md-ellipsis">)(.*?)(</span>)', re.S)
-_TOC_MATH = re.compile(r"(?<![\\$])\$([^$<>\n]+?)\$")
+_TOC_MATH = re.compile(r"(?<![\\$])\$([^$<>\n]+?)\$|\\\(([^<>\n]+?)\\\)")
 _HEADING_ID = re.compile(r'<h[1-6][^>]*\sid="([^"]+)"')
 _TOC_HREF = re.compile(r'(<a href="#)([^"]+)(" class="md-nav__link")')
 
@@ -97,17 +98,19 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
 
 
 def _toc_math(match: re.Match) -> str:
-    body = _TOC_MATH.sub(r'<span class="arithmatex">\\(\1\\)</span>', match.group(2))
+    body = _TOC_MATH.sub(
+        lambda m: rf'<span class="arithmatex">\({m.group(1) or m.group(2)}\)</span>', match.group(2)
+    )
     return match.group(1) + body + match.group(3)
 
 
 def on_post_page(output, page, config, **kwargs):
     """Fix the pages of the rendered notebooks (see the module docstring)."""
+    output = _TOC_ENTRY.sub(_toc_math, output)
     if not page.file.src_uri.endswith(".ipynb"):
         return output
     output = _NB_MATHJAX.sub("", output)
     output = _NB_MERMAID.sub("", output)
-    output = _TOC_ENTRY.sub(_toc_math, output)
     ids = _HEADING_ID.findall(output)
 
     def anchor(match: re.Match) -> str:

@@ -9,6 +9,7 @@ seeds reproduces them.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 from proofs._core import FAMILIES, docstring_section
@@ -56,6 +57,35 @@ OUTCOMES = {
     "pending": ("pending", "verdict-pending"),
     "fail": ("failed", "verdict-failed"),
 }
+
+
+#: ASCII math in claim titles and the TeX it becomes on the pages, in order. The anchors
+#: stay those of the plain titles (headings carry them explicitly).
+_TITLE_MATH = (
+    (re.compile(r"\bexp\(((?:[^()]|\([^()]*\))*)\)"), lambda m: f"$e^{{{_tex(m.group(1))}}}$"),
+    (re.compile(r"\(1 - (\$e\^\{-z\^2\}\$)\)\^2 / 2"), lambda m: "$(1 - e^{-z^2})^2 / 2$"),
+    (re.compile(r"\bchi_(\w)\b"), lambda m: f"$\\chi_{m.group(1)}$"),
+    (re.compile(r"\bO\(([^()]*)\)"), lambda m: f"$O({m.group(1)})$"),
+    (
+        re.compile(r"\b([a-z]) (<=|>=|=|<|>) (\d+(?:, \d+)*|[a-z])\b"),
+        lambda m: f"${m.group(1)} {_OPS[m.group(2)]} {m.group(3)}$",
+    ),
+    (re.compile(r" <= ([a-z])\b"), lambda m: f" $\\le {m.group(1)}$"),
+    (re.compile(r" <= "), lambda m: " $\\le$ "),
+)
+_OPS = {"<=": "\\le", ">=": "\\ge", "=": "=", "<": "<", ">": ">"}
+
+
+def _tex(expr: str) -> str:
+    """``x.y`` (a dot product) as ``x^\\top y``."""
+    return re.sub(r"\b(\w)\.(\w)\b", r"\1^\\top \2", expr)
+
+
+def title_math(title: str) -> str:
+    """A claim title with its ASCII math (``exp(q.k)``, ``d >= 4``, ``chi_d``) as TeX."""
+    for pattern, repl in _TITLE_MATH:
+        title = pattern.sub(repl, title)
+    return title
 
 
 def _anchor(title: str) -> str:
@@ -114,7 +144,7 @@ def _claim_section(outcome: Outcome) -> list[str]:
     module_path = c.module.replace(".", "/") + ".py"
     verdict = v.status if outcome.result == "pass" else f"**{v.status}**"
     lines = [
-        f"## {c.title}",
+        f"## {title_math(c.title)} {{#{_anchor(c.title)}}}",
         "",
         f"Claim `{c.name}`.",
         "",
@@ -176,7 +206,7 @@ def render_markdown(family: str, report: Report | None = None) -> str:
     ]
     for o in outcomes:
         lines.append(
-            f"| [{md_cell(o.claim.title)}](#{_anchor(o.claim.title)}) | "
+            f"| [{md_cell(title_math(o.claim.title))}](#{_anchor(o.claim.title)}) | "
             f"{md_cell(o.claim.source)} | {method_label(o.claim)} | {_badge(o)} |"
         )
     lines.append("")
@@ -225,7 +255,7 @@ def render_index(report: Report) -> str:
 
     def row(o: Outcome) -> str:
         c = o.claim
-        link = f"[{md_cell(c.title)}]({c.family}.md#{_anchor(c.title)})"
+        link = f"[{md_cell(title_math(c.title))}]({c.family}.md#{_anchor(c.title)})"
         claim = f"{link}<br><small>{md_cell(c.source)}</small>"
         code = ", ".join(_code_link(d) for d in c.verifies) or "—"
         return "| " + " | ".join([claim, method_label(c), _badge(o), code]) + " |"

@@ -79,3 +79,18 @@ def test_statement_display_math_gets_its_own_paragraph() -> None:
     text = "For $x$,\n$$a = b\n+ c,$$\na convex one,\n$$d$$\nend"
     assert _display_math(text) == "For $x$,\n\n$$a = b\n+ c,$$\n\na convex one,\n\n$$d$$\n\nend"
     assert _display_math("x\n\n$$\ny\n$$\n\nz") == "x\n\n$$\ny\n$$\n\nz"
+
+
+def test_claim_titles_get_their_math_as_tex() -> None:
+    from proofs._render import title_math
+
+    assert title_math("unbiased for exp(x.y)") == "unbiased for $e^{x^\\top y}$"
+    assert title_math("variance (1 - exp(-z^2))^2 / 2") == "variance $(1 - e^{-z^2})^2 / 2$"
+    assert title_math("beat iid (d >= 4)") == "beat iid ($d \\ge 4$)"
+    assert title_math("with chi_d radii, O(1/m), d = 2, 8, 64") == (
+        "with $\\chi_d$ radii, $O(1/m)$, $d = 2, 8, 64$"
+    )
+    assert title_math("rank <= r; box <= uniform") == "rank $\\le r$; box $\\le$ uniform"
+    assert title_math("Bochner's theorem for the Gaussian kernel") == (
+        "Bochner's theorem for the Gaussian kernel"
+    )
