@@ -232,3 +232,16 @@ def test_no_internal_wording() -> None:
         for m in internal.finditer(p.read_text(encoding="utf-8"))
     ]
     assert not hits, hits
+
+
+def test_api_signatures_are_formatted_one_parameter_a_line() -> None:
+    # mkdocstrings formats a long signature with ruff (docs extra); without it, one long line
+    html = (SITE / "api" / "features" / "index.html").read_text(encoding="utf-8")
+    signatures = [
+        re.sub(r"<[^>]+>", "", sig)
+        for sig in re.findall(r'doc-signature highlight"><pre>(.*?)</pre>', html, re.S)
+    ]
+    long_ones = [s for s in signatures if len(" ".join(s.split())) > 100]
+    assert long_ones, "no long signature on the page"
+    for sig in long_ones:
+        assert "(\n    " in sig, f"signature on one line: {' '.join(sig.split())[:100]}"
