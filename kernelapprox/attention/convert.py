@@ -32,6 +32,7 @@ import inspect
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kernelapprox._io import atomic_write
 from kernelapprox._validation import (
     as_seed_sequence,
     check_choice,
@@ -398,12 +400,31 @@ def distillation_loss(
     return attn, out
 
 
+def _distill_config(
+    maps: Sequence[FeatureAttention], texts: Sequence[str], **options: Any
+) -> dict[str, Any]:
+    """What decides a distillation besides its length: stored in the checkpoint, and a resumed
+    run must match it (the maps, the options, the training texts' count and CRC-32)."""
+    crc = 0
+    for text in texts:
+        crc = zlib.crc32(text.encode() + b"\n", crc)
+    seed = options["seed"]
+    return {
+        **{k: v for k, v in options.items() if k != "seed"},
+        "seed": seed if isinstance(seed, int) else repr(seed),
+        "maps": [repr(m.feature_map) for m in maps],
+        "texts": f"{len(texts)} texts, crc32 {crc:08x}",
+    }
+
+
 def _save_checkpoint(
-    folder: Path, student: nn.Module, optimizer: torch.optim.Optimizer, result: DistillResult
+    folder: Path, student: nn.Module, optimizer: torch.optim.Optimizer, result: DistillResult,
+    config: dict[str, Any],
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     trainable = {n: p.detach().cpu() for n, p in student.named_parameters() if p.requires_grad}
     payload = {
+        "config": config,
         "step": result.steps,
         "params": trainable,
         "optimizer": optimizer.state_dict(),
@@ -414,18 +435,28 @@ def _save_checkpoint(
     tmp = folder / "checkpoint.pt.tmp"
     torch.save(payload, tmp)
     os.replace(tmp, folder / "checkpoint.pt")
-    (folder / "progress.json").write_text(
-        json.dumps({"step": result.steps, "last_loss": result.losses[-1:]})
-    )
+    progress = {"step": result.steps, "last_loss": result.losses[-1:]}
+    atomic_write(folder / "progress.json", json.dumps(progress))
 
 
 def _load_checkpoint(
-    folder: Path, student: nn.Module, optimizer: torch.optim.Optimizer, result: DistillResult
+    folder: Path, student: nn.Module, optimizer: torch.optim.Optimizer, result: DistillResult,
+    config: dict[str, Any],
 ) -> None:
     path = folder / "checkpoint.pt"
     if not path.exists():
         return
     payload = torch.load(path, map_location="cpu", weights_only=True)
+    stored = payload.get("config")
+    if stored is not None and stored != config:
+        differing = ", ".join(
+            f"{key} {stored.get(key)!r} (now {config.get(key)!r})"
+            for key in sorted(set(stored) | set(config)) if stored.get(key) != config.get(key)
+        )
+        raise ValueError(
+            f"resume: the checkpoint in {str(folder)!r} was made with other options: {differing}; "
+            "use the same options or another checkpoint_dir"
+        )
     params = dict(student.named_parameters())
     missing = set(payload["params"]) ^ {n for n, p in params.items() if p.requires_grad}
     if missing:
@@ -547,9 +578,12 @@ def distill(
     student.eval()
     optimizer = torch.optim.Adam(groups)
     result = DistillResult(steps=0)
+    config = _distill_config(maps, texts, train=train, lr=lr, map_lr=map_lr,
+                             attention_weight=attention_weight, output_weight=output_weight,
+                             batch_size=batch_size, max_length=max_length, seed=seed)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and folder is not None:
-        _load_checkpoint(folder, student, optimizer, result)
+        _load_checkpoint(folder, student, optimizer, result, config)
     batch_seed = spawn(as_seed_sequence(seed), 1)[0]
     device = next(student.parameters()).device
     t_rec, s_rec = _AttentionRecorder(teacher_modules), _AttentionRecorder(student_modules)
@@ -582,7 +616,7 @@ def distill(
             result.output_losses.append(l_out.item())
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}")
             if folder is not None and result.steps % checkpoint_every == 0:
-                _save_checkpoint(folder, student, optimizer, result)
+                _save_checkpoint(folder, student, optimizer, result, config)
             if time_budget is not None and time.perf_counter() - start > time_budget:
                 result.stopped_by_budget = result.steps < steps
                 break
@@ -595,6 +629,6 @@ def distill(
             p.requires_grad_(flag)
         student.train(student_mode)
     if folder is not None and result.steps > 0:
-        _save_checkpoint(folder, student, optimizer, result)
+        _save_checkpoint(folder, student, optimizer, result, config)
     result.seconds = time.perf_counter() - start
     return result

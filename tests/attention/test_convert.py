@@ -4,6 +4,7 @@ Everything runs on tiny randomly initialized models built from configs (no downl
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -245,6 +246,28 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(r2.losses, r_full.losses, rtol=1e-5)
     for (k, a), (_, b) in zip(full.state_dict().items(), fresh.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [({"lr": 5e-3}, "lr"), ({"seed": 8}, "seed"), ({"batch_size": 5}, "batch_size"),
+     ({"texts": TEXTS[:-1]}, "texts")],
+)
+def test_resume_with_other_options_refuses_and_names_them(tmp_path, change, named):
+    """The checkpoint holds its config: continuing it with other options (or other training
+    texts) would silently mix two runs, so it is refused before any step."""
+    teacher = tiny_bert(layers=1)
+    options = dict(tokenizer=WordTokenizer(), batch_size=6, lr=1e-2, seed=7, progress=False)
+    distill(teacher, convert(teacher, feature_map="positive", n_features=8, seed=1), TEXTS,
+            steps=2, checkpoint_dir=tmp_path, **options)
+    stored = (tmp_path / "checkpoint.pt").read_bytes()
+    texts = change.pop("texts", TEXTS)
+    student = convert(teacher, feature_map="positive", n_features=8, seed=1)
+    with pytest.raises(ValueError, match=rf"other options: .*\b{named}\b"):
+        distill(teacher, student, texts, steps=4, checkpoint_dir=tmp_path, resume=True,
+                **{**options, **change})
+    assert (tmp_path / "checkpoint.pt").read_bytes() == stored
+    assert json.loads((tmp_path / "progress.json").read_text())["step"] == 2
 
 
 def test_distill_validates_its_input():
