@@ -80,6 +80,11 @@ def compressed_bases(
             f"rank must satisfy 2 * rank <= min(d_out, d_in, width) = "
             f"{min(d_in, end_to_end.shape[0], first_factor.shape[0])}, got rank={rank}"
         )
+    if not bool(torch.isfinite(gradient).all()):
+        raise ValueError(
+            f"the gradient at the initialization is not finite: eps={eps:g} is too large for "
+            f"depth {depth} (the factors' product overflows); choose a smaller eps"
+        )
     with torch.no_grad():
         u, _, vh = torch.linalg.svd(gradient, full_matrices=False)
         u_g, v_g = u[:, :rank], vh[:rank].T
