@@ -6,6 +6,14 @@ beats magnitude and random pruning at the same budget, trains with <= 60 % of fu
 (estimated) peak memory, and the shrunk model infers >= 1.8x faster than the full one.
 
 Run: ``python benchmarks/apt_minilm.py [--out DIR] [extra compress-apt options]``.
+
+Measured here (2026-12-01, the default run: 60 steps of batch 16, 64 tokens, 512 training and
+160 test docstrings of 11 modules, seed 0, one thread on a busy 2-core machine, 6.5 min in
+all): accuracy full 0.788, LoRA 0.863, APT 0.388 at 0.401 of the encoder parameters,
+magnitude 0.413, random 0.294; estimated training memory APT 91 MB vs full 345 MB (26 %);
+shrunk APT inference 1.55x the full model's; adapter ranks grew from 8 to 10..64. Targets met:
+memory only. The window is short (pruning from step 6 to 42) and the distillation weight
+reaches 1 at step 42, after which the cross-entropy no longer enters the loss.
 """
 
 from __future__ import annotations
