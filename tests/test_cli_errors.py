@@ -133,7 +133,7 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["dynamics", "completion", "--tol", "0"], "tol"),
     (["dynamics", "completion", "--gamma", "-1"], "gamma"),
     (["dynamics", "completion", "--dim", "0"], "dim"),
-    (["dynamics", "completion", "--eps", "1e300", "--steps", "2"], "eps"),
+    (["dynamics", "completion", "--eps", "1e300", "--steps", "2", "--no-progress"], "eps"),
     (["dynamics", "depth", "--widths", "a,b"], "--widths"),
     (["dynamics", "depth", "--widths", "0"], "width"),
     (["dynamics", "est", "--schedule", "nope"], "--schedule"),
