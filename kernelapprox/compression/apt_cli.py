@@ -57,6 +57,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--max-length", type=int, default=DEFAULTS["max_length"], help="tokens")
     p.add_argument("--rank", type=int, default=DEFAULTS["rank"], help="initial adapter rank")
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="largest weight of self-distillation in [0, 1] (APT: 1; default off)",
+    )
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"])
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"])
     p.add_argument("--seed", type=int, default=0)
@@ -95,6 +101,7 @@ def _config(args: argparse.Namespace) -> Any:
             batch_size=args.batch_size,
             max_length=args.max_length,
             rank=args.rank,
+            distill=args.distill,
             n_train=args.n_train,
             n_test=args.n_test,
             seed=args.seed,
@@ -103,6 +110,7 @@ def _config(args: argparse.Namespace) -> Any:
         message = str(exc)
         for field in (
             "keep",
+            "distill",
             "steps",
             "batch_size",
             "max_length",

@@ -67,6 +67,7 @@ def no_loading(monkeypatch):
         (["--keep", "nan"], "keep"),
         (["--steps", "3"], "--steps"),
         (["--rank", "0"], "--rank"),
+        (["--distill", "1.5"], "--distill"),
         (["--methods", "apt,pruned"], "--methods"),
         (["--resume"], "--resume"),
     ],
@@ -93,7 +94,9 @@ def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
         "apt",
         *SMALL,
         "--methods",
-        "full,apt,random",
+        "full,apt",
+        "--distill",
+        "1",  # the distillation path runs too
         "--format",
         "json",
         "--out",

@@ -11,8 +11,12 @@ batches:
 * ``apt`` -- adapters whose ranks grow (top-half rule, total adapter parameters from
   :math:`n_0` to :math:`4 n_0`), heads and neurons pruned by APT's compressed salience on the
   cubic schedule (:class:`~kernelapprox.compression.pruning.schedule.Pruner`), and
-  self-distillation from a snapshot refreshed at every mask update, weighted by :math:`\mu`
-  rising from 0 to 1 over the pruning window (Zhao, Hajishirzi & Cao, ICML 2024);
+  optionally self-distillation from a snapshot refreshed at every mask update, weighted by
+  :math:`\mu` rising from 0 to ``distill`` over the pruning window (APT's is 1; Zhao,
+  Hajishirzi & Cao, ICML 2024). Off by default: on the default MiniLM run (60 steps) APT
+  reached 0.39 accuracy with ``distill=1`` and 0.81 without (full fine-tuning 0.79), since
+  the snapshot of a barely trained model is a poor teacher and at :math:`\mu = 1` the
+  cross-entropy leaves the loss;
 * ``magnitude`` / ``random`` -- the same loop, the masks chosen by the norm of each group's
   columns of the output matrix, or at random, at the same budget (no distillation or growth).
 
@@ -74,17 +78,20 @@ class APTConfig:
     lr: float = 2e-3
     lr_full: float = 5e-5
     rank: int = 8
+    distill: float = 0.0
     n_train: int = 512
     n_test: int = 256
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("keep", "lr", "lr_full"):
+        for name in ("keep", "lr", "lr_full", "distill"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise TypeError(f"{name} must be a finite number, got {v!r}")
         if not 0 < self.keep <= 1:
             raise ValueError(f"keep must be in (0, 1], got {self.keep}")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"distill must be in [0, 1], got {self.distill}")
         if self.lr <= 0 or self.lr_full <= 0:
             raise ValueError("lr and lr_full must be > 0")
         if self.task not in TASKS:
@@ -327,7 +334,7 @@ def train_method(
             if teacher is not None:
                 with torch.no_grad():
                     t_logits, t_pooled = teacher(ids[pick], att[pick])
-                mu = distillation_weight(t, t_warm, t_end)
+                mu = config.distill * distillation_weight(t, t_warm, t_end)
                 distill = distillation_loss(logits, t_logits, [pooled], [t_pooled])
                 loss = mu * distill + (1 - mu) * loss
             loss.backward()
@@ -349,7 +356,7 @@ def train_method(
             peak_bytes = max(peak_bytes, _tensor_bytes(model, opt))
             model.zero_grad(set_to_none=True)
             if changed and method == "apt":
-                teacher = snapshot(model)
+                teacher = snapshot(model) if config.distill > 0 else None
                 _grow(adapters, rank_tracker, n0, (t - t_warm) / (t_end - t_warm), t)
                 rank_tracker.detach()
                 rank_tracker = SalienceTracker(adapter_sites(adapters))
