@@ -125,7 +125,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise ValueError(message) from None
 
 
-def _load_checkpoint(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     from kernelapprox.errors import EnvironmentFailure
 
     if not path.is_file():
@@ -140,7 +140,7 @@ def _load_checkpoint(path: Path, config: dict[str, Any]) -> dict[str, Any]:
             "with the same options"
         )
     results = stored.get("results", {})
-    return results if isinstance(results, dict) else {}
+    return (results if isinstance(results, dict) else {}), stored.get("data")
 
 
 def _summary(config: Any, results: dict[str, dict[str, Any]], labels: int) -> dict[str, Any]:
@@ -195,8 +195,9 @@ def run(args: argparse.Namespace) -> int:
 
     stored_config = {**config_dict(config), "methods": list(methods)}
     results: dict[str, dict[str, Any]] = {}
+    stored_data: Any = None
     if args.resume:
-        results = _load_checkpoint(out / "checkpoint.json", stored_config)
+        results, stored_data = _load_checkpoint(out / "checkpoint.json", stored_config)
     import importlib.util
 
     if importlib.util.find_spec("transformers") is None:
@@ -219,6 +220,12 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     base, data = prepare(config)
+    if results and stored_data != data["fingerprint"]:
+        raise ValueError(
+            f"--resume: the checkpoint's data {stored_data} differ from this run's "
+            f"{data['fingerprint']} (other installed packages give other docstrings); run "
+            "without --resume"
+        )
     for method in methods:
         if method in results:
             log(f"{method}: from the checkpoint")
@@ -228,11 +235,15 @@ def run(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write(
                 out / "checkpoint.json",
-                json_text({"config": stored_config, "results": results}) + "\n",
+                json_text(
+                    {"config": stored_config, "data": data["fingerprint"], "results": results}
+                )
+                + "\n",
             )
     results = {m: results[m] for m in methods}
     summary = _summary(config, results, len(data["labels"]))
     summary["config"] = stored_config
+    summary["data"] = data["fingerprint"]
     if out is not None:
         atomic_write(out / "results.json", json_text(summary) + "\n")
     print(json_text(summary) if args.format == "json" else _table(summary, config.task))

@@ -128,6 +128,11 @@ def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
     assert main([*argv, "--resume"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["methods"] == summary["methods"]
+    monkeypatch.setattr(  # other docstrings (another numpy): the checkpoint is refused
+        train, "task_fingerprint", lambda task: {"n_train": 16, "n_test": 8, "crc32": 1}
+    )
+    assert main([*argv, "--resume"]) == 2
+    assert "differ" in capsys.readouterr().err
     changed = [a if a != "3" else "4" for a in argv]  # another --seed
     assert main([*changed, "--resume"]) == 2
     assert "other options" in capsys.readouterr().err

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -421,12 +422,23 @@ def _grow(adapters, tracker, n0: int, progress: float, step: int) -> None:
         adapters[n].grow(r, seed=step)
 
 
+def task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
+    """Counts and CRC-32 of the texts and labels: another numpy or scipy (or another set of
+    modules imported first) gives other docstrings, and a resumed run must not mix them."""
+    crc = 0
+    for split in ("train", "test"):
+        texts, labels = task[split]
+        for text, label in zip(texts, labels.tolist(), strict=True):
+            crc = zlib.crc32(f"{split}\t{label}\t{text}\n".encode(), crc)
+    return {"n_train": len(task["train"][0]), "n_test": len(task["test"][0]), "crc32": crc}
+
+
 def prepare(config: APTConfig) -> tuple[Encoder, dict[str, Any]]:
     """The starting model and the encoded data (with the unpruned model's embeddings)."""
     task = load_task(config)
     backbone, encode = load_backbone(config.model, config.max_length, config.seed)
     base = Encoder(backbone, len(task["labels"]), config.seed).eval()
-    data: dict[str, Any] = {"labels": task["labels"]}
+    data: dict[str, Any] = {"labels": task["labels"], "fingerprint": task_fingerprint(task)}
     for split in ("train", "test"):
         texts, labels = task[split]
         ids, att = encode(texts)
