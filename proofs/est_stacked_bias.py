@@ -37,6 +37,7 @@ import itertools
 import math
 
 from proofs._core import Claim, Verdict, docstring_section, try_import
+from proofs._torch import single_threaded
 
 SEED = 20240613
 TOKENS, D_MODEL, HEADS, NEURONS = 6, 16, 4, 8
@@ -65,19 +66,15 @@ def run(*, thorough: bool = False) -> Verdict:
         return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            return _experiment(est, torch, thorough)
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad():
+        return _experiment(est, torch, thorough)
 
 
 def _rel(torch, a, b) -> float:
     return float((a - b).norm() / b.norm())
 
 
+@single_threaded  # tiny tensors: intra-op threads only add contention
 def _experiment(est, torch, thorough: bool) -> Verdict:
     from kernelapprox.lm import LayerSlice
 

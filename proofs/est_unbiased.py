@@ -35,6 +35,7 @@ import itertools
 import math
 
 from proofs._core import Claim, Verdict, docstring_section, try_import
+from proofs._torch import single_threaded
 
 SEED = 20240612
 TOKENS, D_MODEL, HEADS, NEURONS = 6, 16, 4, 8
@@ -46,16 +47,11 @@ def run(*, thorough: bool = False) -> Verdict:
         return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
     import torch
 
-    # Tiny tensors: intra-op threads only add contention (10-100x slower on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            return _experiment(est, torch, thorough)
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad():
+        return _experiment(est, torch, thorough)
 
 
+@single_threaded  # tiny tensors: intra-op threads only add contention
 def _experiment(est, torch, thorough: bool) -> Verdict:
     from kernelapprox.lm import Decoder, DecoderConfig, LayerSlice
 

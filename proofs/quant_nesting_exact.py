@@ -28,6 +28,7 @@ width 1-8 through pack and unpack. Holds when every comparison is exactly equal.
 from __future__ import annotations
 
 from proofs._core import Claim, Verdict, docstring_section, try_import
+from proofs._torch import single_threaded
 
 SEED = 20240721
 
@@ -38,14 +39,10 @@ def run(*, thorough: bool = False) -> Verdict:
         return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention
-    try:
-        return _experiment(quant, torch, thorough)
-    finally:
-        torch.set_num_threads(threads)
+    return _experiment(quant, torch, thorough)
 
 
+@single_threaded  # tiny tensors: intra-op threads only add contention
 def _experiment(quant, torch, thorough: bool) -> Verdict:
     gen = torch.Generator().manual_seed(SEED)
     cases = 200 if thorough else 24

@@ -31,6 +31,7 @@ reported per width.
 from __future__ import annotations
 
 from proofs._core import Claim, Verdict, docstring_section, try_import
+from proofs._torch import single_threaded
 
 SEED = 20240717
 
@@ -41,14 +42,10 @@ def run(*, thorough: bool = False) -> Verdict:
         return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention
-    try:
-        return _experiment(quant, torch, thorough)
-    finally:
-        torch.set_num_threads(threads)
+    return _experiment(quant, torch, thorough)
 
 
+@single_threaded  # tiny tensors: intra-op threads only add contention
 def _experiment(quant, torch, thorough: bool) -> Verdict:
     price: dict[int, list[float]] = {}
     to_optimum: dict[str, list[float]] = {"nested": [], "independent": []}
