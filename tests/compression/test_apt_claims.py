@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import proofs.apt_budget_search as budget_claim
 import proofs.apt_rank_growth as growth_claim
 import proofs.apt_salience_bound as bound_claim
 from kernelapprox.compression.pruning import adapters, salience, selection
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_salience_bound_holds_and_catches_a_compressed_form_without_abs(monkeypatch):

@@ -40,14 +40,6 @@ def _tiny_task(config):
     }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def no_loading(monkeypatch):

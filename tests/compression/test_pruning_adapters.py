@@ -25,15 +25,6 @@ from kernelapprox.compression.pruning import (
 from kernelapprox.lm import Decoder, DecoderConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _trained_layer(seed=0):
     gen = torch.Generator().manual_seed(seed)
     layer = GrowingLoRALinear(nn.Linear(6, 5, dtype=torch.float64), rank=2, alpha=3.0, seed=seed)

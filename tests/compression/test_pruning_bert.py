@@ -13,16 +13,6 @@ from kernelapprox.compression.pruning import (
     shrink_bert,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 transformers = pytest.importorskip("transformers")
 
 

@@ -10,14 +10,6 @@ from kernelapprox.compression.pruning import MaskHooks, SalienceTracker, hf_deco
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _gpt2():
     config = transformers.GPT2Config(

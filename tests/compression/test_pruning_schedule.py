@@ -19,16 +19,6 @@ from kernelapprox.compression.pruning import (
 )
 from kernelapprox.lm import Decoder, DecoderConfig, LayerSlice
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CONFIG = DecoderConfig(context=6, n_layers=3, d_model=8, n_heads=4, d_mlp=10)
 
 

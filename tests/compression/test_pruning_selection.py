@@ -19,15 +19,6 @@ from kernelapprox.compression.pruning.selection import prefix_length
 from kernelapprox.lm import Decoder, DecoderConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread (several threads on a busy machine wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _brute_force(salience, params, budget):
     """Every prefix of the density order (ties: lower index first) tried one by one."""
     order = sorted(range(len(salience)), key=lambda i: (-salience[i] / params[i], i))

@@ -6,17 +6,8 @@ import itertools
 import json
 
 import pytest
-import torch
 
 from kernelapprox.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tiny_run_json_and_results_file(tmp_path, capsys) -> None:

@@ -16,14 +16,6 @@ from kernelapprox.compression.quantization import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _sse_of_labels(v: np.ndarray, w: np.ndarray, labels: tuple[int, ...]) -> float:
     """Weighted SSE of a labelling, each cluster at its weighted mean."""
     total = 0.0

@@ -20,14 +20,6 @@ from kernelapprox.compression.quantization import (
 from kernelapprox.lm import Decoder, DecoderConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _layer(bits: int | None = None, cache: bool = True) -> tuple[nn.Linear, QuantizedLinear]:
     g = torch.Generator().manual_seed(0)
     linear = nn.Linear(70, 5)

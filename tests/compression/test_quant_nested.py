@@ -20,14 +20,6 @@ from kernelapprox.compression.quantization import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _matrix(seed: int, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(rows, cols, generator=g, dtype=torch.float64)
