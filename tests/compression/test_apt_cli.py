@@ -40,7 +40,6 @@ def _tiny_task(config):
     }
 
 
-
 @pytest.fixture
 def no_loading(monkeypatch):
     from kernelapprox.compression.pruning import train

@@ -10,7 +10,6 @@ from kernelapprox.compression.pruning import MaskHooks, SalienceTracker, hf_deco
 transformers = pytest.importorskip("transformers")
 
 
-
 def _gpt2():
     config = transformers.GPT2Config(
         vocab_size=40,
