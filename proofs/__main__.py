@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kernelapprox.verify_cli import register
+    from kernelapprox.cli.verify import register
 
     parser = argparse.ArgumentParser(prog="python -m proofs")
     register(parser.add_subparsers(dest="command"))

@@ -14,7 +14,7 @@ from proofs import _registry
 @pytest.fixture(autouse=True)
 def only_verify_command(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register just the verify command, so these tests do not depend on other commands."""
-    monkeypatch.setattr(cli, "COMMANDS", (("verify", "kernelapprox.verify_cli"),))
+    monkeypatch.setattr(cli, "COMMANDS", (("verify", "kernelapprox.cli.verify"),))
 
 
 def _fake(

