@@ -16,7 +16,7 @@ exit-status policy (pending claims fail the run only with ``--strict``) is in
 :mod:`proofs._runner`. ``render_markdown(family)`` produces the page ``docs/theory/<family>.md``.
 """
 
-from proofs._core import (
+from ._core import (
     EXPECTED,
     FAMILIES,
     METHODS,
@@ -26,10 +26,10 @@ from proofs._core import (
     docstring_section,
     try_import,
 )
-from proofs._format import FORMATS, format_json, format_markdown, format_report, format_text
-from proofs._registry import catalogue, claim_module_names, select
-from proofs._render import render_index, render_markdown, write_docs
-from proofs._runner import Outcome, Report, evaluate, run_claims, thorough_from_env
+from ._format import FORMATS, format_json, format_markdown, format_report, format_text
+from ._registry import catalogue, claim_module_names, select
+from ._render import render_index, render_markdown, write_docs
+from ._runner import Outcome, Report, evaluate, run_claims, thorough_from_env
 
 __all__ = [
     "EXPECTED",

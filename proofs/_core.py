@@ -17,8 +17,11 @@ Verdicts
     outside its tolerance, or an exception in the check). This is never an expected verdict:
     it always marks a claim that needs attention.
 ``pending``
-    The check cannot run yet because the code it verifies (another module of the package) is
-    not available; the verdict says which import failed. Never counted as a pass.
+    The check cannot run because an optional dependency *outside* the package is not
+    installed; the verdict says which import failed. Never counted as a pass. Code of the
+    package itself is never a reason to be pending: an ``ImportError`` raised while importing
+    ``kernelapprox`` code (a missing module, a missing name, a broken import inside it) makes
+    the claim ``fails`` (see :func:`try_import` and :func:`proofs._runner.evaluate`).
 """
 
 from __future__ import annotations
@@ -170,7 +173,8 @@ class Claim:
     tolerance : str
         How the tolerance of a numerical check is derived.
     requires : tuple of str
-        Modules of the package the check imports; while one is missing it reports ``pending``.
+        Modules the check imports. A missing module of the package makes the claim ``fails``;
+        only a missing optional dependency outside it makes it ``pending``.
     verifies : tuple of str
         Dotted names of the package code whose theory the claim underpins (for the docs).
     """
@@ -251,13 +255,35 @@ def docstring_section(doc: str | None, heading: str) -> str:
     return "\n".join(ln[cut:] for ln in text.splitlines()).strip()
 
 
-def try_import(module: str) -> tuple[Any, str | None]:
-    """Import ``module``; return ``(module, None)`` or ``(None, reason)`` when it is missing.
+#: The package whose code the claims verify; an import of it that fails is a failure.
+PACKAGE = "kernelapprox"
 
-    Only a missing module (``ImportError``) counts as missing; any other error while importing
-    is a real defect and propagates.
+
+def is_package_module(module: str) -> bool:
+    """Whether ``module`` is ``kernelapprox`` or one of its submodules."""
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
+def try_import(module: str) -> tuple[Any, str | None]:
+    """Import ``module``; return ``(module, None)``, or ``(None, reason)`` for a missing extra.
+
+    Only an optional dependency outside the package may be missing: for a module of
+    ``kernelapprox`` the ``ImportError`` propagates, and the runner reports the claim as
+    ``fails`` (package code that does not import is a defect, never "not available yet").
+    Any other error while importing propagates too.
     """
+    if is_package_module(module):
+        return importlib.import_module(module), None
     try:
         return importlib.import_module(module), None
     except ImportError as exc:
-        return None, f"{module} is not available yet ({type(exc).__name__}: {exc})"
+        return None, f"{module} is not installed ({type(exc).__name__}: {exc})"
+
+
+def package_attr(module: str, name: str) -> Any:
+    """``module.name`` for a module of the package; an ``ImportError`` when either is missing."""
+    imported = importlib.import_module(module)
+    try:
+        return getattr(imported, name)
+    except AttributeError:
+        raise ImportError(f"cannot import name {name!r} from {module!r}", name=module) from None

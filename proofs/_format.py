@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from proofs._runner import Outcome, Report
+from ._runner import Outcome, Report
 
 #: Columns of the table, in order.
 COLUMNS: tuple[str, ...] = ("claim", "source", "method", "verdict", "evidence", "time")

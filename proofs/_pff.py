@@ -23,7 +23,8 @@ from scipy import special
 
 from kernelapprox import features, kernels
 from kernelapprox.sampling import MonteCarlo, Spherical
-from proofs._stats import uniform_directions
+
+from ._stats import uniform_directions
 
 #: The unit Gaussian kernel K_G(x, y) = exp(-|x - y|^2 / 2) of Theorem 3.2.
 GAUSSIAN = kernels.Gaussian(1.0)

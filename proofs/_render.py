@@ -12,10 +12,10 @@ import importlib.util
 import re
 from pathlib import Path
 
-from proofs._core import FAMILIES, docstring_section
-from proofs._format import md_cell
-from proofs._registry import select
-from proofs._runner import Outcome, Report, run_claims
+from ._core import FAMILIES, docstring_section
+from ._format import md_cell
+from ._registry import select
+from ._runner import Outcome, Report, run_claims
 
 #: The test that runs every claim (one parametrized case per claim).
 TEST_FILE = "tests/proofs/test_catalogue.py"

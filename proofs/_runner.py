@@ -4,13 +4,15 @@ Exit status policy (:meth:`Report.exit_status`)
 -----------------------------------------------
 * A claim **passes** when its verdict equals its expected verdict (a claim expected to be
   ``refuted`` passes when it is refuted).
-* A claim is **pending** when its check returned ``pending`` because code it verifies is not
-  available yet. Pending claims are shown and counted separately and are never counted as a
-  pass. They do not make the exit status 1, because nothing was found to be wrong; with
-  ``strict=True`` (``kernelapprox verify --strict``) they do, for release checks that demand a
-  complete catalogue.
+* A claim is **pending** when its check returned ``pending`` because an optional dependency
+  outside the package is not installed. Pending claims are shown and counted separately and are
+  never counted as a pass. They do not make the exit status 1, because nothing was found to be
+  wrong; with ``strict=True`` (``kernelapprox verify --strict``) they do, for release checks
+  that demand a complete catalogue.
 * Every other outcome **fails**: a verdict that differs from the expected one, ``fails``, or an
-  exception in the check (reported as ``fails`` with the error). Any failure gives exit status 1.
+  exception in the check (reported as ``fails`` with the error). An ``ImportError`` from code of
+  the package is such an exception: a module or name of ``kernelapprox`` that does not import
+  fails the claim, it never makes it pending. Any failure gives exit status 1.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
-from proofs._core import Claim, Verdict
+from ._core import Claim, Verdict, is_package_module
 
 #: The three results of an outcome, in display order.
 RESULTS: tuple[str, ...] = ("pass", "pending", "fail")
@@ -102,12 +104,26 @@ def evaluate(claim: Claim, *, thorough: bool = False) -> Outcome:
     start = time.perf_counter()
     try:
         verdict = claim.check(thorough=thorough)
+    except ImportError as exc:
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        verdict = Verdict(
+            "fails",
+            f"package code failed to import ({type(exc).__name__}: {exc})",
+            {"error": f"{type(exc).__name__}: {exc}", "traceback": "".join(tb[-3:])},
+        )
     except Exception as exc:
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         verdict = Verdict(
             "fails",
             f"the check raised {type(exc).__name__}: {exc}",
             {"error": f"{type(exc).__name__}: {exc}", "traceback": "".join(tb[-3:])},
+        )
+    requires = claim.requires
+    if verdict.status == "pending" and requires and all(is_package_module(m) for m in requires):
+        verdict = Verdict(
+            "fails",
+            f"pending on package code, which must import: {verdict.summary}",
+            dict(verdict.evidence),
         )
     return Outcome(claim, verdict, time.perf_counter() - start)
 

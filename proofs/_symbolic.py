@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from proofs._core import Verdict
+from ._core import Verdict
 
 
 def normal_density(w: sp.Symbol) -> sp.Expr:

@@ -25,7 +25,7 @@ match the scan exactly.
 
 from __future__ import annotations
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, try_import
 
 SEED = 20240718
 

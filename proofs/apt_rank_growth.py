@@ -26,7 +26,7 @@ gradient (the growth is not a no-op).
 
 from __future__ import annotations
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, try_import
 
 SEED = 20240717
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, try_import
 
 SEED = 20240716
 

@@ -39,8 +39,8 @@ from __future__ import annotations
 import mpmath
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._symbolic import expect_normal, normal_mgf_lemma, residual, residual_verdict
+from ._core import Claim, Verdict, docstring_section
+from ._symbolic import expect_normal, normal_mgf_lemma, residual, residual_verdict
 
 _B, _S = sp.symbols("b sigma", positive=True)
 _W = sp.Symbol("w", real=True)

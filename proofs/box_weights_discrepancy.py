@@ -20,7 +20,7 @@ JMLR 17 (2016), Section 4.
 Method
 ------
 Experiment with the package's `kernelapprox.discrepancy.box` and
-`kernelapprox.sampling.weights.box_weights` (pending until they exist), fixed seed: scrambled
+`kernelapprox.sampling.weights.box_weights`, fixed seed: scrambled
 Sobol' nodes for $N(0, I_d)$ from the package's `sobol` sampler, $d \in \{1, 2\}$,
 $s \in \{16, 64\}$, $b = 3$; the weighted discrepancy must not exceed the uniform one
 (relative slack $10^{-10}$) and both squares must be $\ge -10^{-12}$. In 1-D the package's
@@ -37,8 +37,9 @@ from scipy import special
 
 from kernelapprox import features, kernels
 from kernelapprox.sampling import sample_frequencies
-from proofs._core import Claim, Verdict, docstring_section, try_import
-from proofs._torch import single_threaded
+
+from ._core import Claim, Verdict, docstring_section, try_import
+from ._torch import single_threaded
 
 GAUSSIAN = kernels.Gaussian(1.0)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section
+from ._core import Claim, Verdict, docstring_section
 
 
 def quadratic_form(

@@ -35,7 +35,8 @@ import sympy as sp
 import torch
 
 from kernelapprox.features import dct2_ortho, dct3_ortho, dct_matrix
-from proofs._core import Claim, Verdict, docstring_section
+
+from ._core import Claim, Verdict, docstring_section
 
 
 def dct2_matrix(n: int) -> sp.Matrix:

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._pff import gaussian_kernel, input_pair, pff_estimate, pff_frequencies
-from proofs._stats import mean_and_se, rmse_slope
-from proofs._torch import single_threaded
+from ._core import Claim, Verdict, docstring_section
+from ._pff import gaussian_kernel, input_pair, pff_estimate, pff_frequencies
+from ._stats import mean_and_se, rmse_slope
+from ._torch import single_threaded
 
 SEED = 20240329
 DIM, NORM = 16, 0.8

@@ -32,16 +32,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._pff import (
+from ._core import Claim, Verdict, docstring_section
+from ._pff import (
     gaussian_kernel,
     input_pair,
     normal_radii_limit,
     pff_estimate,
     pff_frequencies,
 )
-from proofs._stats import mean_and_se
-from proofs._torch import single_threaded
+from ._stats import mean_and_se
+from ._torch import single_threaded
 
 SEED = 20240329
 DIM, NORM = 16, 0.8

@@ -35,10 +35,11 @@ from __future__ import annotations
 import numpy as np
 
 from kernelapprox import features
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._pff import GAUSSIAN, gaussian_kernel, input_pair
-from proofs._stats import rmse_slope
-from proofs._torch import single_threaded
+
+from ._core import Claim, Verdict, docstring_section
+from ._pff import GAUSSIAN, gaussian_kernel, input_pair
+from ._stats import rmse_slope
+from ._torch import single_threaded
 
 SEED = 20240401
 DIMS = (2, 8, 64)

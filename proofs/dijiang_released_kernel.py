@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._symbolic import expect_normal, normal_mgf_lemma, residual, residual_verdict, vector
+from ._core import Claim, Verdict, docstring_section
+from ._symbolic import expect_normal, normal_mgf_lemma, residual, residual_verdict, vector
 
 
 def released_kernel(a: list[sp.Expr], b: list[sp.Expr]) -> sp.Expr:

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._symbolic import residual, vector
-from proofs.dijiang_released_kernel import released_kernel
+from ._core import Claim, Verdict, docstring_section
+from ._symbolic import residual, vector
+from .dijiang_released_kernel import released_kernel
 
 
 def _variants(a: list[sp.Expr], b: list[sp.Expr]) -> dict[str, sp.Expr]:

@@ -33,8 +33,8 @@ from fractions import Fraction
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
-from proofs._symbolic import residual
+from ._core import Claim, Verdict, docstring_section, try_import
+from ._symbolic import residual
 
 
 def _saving(est, schedule, sizes, *, scores: str, head) -> sp.Expr:

@@ -34,8 +34,8 @@ from __future__ import annotations
 import itertools
 import math
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
-from proofs._torch import single_threaded
+from ._core import Claim, Verdict, docstring_section, try_import
+from ._torch import single_threaded
 
 SEED = 20240612
 TOKENS, D_MODEL, HEADS, NEURONS = 6, 16, 4, 8

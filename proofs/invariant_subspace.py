@@ -30,7 +30,7 @@ control must show leakage $> 10^{-2}$."""
 
 from __future__ import annotations
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, package_attr
 
 SEED = 20240606
 TOLERANCE = 1e-10
@@ -38,12 +38,7 @@ ADAM_MINIMUM = 1e-2
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    dynamics, reason = try_import("kernelapprox.dynamics")
-    check = getattr(dynamics, "verify_invariant_subspace", None) if dynamics else None
-    if check is None:
-        return Verdict.pending(
-            reason or "kernelapprox.dynamics.verify_invariant_subspace is not available yet"
-        )
+    check = package_attr("kernelapprox.dynamics", "verify_invariant_subspace")
     steps = 3000 if thorough else 500
     result = check(dim=30, rank=3, depth=3, eps=1e-2, steps=steps, seed=SEED)
     numbers = {

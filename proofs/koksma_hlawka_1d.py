@@ -32,7 +32,8 @@ import numpy as np
 
 from kernelapprox.discrepancy import star_discrepancy_1d
 from kernelapprox.sampling import MonteCarlo, Sobol
-from proofs._core import Claim, Verdict, docstring_section
+
+from ._core import Claim, Verdict, docstring_section
 
 SEED = 19611001
 SIZES = (8, 64, 512)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, package_attr
 
 SEED = 20241102
 #: Class names the dynamics module may use for the LPA attention layer.
@@ -41,10 +41,7 @@ def numerical_rank(matrix: np.ndarray) -> int:
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    dynamics, reason = try_import("kernelapprox.dynamics")
-    layer_cls = getattr(dynamics, "LowRankProjectedAttention", None) if dynamics else None
-    if layer_cls is None:
-        return Verdict.pending(reason or "kernelapprox.dynamics has no LowRankProjectedAttention")
+    layer_cls = package_attr("kernelapprox.dynamics", "LowRankProjectedAttention")
     import torch
 
     torch.manual_seed(SEED)

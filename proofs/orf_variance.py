@@ -34,9 +34,10 @@ import numpy as np
 
 from kernelapprox import features, kernels
 from kernelapprox.sampling import sample_frequencies
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._stats import mean_and_se, uniform_directions, variance_and_se
-from proofs._torch import single_threaded
+
+from ._core import Claim, Verdict, docstring_section
+from ._stats import mean_and_se, uniform_directions, variance_and_se
+from ._torch import single_threaded
 
 SEED = 20161028
 DIMS = (4, 8, 16, 32)

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._symbolic import (
+from ._core import Claim, Verdict, docstring_section
+from ._symbolic import (
     dot,
     expect_normal,
     normal_mgf_lemma,

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import itertools
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
-from proofs._torch import single_threaded
+from ._core import Claim, Verdict, docstring_section, try_import
+from ._torch import single_threaded
 
 SEED = 20240722
 

@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, try_import
 
 
 def run(*, thorough: bool = False) -> Verdict:

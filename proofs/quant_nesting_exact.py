@@ -27,8 +27,8 @@ width 1-8 through pack and unpack. Holds when every comparison is exactly equal.
 
 from __future__ import annotations
 
-from proofs._core import Claim, Verdict, docstring_section, try_import
-from proofs._torch import single_threaded
+from ._core import Claim, Verdict, docstring_section, try_import
+from ._torch import single_threaded
 
 SEED = 20240721
 

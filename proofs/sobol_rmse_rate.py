@@ -29,8 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from kernelapprox.sampling import MonteCarlo, Sobol
-from proofs._core import Claim, Verdict, docstring_section
-from proofs._stats import rmse_slope
+
+from ._core import Claim, Verdict, docstring_section
+from ._stats import rmse_slope
 
 SEED = 19970801
 DIM = 4

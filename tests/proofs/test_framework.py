@@ -3,6 +3,7 @@ helpers detect false statements (so a claim cannot pass vacuously)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import types
@@ -27,6 +28,7 @@ def _claim(
     name: str = "fake_claim",
     method: str | None = None,
     raises: bool = False,
+    requires: tuple[str, ...] = ("an_optional_extra",),
 ) -> proofs.Claim:
     def run(*, thorough: bool = False) -> proofs.Verdict:
         if raises:
@@ -43,6 +45,7 @@ def _claim(
         expected=expected,
         run=run,
         module=__name__,
+        requires=requires,
     )
 
 
@@ -117,6 +120,52 @@ def test_docstring_section() -> None:
 )
 def test_outcome_result(status: str, expected: str, result: str) -> None:
     assert proofs.evaluate(_claim(status, expected=expected)).result == result
+
+
+def test_import_error_of_package_code_fails_never_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # try_import of a package module lets the ImportError through ...
+    with pytest.raises(ImportError):
+        proofs.try_import("kernelapprox._no_such_module")
+    # ... while a missing optional dependency outside the package is reported
+    module, reason = proofs.try_import("no_such_optional_extra_xyz")
+    assert module is None and "no_such_optional_extra_xyz is not installed" in reason
+
+    def run(*, thorough: bool = False) -> proofs.Verdict:
+        proofs.try_import("kernelapprox._no_such_module")
+        raise AssertionError("unreachable")
+
+    claim = dataclasses.replace(_claim(), run=run, requires=("kernelapprox._no_such_module",))
+    outcome = proofs.evaluate(claim)
+    assert outcome.verdict.status == "fails" and outcome.result == "fail"
+    assert "package code failed to import" in outcome.verdict.summary
+    assert "kernelapprox._no_such_module" in outcome.verdict.summary
+    # a claim that says "pending" on package code only is a failure as well
+    pending = _claim("pending", requires=("kernelapprox.discrepancy",))
+    assert proofs.evaluate(pending).result == "fail"
+    # a real claim whose package module cannot be imported fails, and the run exits 1
+    from proofs import box_weights_discrepancy
+
+    monkeypatch.setitem(sys.modules, "kernelapprox.discrepancy", None)
+    report = proofs.run_claims([box_weights_discrepancy.CLAIM], progress=False)
+    assert report.outcomes[0].result == "fail" and report.exit_status() == 1
+    assert "package code failed to import" in report.outcomes[0].verdict.summary
+
+
+def test_claim_module_that_does_not_import_is_a_failing_claim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # koksma_hlawka_1d imports kernelapprox.discrepancy at module level
+    monkeypatch.delitem(sys.modules, "proofs.koksma_hlawka_1d", raising=False)
+    monkeypatch.setitem(sys.modules, "kernelapprox.discrepancy", None)
+    claims = {c.name: c for c in _registry.catalogue()}
+    broken = claims["koksma_hlawka_1d"]
+    assert broken.family == "qmc" and broken.expected == "holds"
+    assert "Koksma" in broken.title or "discrepancy" in broken.statement.lower()
+    outcome = proofs.evaluate(broken)
+    assert outcome.result == "fail" and "package code failed to import" in outcome.verdict.summary
+    monkeypatch.delitem(sys.modules, "proofs.koksma_hlawka_1d", raising=False)
 
 
 def test_exception_becomes_fails_with_the_error() -> None:
@@ -270,7 +319,8 @@ def test_box_weights_claim_pending_then_checked(monkeypatch: pytest.MonkeyPatch)
     from proofs import box_weights_discrepancy as claim
 
     monkeypatch.setitem(sys.modules, "kernelapprox.discrepancy", None)
-    assert claim.run().status == "pending"
+    with pytest.raises(ImportError):
+        claim.run()
 
     def box(frequencies, *, scale, b, weights=None, squared=False):  # weighted is worse
         return 1.0 if weights is None else 2.0
@@ -305,7 +355,8 @@ def test_invariant_subspace_claim_uses_the_dynamics_result(monkeypatch: pytest.M
     from proofs import invariant_subspace as claim
 
     monkeypatch.delattr(dynamics, "verify_invariant_subspace", raising=False)
-    assert claim.run().status == "pending"
+    with pytest.raises(ImportError, match="verify_invariant_subspace"):
+        claim.run()
     good = {
         "invariance_error": 1e-14,
         "trajectory_gap": 2e-14,
@@ -338,7 +389,8 @@ def test_lpa_claim_checks_the_rank(monkeypatch: pytest.MonkeyPatch) -> None:
     from proofs import lpa_rank as claim
 
     monkeypatch.delattr(dynamics, "LowRankProjectedAttention", raising=False)
-    assert claim.run().status == "pending"
+    with pytest.raises(ImportError, match="LowRankProjectedAttention"):
+        claim.run()
     monkeypatch.setattr(dynamics, "LowRankProjectedAttention", _LowRankAttention, raising=False)
     assert claim.run().status == "holds"
     full = lambda d, h, *, rank: _LowRankAttention(d, h, rank=rank, full=True)  # noqa: E731
