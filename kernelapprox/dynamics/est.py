@@ -36,10 +36,10 @@ the head set of a layer does not depend on which layers were drawn.
 
 The sampler knows only the sizes :math:`(N_L, N_H, N_M)`: it returns a model-agnostic
 :class:`~kernelapprox.lm.model.Subnetwork` (per layer ``None`` or the kept indices and scales),
-which :class:`~kernelapprox.lm.model.Decoder` runs natively. Hugging Face decoders are not
-wired yet: an adapter would gather the same weight slices (``torch.func.functional_call``) and
-skip layers by running only the kept entries of the model's layer list, without editing the
-model's code.
+which :class:`~kernelapprox.lm.model.Decoder` runs natively and
+:class:`~kernelapprox.dynamics.est_hf.HFSubnetworks` runs on Hugging Face GPT-2, Llama-style and
+GPT-NeoX decoders without editing their code (weight slices through
+``torch.func.functional_call``, only the kept entries of the model's layer list).
 
 Stages (:class:`StageSchedule`): ``boundaries`` :math:`S_1 < \dots < S_K` (the step at which
 each stage ends) and ``rates`` :math:`P_s = (p_H, p_M, p_L)`; stage :math:`s` covers the steps
