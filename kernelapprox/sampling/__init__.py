@@ -7,7 +7,7 @@ input scale). Samplers by name:
 ==============  ==============================================================
 ``mc``          iid (Rahimi & Recht 2007)
 ``orthogonal``  Haar blocks with ``chi_d`` radii (Yu et al. 2016)
-``sorf``        Hadamard-diagonal products ``sqrt(p) H D1 H D2 H D3``
+``sorf``        Hadamard-diagonal products ``sqrt(p) H D1 H D2 H D3`` (biased)
 ``sobol``       scrambled Sobol' (LMS + digital shift, scipy.stats.qmc)
 ``halton``      scrambled Halton (random permutations, scipy.stats.qmc)
 ``lattice``     rank-1 lattice (CBC generating vector) with a random shift
@@ -28,7 +28,12 @@ from kernelapprox._validation import check_choice
 from kernelapprox.kernels import Kernel, SpectralMeasure
 from kernelapprox.sampling._base import PointSetSampler, Sampler
 from kernelapprox.sampling.mc import MonteCarlo
-from kernelapprox.sampling.orthogonal import Orthogonal, StructuredOrthogonal, haar_orthogonal
+from kernelapprox.sampling.orthogonal import (
+    Orthogonal,
+    SORFBiasWarning,
+    StructuredOrthogonal,
+    haar_orthogonal,
+)
 from kernelapprox.sampling.qmc import (
     EngineSampler,
     Halton,
@@ -91,6 +96,7 @@ __all__ = [
     "Orthogonal",
     "PointSetSampler",
     "QMCBalanceWarning",
+    "SORFBiasWarning",
     "Sampler",
     "Sobol",
     "Spherical",

@@ -23,6 +23,9 @@ class Sampler(ABC):
     name: str = ""
     #: Whether the sampler needs a rotation-invariant spectral measure.
     needs_rotation_invariance: bool = False
+    #: Whether every frequency is marginally exactly the spectral measure, so that maps
+    #: unbiased under Monte Carlo stay unbiased with this sampler (SORF: no).
+    unbiased: bool = True
 
     @abstractmethod
     def draw(
