@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from kernelapprox._validation import as_finite_array, check_positive_int
 from kernelapprox.estimators._result import ErrorEstimate
@@ -28,6 +28,7 @@ __all__ = [
     "cos_offset_variance",
     "cos_variance",
     "gaussian_cos_variance",
+    "orf_pair_moment",
     "orf_variance",
     "performer_hyperbolic_mse",
     "performer_positive_mse",
@@ -127,25 +128,72 @@ def cos_offset_variance(k: Any, k2: Any, *, n_features: int) -> np.ndarray:
     return np.maximum(1.0 + 0.5 * k2 - k**2, 0.0) / D
 
 
-def orf_variance(z: Any, *, dim: int, n_frequencies: int) -> np.ndarray:
-    r"""Leading-order variance of the orthogonal-random-features Gaussian kernel estimate.
+def orf_pair_moment(z: Any, *, dim: int) -> np.ndarray:
+    r"""Exact :math:`E[\cos(w_i^\top\Delta)\cos(w_j^\top\Delta)]` for two rows of one ORF block.
 
-    For :math:`\hat k = \frac1D \sum_{i \le D} \cos(w_i^\top \Delta)` with :math:`w_i` rows of
-    independent blocks :math:`S Q / \sigma` (:math:`Q` Haar orthogonal :math:`d \times d`,
-    :math:`S` i.i.d. :math:`\chi_d` radii), two distinct rows of one block have covariance
-    :math:`-e^{-z^2} z^4 / (2d) + O(d^{-2})` and rows of different blocks are independent
-    (Yu, Suresh, Choromanski, Holtmann-Rice & Kumar, NIPS 2016, Theorem 1, where
-    :math:`D = d`):
+    Rows :math:`w_i = r_i q_i`, :math:`w_j = r_j q_j` of :math:`S Q` (:math:`Q` Haar
+    orthogonal :math:`d \times d`, :math:`r_i, r_j` i.i.d. :math:`\chi_d`), unit Gaussian
+    kernel, :math:`z = \|\Delta\|`. Derivation:
+
+    1. :math:`\cos a \cos b = \tfrac12[\cos(a + b) + \cos(a - b)]`, and flipping the sign of
+       one row keeps the Haar law, so both terms have the law of
+       :math:`\cos((w_i + w_j)^\top \Delta)`.
+    2. Since :math:`q_i \perp q_j` are unit vectors, :math:`\|w_i + w_j\| = \rho =
+       \sqrt{r_i^2 + r_j^2}` with :math:`\rho^2 \sim \chi^2_{2d}`, and by rotation invariance
+       of :math:`Q` its direction :math:`v` is uniform on the sphere, independent of
+       :math:`\rho`.
+    3. :math:`E_v \cos(t\, v^\top e) = {}_0F_1(;\tfrac d2; -\tfrac{t^2}{4})` (a Bessel
+       function), and :math:`E[\rho^{2k}] = 2^k (d)_k`, so summing the series term by term
 
     .. math::
 
-        \mathrm{Var}\,\hat k \approx \frac{1}{D^2}\Bigl[D\,\frac{(1 - e^{-z^2})^2}{2}
-        - \Bigl(\sum_{\text{blocks}} n_b (n_b - 1)\Bigr) \frac{e^{-z^2} z^4}{2d}\Bigr],
+        E[\cos(w_i^\top\Delta)\cos(w_j^\top\Delta)]
+        = \sum_{k \ge 0} \frac{(d)_k}{(d/2)_k\, k!}\Bigl(-\frac{z^2}{2}\Bigr)^k
+        = {}_1F_1\bigl(d; \tfrac d2; -\tfrac{z^2}{2}\bigr)
+        = e^{-z^2/2}\, {}_1F_1\bigl(-\tfrac d2; \tfrac d2; \tfrac{z^2}{2}\bigr),
+
+    a polynomial times :math:`e^{-z^2/2}` for even :math:`d` (Kummer's transformation).
+    Independent rows would give :math:`e^{-z^2}`; as :math:`d \to \infty`,
+    :math:`(d)_k / (d/2)_k \to 2^k` recovers it, and the first-order difference is Yu et
+    al.'s :math:`-e^{-z^2} z^4 / (2d)` (NIPS 2016, Theorem 1). ``scipy.special.hyp1f1``
+    evaluates it to an absolute error below ``1e-15`` for ``d <= 3072``, ``z <= 40``
+    (checked against mpmath at 40 digits).
+
+    Parameters
+    ----------
+    z : array_like
+        :math:`\|\Delta\| / \sigma` (non-negative).
+    dim : int
+        Input dimension :math:`d`.
+    """
+    z = _as_finite(z, "z")
+    d = check_positive_int(dim, "dim")
+    return special.hyp1f1(float(d), 0.5 * d, -0.5 * z * z)
+
+
+def orf_variance(z: Any, *, dim: int, n_frequencies: int) -> np.ndarray:
+    r"""Exact variance of the orthogonal-random-features Gaussian kernel estimate.
+
+    For :math:`\hat k = \frac1D \sum_{i \le D} \cos(w_i^\top \Delta)` with :math:`w_i` rows of
+    independent blocks :math:`S Q / \sigma` (:math:`Q` Haar orthogonal :math:`d \times d`,
+    :math:`S` i.i.d. :math:`\chi_d` radii; Yu, Suresh, Choromanski, Holtmann-Rice & Kumar,
+    NIPS 2016), each row is exactly :math:`N(0, \sigma^{-2} I)`, rows of different blocks are
+    independent and two distinct rows of one block have covariance
+    :math:`c_d(z) = {}_1F_1(d; d/2; -z^2/2) - e^{-z^2}` (:func:`orf_pair_moment`), so
+
+    .. math::
+
+        \mathrm{Var}\,\hat k = \frac{1}{D^2}\Bigl[D\,\frac{(1 - e^{-z^2})^2}{2}
+        + \Bigl(\sum_{\text{blocks}} n_b (n_b - 1)\Bigr) c_d(z)\Bigr],
 
     with :math:`n_b` the rows taken from each block (full blocks of :math:`d`, then the rest).
-    For one full block this is Yu et al.'s
-    :math:`\frac{1}{2D}[(1 - e^{-z^2})^2 - \frac{D - 1}{d} e^{-z^2} z^4]`. Only the leading
-    term: the :math:`O(d^{-2})` remainder is dropped, and the result is clipped at 0.
+    Yu et al.'s leading term replaces :math:`c_d(z)` by :math:`-e^{-z^2} z^4/(2d)`; for one
+    full block its variance is off by the factor (leading / exact) 0.80 at :math:`d = 8`,
+    0.87 at :math:`d = 16` for :math:`z = 1`; 1.21 and 1.14 at :math:`z = 1.5`; and 0.48 at
+    :math:`d = 64, z = 0.5`, where the iid variance and the covariances nearly cancel. The
+    exact form agrees with Monte Carlo within 3 standard errors at :math:`d = 4, 8, 16, 64`
+    (``tests/estimators/test_orf_variance.py``). Clipped at 0 only
+    against rounding.
 
     Parameters
     ----------
@@ -162,8 +210,8 @@ def orf_variance(z: Any, *, dim: int, n_frequencies: int) -> np.ndarray:
     full, rest = divmod(D, d)
     same_block_pairs = full * d * (d - 1) + rest * (rest - 1)
     iid = D * gaussian_cos_variance(z)
-    correction = same_block_pairs * np.exp(-(z**2)) * z**4 / (2.0 * d)
-    return np.maximum(iid - correction, 0.0) / D**2
+    covariance = orf_pair_moment(z, dim=d) - np.exp(-(z**2))
+    return np.maximum(iid + same_block_pairs * covariance, 0.0) / D**2
 
 
 def _log1mexp(t: np.ndarray) -> np.ndarray:
