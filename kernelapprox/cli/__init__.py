@@ -179,12 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kernelapprox.cli._common import check_common_options, deprecations_on_stderr
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    with deprecations_on_stderr():
+        args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
     try:
+        check_common_options(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         hint = " (use --resume)" if hasattr(args, "resume") else ""

@@ -24,6 +24,7 @@ from kernelapprox._validation import (
     check_positive_float,
     check_positive_int,
 )
+from kernelapprox.cli._common import add_common_options
 
 
 def _ints(text: str) -> list[int]:
@@ -111,11 +112,8 @@ def register(subparsers: Any) -> None:
                    help="compute the error against exact attention up to this T")
     p.add_argument("--decode-tokens", type=int, default=64)
     p.add_argument("--full", action="store_true", help="the issue's full grid")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write results.json/csv, table.txt and a plot")
-    p.add_argument("--format", choices=("text", "table", "json"), default="text",
-                   help="text (also: table) or json")
-    p.add_argument("--no-progress", action="store_true", help="no per-case lines on stderr")
+    add_common_options(p, writes="results.json, results.csv, table.txt and a plot",
+                       extra_formats=("table",))  # fmt: skip
     p.set_defaults(func=run)
 
 

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kernelapprox.cli._common import add_common_options
+
 DEFAULTS = {
     "steps": 60,
     "batch_size": 16,
@@ -65,15 +67,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"])
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", default="text", choices=("text", "json"))
-    p.add_argument("--out", default=None, help="folder for checkpoint.json and results.json")
+    add_common_options(p, writes="checkpoint.json and results.json")
     p.add_argument(
         "--resume",
         action="store_true",
         help="reuse the finished methods of --out's checkpoint (same options)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 

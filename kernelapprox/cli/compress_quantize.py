@@ -33,6 +33,8 @@ import argparse
 import sys
 from typing import Any
 
+from kernelapprox.cli._common import add_common_options
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -67,10 +69,7 @@ def register(subparsers: Any) -> None:
         help="widest width at which the optimum is computed",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", default="text", choices=("text", "json"))
-    p.add_argument("--out", default=None, help="folder for results.json")
-    p.add_argument("--no-progress", action="store_true", help="do not report progress")
+    add_common_options(p, writes="results.json")
     p.set_defaults(func=run)
 
 

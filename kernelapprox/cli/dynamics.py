@@ -18,6 +18,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kernelapprox.cli._common import add_common_options
+
 EXPERIMENTS = ("theorem", "completion", "depth", "est")
 
 
@@ -35,17 +37,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=None, help="step size in the loss's reduction")
     p.add_argument("--steps", type=int, default=None, help="(maximal) number of updates")
     p.add_argument("--optimizer", default="gd", choices=("gd", "momentum", "adam"))
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fraction", type=float, default=None, help="observed fraction p")
     p.add_argument("--gamma", type=float, default=None, help="outer-factor lr factor")
     p.add_argument("--tol", type=float, default=1e-3, help="completion: target rel. error")
     p.add_argument("--widths", default="10,50,100", help="depth: comma-separated widths")
     p.add_argument("--reduction", default=None, choices=("mean", "sum"))
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--format", default="text", choices=("text", "json"))
-    p.add_argument("--out", default=None, help="directory for plots and results.json")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_common_options(p, writes="results.json and the plots")
     from kernelapprox.cli.dynamics_est import add_arguments as add_est_arguments
 
     add_est_arguments(p)

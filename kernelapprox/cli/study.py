@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kernelapprox.cli._common import add_common_options
 from kernelapprox.study.presets import PRESET_TABLES, PRESETS, preset
 from kernelapprox.study.report import format_skipped, format_table, to_json
 from kernelapprox.study.runner import run_study
@@ -111,14 +112,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--metric", type=_names, help="rel_fro,rel_spectral,max_abs,rownorm_fro")
     p.add_argument("--replications", type=int, help="independent randomizations per cell")
-    p.add_argument("--seed", type=int, help="study seed (replications are spawned from it)")
     p.add_argument("--level", type=float, help="confidence level of the intervals (0.95)")
-    p.add_argument(
-        "--out",
-        default="kernelapprox-study",
-        help="output folder (%(default)s); locked while a run writes to it, so a second "
-        "run into the same folder fails at once",
-    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -135,12 +129,6 @@ def register(subparsers: Any) -> None:
         "study); removing values or changing any other option is refused",
     )
     p.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="print the table (text) or the summary (json)",
-    )
-    p.add_argument(
         "--tables", type=_names, help="metrics to print a table for (default: the first metric)"
     )
     p.add_argument(
@@ -149,7 +137,15 @@ def register(subparsers: Any) -> None:
         "(a cluster on this machine, on 127.0.0.1 without a dashboard); results are unpickled "
         "from the cluster, so use only one you trust",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common_options(
+        p,
+        writes="results.csv, summary.json and convergence.png (locked while a run writes to "
+        "it, so a second run into the same folder fails at once)",
+        out_default="kernelapprox-study",
+        seed_default=None,
+        seed_help="root seed of the study, an integer >= 0 (replications are spawned from "
+        "it; default: the preset's, 0)",
+    )
     p.set_defaults(func=run)  # fmt: skip
 
 

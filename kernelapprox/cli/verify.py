@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kernelapprox.cli._common import add_common_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -32,9 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--family", metavar="FAMILY", help="run only the claims of one family")
     parser.add_argument(
-        "--format", choices=("text", "json", "markdown"), default="text", help="output format"
-    )
-    parser.add_argument(
         "--strict", action="store_true", help="pending claims make the exit status 1"
     )
     parser.add_argument(
@@ -42,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="larger experiments (also enabled by KERNELAPPROX_THOROUGH=1)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--list", action="store_true", help="list the claims (name, family, method) and exit"
     )
@@ -51,9 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write the markdown pages (index and one per family), e.g. docs/theory",
     )
-    parser.add_argument(
-        "--out", metavar="DIR", help="also write the report as DIR/report.json"
-    )
+    add_common_options(
+        parser, writes="report.json (the report as JSON)", extra_formats=("markdown",),
+        with_seed=False,
+    )  # fmt: skip
     parser.set_defaults(func=run_command)
     return parser
 
