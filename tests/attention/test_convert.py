@@ -14,7 +14,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from kernelapprox.attention import FeatureAttention  # noqa: E402
-from kernelapprox.attention.convert import (  # noqa: E402
+from kernelapprox.integrations.convert import (  # noqa: E402
     ATTENTION_ATTR,
     convert,
     distill,

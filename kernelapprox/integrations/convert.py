@@ -52,23 +52,14 @@ from kernelapprox._validation import (
 )
 from kernelapprox.attention.functional import DEFAULT_CHUNK
 from kernelapprox.attention.modules import FeatureAttention
+from kernelapprox.integrations._transformers import require_transformers
+from kernelapprox.lm.pretrained import mean_pool
 
 #: Name of the attention implementation registered with ``transformers``.
 ATTN_IMPLEMENTATION = "kernelapprox_feature"
 #: Attribute under which each converted module holds its :class:`FeatureAttention`.
 ATTENTION_ATTR = "kernelapprox_attention"
 _STATE_CACHE_ATTR = "_kernelapprox_state_cache"
-
-
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "kernelapprox.attention.convert needs the optional dependency 'transformers' "
-            "(pip install 'kernelapprox[convert]')"
-        ) from exc
-    return transformers
 
 
 # --------------------------------------------------------------------------- masks
@@ -135,7 +126,7 @@ def _feature_attention_forward(
     causal algorithm over all keys with zero queries in front; row ``i`` of causal attention
     depends only on ``q_i`` and keys ``<= i``, so the last rows are exact (memory and time
     per step grow with the prefix). With a
-    :class:`~kernelapprox.attention.hf_cache.FeatureStateCache` the new tokens attend from the
+    :class:`~kernelapprox.integrations.cache.FeatureStateCache` the new tokens attend from the
     layer's recurrent state instead (constant memory).
     """
     attention = getattr(module, ATTENTION_ATTR, None)
@@ -172,7 +163,7 @@ def _attend_from_state(
     causal: bool,
 ) -> tuple[torch.Tensor, None]:
     """Causal feature attention of the new tokens from the layer's state in a
-    :class:`~kernelapprox.attention.hf_cache.FeatureStateCache`; stores the new state."""
+    :class:`~kernelapprox.integrations.cache.FeatureStateCache`; stores the new state."""
     if not causal:
         raise ValueError(
             "FeatureStateCache decodes causal self-attention; this module is not causal"
@@ -195,13 +186,13 @@ def _attend_from_state(
 
 def _record_state_cache(module: nn.Module, args: tuple, kwargs: dict) -> None:
     """Forward pre-hook: remember the call's ``FeatureStateCache`` (or ``None``) on the module."""
-    from kernelapprox.attention.hf_cache import find_state_cache
+    from kernelapprox.integrations.cache import find_state_cache
 
     module.__dict__[_STATE_CACHE_ATTR] = find_state_cache(args, kwargs)
 
 
 def _register() -> None:
-    transformers = _transformers()
+    transformers = require_transformers()
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     transformers.AttentionInterface.register(ATTN_IMPLEMENTATION, _feature_attention_forward)
@@ -331,12 +322,6 @@ def feature_attentions(model: nn.Module) -> list[FeatureAttention]:
 
 
 # --------------------------------------------------------------------------- distillation
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the token states over non-padding tokens (sentence-transformers' pooling)."""
-    w = attention_mask.to(hidden.dtype)[..., None]
-    return (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)
-
-
 @dataclass
 class DistillResult:
     """What :func:`distill` did: per-step losses (of the steps run now and before a resume)."""

@@ -1,6 +1,6 @@
 """A ``transformers`` cache that keeps feature attention's recurrent state instead of keys.
 
-Decoding a converted causal model (:func:`kernelapprox.attention.convert.convert`) with the
+Decoding a converted causal model (:func:`kernelapprox.integrations.convert.convert`) with the
 usual ``DynamicCache`` is exact but stores every key and value, so memory grows with the
 generated length and each step re-reads the whole prefix. Feature attention needs only
 
@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from kernelapprox.attention.convert import _transformers
 from kernelapprox.attention.state import AttentionState
+from kernelapprox.integrations._transformers import require_transformers
 
-_transformers()  # a clear ImportError without the optional dependency
+require_transformers()  # a clear ImportError without the optional dependency
 from transformers.cache_utils import Cache, CacheLayerMixin  # noqa: E402
 
 __all__ = ["FeatureStateCache", "FeatureStateLayer", "cache_kwargs", "output_cache"]
@@ -70,7 +70,7 @@ class FeatureStateLayer(CacheLayerMixin):
             raise RuntimeError(
                 "FeatureStateCache: the keys of the previous call were not consumed by feature "
                 "attention; this cache works only with models converted by "
-                "kernelapprox.attention.convert.convert (causal self-attention)"
+                "kernelapprox.integrations.convert.convert (causal self-attention)"
             )
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
