@@ -33,7 +33,8 @@ class WorkStarted(AssertionError):
 
 @pytest.fixture(autouse=True)
 def no_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kernelapprox.attention import benchmark, minilm_experiment
+    from kernelapprox.attention import benchmark
+    from kernelapprox.integrations import minilm_experiment
 
     def model_loaded(*args: Any, **kwargs: Any) -> None:
         raise WorkStarted("the MiniLM model was loaded before the input was checked")
@@ -225,14 +226,14 @@ CONVERT_OPTIONS = {
 
 
 def _with_corpus(sentences: tuple[str, ...] = CORPUS) -> dict[str, Any]:
-    from kernelapprox.attention.minilm_experiment import corpus_id, split_corpus
+    from kernelapprox.integrations.minilm_experiment import corpus_id, split_corpus
 
     return {**CONVERT_OPTIONS, "corpus": corpus_id(split_corpus(sentences)[0][:20000])}
 
 
 def _checkpoint(folder: Path, *, config: dict[str, Any] | None, valid: bool = True) -> Path:
     """A small stand-in for a distillation checkpoint in ``folder`` (and its config)."""
-    from kernelapprox.attention.minilm_experiment import checkpoint_config, write_config
+    from kernelapprox.integrations.minilm_experiment import checkpoint_config, write_config
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "checkpoint.pt"
@@ -333,7 +334,7 @@ def test_convert_missing_model_package_is_an_environment_failure(capsys, monkeyp
 
 
 def test_convert_config_round_trip_and_differences(tmp_path):
-    from kernelapprox.attention.minilm_experiment import (
+    from kernelapprox.integrations.minilm_experiment import (
         check_checkpoint,
         checkpoint_config,
         write_config,
@@ -509,7 +510,7 @@ def test_shared_options_are_accepted(command, monkeypatch):
 
 
 def test_a_checkpoint_that_cannot_be_written_is_an_environment_failure(tmp_path):
-    from kernelapprox.attention.minilm_experiment import checkpoint_writes
+    from kernelapprox.integrations.minilm_experiment import checkpoint_writes
 
     with pytest.raises(EnvironmentFailure, match="kept; free some space and rerun with --resume"):
         with checkpoint_writes(tmp_path):
