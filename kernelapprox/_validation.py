@@ -10,11 +10,24 @@ from __future__ import annotations
 import numbers
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-SeedLike = "int | np.random.SeedSequence | np.random.Generator | torch.Generator | None"
+if TYPE_CHECKING:  # torch is imported only where a torch.Generator is really used
+    import torch
+
+#: Everything a ``seed=`` parameter accepts (:func:`as_seed_sequence`): ``None`` for fresh
+#: entropy, a non-negative integer, a ``numpy.random.SeedSequence`` or ``Generator``, or a
+#: ``torch.Generator``. The same seed gives the same draws on every device.
+#:
+#: Defaults follow one rule: objects that draw random frequencies, masks or initial weights
+#: for the caller (samplers, feature maps, modules, factorizations) default to ``seed=None``
+#: like numpy and scipy.stats.qmc; experiments and commands that report a result default to
+#: ``seed=0``, so that running one twice prints the same numbers.
+SeedLike = Union[
+    int, np.integer, np.random.SeedSequence, np.random.Generator, "torch.Generator", None
+]
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:

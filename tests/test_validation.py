@@ -60,3 +60,17 @@ def test_as_finite_array_takes_any_real_tensor():
     assert out.dtype == np.float64 and out.tolist() == [[1.0, 1.0], [1.0, 1.0]]
     x = np.arange(3.0)
     assert as_finite_array(x, "x") is x  # float64 input is not copied
+
+
+def test_seed_like_is_a_type_alias_of_every_accepted_seed() -> None:
+    import typing
+
+    from kernelapprox._validation import SeedLike, as_seed_sequence
+
+    args = typing.get_args(SeedLike)
+    assert {int, np.random.SeedSequence, np.random.Generator, type(None)} <= set(args)
+    assert any(isinstance(a, typing.ForwardRef) and a.__forward_arg__ == "torch.Generator"
+               for a in args)
+    for seed in (None, 3, np.int64(3), np.random.SeedSequence(3), np.random.default_rng(3),
+                 torch.Generator().manual_seed(3)):
+        assert isinstance(as_seed_sequence(seed), np.random.SeedSequence)
