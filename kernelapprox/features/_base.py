@@ -10,6 +10,12 @@ per-frequency feature blocks ``g_i(u)`` with ``c`` components each, and
 
 with per-frequency terms ``t_i(x, y) = Re <g_i(u), conj g_i(v)>``. Each map states its
 target kernel and whether ``E[t_i(x, y)] = k(x, y)`` holds exactly (:attr:`FeatureMap.unbiased`).
+
+Dtype policy: a map computes in, and returns, the floating dtype of its input (a float32
+array gives float32 features, complex64 for complex maps; a float64 tensor gives float64),
+unless ``dtype=`` fixes one; inputs that are not floating point (integers, lists) become
+float64 (numpy) or torch's default dtype (tensors). Studies pass float64 data, so they
+compute in float64.
 """
 
 from __future__ import annotations
@@ -46,6 +52,34 @@ def add(fresh: torch.Tensor, other: torch.Tensor, inplace: bool) -> torch.Tensor
     return fresh.add_(other) if inplace else fresh + other
 
 
+#: Floating dtypes a map computes in (numpy names; ``bfloat16`` exists for tensors only).
+FLOAT_DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+
+
+def check_float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype | None:
+    """``None``, or a real floating dtype (numpy, torch or its name) as a ``torch.dtype``."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        key = str(dtype).removeprefix("torch.")
+    else:
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            key = str(dtype)
+    if key not in FLOAT_DTYPES:
+        raise ValueError(
+            f"{name} must be None (keep the input's dtype) or a real floating dtype "
+            f"({', '.join(FLOAT_DTYPES)}), got {dtype!r}"
+        )
+    return FLOAT_DTYPES[key]
+
+
 def check_weights(weights: Any, m: int) -> np.ndarray:
     """Validate per-frequency weights: finite, non-negative, shape ``(m,)``, not all zero."""
     w = np.asarray(weights, dtype=np.float64)
@@ -76,6 +110,9 @@ class FeatureMap:
         Non-negative per-frequency weights ``xi`` (uniform ``1/m``).
     seed : int, SeedSequence or torch.Generator
         The same seed gives bit-identical frequencies on every device.
+    dtype : None, numpy or torch floating dtype, or its name
+        The dtype features are computed in and returned as; ``None`` (default) keeps the
+        input's floating dtype (see the module docstring).
     """
 
     #: Registry name.
@@ -100,6 +137,7 @@ class FeatureMap:
         sampler: Any = "mc",
         weights: Any = "uniform",
         seed: Any = None,
+        dtype: Any = None,
     ) -> None:
         if not isinstance(kernel, Kernel):
             raise TypeError(f"kernel must be a kernelapprox.kernels.Kernel, got {kernel!r}")
@@ -113,6 +151,7 @@ class FeatureMap:
         self.dim = check_positive_int(dim, "dim")
         self.sampler = make_sampler(sampler)
         self.seed = seed
+        self.dtype = check_float_dtype(dtype)
         frequency_seed, extra_seed = spawn(as_seed_sequence(seed), 2)
         self.standard_frequencies = self._draw(frequency_seed)
         self._draw_extra(extra_seed)
@@ -255,7 +294,8 @@ class FeatureMap:
 
         A tensor may have shape ``(..., d)``, an array must have shape ``(n, d)``; both must
         hold real, finite numbers (one check for both:
-        :func:`~kernelapprox._validation.check_real_finite`). The public entry points check;
+        :func:`~kernelapprox._validation.check_real_finite`). ``u`` has the map's ``dtype``,
+        or else the input's floating dtype (module docstring). The public entry points check;
         attention calls :meth:`per_frequency` on its own inputs and skips this.
         """
         if isinstance(X, torch.Tensor):
@@ -264,11 +304,19 @@ class FeatureMap:
                     f"{name} must have shape (..., {self.dim}), got shape {tuple(X.shape)}"
                 )
             check_real_finite(X, name)
-            if not X.is_floating_point():
-                X = X.to(torch.get_default_dtype())
+            target = self.dtype
+            if target is None and not X.is_floating_point():
+                target = torch.get_default_dtype()
+            if target is not None:
+                X = X.to(target)
             return X * self.kernel.input_scale, False
-        arr = as_data_array(X, name, n_features=self.dim)
-        return torch.from_numpy(arr) * self.kernel.input_scale, True
+        given = getattr(X, "dtype", None)
+        arr = as_data_array(X, name, n_features=self.dim)  # validated, float64
+        target = self.dtype
+        if target is None:
+            kept = np.dtype(given).name if given is not None else "float64"
+            target = FLOAT_DTYPES.get(kept, torch.float64)
+        return torch.from_numpy(arr).to(target) * self.kernel.input_scale, True
 
     def _blocks(self, X: Array) -> tuple[torch.Tensor, bool]:
         u, is_numpy = self._scaled_input(X)
@@ -333,11 +381,17 @@ class FeatureMap:
             )
         gx, _ = self._blocks(X)
         gy, _ = self._blocks(Y)
-        return (gx * gy.conj()).real.sum(-1).numpy()
+        return (gx * gy.conj()).real.sum(-1).numpy().astype(np.float64, copy=False)
 
     @classmethod
     def from_frequencies(
-        cls, kernel: Kernel, frequencies: Any, *, weights: Any = "uniform", **extra: Any
+        cls,
+        kernel: Kernel,
+        frequencies: Any,
+        *,
+        weights: Any = "uniform",
+        dtype: Any = None,
+        **extra: Any,
     ) -> FeatureMap:
         """A map with given input-space frequencies ``(m, d)`` instead of sampled ones.
 
@@ -348,7 +402,7 @@ class FeatureMap:
         if kernel.unit not in cls.supported_kernels:
             raise ValueError(f"map {cls.name!r} cannot target the {kernel.unit} kernel")
         obj.kernel, obj.n_features, obj.dim = kernel, W.shape[0], W.shape[1]
-        obj.sampler, obj.seed = None, None
+        obj.sampler, obj.seed, obj.dtype = None, None, check_float_dtype(dtype)
         obj.standard_frequencies = W / kernel.input_scale
         obj._set_extra(**extra)
         obj.set_weights(weights)

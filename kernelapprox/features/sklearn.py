@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,13 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from kernelapprox._validation import check_choice, check_positive_int
+from kernelapprox.kernels import make_kernel, median_pairwise_distance
+from kernelapprox.sampling import reemit_once
+
+#: Output columns when neither ``n_components`` nor ``n_features`` is given.
+DEFAULT_N_COMPONENTS = 256
 
 
 class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -19,14 +27,24 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     feature_map : str, default "sincos"
         One of :data:`kernelapprox.features.MAPS`.
     kernel : {"gaussian", "laplacian", "softmax"}, default "gaussian"
-    length_scale : float, default 1.0
+    length_scale : float or "median", default 1.0
         Gaussian/Laplacian length scale (``RBFSampler(gamma)`` is ``1 / sqrt(2 gamma)``).
+        ``"median"``: the median pairwise distance of the training rows, in the kernel's own
+        distance (Euclidean for the Gaussian, L1 for the Laplacian), like ``RBFSampler``'s
+        ``gamma="scale"``; the value used is :attr:`length_scale_`.
     scale : float, default 1.0
         Softmax scale.
-    n_features : int, default 100
-        Number of frequencies ``m``; the output width is ``m`` times the map's components
-        (2 for ``sincos``/``hyperbolic``; complex ``fourier`` features are returned as
-        ``[Re, Im]``, which gives the same Gram matrix).
+    n_components : int or None, default None
+        Output width, as ``RBFSampler``'s ``n_components``: ``n_components / c``
+        frequencies, with ``c`` the output columns per frequency (2 for ``sincos``,
+        ``hyperbolic`` and the ``[Re, Im]`` of ``fourier``, else 1). Not a multiple of
+        ``c``: rounded up, with a warning (dropping a column would bias the estimate; and
+        scikit-learn's ``check_estimator`` sets ``n_components=1``). With neither
+        ``n_components`` nor ``n_features`` given: 256 columns, so a power-of-2 number of
+        frequencies for every map (no :class:`QMCBalanceWarning` with Sobol' points).
+    n_features : int or None, default None
+        Number of frequencies ``m`` instead (the output width is ``m * c``); when given it
+        takes precedence over ``n_components``.
     sampler : str or scipy QMCEngine, default "mc"
     weights : "uniform" or array of shape (n_features,), default "uniform"
     random_state : int, RandomState, Generator or None
@@ -36,9 +54,17 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     ----------
     map_ : FeatureMap
         The fitted map; ``map_.frequencies`` are the input-space frequencies.
-    frequencies_ : ndarray of shape (n_features, n_features_in_)
-    weights_ : ndarray of shape (n_features,)
+    frequencies_ : ndarray of shape (n_frequencies_, n_features_in_)
+    weights_ : ndarray of shape (n_frequencies_,)
+    n_frequencies_ : int
+        Number of frequencies drawn.
+    length_scale_ : float
+        The length scale used (the median when ``length_scale="median"``).
     n_features_in_ : int
+
+    Output columns keep the input's dtype (float32 in, float32 out). A sampler that warns
+    (e.g. :class:`~kernelapprox.sampling.QMCBalanceWarning`) does so at most once per
+    ``fit``.
 
     Examples
     --------
@@ -47,6 +73,9 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     >>> X = np.random.default_rng(0).normal(size=(10, 4))
     >>> RandomFeatures(n_features=64, sampler="sobol", random_state=0).fit_transform(X).shape
     (10, 128)
+    >>> est = RandomFeatures(n_components=64, length_scale="median", random_state=0).fit(X)
+    >>> est.n_frequencies_, est.transform(X.astype(np.float32)).dtype
+    (32, dtype('float32'))
     """
 
     def __init__(
@@ -54,9 +83,10 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         *,
         feature_map: str = "sincos",
         kernel: str = "gaussian",
-        length_scale: float = 1.0,
+        length_scale: float | str = 1.0,
         scale: float = 1.0,
-        n_features: int = 100,
+        n_components: int | None = None,
+        n_features: int | None = None,
         sampler: Any = "mc",
         weights: Any = "uniform",
         random_state: Any = None,
@@ -65,6 +95,7 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.kernel = kernel
         self.length_scale = length_scale
         self.scale = scale
+        self.n_components = n_components
         self.n_features = n_features
         self.sampler = sampler
         self.weights = weights
@@ -76,25 +107,64 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             return None if rs is None else rs if isinstance(rs, np.random.Generator) else int(rs)
         return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
 
+    def _n_frequencies(self, columns_per_frequency: int) -> int:
+        if self.n_features is not None:
+            return check_positive_int(self.n_features, "n_features")
+        columns = DEFAULT_N_COMPONENTS if self.n_components is None else self.n_components
+        columns = check_positive_int(columns, "n_components")
+        n_frequencies = -(-columns // columns_per_frequency)
+        if columns % columns_per_frequency:
+            warnings.warn(
+                f"n_components={columns} is not a multiple of {columns_per_frequency}, the "
+                f"columns per frequency of map {self.feature_map!r}: using {n_frequencies} "
+                f"frequencies, {n_frequencies * columns_per_frequency} columns (dropping a "
+                "column would bias the kernel estimate)",
+                UserWarning,
+                stacklevel=3,
+            )
+        return n_frequencies
+
+    def _length_scale(self, X: np.ndarray) -> float:
+        if isinstance(self.length_scale, str):
+            if self.length_scale != "median":
+                raise ValueError(
+                    f"length_scale must be a number > 0 or 'median', got {self.length_scale!r}"
+                )
+            if X.shape[0] < 2:
+                raise ValueError(
+                    "length_scale='median' needs at least 2 samples for a pairwise distance, "
+                    f"got n_samples={X.shape[0]}"
+                )
+            metric = "cityblock" if self.kernel == "laplacian" else "euclidean"
+            return median_pairwise_distance(X, metric=metric)
+        return self.length_scale
+
     def fit(self, X: Any, y: Any = None) -> RandomFeatures:
-        from kernelapprox.features import make
-        from kernelapprox.kernels import make_kernel
+        from kernelapprox.features import MAPS, make
 
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        kernel = make_kernel(self.kernel, length_scale=self.length_scale, scale=self.scale)
-        self.map_ = make(
-            self.feature_map,
-            kernel,
-            self.n_features,
-            dim=X.shape[1],
-            sampler=self.sampler,
-            weights=self.weights,
-            seed=self._seed(),
-        )
+        check_choice(self.feature_map, "map", MAPS)
+        cls = MAPS[self.feature_map]
+        per_frequency = cls.components * (2 if cls.complex_valued else 1)
+        n_frequencies = self._n_frequencies(per_frequency)
+        self.length_scale_ = self._length_scale(X)
+        kernel = make_kernel(self.kernel, length_scale=self.length_scale_, scale=self.scale)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.map_ = make(
+                self.feature_map,
+                kernel,
+                n_frequencies,
+                dim=X.shape[1],
+                sampler=self.sampler,
+                weights=self.weights,
+                seed=self._seed(),
+            )
+        reemit_once(caught)
+        self.n_frequencies_ = n_frequencies
         self.frequencies_ = self.map_.frequencies
         self.weights_ = self.map_.weights
-        width = self.map_.output_dim
-        self._n_features_out = 2 * width if self.map_.complex_valued else width
+        self._n_features_out = n_frequencies * per_frequency
         return self
 
     def transform(self, X: Any) -> np.ndarray:

@@ -26,7 +26,7 @@ from scipy.stats import qmc as scipy_qmc
 
 from kernelapprox._validation import check_choice
 from kernelapprox.kernels import Kernel, SpectralMeasure
-from kernelapprox.sampling._base import PointSetSampler, Sampler
+from kernelapprox.sampling._base import PointSetSampler, Sampler, reemit_once
 from kernelapprox.sampling.mc import MonteCarlo
 from kernelapprox.sampling.orthogonal import (
     Orthogonal,
@@ -107,6 +107,7 @@ __all__ = [
     "fitted_weights",
     "haar_orthogonal",
     "make_sampler",
+    "reemit_once",
     "sample_frequencies",
     "uniform_weights",
 ]

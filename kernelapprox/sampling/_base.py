@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -9,6 +10,21 @@ import numpy as np
 
 from kernelapprox._validation import as_seed_sequence, check_positive_int, spawn
 from kernelapprox.kernels import SpectralMeasure
+
+
+def reemit_once(caught: list[warnings.WarningMessage], stacklevel: int = 3) -> None:
+    """Re-emit recorded warnings, each distinct (category, message) once, in order.
+
+    Used where one request repeats a draw (replications, a transformer's ``fit``), so that a
+    sampler's warning, e.g. a :class:`~kernelapprox.sampling.QMCBalanceWarning`, is issued
+    once per request rather than once per draw.
+    """
+    seen: set[tuple[type[Warning], str]] = set()
+    for w in caught:
+        key = (w.category, str(w.message))
+        if key not in seen:
+            seen.add(key)
+            warnings.warn(w.message, stacklevel=stacklevel)
 
 
 class Sampler(ABC):
@@ -50,14 +66,22 @@ class Sampler(ABC):
         seed: Any = None,
         replications: int | None = None,
     ) -> np.ndarray:
-        """Frequencies of shape ``(m, d)``, or ``(R, m, d)`` when ``replications=R``."""
+        """Frequencies of shape ``(m, d)``, or ``(R, m, d)`` when ``replications=R``.
+
+        A warning of the draws (e.g. :class:`~kernelapprox.sampling.QMCBalanceWarning`) is
+        issued once per call, not once per replication.
+        """
         m = check_positive_int(m, "n_features")
         d = check_positive_int(d, "dim")
         self.check_measure(measure)
         if replications is None:
             return self.draw(measure, m, d, as_seed_sequence(seed))
         R = check_positive_int(replications, "replications")
-        return np.stack([self.draw(measure, m, d, child) for child in spawn(seed, R)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            W = np.stack([self.draw(measure, m, d, child) for child in spawn(seed, R)])
+        reemit_once(caught)
+        return W
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

@@ -58,3 +58,73 @@ def test_bad_parameters_fail_at_fit():
         RandomFeatures(kernel="poly").fit(X)
     with pytest.raises(ValueError, match=r"NaN|infinity"):
         RandomFeatures().fit(np.array([[np.nan, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"random_state": 0},  # check_estimator sets n_components=1: rounded up for sincos
+        {"feature_map": "cos_offset", "random_state": 0},
+        {"n_components": 16, "length_scale": "median", "random_state": 0},
+    ],
+)
+def test_check_estimator_passes_with_n_components_and_the_median(params):
+    results = check_estimator(RandomFeatures(**params), on_fail=None)
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert not failed
+
+
+@pytest.mark.parametrize(
+    ("feature_map", "columns_per_frequency"),
+    [("sincos", 2), ("cos_offset", 1), ("positive", 1), ("hyperbolic", 2), ("fourier", 2)],
+)
+def test_n_components_counts_output_columns(feature_map, columns_per_frequency):
+    X = np.random.default_rng(0).normal(size=(7, 3)) / 3
+    est = RandomFeatures(feature_map=feature_map, kernel="softmax", n_components=48).fit(X)
+    assert est.transform(X).shape == (7, 48) and len(est.get_feature_names_out()) == 48
+    assert est.n_frequencies_ == 48 // columns_per_frequency == est.frequencies_.shape[0]
+    # n_features counts frequencies and takes precedence
+    est = RandomFeatures(feature_map=feature_map, kernel="softmax", n_features=5, n_components=48)
+    assert est.fit(X).transform(X).shape == (7, 5 * columns_per_frequency)
+
+
+def test_default_width_and_bad_n_components():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    assert RandomFeatures().fit(X).transform(X).shape == (6, 256)
+    with pytest.warns(UserWarning, match="n_components=7 is not a multiple of 2.*8 columns"):
+        assert RandomFeatures(n_components=7).fit_transform(X).shape == (6, 8)
+    with pytest.raises(ValueError, match="n_components"):
+        RandomFeatures(n_components=0).fit(X)
+
+
+def test_median_length_scale_in_the_kernels_own_distance():
+    from scipy.spatial.distance import pdist
+
+    X = np.random.default_rng(1).normal(size=(40, 5))
+    est = RandomFeatures(length_scale="median", n_features=4, random_state=0).fit(X)
+    assert est.length_scale_ == pytest.approx(np.median(pdist(X)), rel=1e-12)
+    est = RandomFeatures(kernel="laplacian", length_scale="median", n_features=4).fit(X)
+    assert est.length_scale_ == pytest.approx(np.median(pdist(X, "cityblock")), rel=1e-12)
+    assert est.map_.kernel.length_scale == est.length_scale_
+    with pytest.raises(ValueError, match="length_scale must be a number > 0 or 'median'"):
+        RandomFeatures(length_scale="mean").fit(X)
+
+
+def test_qmc_balance_warning_once_per_fit_and_not_by_default():
+    import warnings
+
+    from kernelapprox.sampling import QMCBalanceWarning
+
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        RandomFeatures(sampler="sobol", random_state=0).fit(X)  # 128 frequencies
+        RandomFeatures(sampler="spherical", random_state=0).fit(X)
+        RandomFeatures(feature_map="cos_offset", sampler="sobol").fit(X)  # 256
+    assert not [w for w in caught if issubclass(w.category, QMCBalanceWarning)]
+    est = RandomFeatures(n_features=100, sampler="sobol", random_state=0)
+    for _ in range(2):  # once per fit, every fit
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X)
+        assert [issubclass(w.category, QMCBalanceWarning) for w in caught] == [True]
