@@ -8,6 +8,16 @@ compares the time ratio with the FLOPs ratio of
 :func:`kernelapprox.dynamics.est.subnetwork_flops` (LM head included, as the run pays for it).
 The schedule-weighted wall saving is then set against the FLOPs saving.
 
+Each stage's step is also split into its parts (subnetwork draw, forward, backward, optimizer
+step), the medians of each part: the draw and the optimizer (which updates every parameter of
+the kept layers, sampled slice or not) do not shrink with the subnetwork. ``--no-foreach`` uses
+torch's per-tensor AdamW loop (the CPU default) instead of the multi-tensor update.
+
+``--train full|est --steps N`` instead trains ``N`` steps of the scaled schedule in the process
+and exits: two such processes timed against each other as whole processes give the run's wall
+saving including everything a run pays (a ``--steps 0`` process measures the start-up to
+subtract).
+
 Small models are dominated by per-call overhead (index_select of the weight slices, kernel
 launches, Python), so the ratio depends on size; try ``--d-model 256 --context 256`` and up.
 Usage::
@@ -21,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
+import numpy as np
 import torch
 from _timing import median_time
 
@@ -46,21 +58,46 @@ def measure(args: argparse.Namespace) -> dict:
     schedule = SCHEDULES[args.schedule]
     device = torch.device(args.device)
     model = Decoder(config, seed=0).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=args.foreach)
     sampler = SubnetworkSampler.for_config(config, seed=0)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen).to(device)
     counter = iter(range(10**9))
+    parts: dict[str, list[float]] = {}
 
-    def step(rates) -> None:
-        sub = sampler.sample(next(counter), rates)
-        opt.zero_grad(set_to_none=True)
-        model.loss(x, x, sub).backward()
-        opt.step()
+    def sync() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def step(rates) -> None:
+        t0 = sync()
+        sub = sampler.sample(next(counter), rates)
+        t1 = sync()
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(x, x, sub)
+        t2 = sync()
+        loss.backward()
+        t3 = sync()
+        opt.step()
+        t4 = sync()
+        for name, a, b in (("draw", t0, t1), ("forward", t1, t2), ("backward", t2, t3),
+                           ("optimizer", t3, t4)):
+            parts.setdefault(name, []).append(b - a)
+
+    if args.train is not None:
+        scaled = schedule.scaled(args.steps) if args.steps else schedule
+        for t in range(args.steps):
+            step(scaled.rates_at(t) if args.train == "est" else (1.0, 1.0, 1.0))
+        return {"train": args.train, "steps": args.steps}
+
+    def breakdown() -> dict[str, float]:
+        out = {name: float(np.median(v[1:])) for name, v in parts.items()}  # first: warm-up
+        parts.clear()
+        return out
 
     full_time = median_time(lambda: step((1.0, 1.0, 1.0)), args.repeats)
+    full_parts = breakdown()
     full_flops = subnetwork_flops(config, include_head=True)
     stages = []
     for n, rates in zip(schedule.stage_lengths, schedule.rates, strict=True):
@@ -72,6 +109,7 @@ def measure(args: argparse.Namespace) -> dict:
                 "seconds_per_step": t,
                 "time_ratio": t / full_time,
                 "flops_ratio": subnetwork_flops(config, rates, include_head=True) / full_flops,
+                "parts_seconds": breakdown(),
             }
         )
     total = schedule.total_steps
@@ -83,7 +121,9 @@ def measure(args: argparse.Namespace) -> dict:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "schedule": args.schedule,
+        "foreach": args.foreach,
         "full_seconds_per_step": full_time,
+        "full_parts_seconds": full_parts,
         "stages": stages,
         "flops_saving_blocks": float(flops_saving(config, schedule)),
         "flops_saving_with_head": with_head,
@@ -106,17 +146,31 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--format", default="text", choices=("text", "json"))
+    p.add_argument("--no-foreach", dest="foreach", action="store_false",
+                   help="AdamW's per-tensor loop instead of the multi-tensor update")
+    p.add_argument("--train", choices=("full", "est"), default=None,
+                   help="train --steps steps of the scaled schedule, then exit")
+    p.add_argument("--steps", type=int, default=40)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     result = measure(args)
+    if args.train is not None:
+        return
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return
     print(f"EST wall clock vs FLOPs: {result['config']}, batch {args.batch}, {result['device']}")
+
+    def ms(parts: dict[str, float]) -> str:
+        return ", ".join(f"{name} {1e3 * v:.1f}" for name, v in parts.items())
+
+    full = result["full_seconds_per_step"]
+    print(f"  full: {1e3 * full:.1f} ms/step ({ms(result['full_parts_seconds'])})")
     for s in result["stages"]:
         print(
             f"  rates {s['rates']}: {1e3 * s['seconds_per_step']:.1f} ms/step, time ratio "
-            f"{s['time_ratio']:.3f}, FLOPs ratio {s['flops_ratio']:.3f}"
+            f"{s['time_ratio']:.3f}, FLOPs ratio {s['flops_ratio']:.3f} "
+            f"({ms(s['parts_seconds'])})"
         )
     print(
         f"FLOPs saving {100 * result['flops_saving_with_head']:.1f} % with head "

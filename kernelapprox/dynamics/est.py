@@ -440,8 +440,9 @@ def compare_training(
 ) -> dict[str, Any]:
     r"""Train the full decoder and its EST counterpart from the same init on the same batches.
 
-    Both runs use AdamW (:math:`\beta = (0.9, 0.95)`), a linear warm-up over ``warmup`` steps
-    then a linear decay to 0 (the paper's GPT-2 recipe uses linear decay), and the byte-level
+    Both runs use AdamW (:math:`\beta = (0.9, 0.95)`, the multi-tensor ``foreach`` update), a
+    linear warm-up over ``warmup`` steps then a linear decay to 0 (the paper's GPT-2 recipe uses
+    linear decay), and the byte-level
     docstring corpus (:func:`kernelapprox.lm.docstring_corpus`) unless ``tokens`` gives
     ``(train, validation)`` token tensors. The batch of step ``t`` is
     ``random_windows(train, ..., seed=data_seed, step=t)`` for both runs; the EST run draws
@@ -503,8 +504,10 @@ def compare_training(
     sampler = SubnetworkSampler.for_config(config, seed=sampler_seed, layer_scale=layer_scale)
 
     def optimizer(model: torch.nn.Module) -> tuple[Any, Any]:
+        # foreach: one fused update over all tensors; torch's CPU default loops over them
+        # in Python, a quarter of a small model's step (benchmarks/est_wall_clock.py)
         opt = torch.optim.AdamW(
-            model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay
+            model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay, foreach=True
         )
 
         def factor(t: int) -> float:
