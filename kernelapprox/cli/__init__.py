@@ -39,7 +39,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from kernelapprox.cli._text import PlainHelpFormatter
 from kernelapprox.errors import EnvironmentFailure
 
 #: (command name, module that defines ``register``); modules are imported lazily so that
@@ -55,7 +57,12 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line and exit status 2."""
+    """An ``ArgumentParser`` whose errors are one line and exit status 2, and whose help is
+    plain text (:class:`~kernelapprox.cli._text.PlainHelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", PlainHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")

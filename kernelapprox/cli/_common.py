@@ -121,14 +121,20 @@ class DeprecatedAlias(argparse.Action):
     option with a value (``nargs=None``) stores the value.
     """
 
-    def __init__(self, option_strings: Sequence[str], dest: str, *, replacement: str,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, *, replacement: str, **kwargs: Any
+    ) -> None:
         self.replacement = replacement
         kwargs.setdefault("help", f"deprecated: use {replacement}")
         super().__init__(option_strings, dest, **kwargs)
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
         message = (
             f"{option_string} is deprecated and will be removed in the next release; use "

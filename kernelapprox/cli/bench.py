@@ -1,14 +1,14 @@
 """``kernelapprox bench``: attention speed, memory and error against peers (opt-in).
 
 Without options it runs a short causal CPU sweep (T = 512..4096, d = 64, m = 4d, forward)
-of every implementation importable here and prints a table; ``--full`` runs the issue's
-grid (T = 512..65536, d = 64 and 128, m = d, 2d, 4d, forward, forward+backward, decode).
+of every implementation importable here and prints a table; ``--full`` runs the full grid
+(T = 512..65536, d = 64 and 128, m = d, 2d, 4d, forward, forward+backward, decode).
 
 On a GPU (``--device cuda``, bf16 by default) the Triton kernels (``triton``) join when
 ``triton`` is installed; the GPU table of forward and forward+backward is, e.g.::
 
-    kernelapprox bench --device cuda --impls triton,ours,sdpa,fla --modes fwd,fwdbwd \
-        --lengths 1024,2048,4096,8192,16384 --head-dims 64,128 --feature-multipliers 1,2,4 \
+    kernelapprox bench --device cuda --impls triton,ours,sdpa,fla --modes fwd,fwdbwd \\
+        --lengths 1024,2048,4096,8192,16384 --head-dims 64,128 --feature-multipliers 1,2,4 \\
         --memory --out results/attention_gpu
 """
 
@@ -100,9 +100,10 @@ def register(subparsers: Any) -> None:
                    help="ours, sdpa, performer, fla, triton (default: all importable; "
                    "fla and triton on cuda only)")
     p.add_argument("--non-causal", action="store_true", help="non-causal attention")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
+    p.add_argument("--heads", type=int, default=8, help="attention heads (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed runs per case, the median is reported (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-seconds", type=float, default=30.0,
                    help="skip longer T for an implementation once one run takes longer")
@@ -110,10 +111,13 @@ def register(subparsers: Any) -> None:
                    help="measure peak memory (a fresh process per case on CPU)")
     p.add_argument("--error-max-length", type=int, default=16384,
                    help="compute the error against exact attention up to this T")
-    p.add_argument("--decode-tokens", type=int, default=64)
-    p.add_argument("--full", action="store_true", help="the issue's full grid")
-    add_common_options(p, writes="results.json, results.csv, table.txt and a plot",
-                       extra_formats=("table",))  # fmt: skip
+    p.add_argument("--decode-tokens", type=int, default=64,
+                   help="decode mode: tokens generated after the context (default: %(default)s)")
+    p.add_argument("--full", action="store_true",
+                   help="the full grid: T = 512..65536, d = 64 and 128, m = d, 2d, 4d, every mode")
+    add_common_options(
+        p, writes="results.json, results.csv, table.txt and a plot", extra_formats=("table",)
+    )
     p.set_defaults(func=run)
 
 

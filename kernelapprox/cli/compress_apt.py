@@ -48,15 +48,27 @@ def register(subparsers: Any) -> None:
         default=0.4,
         help="kept fraction of the prunable encoder parameters, in (0, 1]",
     )
-    p.add_argument("--task", default="classify", choices=("classify", "embed"))
-    p.add_argument("--model", default="minilm", choices=("minilm", "tiny-bert"))
+    p.add_argument(
+        "--task",
+        default="classify",
+        choices=("classify", "embed"),
+        help="classify: which module a docstring comes from; embed: keep the embedding",
+    )
+    p.add_argument(
+        "--model",
+        default="minilm",
+        choices=("minilm", "tiny-bert"),
+        help="all-MiniLM-L6-v2, or a tiny random BERT for smoke runs",
+    )
     p.add_argument(
         "--methods",
         default="full,lora,apt,magnitude,random",
         help="comma-separated subset of full,lora,apt,magnitude,random",
     )
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="training steps")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULTS["batch_size"], help="examples per step"
+    )
     p.add_argument("--max-length", type=int, default=DEFAULTS["max_length"], help="tokens")
     p.add_argument("--rank", type=int, default=DEFAULTS["rank"], help="initial adapter rank")
     p.add_argument(
@@ -65,8 +77,8 @@ def register(subparsers: Any) -> None:
         default=0.0,
         help="largest weight of self-distillation in [0, 1] (APT: 1; default off)",
     )
-    p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"])
-    p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"])
+    p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="training examples")
+    p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="test examples")
     add_common_options(p, writes="checkpoint.json and results.json")
     p.add_argument(
         "--resume",

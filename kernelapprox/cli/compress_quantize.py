@@ -42,7 +42,12 @@ def register(subparsers: Any) -> None:
         help="Any-Precision nested quantization: every width in one n-bit footprint",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--model", default="tiny", choices=("tiny", "minilm"))
+    p.add_argument(
+        "--model",
+        default="tiny",
+        choices=("tiny", "minilm"),
+        help="the small decoder (trained briefly) or all-MiniLM-L6-v2",
+    )
     p.add_argument("--seed-bits", type=int, default=3, help="seed width (k-means), 1..8")
     p.add_argument("--max-bits", type=int, default=8, help="widest width, seed-bits..8")
     p.add_argument("--iterations", type=int, default=50, help="Lloyd steps of k-means")

@@ -1,4 +1,4 @@
-"""``kernelapprox dynamics [theorem|completion|depth]``: the low-rank subspace experiments.
+"""``kernelapprox dynamics [theorem|completion|depth|est]``: the training-dynamics experiments.
 
 * ``theorem`` -- :func:`~kernelapprox.dynamics.verify_invariant_subspace`: invariance of the
   :math:`d-2r` complement, leakage, full vs compressed trajectory, Adam/masked controls.
@@ -29,20 +29,38 @@ def register(subparsers: Any) -> None:
         help="low-rank subspace dynamics experiments (invariant subspace, compression, completion)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("experiment", nargs="?", default="theorem", choices=EXPERIMENTS)
+    p.add_argument(
+        "experiment",
+        nargs="?",
+        default="theorem",
+        choices=EXPERIMENTS,
+        help="the experiment to run (default: %(default)s)",
+    )
     p.add_argument("--dim", type=int, default=None, help="d (theorem 30, completion 100)")
     p.add_argument("--rank", type=int, default=None, help="target rank r")
     p.add_argument("--depth", type=int, default=None, help="number of factors L (3)")
     p.add_argument("--eps", type=float, default=None, help="init scale (theorem 1e-2, else 1e-3)")
     p.add_argument("--lr", type=float, default=None, help="step size in the loss's reduction")
     p.add_argument("--steps", type=int, default=None, help="(maximal) number of updates")
-    p.add_argument("--optimizer", default="gd", choices=("gd", "momentum", "adam"))
+    p.add_argument(
+        "--optimizer",
+        default="gd",
+        choices=("gd", "momentum", "adam"),
+        help="gradient descent, heavy-ball momentum or Adam (default: %(default)s)",
+    )
     p.add_argument("--fraction", type=float, default=None, help="observed fraction p")
     p.add_argument("--gamma", type=float, default=None, help="outer-factor lr factor")
     p.add_argument("--tol", type=float, default=1e-3, help="completion: target rel. error")
     p.add_argument("--widths", default="10,50,100", help="depth: comma-separated widths")
-    p.add_argument("--reduction", default=None, choices=("mean", "sum"))
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument(
+        "--reduction",
+        default=None,
+        choices=("mean", "sum"),
+        help="theorem: the loss summed or averaged over entries (default: sum)",
+    )
+    p.add_argument(
+        "--weight-decay", type=float, default=0.0, help="weight decay (default: %(default)s)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     add_common_options(p, writes="results.json and the plots")
     from kernelapprox.cli.dynamics_est import add_arguments as add_est_arguments

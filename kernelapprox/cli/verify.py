@@ -50,9 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="also write the markdown pages (index and one per family), e.g. docs/theory",
     )
     add_common_options(
-        parser, writes="report.json (the report as JSON)", extra_formats=("markdown",),
+        parser,
+        writes="report.json (the report as JSON)",
+        extra_formats=("markdown",),
         with_seed=False,
-    )  # fmt: skip
+    )
     parser.set_defaults(func=run_command)
     return parser
 
