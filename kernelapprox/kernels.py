@@ -264,17 +264,22 @@ def make_kernel(name: str | Kernel, *, length_scale: float = 1.0, scale: float =
     return KERNELS[name](length_scale=length_scale)
 
 
-def median_pairwise_distance(X: Any, *, max_points: int = 2000, seed: int = 0) -> float:
-    """Median Euclidean distance between distinct rows of ``X`` (the "median heuristic").
+def median_pairwise_distance(
+    X: Any, *, max_points: int = 2000, seed: int = 0, metric: str = "euclidean"
+) -> float:
+    """Median distance between distinct rows of ``X`` (the "median heuristic").
 
-    Uses a fixed random subset of ``max_points`` rows when ``X`` is larger.
+    ``metric`` is the kernel's own distance: ``"euclidean"`` (Gaussian) or ``"cityblock"``
+    (L1, the Laplacian kernel's). Uses a fixed random subset of ``max_points`` rows when
+    ``X`` is larger.
     """
+    check_choice(metric, "metric", ("euclidean", "cityblock"))
     X = as_data_array(X, "X")
     if X.shape[0] < 2:
         raise ValueError("X needs at least 2 rows for a median pairwise distance")
     if X.shape[0] > max_points:
         X = X[np.random.default_rng(seed).choice(X.shape[0], max_points, replace=False)]
-    dist = cdist(X, X)
+    dist = cdist(X, X, metric)
     med = float(np.median(dist[np.triu_indices(X.shape[0], k=1)]))
     if med <= 0:
         raise ValueError("the median pairwise distance of X is 0; pass a numeric length_scale")

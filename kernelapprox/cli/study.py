@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from kernelapprox.cli._common import add_common_options
+from kernelapprox.study.data import SmallDataWarning
 from kernelapprox.study.presets import PRESET_TABLES, PRESETS, preset
-from kernelapprox.study.report import format_skipped, format_table, to_json
+from kernelapprox.study.report import (
+    figure_name,
+    format_comparison,
+    format_skipped,
+    format_table,
+    to_json,
+)
 from kernelapprox.study.runner import run_study
 from kernelapprox.study.store import StoreWarning
 
@@ -48,6 +55,15 @@ def _number_or(word: str):  # type: ignore[no-untyped-def]
     return parse
 
 
+def _count_or_all(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
 #: option -> StudySpec field, for options that override the preset when given.
 OVERRIDES = {
     "kernel": "kernels",
@@ -64,6 +80,7 @@ OVERRIDES = {
     "replications": "replications",
     "seed": "seed",
     "level": "level",
+    "baseline": "baseline",
 }
 
 
@@ -73,8 +90,8 @@ def register(subparsers: Any) -> None:
         help="run an approximation-error study (kernels x maps x samplers x feature counts)",
         description=(
             "Sweep kernels x maps x samplers x weights x feature counts x replications, write "
-            "results.csv, summary.json and convergence.png to --out, and print a table. With no "
-            "options it runs the built-in default study (under a minute on 2 cores). "
+            "results.csv, summary.json and a figure per metric to --out, and print a table. "
+            "With no options it runs the built-in default study (under a minute on 2 cores). "
             "results.csv is append-only and every row carries a checksum: an interrupted run "
             "loses at most the cell in progress, and --resume or --extend never rewrite a row. "
             "Exit status 2 for a wrong option, input or --out; 1 when the environment stopped "
@@ -99,9 +116,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--data",
         type=_names,
-        help="built-in data (normal, digits, qk, qk_unit) or a .npy file of shape (n, d)",
+        help="built-in data (normal, digits, qk, qk_unit) or a .npy or .csv file of shape (n, d)",
     )
-    p.add_argument("--n-points", type=int, help="number of data points n")
+    p.add_argument(
+        "--n-points",
+        type=_count_or_all,
+        help="number of data points n, or 'all' (files, digits): a seeded random subsample, "
+        "all rows of a smaller file",
+    )
     p.add_argument("--features", type=_ints, help="numbers of frequencies m, e.g. 16,32,64")
     p.add_argument(
         "--samplers", type=_names, help="mc,orthogonal,sorf,sobol,halton,lattice,spherical"
@@ -113,6 +135,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metric", type=_names, help="rel_fro,rel_spectral,max_abs,rownorm_fro")
     p.add_argument("--replications", type=int, help="independent randomizations per cell")
     p.add_argument("--level", type=float, help="confidence level of the intervals (0.95)")
+    p.add_argument(
+        "--baseline",
+        help="sampler the others are compared with at equal m (error ratio, features ratio; "
+        "default mc)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -153,7 +180,7 @@ def _show_store_warnings(show: Any) -> Any:
     """A ``warnings.showwarning`` printing store warnings on one line, others as ``show`` does."""
 
     def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-        if issubclass(category, StoreWarning):
+        if issubclass(category, StoreWarning | SmallDataWarning):
             print(f"kernelapprox study: warning: {message}", file=sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)
@@ -194,12 +221,13 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(to_json(summary) + "\n")
         return 0
-    print("\n\n".join(format_table(summary, metric) for metric in tables))
+    printed = [t for m in tables for t in (format_table(summary, m), format_comparison(summary, m))]
+    print("\n\n".join(t for t in printed if t))
     if summary["skipped"]:
         print(format_skipped(summary))
     resumed = f" ({result.cells_resumed} cells resumed from disk)" if result.cells_resumed else ""
     print(
         f"\n{result.cells_run} cells run{resumed}; wrote results.csv, summary.json and "
-        f"convergence.png to {Path(out)}/"
+        f"{', '.join(figure_name(m, spec.metrics) for m in spec.metrics)} to {Path(out)}/"
     )
     return 0

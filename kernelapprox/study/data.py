@@ -1,4 +1,4 @@
-"""Built-in data sets for studies, and ``.npy`` files.
+"""Built-in data sets for studies, and ``.npy`` / ``.csv`` files.
 
 ==============  =====================================================================
 ``normal``      ``n x d`` standard normal rows (``d = --dim``, default 8)
@@ -10,20 +10,43 @@
                 attention scaling ``1/sqrt(d)`` is split between q and k, DiJiang's
                 "x is usually normalized" assumption
 ``PATH.npy``    any float array of shape ``(n, d)``
+``PATH.csv``    comma-separated numbers, one row per line (a non-numeric first line is
+                taken as a header and skipped)
 ==============  =====================================================================
+
+Rows of a file (and of ``digits``) are a seeded random subsample (:data:`SUBSAMPLE`), never
+the first rows: files are often sorted (wine by class). ``n_points="all"`` takes every row; a
+set with fewer rows than ``n_points`` uses all of them, with a :class:`SmallDataWarning`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kernelapprox._validation import as_data_array, check_choice, check_positive_int, spawn
 
 BUILTIN = ("normal", "digits", "qk", "qk_unit")
+SYNTHETIC = ("normal", "qk", "qk_unit")
 DEFAULT_DIM = {"normal": 8, "qk": 64, "qk_unit": 64}
+FILE_SUFFIXES = (".npy", ".csv")
+#: How the rows of a file or of ``digits`` are chosen (part of a study's identity, so a
+#: stored study made under another rule is never resumed): a permutation drawn from the
+#: third child of the study seed; the first ``n`` permuted rows are the test rows, the next
+#: ``n`` the training rows of fitted weights.
+SUBSAMPLE = "seeded-permutation"
+
+
+class SmallDataWarning(UserWarning):
+    """The data set has fewer rows than ``n_points``: all of its rows are used."""
+
+
+def is_file(name: str) -> bool:
+    return name.endswith(FILE_SUFFIXES)
 
 
 def is_builtin(name: str) -> bool:
@@ -55,9 +78,47 @@ def _read_npy(name: str, *, mmap: bool = False) -> np.ndarray:
     return arr
 
 
+def _read_csv(name: str) -> np.ndarray:
+    """The numbers of a ``.csv`` file, shape ``(n, d)``; a non-numeric first line is a header."""
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {name!r} does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"data file {name!r} is not a UTF-8 text .csv file") from None
+    lines = [line for line in lines if line.strip()]
+
+    def numbers(line: str) -> list[float] | None:
+        try:
+            return [float(v) for v in line.split(",")]
+        except ValueError:
+            return None
+
+    rows = [numbers(line) for line in lines]
+    header = bool(rows) and rows[0] is None
+    for i, row in enumerate(rows[1:] if header else rows):
+        if row is None:
+            line = lines[i + header]
+            raise ValueError(
+                f"data file {name!r}: line {i + 1 + header} holds non-numbers: {line!r}"
+            )
+    rows = rows[1:] if header else rows
+    if not rows:
+        raise ValueError(f"data file {name!r} holds no rows of numbers")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise ValueError(f"data file {name!r}: rows of different lengths {sorted(widths)}")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _read_file(name: str, *, mmap: bool = False) -> np.ndarray:
+    return _read_npy(name, mmap=mmap) if name.endswith(".npy") else _read_csv(name)
+
+
 def content_sha256(name: str) -> str | None:
-    """SHA-256 of a ``.npy`` data file's bytes (its identity in a study), ``None`` if built in."""
-    if not name.endswith(".npy"):
+    """SHA-256 of a data file's bytes (its identity in a study), ``None`` if built in."""
+    if not is_file(name):
         return None
     digest = hashlib.sha256()
     with Path(name).open("rb") as fh:
@@ -72,36 +133,59 @@ def resolve_dim(name: str, dim: int | None) -> int:
         return dim if dim is not None else DEFAULT_DIM[name]
     if name == "digits":
         actual = 64
-    elif name.endswith(".npy"):
-        shape = _read_npy(name, mmap=True).shape
+    elif is_file(name):
+        shape = _read_file(name, mmap=True).shape
         if len(shape) != 2:
             raise ValueError(f"data file {name!r} must hold an array of shape (n, d), got {shape}")
         actual = shape[1]
     else:
         raise ValueError(
-            f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy; "
-            f"got {name!r}"
+            f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy "
+            f"or .csv; got {name!r}"
         )
     if dim is not None and dim != actual:
         raise ValueError(f"dim={dim} does not match data {name!r}, which has d={actual}")
     return actual
 
 
-def load_data(
-    name: str, *, n_points: int, dim: int | None = None, seed: int = 0, split: str = "test"
-) -> np.ndarray:
-    """Rows of a built-in data set or a ``.npy`` file, float64, shape ``(n, d)``.
+def check_n_points(n_points: Any) -> int | str:
+    """``n_points`` as a count >= 2 or ``"all"``; a ``ValueError`` naming it otherwise."""
+    if n_points == "all":
+        return "all"
+    if isinstance(n_points, str):
+        raise ValueError(f"n_points must be an integer >= 2 or 'all', got {n_points!r}")
+    return check_positive_int(n_points, "n_points", minimum=2)
 
-    ``n_points`` takes the first ``n`` rows (file and digits) or draws ``n`` rows (synthetic
-    sets, seeded). ``dim`` sets ``d`` for synthetic sets and must match the data otherwise.
-    ``split="train"`` gives a disjoint sample of the same size for fitting weights: the next
-    ``n`` rows of a file, or an independent draw of a synthetic set.
+
+def load_data(
+    name: str,
+    *,
+    n_points: int | str,
+    dim: int | None = None,
+    seed: int = 0,
+    split: str = "test",
+    fitted: bool = False,
+) -> np.ndarray:
+    """Rows of a built-in data set or a ``.npy``/``.csv`` file, float64, shape ``(n, d)``.
+
+    Synthetic sets draw ``n_points`` rows (seeded). Files and ``digits`` give a seeded random
+    subsample (:data:`SUBSAMPLE`) of ``n_points`` rows, or all rows for ``"all"``; a set
+    with fewer rows than asked uses all of them (:class:`SmallDataWarning`). ``dim`` sets
+    ``d`` for synthetic sets and must match the data otherwise. With ``fitted=True`` the
+    study also fits weights: ``split="train"`` gives a disjoint sample of the same size (the
+    next rows of the permutation, or an independent draw of a synthetic set), and a set
+    with fewer than ``2 * n_points`` rows is split in halves.
     """
-    n_points = check_positive_int(n_points, "n_points")
+    n_points = check_n_points(n_points)
     check_choice(split, "split", ("test", "train"))
     if dim is not None:
         dim = check_positive_int(dim, "dim")
-    if name in ("normal", "qk", "qk_unit"):
+    if name in SYNTHETIC:
+        if n_points == "all":
+            raise ValueError(
+                f"n_points='all' needs a data set with rows; {name!r} is drawn at random: "
+                "give a number of points"
+            )
         d = dim if dim is not None else DEFAULT_DIM[name]
         test_child, train_child = spawn(seed, 2)
         child = test_child if split == "test" else train_child
@@ -113,19 +197,39 @@ def load_data(
         from sklearn.datasets import load_digits
 
         X = load_digits().data / 16.0
-    elif name.endswith(".npy"):
-        X = as_data_array(_read_npy(name), f"data file {name}")
+    elif is_file(name):
+        X = as_data_array(_read_file(name), f"data file {name}")
     else:
         raise ValueError(
-            f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy; "
-            f"got {name!r}"
+            f"data must be one of {', '.join(map(repr, BUILTIN))} or a path ending in .npy "
+            f"or .csv; got {name!r}"
         )
     if dim is not None and dim != X.shape[1]:
         raise ValueError(f"dim={dim} does not match data {name!r}, which has d={X.shape[1]}")
-    start = 0 if split == "test" else n_points
-    if start + n_points > X.shape[0]:
-        need = "2 * n_points (fitted weights train on a disjoint sample)" if start else "n_points"
+    return X[subsample_rows(name, X.shape[0], n_points, seed, split, fitted)].copy()
+
+
+def subsample_rows(
+    name: str, rows: int, n_points: int | str, seed: int, split: str, fitted: bool
+) -> np.ndarray:
+    """Indices (increasing) of the rows :func:`load_data` takes from a set of ``rows`` rows."""
+    parts = 2 if fitted else 1
+    n = rows // parts if n_points == "all" else n_points
+    if min(n, rows // parts) < 2:
+        halves = " (fitted weights need two disjoint halves)" if fitted else ""
         raise ValueError(
-            f"data {name!r} has {X.shape[0]} rows, fewer than {need}={start + n_points}"
+            f"data {name!r} has {rows} row{'s' if rows != 1 else ''}: too few for a study "
+            f"(2 points at least{halves})"
         )
-    return X[start : start + n_points].copy()
+    if n * parts > rows:
+        n = rows // parts
+        need = "2 * n_points (fitted weights train on a disjoint sample)" if fitted else "n_points"
+        warnings.warn(
+            f"data {name!r} has {rows} rows, fewer than {need}={n_points * parts}: using "
+            f"{n * parts} rows" + (" (two halves)" if fitted else " (all of them)"),
+            SmallDataWarning,
+            stacklevel=3,
+        )
+    order = np.random.default_rng(spawn(seed, 3)[2]).permutation(rows)
+    start = 0 if split == "test" else n
+    return np.sort(order[start : start + n])

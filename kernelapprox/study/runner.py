@@ -33,7 +33,7 @@ from kernelapprox.estimators.predictions import predicted_relative_rmse
 from kernelapprox.features import make
 from kernelapprox.kernels import Kernel, make_kernel, median_pairwise_distance
 from kernelapprox.study.data import load_data
-from kernelapprox.study.spec import Cell, StudySpec
+from kernelapprox.study.spec import LAPLACIAN_MEDIAN, Cell, StudySpec
 from kernelapprox.study.store import COLUMNS, ResultStore, check_out, open_store
 
 __all__ = ["COLUMNS", "Dataset", "StudyRun", "run_cell", "run_study", "single_threaded"]
@@ -91,8 +91,9 @@ class Dataset:
 
 def _resolve_kernel(name: str, X: np.ndarray, spec: StudySpec) -> Kernel:
     length_scale = spec.length_scale
-    if length_scale == "median":
-        length_scale = median_pairwise_distance(X)
+    if length_scale == "median":  # in the kernel's own distance
+        metric = LAPLACIAN_MEDIAN if name == "laplacian" else "euclidean"
+        length_scale = median_pairwise_distance(X, metric=metric)
     scale = spec.kernel_scale
     if scale == "inv_sqrt_dim":
         scale = 1.0 / np.sqrt(X.shape[1])
@@ -148,12 +149,16 @@ def _load_datasets(cells: list[Cell], spec: StudySpec) -> dict[tuple[str, int], 
     for cell in cells:
         key = (cell.data, cell.dim)
         if key not in datasets:
-            X = load_data(cell.data, n_points=spec.n_points, dim=cell.dim, seed=spec.seed)
+            fitted = "fitted" in spec.weights
+            X = load_data(
+                cell.data, n_points=spec.n_points, dim=cell.dim, seed=spec.seed, fitted=fitted
+            )
             X_train = None
-            if "fitted" in spec.weights:
+            if fitted:
                 X_train = load_data(
-                    cell.data, n_points=spec.n_points, dim=cell.dim, seed=spec.seed, split="train"
-                )
+                    cell.data, n_points=spec.n_points, dim=cell.dim, seed=spec.seed,
+                    split="train", fitted=True,
+                )  # fmt: skip
             datasets[key] = Dataset(cell.data, X, X_train)
         ds = datasets[key]
         if cell.kernel not in ds.kernels:

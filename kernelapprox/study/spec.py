@@ -21,7 +21,15 @@ from kernelapprox.estimators.gram import METRICS
 from kernelapprox.features import MAPS, incompatibility
 from kernelapprox.kernels import KERNELS
 from kernelapprox.sampling import SAMPLERS
-from kernelapprox.study.data import BUILTIN, content_sha256, resolve_dim
+from kernelapprox.study.data import (
+    BUILTIN,
+    SUBSAMPLE,
+    SYNTHETIC,
+    check_n_points,
+    content_sha256,
+    is_file,
+    resolve_dim,
+)
 
 WEIGHTS = ("uniform", "box", "fitted")
 #: Sweep axes: growing one (``--extend``) adds cells and keeps every stored row valid.
@@ -34,7 +42,10 @@ OPTION = {
     "weights": "--weights", "dims": "--dim", "features": "--features", "metrics": "--metric",
     "length_scale": "--length-scale", "kernel_scale": "--scale", "n_points": "--n-points",
     "seed": "--seed", "replications": "--replications", "data_sha256": "--data",
+    "rules": "--n-points/--length-scale",
 }  # fmt: skip
+#: How the laplacian kernel's median length scale is measured (its own L1 distance).
+LAPLACIAN_MEDIAN = "cityblock"
 LENGTH_SCALE_RULES = ("median",)
 KERNEL_SCALE_RULES = ("inv_sqrt_dim",)
 
@@ -80,7 +91,8 @@ class StudySpec:
     length_scale: float | str = "median"
     kernel_scale: float | str = 1.0
     dims: list[int | None] = field(default_factory=lambda: [None])
-    n_points: int = 400
+    #: rows per data set, or ``"all"`` (files and digits); a smaller set uses all its rows
+    n_points: int | str = 400
     maps: list[str] = field(default_factory=lambda: ["sincos", "positive"])
     samplers: list[str] = field(default_factory=lambda: ["mc", "orthogonal", "sobol", "halton"])
     weights: list[str] = field(default_factory=lambda: ["uniform"])
@@ -89,6 +101,8 @@ class StudySpec:
     replications: int = 5
     seed: int = 0
     level: float = 0.95
+    #: the sampler every other sampler is compared with (summary only, like ``level``)
+    baseline: str = "mc"
 
     def validate(self) -> StudySpec:
         for name, values, allowed in (
@@ -103,10 +117,14 @@ class StudySpec:
             for v in values:
                 check_choice(v, name, allowed)
         if not self.data:
-            raise ValueError(f"data must name a built-in set ({', '.join(BUILTIN)}) or a .npy file")
+            raise ValueError(
+                f"data must name a built-in set ({', '.join(BUILTIN)}) or a .npy/.csv file"
+            )
         for name in self.data:
             if not isinstance(name, str) or not name or any(c in name for c in "\r\n\0"):
-                raise ValueError(f"data must be a name or a .npy path on one line, got {name!r}")
+                raise ValueError(
+                    f"data must be a name or a .npy/.csv path on one line, got {name!r}"
+                )
         if isinstance(self.length_scale, str):
             check_choice(self.length_scale, "length_scale", LENGTH_SCALE_RULES)
         elif not (np.isfinite(self.length_scale) and self.length_scale > 0):
@@ -120,11 +138,18 @@ class StudySpec:
         for d in self.dims:
             if d is not None:
                 check_positive_int(d, "dim")
-        check_positive_int(self.n_points, "n_points", minimum=2)
+        self.n_points = check_n_points(self.n_points)
+        if self.n_points == "all" and any(d in SYNTHETIC for d in self.data):
+            drawn = ", ".join(d for d in self.data if d in SYNTHETIC)
+            raise ValueError(
+                f"n_points='all' needs data sets with rows; {drawn} are drawn at random: "
+                "give a number of points"
+            )
         check_positive_int(self.replications, "replications")
         check_positive_int(self.seed, "seed", minimum=0)
         if not 0 < self.level < 1:
             raise ValueError(f"level must be in (0, 1), got {self.level}")
+        check_choice(self.baseline, "baseline", SAMPLERS)
         if not self.cells()[0]:
             reasons = "; ".join(sorted(set(self.cells()[1].values())))
             raise ValueError(f"no cell of this study can run: {reasons}")
@@ -152,8 +177,13 @@ class StudySpec:
         This is what ``spec.json`` stores and what ``--resume`` compares: the sweep axes
         (:data:`AXES`, as sorted lists without repeats, since neither order nor repeats
         change the rows), :data:`FIXED` options, ``replications`` and, for each ``.npy``
-        data file, the SHA-256 of its bytes (``data_sha256``). ``level`` is not part of
-        it: it changes only the summary, which is recomputed from the rows on every run.
+        data file, the SHA-256 of its bytes (``data_sha256``), and ``rules``: how rows are
+        subsampled from files and digits (:data:`~kernelapprox.study.data.SUBSAMPLE`) and
+        how the Laplacian's median length scale is measured (:data:`LAPLACIAN_MEDIAN`), for
+        the studies they apply to (a study stored under older rules is not resumed; a study
+        to which neither applies keeps the identity it always had). ``level`` and ``baseline``
+        are not part of it: they change only the summary, which is recomputed from the rows
+        on every run.
         """
         ident: dict[str, Any] = {}
         for name in AXES:
@@ -162,12 +192,20 @@ class StudySpec:
         for name in FIXED:
             ident[name] = getattr(self, name)
         ident["replications"] = self.replications
-        ident["data_sha256"] = {d: content_sha256(d) for d in ident["data"] if d.endswith(".npy")}
+        ident["data_sha256"] = {d: content_sha256(d) for d in ident["data"] if is_file(d)}
+        rules = {}
+        if any(d not in SYNTHETIC for d in ident["data"]):
+            rules["subsample"] = SUBSAMPLE
+        if "laplacian" in ident["kernels"] and self.length_scale == "median":
+            rules["laplacian_median"] = LAPLACIAN_MEDIAN
+        if rules:
+            ident["rules"] = rules
         return ident
 
     @classmethod
     def from_identity(cls, identity: dict[str, Any], **options: Any) -> StudySpec:
-        """The spec whose :meth:`identity` is ``identity``; ``options`` set the rest (level)."""
+        """The spec whose :meth:`identity` is ``identity``; ``options`` set the rest (level,
+        baseline)."""
         fields = {name: identity[name] for name in (*AXES, *FIXED, "replications")}
         return cls(**fields, **options)
 

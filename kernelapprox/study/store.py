@@ -83,6 +83,11 @@ class StoreBusy(EnvironmentFailure):
     """Another run holds the lock on the study's folder."""
 
 
+def figure_name(metric: str, metrics: list[str]) -> str:
+    """File name of one metric's figure: ``convergence.png`` for the first metric."""
+    return "convergence.png" if metric == metrics[0] else f"convergence_{metric}.png"
+
+
 def encode_row(row: dict[str, Any]) -> bytes:
     """One line of ``results.csv``: the tidy fields, their CRC-32, and the terminator."""
     fields = [row[k] for k in COLUMNS[:-1]] + [repr(float(row["value"]))]
@@ -125,7 +130,7 @@ def differences(stored: dict[str, Any], new: dict[str, Any], *, extend: bool) ->
     the content of data files already in the study) must be equal.
     """
     problems = []
-    for name in (*AXES, *FIXED, "replications"):
+    for name in (*AXES, *FIXED, "replications", "rules"):
         old, now = stored.get(name), new.get(name)
         if old == now:
             continue
@@ -137,6 +142,13 @@ def differences(stored: dict[str, Any], new: dict[str, Any], *, extend: bool) ->
         ):
             continue
         if extend and name == "replications" and isinstance(old, int) and now > old:
+            continue
+        if name == "rules":
+            problems.append(
+                f"rules (how data rows are subsampled, how the Laplacian's median length scale "
+                f"is measured): stored {old!r}, now {now!r}; the stored rows were computed "
+                "under other rules (an older kernelapprox): rerun into a new --out"
+            )
             continue
         how = " (--extend only adds values)" if extend and name in AXES else ""
         how = " (--extend only adds replications)" if extend and name == "replications" else how
@@ -347,7 +359,8 @@ def open_store(
     with locked(out):
         stored = _check_state(store, resume=resume, extend=extend)  # again, now authoritative
         try:
-            for name in ("spec.json", "results.csv", "summary.json", "convergence.png"):
+            figures = [figure_name(m, spec.metrics) for m in spec.metrics]
+            for name in ("spec.json", "results.csv", "summary.json", *figures):
                 remove_stale_temporaries(out / name)  # left by a run killed mid-write
             if stored != identity:
                 atomic_write(store.spec_file, _spec_document(identity))

@@ -368,7 +368,7 @@ def test_preset_and_order_on_resume(tmp_path, reference, capsys):
     out = tmp_path / "preset"
     copy_study(ref, out, ref_bytes)
     assert study(out, "--resume", "--preset", "avron") == 2  # the options override it but data
-    assert "data (--data): stored ['normal'], given ['digits']" in capsys.readouterr().err
+    assert "data (--data): stored ['normal'], given ['digits', 'normal']" in capsys.readouterr().err
     assert main(["study", "--out", str(out), "--resume", "--preset", "avron",
                  "--no-progress"]) == 2  # fmt: skip
     err = capsys.readouterr().err

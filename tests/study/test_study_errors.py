@@ -43,9 +43,9 @@ def bad_inputs(tmp_path):
     nan[4, 1] = np.nan
     return {
         "too few rows for --n-points": (
-            ["--data", npy(tmp_path, "few.npy", rng.normal(size=(10, 3)))],
+            ["--data", npy(tmp_path, "few.npy", rng.normal(size=(1, 3)))],  # fewer use all rows
             2,
-            "fewer than",
+            "too few for a study",
         ),
         "NaN data": (["--data", npy(tmp_path, "nan.npy", nan)], 2, "NaN"),
         "complex data": (
@@ -62,9 +62,9 @@ def bad_inputs(tmp_path):
         "no rows": (["--data", npy(tmp_path, "z.npy", np.zeros((0, 3)))], 2, "at least one row"),
         "one-dimensional data": (["--data", npy(tmp_path, "v.npy", np.ones(30))], 2, "shape"),
         "fitted weights with too few rows": (
-            ["--data", npy(tmp_path, "fit.npy", rng.normal(size=(30, 3))), "--weights", "fitted"],
+            ["--data", npy(tmp_path, "fit.npy", rng.normal(size=(3, 3))), "--weights", "fitted"],
             2,
-            "2 * n_points",
+            "two disjoint halves",
         ),
         "missing data file": (["--data", str(tmp_path / "missing.npy")], 2, "does not exist"),
         "data name on two lines": (["--data", "a\nb.npy"], 2, "one line"),
