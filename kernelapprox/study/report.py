@@ -431,6 +431,20 @@ def _tick_label(value: float, _pos: Any = None) -> str:
 
 
 def plot_convergence(summary: dict[str, Any], path: str | Path, metric: str | None = None) -> Path:
+    """Save :func:`convergence_figure` of ``metric`` (default the first) to ``path``."""
+    fig = convergence_figure(summary, metric)  # selects the Agg backend first
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:  # keeps the extension: savefig infers the format
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def convergence_figure(summary: dict[str, Any], metric: str | None = None) -> Any:
     """Log-log convergence curves of one metric, one panel per (data, kernel, dim, map).
 
     Each sampler keeps one colour and marker (:data:`SAMPLER_STYLE`) everywhere; weights
@@ -527,13 +541,7 @@ def plot_convergence(summary: dict[str, Any], path: str | Path, metric: str | No
     labels = sorted(legend, key=lambda k: order[k])
     fig.legend([legend[k] for k in labels], labels, loc="outside lower center",
                ncol=min(6, len(legend)), fontsize=8, frameon=False)  # fmt: skip
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:  # keeps the extension: savefig infers the format
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return fig
 
 
 def write_outputs(run: StudyRun, out: str | Path) -> dict[str, Any]:

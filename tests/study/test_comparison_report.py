@@ -1,5 +1,6 @@
 """The study summary's comparisons: against the baseline, against analytic RMS predictions."""
 
+import json
 import warnings
 
 import numpy as np
@@ -127,3 +128,65 @@ def test_heavy_tailed_maps_warn_about_too_few_replications(run):
     assert all(c["too_few_replications"] and c["replications_needed"] >= 375 for c in positive)
     assert not any("too_few_replications" in c for c in summary["curves"] if c["map"] == "sincos")
     assert "heavy-tailed" in format_table(summary)
+
+
+def test_figures_keep_sampler_styles_positive_bands_and_guides(run):
+    import matplotlib.pyplot as plt
+
+    from kernelapprox.study.report import SAMPLER_STYLE, convergence_figure
+
+    summary = summarize(run)
+    low = next(c for c in summary["cells"] if c["metric"] == "max_abs")
+    low["ci_low"] = -0.5  # an interval that would stretch a log axis is never drawn
+    colors = {}
+    for metric in ("rel_fro", "max_abs"):
+        fig = convergence_figure(summary, metric)
+        try:
+            axes = [ax for ax in fig.axes if ax.get_visible()]
+            assert len(axes) == 2  # a panel per map
+            for ax in axes:
+                bottom, top = ax.get_ylim()
+                assert 1e-4 < bottom < top < 1e3  # the bug: 1e-315 .. 1e13
+                assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "16", "32"]
+                guides = [ln for ln in ax.get_lines() if ln.get_color() == "0.45"]
+                assert len(guides) == 2  # m^-1/2 and m^-1
+                for ln in ax.get_lines():
+                    if ln.get_color() != "0.45":
+                        colors.setdefault(ln.get_marker(), set()).add(ln.get_color())
+            legend = [t.get_text() for t in fig.legends[0].get_texts()]
+            assert legend == ["mc", "orthogonal", "sobol", "rate m^-1/2", "rate m^-1"]
+        finally:
+            plt.close(fig)
+    # one colour per marker (sampler) across panels and figures, the table's fixed styles
+    assert all(len(c) == 1 for c in colors.values())
+    assert colors[SAMPLER_STYLE["sobol"][1]] == {SAMPLER_STYLE["sobol"][0]}
+
+
+def test_a_figure_per_metric(tmp_path):
+    from kernelapprox.cli import main
+
+    out = tmp_path / "s"
+    argv = ["study", "--out", str(out), "--maps", "sincos", "--samplers", "mc,sobol",
+            "--n-points", "30", "--features", "8,16", "--replications", "2", "--no-progress",
+            "--metric", "rel_fro,max_abs", "--baseline", "sobol"]  # fmt: skip
+    assert main(argv) == 0
+    for name in ("convergence.png", "convergence_max_abs.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_prints_the_comparison_and_takes_all_rows(tmp_path, capsys):
+    from kernelapprox.cli import main
+
+    data = tmp_path / "d.csv"
+    data.write_text("\n".join(f"{i % 7},{i % 5},{i % 3}" for i in range(50)) + "\n")
+    argv = ["study", "--out", str(tmp_path / "s"), "--data", str(data), "--n-points", "all",
+            "--maps", "sincos", "--samplers", "mc,sobol", "--features", "8,16",
+            "--replications", "3", "--no-progress", "--metric", "rel_fro"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rel_fro against mc" in printed and "features ratio" in printed
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["datasets"][0]["n_points"] == 50 and summary["baseline"] == "mc"
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses the option value
+        main([*argv, "--n-points", "many"])
+    assert exit_.value.code == 2 and "'all'" in capsys.readouterr().err
