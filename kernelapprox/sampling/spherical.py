@@ -22,9 +22,10 @@ class Spherical(Sampler):
 
     Parameters
     ----------
-    points : PointSetSampler, default scrambled :class:`Sobol`
+    points : PointSetSampler or its name, default scrambled :class:`Sobol`
         The randomized point set; its first coordinate gives the radius
-        ``r = F_{chi_d}^{-1}(u_0)``.
+        ``r = F_{chi_d}^{-1}(u_0)``. A name is one of ``"mc"``, ``"sobol"``, ``"halton"``,
+        ``"lattice"``.
     directions : {"qmc", "orthogonal"}
         ``"qmc"``: ``v = Phi^{-1}(u_{1:d}) / |Phi^{-1}(u_{1:d})|`` from the remaining ``d``
         coordinates of the same point set; ``"orthogonal"``: rows of independent Haar
@@ -34,7 +35,18 @@ class Spherical(Sampler):
     name = "spherical"
     needs_rotation_invariance = True
 
-    def __init__(self, *, points: PointSetSampler | None = None, directions: str = "qmc") -> None:
+    def __init__(
+        self, *, points: PointSetSampler | str | None = None, directions: str = "qmc"
+    ) -> None:
+        if isinstance(points, str):
+            from kernelapprox.sampling import make_sampler
+
+            points = make_sampler(points)
+        if points is not None and not isinstance(points, PointSetSampler):
+            raise ValueError(
+                "points must be a point set ('mc', 'sobol', 'halton', 'lattice' or a "
+                f"PointSetSampler), got {getattr(points, 'name', points)!r}"
+            )
         self.points = points if points is not None else Sobol()
         self.directions = check_choice(directions, "directions", ("qmc", "orthogonal"))
 
