@@ -110,7 +110,7 @@ def test_a_negative_seed_is_a_one_line_user_error(path, _parser, capsys, monkeyp
     parser = cli.build_parser()
     leaf = leaf_commands(parser)[[p for p, _ in LEAVES].index(path)][1]
     leaf.set_defaults(func=must_not_run)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda load=None: parser)
     assert cli.main([*path, "--seed", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"kernelapprox {path[0]}: error: --seed must be an integer >= 0, got -1"]

@@ -37,15 +37,16 @@ import errno
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 from kernelapprox.cli._text import PlainHelpFormatter
 from kernelapprox.errors import EnvironmentFailure
 
-#: (command name, module that defines ``register``); modules are imported lazily so that
-#: ``kernelapprox --help`` stays fast and a command's heavy imports load only when used.
+#: (command name, module that defines ``register``). :func:`main` imports only the module of
+#: the command given, so ``kernelapprox --help`` and ``--version`` import none of them (they
+#: import torch and scipy) and a command's heavy imports load only when it runs.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("study", "kernelapprox.cli.study"),
     ("verify", "kernelapprox.cli.verify"),
@@ -54,6 +55,16 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("convert", "kernelapprox.cli.convert"),
     ("compress", "kernelapprox.cli.compress"),
 )
+#: The one-line help of each command, listed by ``kernelapprox --help`` without importing the
+#: command's module; each module's ``register`` passes its own line as ``help=``.
+SUMMARIES: dict[str, str] = {
+    "study": "run an approximation-error study (kernels x maps x samplers x feature counts)",
+    "verify": "run every claim in proofs/ and print its verdict",
+    "dynamics": "training-dynamics experiments (invariant subspace, completion, depth, EST)",
+    "bench": "attention speed, memory and error against torch SDPA and other peers",
+    "convert": "convert all-MiniLM-L6-v2 to feature attention, distill, report agreement",
+    "compress": "model compression (nested quantization, pruning) with its error measured",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +77,29 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Version(argparse.Action):
+    """``--version``: print ``kernelapprox VERSION`` and exit; the version (package metadata)
+    is read only then, so that building the parser for ``--help`` does not pay for it."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("help", "show the version and exit")
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from kernelapprox import __version__
+
+        print(f"kernelapprox {__version__}")
+        parser.exit()
 
 
 #: ``OSError`` numbers that mean "this path names the wrong thing" (a user error, status 2);
@@ -171,24 +205,39 @@ def check_out_file(value: str | os.PathLike[str] | None, option: str) -> Path | 
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from kernelapprox import __version__
+def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``kernelapprox`` parser with every command of :data:`COMMANDS`.
 
+    ``load``: the commands whose modules are imported and registered in full; the others get
+    a placeholder parser that only lists them (name and :data:`SUMMARIES` line) in ``--help``.
+    ``None`` (the default) loads every command.
+    """
     parser = _Parser(
         prog="kernelapprox",
         description="Approximate kernels with random features and verify the theory behind them.",
     )
-    parser.add_argument("--version", action="version", version=f"kernelapprox {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for _name, module in COMMANDS:
-        importlib.import_module(module).register(sub)
+    for name, module in COMMANDS:
+        if load is None or name in load:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES.get(name))
     return parser
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: its first word that is not an option (the top-level
+    options, ``--help`` and ``--version``, take no value), else ``None``."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from kernelapprox.cli._common import check_common_options, deprecations_on_stderr
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_in(argv)
+    parser = build_parser(load=() if command is None else (command,))
     with deprecations_on_stderr():
         args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

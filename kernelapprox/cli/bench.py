@@ -24,6 +24,7 @@ from kernelapprox._validation import (
     check_positive_float,
     check_positive_int,
 )
+from kernelapprox.cli import SUMMARIES
 from kernelapprox.cli._common import add_common_options
 
 
@@ -85,7 +86,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="attention speed, memory and error against torch SDPA and other peers",
+        help=SUMMARIES["bench"],
         description=__doc__,
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")

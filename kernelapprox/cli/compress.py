@@ -14,6 +14,8 @@ import importlib
 import importlib.util
 from typing import Any
 
+from kernelapprox.cli import SUMMARIES
+
 #: (method, module defining ``register``); a module not yet present is left out.
 METHODS: tuple[tuple[str, str], ...] = (
     ("quantize", "kernelapprox.cli.compress_quantize"),
@@ -24,7 +26,7 @@ METHODS: tuple[tuple[str, str], ...] = (
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "compress",
-        help="model compression (nested quantization, pruning) with its error measured",
+        help=SUMMARIES["compress"],
         description=__doc__.split("\n\n")[0],
     )
     methods = p.add_subparsers(dest="method", metavar="METHOD", parser_class=type(p))

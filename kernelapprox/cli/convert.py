@@ -11,6 +11,7 @@ import argparse
 import time
 from typing import Any
 
+from kernelapprox.cli import SUMMARIES
 from kernelapprox.cli._common import DeprecatedAlias, add_common_options
 
 #: The maps the experiment can convert to (the same tuple as the experiment's ``MAPS``,
@@ -66,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "convert",
-        help="convert all-MiniLM-L6-v2 to feature attention, distill, report agreement",
+        help=SUMMARIES["convert"],
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--maps", nargs="+", default=["dct", "positive", "dct_released"],

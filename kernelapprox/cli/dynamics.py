@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kernelapprox.cli import SUMMARIES
 from kernelapprox.cli._common import add_common_options
 
 EXPERIMENTS = ("theorem", "completion", "depth", "est")
@@ -26,7 +27,7 @@ EXPERIMENTS = ("theorem", "completion", "depth", "est")
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "dynamics",
-        help="low-rank subspace dynamics experiments (invariant subspace, compression, completion)",
+        help=SUMMARIES["dynamics"],
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument(

@@ -10,15 +10,19 @@ only with ``--strict``; 2 for bad options, e.g. an unknown ``--only`` name.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
+from types import ModuleType
 
+from kernelapprox.cli import SUMMARIES
 from kernelapprox.cli._common import add_common_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "verify",
-        help="run every claim in proofs/ and print its verdict",
+        help=SUMMARIES["verify"],
         description=(
             "Run the machine-checked claims of the proofs/ catalogue (sympy proofs and "
             "seeded numerical experiments) and print claim, source, method, verdict, "
@@ -59,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+def catalogue_package() -> ModuleType:
+    """The claim catalogue: ``kernelapprox.proofs`` where the wheel installed it, else the
+    checkout's top-level ``proofs`` (an editable install or a source tree)."""
+    name = "kernelapprox.proofs" if importlib.util.find_spec("kernelapprox.proofs") else "proofs"
+    return importlib.import_module(name)
+
+
 def _names(only: list[str] | None) -> list[str] | None:
     if only is None:
         return None
@@ -66,14 +77,14 @@ def _names(only: list[str] | None) -> list[str] | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    import proofs
     from kernelapprox._io import atomic_write
     from kernelapprox.cli import check_out_dir
-    from proofs import _registry
+
+    proofs = catalogue_package()
 
     out = check_out_dir(args.out)
     check_out_dir(args.write_docs, "--write-docs")
-    claims = _registry.select(_names(args.only), family=args.family)
+    claims = proofs.select(_names(args.only), family=args.family)
     if args.list:
         for claim in claims:
             print(f"{claim.name:32s} {claim.family:16s} {claim.method:10s} {claim.title}")
