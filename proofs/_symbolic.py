@@ -10,13 +10,21 @@ which :func:`normal_mgf_lemma` proves by sympy integration against the normal de
 expression is rewritten into exponentials, expanded into a sum of terms
 :math:`c \\, e^{\\beta + \\sum_j \\alpha_j w_j}` (anything else raises), and by independence
 and linearity each term has expectation :math:`c \\, e^{\\beta + \\sum_j \\alpha_j^2 / 2}`.
+
+A symbolic claim proves a closed form *and* checks that the package computes it:
+:func:`package_gap` turns the derived expression into a function (``sympy.lambdify`` on mpmath
+at 30 digits) and compares it with the package function on a grid of inputs;
+:func:`residual_verdict` holds only when every residual is 0 and every such gap is at most
+:data:`AGREEMENT_RTOL`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import mpmath
+import numpy as np
 import sympy as sp
 
 from ._core import Verdict
@@ -105,13 +113,74 @@ def dot(u: Sequence[sp.Expr], v: Sequence[sp.Expr]) -> sp.Expr:
     return sum((a * b for a, b in zip(u, v, strict=True)), sp.Integer(0))
 
 
-def residual_verdict(residuals: dict[str, sp.Expr], detail: str, **evidence: object) -> Verdict:
-    """``holds`` when every residual is exactly 0, else ``fails`` naming the nonzero ones."""
+#: Largest relative gap allowed between a derived closed form and the package function that
+#: implements it (both are fp64 evaluations of the same formula, to within rounding).
+AGREEMENT_RTOL = 1e-12
+
+
+def input_grid(n_points: int, n_inputs: int, *, low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """A fixed grid of ``n_points`` inputs in ``[low, high)^n_inputs`` (seeded, reproducible)."""
+    return np.random.default_rng(20240101 + n_inputs).uniform(low, high, (n_points, n_inputs))
+
+
+def package_gap(
+    expr: sp.Expr,
+    symbols: Sequence[sp.Symbol],
+    points: np.ndarray,
+    package: Callable[[np.ndarray], np.ndarray],
+) -> float:
+    """Largest relative gap between the derived ``expr`` and ``package`` on ``points``.
+
+    ``expr`` is lambdified over ``symbols`` and evaluated with mpmath at 30 digits (a reference
+    free of fp64 cancellation); ``package(points)`` must return one value per row of
+    ``points`` (shape ``(n, len(symbols))``). The gap is
+    :math:`\\max_i |f_i - g_i| / \\max(|f_i|, 10^{-300})`; non-finite package values give
+    ``inf``.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    f = sp.lambdify(tuple(symbols), expr, modules="mpmath")
+    with mpmath.workdps(30):
+        exact = np.array(
+            [float(mpmath.re(f(*(mpmath.mpf(float(v)) for v in row)))) for row in points]
+        )
+    got = np.asarray(package(points), dtype=np.float64).reshape(-1)
+    if got.shape != exact.shape or not np.all(np.isfinite(got)):
+        return float("inf")
+    return float(np.max(np.abs(got - exact) / np.maximum(np.abs(exact), 1e-300)))
+
+
+def residual_verdict(
+    residuals: dict[str, sp.Expr],
+    detail: str,
+    *,
+    package_gaps: dict[str, float] | None = None,
+    **evidence: object,
+) -> Verdict:
+    """``holds`` when every residual is exactly 0 and the package agrees with the closed forms.
+
+    ``package_gaps`` maps "package function vs closed form" to :func:`package_gap`; each must
+    be at most :data:`AGREEMENT_RTOL`. Otherwise ``fails``, naming what disagrees.
+    """
+    gaps = dict(package_gaps or {})
     nonzero = {k: v for k, v in residuals.items() if v != 0}
+    off = {k: v for k, v in gaps.items() if not v <= AGREEMENT_RTOL}
     if nonzero:
         summary = "nonzero residual: " + "; ".join(f"{k} = {v}" for k, v in nonzero.items())
+    elif off:
+        summary = "the package disagrees with the closed form: " + "; ".join(
+            f"{k}: relative gap {v:.2e} > {AGREEMENT_RTOL:.0e}" for k, v in off.items()
+        )
     else:
         summary = f"all {len(residuals)} residuals simplify to 0 ({detail})"
+        if gaps:
+            summary += (
+                f"; the package agrees with the closed form to {max(gaps.values()):.1e} "
+                f"relative ({len(gaps)} functions)"
+            )
     return Verdict.decide(
-        not nonzero, summary, residuals={k: str(v) for k, v in residuals.items()}, **evidence
+        not nonzero and not off,
+        summary,
+        residuals={k: str(v) for k, v in residuals.items()},
+        package_gaps=gaps,
+        **evidence,
     )

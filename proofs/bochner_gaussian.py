@@ -27,14 +27,17 @@ residual against $e^{-\|\Delta\|^2/2}$ is simplified to 0.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from ._core import Claim, Verdict, docstring_section
 from ._symbolic import (
     dot,
     expect_normal,
+    input_grid,
     normal_density,
     normal_mgf_lemma,
+    package_gap,
     residual,
     residual_verdict,
     vector,
@@ -51,13 +54,25 @@ def run(*, thorough: bool = False) -> Verdict:
         "1-D E[cos(w delta)] - exp(-delta^2/2)": residual(cos_1d, sp.exp(-(delta**2) / 2)),
         "1-D E[sin(w delta)]": sp.simplify(sin_1d),
     }
+    from kernelapprox import kernels
+
+    gaussian = kernels.Gaussian(1.0)
     dims = (1, 2, 3, 4) if thorough else (1, 2, 3)
+    gaps = {}
     for d in dims:
         ws, deltas = vector("w", d), vector("D", d)
         expectation = expect_normal(sp.cos(dot(ws, deltas)), ws)
         target = sp.exp(-dot(deltas, deltas) / 2)
         residuals[f"d={d} E[cos(w.D)] - exp(-|D|^2/2)"] = residual(expectation, target)
-    return residual_verdict(residuals, f"d = {', '.join(map(str, dims))}")
+        # the package's Gaussian kernel at pairs (y + D, y) against the derived E[cos(w.D)]
+        grid, y = input_grid(24, d, low=-1.5, high=1.5), input_grid(24, d) * 0.7
+        gaps[f"d={d} Gaussian.paired"] = package_gap(
+            expectation, deltas, grid, lambda p, y=y: gaussian.paired(p + y, y)
+        )
+        gaps[f"d={d} Gaussian Gram diagonal"] = package_gap(
+            expectation, deltas, grid, lambda p, y=y: np.diag(gaussian(p + y, y))
+        )
+    return residual_verdict(residuals, f"d = {', '.join(map(str, dims))}", package_gaps=gaps)
 
 
 CLAIM = Claim(
@@ -70,5 +85,5 @@ CLAIM = Claim(
     family="random_features",
     run=run,
     module=__name__,
-    verifies=("kernelapprox.kernels", "kernelapprox.features"),
+    verifies=("kernelapprox.kernels.Kernel.paired", "kernelapprox.kernels.Gaussian._unit_gram"),
 )

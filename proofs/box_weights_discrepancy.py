@@ -136,5 +136,10 @@ CLAIM = Claim(
     seed=SEED,
     tolerance="relative slack 1e-10 on the inequality; 1e-8 on the 1-D closed-form cross-check",
     requires=("kernelapprox.discrepancy", "kernelapprox.sampling.weights"),
-    verifies=("kernelapprox.discrepancy", "kernelapprox.sampling.weights"),
+    verifies=(
+        "kernelapprox.discrepancy.box",
+        "kernelapprox.discrepancy.box_gram",
+        "kernelapprox.discrepancy.box_mean_embedding",
+        "kernelapprox.sampling.weights.box_weights",
+    ),
 )

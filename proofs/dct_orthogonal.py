@@ -140,5 +140,9 @@ CLAIM = Claim(
     family="dijiang",
     run=run,
     module=__name__,
-    verifies=("kernelapprox.features",),
+    verifies=(
+        "kernelapprox.features.dct.dct_matrix",
+        "kernelapprox.features.dct.dct2_ortho",
+        "kernelapprox.features.dct.dct3_ortho",
+    ),
 )

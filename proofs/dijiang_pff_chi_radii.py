@@ -95,5 +95,10 @@ CLAIM = Claim(
     module=__name__,
     seed=SEED,
     tolerance="5 standard errors from independent replications (mean and slope); 5% rel. RMSE",
-    verifies=("kernelapprox.features",),
+    verifies=(
+        "kernelapprox.features.exponential._Exponential.log_per_frequency",
+        "kernelapprox.kernels.gaussian_softmax_log_factor",
+        "kernelapprox.kernels.SpectralMeasure.radial_ppf",
+        "kernelapprox.sampling.spherical.Spherical.draw",
+    ),
 )

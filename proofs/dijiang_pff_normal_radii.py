@@ -100,5 +100,10 @@ CLAIM = Claim(
     module=__name__,
     seed=SEED + 1,
     tolerance="more than 10 SE from K_G and within 5 SE of the predicted limit",
-    verifies=("kernelapprox.features",),
+    verifies=(
+        "kernelapprox.features.exponential._Exponential.log_per_frequency",
+        "kernelapprox.kernels.gaussian_softmax_log_factor",
+        "kernelapprox.kernels.SpectralMeasure.ppf",
+        "kernelapprox.sampling.spherical.Spherical.draw",
+    ),
 )

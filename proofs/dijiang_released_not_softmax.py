@@ -30,6 +30,7 @@ for three targets/variants; for $d = 1$ the ratio with the prefactor is identica
 from __future__ import annotations
 
 import sympy as sp
+import torch
 
 from ._core import Claim, Verdict, docstring_section
 from ._symbolic import residual, vector
@@ -67,6 +68,16 @@ def run(*, thorough: bool = False) -> Verdict:
                 "ratio at a=b=e1": str(sp.simplify(at_e1[variant])),
                 "difference": f"{float(gap):.6g}",
             }
+    # The counterexample in input space: the package's DCT maps q = C e_1 to a = C^T q = e_1.
+    from kernelapprox.features import dct3_ortho, dct_matrix
+
+    input_gaps = []
+    for d in dims:
+        q = torch.as_tensor(dct_matrix(d)[:, 0])
+        e1 = torch.zeros(d, dtype=torch.float64)
+        e1[0] = 1.0
+        input_gaps.append(float((dct3_ortho(q[None]) - e1).abs().max()))
+    all_refuted &= max(input_gaps) <= 1e-12
     # Sanity check of the method: for d = 1 the prefactored map is exactly unbiased.
     a1, b1 = vector("a", 1), vector("b", 1)
     d1 = residual(_variants(list(a1), list(b1))["prefactor e^(-|x|^2/2), target exp(q.k)"], 1)
@@ -74,12 +85,14 @@ def run(*, thorough: bool = False) -> Verdict:
     summary = (
         f"no constant c works for d in {list(dims)}: e.g. d={dims[0]} ratio "
         f"{first['ratio at a=b=0']} at q=k=0 vs {first['ratio at a=b=e1']} at q=k=e1 "
-        f"(all 3 variants); d=1 residual {d1}"
+        f"(all 3 variants), at the inputs q = k = C e1 (package DCT: C^T q = e1 to "
+        f"{max(input_gaps):.0e}); d=1 residual {d1}"
     )
     status = "refuted" if all_refuted and d1 == 0 else "fails"
     if status == "fails":
         summary = f"counterexample incomplete (all refuted: {all_refuted}; d=1 residual {d1})"
-    return Verdict(status, summary, {"counterexamples": counterexamples, "d1_residual": str(d1)})
+    evidence = {"counterexamples": counterexamples, "d1_residual": str(d1), "dct_gaps": input_gaps}
+    return Verdict(status, summary, evidence)
 
 
 CLAIM = Claim(
@@ -92,5 +105,5 @@ CLAIM = Claim(
     family="dijiang",
     run=run,
     module=__name__,
-    verifies=("kernelapprox.features",),
+    verifies=("kernelapprox.features.dct.dct_matrix", "kernelapprox.features.dct.dct3_ortho"),
 )

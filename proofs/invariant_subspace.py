@@ -69,5 +69,10 @@ CLAIM = Claim(
     seed=SEED,
     tolerance="1e-10 relative in float64 for GD; Adam control must exceed 1e-2",
     requires=("kernelapprox.dynamics",),
-    verifies=("kernelapprox.dynamics",),
+    verifies=(
+        "kernelapprox.dynamics.theorem.verify_invariant_subspace",
+        "kernelapprox.dynamics.factorization.DeepFactorization.forward",
+        "kernelapprox.dynamics.compression.compress",
+        "kernelapprox.dynamics.diagnostics.complement_leakage",
+    ),
 )

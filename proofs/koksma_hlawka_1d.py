@@ -117,5 +117,8 @@ CLAIM = Claim(
     module=__name__,
     seed=SEED,
     tolerance="deterministic inequality; 1e-12 floating-point slack",
-    verifies=("kernelapprox.discrepancy",),
+    verifies=(
+        "kernelapprox.discrepancy.star_discrepancy_1d",
+        "kernelapprox.sampling.qmc.Sobol.points",
+    ),
 )

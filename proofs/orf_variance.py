@@ -120,5 +120,11 @@ CLAIM = Claim(
     module=__name__,
     seed=SEED,
     tolerance="5 standard errors (fourth-moment SE of the variance) from R replications",
-    verifies=("kernelapprox.sampling",),
+    verifies=(
+        "kernelapprox.sampling.orthogonal.Orthogonal.draw",
+        "kernelapprox.sampling.orthogonal.haar_orthogonal",
+        "kernelapprox.sampling.orthogonal.stacked_blocks",
+        "kernelapprox.kernels.SpectralMeasure.radial_ppf",
+        "kernelapprox.features.trigonometric._Trigonometric.per_frequency",
+    ),
 )

@@ -92,5 +92,8 @@ CLAIM = Claim(
     module=__name__,
     seed=SEED,
     tolerance="3 SE (Sobol' bound) and 5 SE (MC slope), SE by the delta method over R scrambles",
-    verifies=("kernelapprox.sampling",),
+    verifies=(
+        "kernelapprox.sampling.qmc.Sobol.points",
+        "kernelapprox.sampling.mc.MonteCarlo.points",
+    ),
 )

@@ -239,19 +239,31 @@ def test_chunked_algorithm_matches_a_numeric_recurrence() -> None:
 
     rng = np.random.default_rng(0)
     q, k, v, s0 = (rng.standard_normal(s) for s in ((5, 2), (5, 2), (5, 3), (2, 3)))
-    gamma = 0.9
     state, outs = s0.copy(), []
-    for t in range(5):  # S_t = gamma S_{t-1} + k_t^T v_t, o_t = q_t S_t
-        state = gamma * state + np.outer(k[t], v[t])
+    for t in range(5):  # S_t = S_{t-1} + k_t^T v_t, o_t = q_t S_t
+        state = state + np.outer(k[t], v[t])
         outs.append(q[t] @ state)
     m = [sp.Matrix(a) for a in (q, k, v, s0)]
-    for algo in (
-        lambda: quadratic_form(*m, sp.Float(gamma)),
-        lambda: chunked(*m, sp.Float(gamma), 2),
-    ):
+    for algo in (lambda: quadratic_form(*m), lambda: chunked(*m, 2)):
         out, final = algo()
         np.testing.assert_allclose(np.array(out, dtype=float), np.array(outs), rtol=1e-12)
         np.testing.assert_allclose(np.array(final, dtype=float), state, rtol=1e-12)
+    # non-causal: every query sees every key
+    out, _ = quadratic_form(*m, causal=False)
+    np.testing.assert_allclose(np.array(out, dtype=float), q @ state, rtol=1e-12)
+
+
+def test_package_gap_detects_a_wrong_package_function() -> None:
+    from proofs._symbolic import AGREEMENT_RTOL, input_grid, package_gap, residual_verdict
+
+    x = sp.Symbol("x", real=True)
+    grid = input_grid(8, 1)
+    exact = package_gap(sp.exp(-(x**2) / 2), (x,), grid, lambda p: np.exp(-p[:, 0] ** 2 / 2))
+    off = package_gap(sp.exp(-(x**2) / 2), (x,), grid, lambda p: np.exp(-p[:, 0] ** 2 / 2.001))
+    assert exact <= 1e-15 and off > AGREEMENT_RTOL
+    assert package_gap(x, (x,), grid, lambda p: np.full(len(p), np.nan)) == float("inf")
+    verdict = residual_verdict({"r": sp.Integer(0)}, "t", package_gaps={"f": off})
+    assert verdict.status == "fails" and "disagrees" in verdict.summary
 
 
 @given(st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=40, unique=True))
