@@ -30,7 +30,10 @@ Every command takes the same four shared options, with the same meaning
 `verify` takes no `--seed`: each claim runs with the seed recorded in it. Errors are one line
 on stderr with exit status 2 (your input) or 1 (the environment); see the Python API below.
 
-This page is generated from the parsers: `python -m kernelapprox.cli._docs docs/api/cli.md`.
+A new command is one module of `kernelapprox.cli` with `register(subparsers)`, named in
+`COMMANDS` and `SUMMARIES`, whose parser gets the shared options from `add_common_options`
+(a test walks every command for them). This page is generated from the parsers: after changing
+an option, run `python -m kernelapprox.cli._docs docs/api/cli.md`.
 """
 
 
