@@ -25,6 +25,17 @@ to the running maximum over completed chunks and rescaled when it grows. The que
 log-scale cancels between numerator and denominator. All products accumulate in float32
 (float64 for float64 inputs); the output has the query's dtype.
 
+Per-token log-scales bound every factor by 1 but not the products of a query's and a key's
+stabilized features: when they peak on different features (exponential maps from about
+``|q|, |k|`` x30) every product of a row can fall below the float32 range. The denominators
+certify the result (:func:`~kernelapprox.attention.maps.denominator_flags`: a row whose
+denominator is at least ``4 n tiny`` has relative error at most ``u``); where one is not,
+exponential maps are recomputed with per-feature references (:func:`_exact_noncausal`,
+:func:`_exact_causal`: each row's largest term is then ``xi_f``, at any norm) and the state
+comes back with a per-feature ``log_scale``. The test costs one host synchronization per
+call (which the warnings need anyway); the fallback ``O(T C F)`` exponentials. Under
+``torch.compile`` neither runs.
+
 Masking selects, it never multiplies by zero (``0 * nan = nan``): future scores of a chunk
 are selected to 0, padded keys and values are selected away before anything is computed
 from them, and the inputs enter the products as finite numbers (non-finite entries selected
@@ -56,12 +67,15 @@ from kernelapprox._validation import (
 from kernelapprox.attention.maps import (
     LOG_FLOOR,
     AnyMap,
-    check_denominator,
     check_feature_map,
+    denominator_flags,
+    exponential_log_features,
+    feature_weights,
     input_multiplier,
     is_positive,
     stabilized_features,
     uniform_log_weight,
+    warn_denominator,
 )
 from kernelapprox.attention.state import AttentionState
 
@@ -188,12 +202,29 @@ def _initial_state(
             )
     kv, z, r = (x.to(device=device, dtype=dtype) for x in state)
     expected = ((B, Hk, Fd, Dv), (B, Hk, Fd), (B, Hk))
-    if (tuple(kv.shape), tuple(z.shape), tuple(r.shape)) != expected:
+    shapes = (tuple(kv.shape), tuple(z.shape), tuple(r.shape))
+    if shapes[:2] != expected[:2] or shapes[2] not in (expected[2], expected[1]):
         raise ValueError(
             f"{name} must have shapes kv {expected[0]}, z {expected[1]}, log_scale "
-            f"{expected[2]}; got {tuple(kv.shape)}, {tuple(z.shape)}, {tuple(r.shape)}"
+            f"{expected[2]} or {expected[1]} (per feature); got {shapes[0]}, {shapes[1]}, "
+            f"{shapes[2]}"
         )
     return torch.cat((kv, z[..., None]), dim=-1), r.detach()
+
+
+def _per_head_reference(S0: torch.Tensor, R0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A state relative to one reference per head: a per-feature ``R0`` ``(B, H_kv, F)`` is
+    folded into ``R = max_f R0_f`` (``S0_f`` times ``exp(R0_f - R) <= 1``; features more than
+    the dtype's range below the largest underflow, which the denominator checks then catch)."""
+    if R0.ndim == S0.ndim - 2:
+        return S0, R0
+    R = R0.amax(-1)
+    return S0 * torch.exp(R0 - R[..., None])[..., None], R
+
+
+def _per_feature_reference(R0: torch.Tensor, n_features: int) -> torch.Tensor:
+    """``R0`` as ``(B, H_kv, F)`` (a per-head reference broadcast over the features)."""
+    return R0 if R0.ndim == 3 else R0[..., None].expand(*R0.shape, n_features)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -211,15 +242,7 @@ def _from_working(o: torch.Tensor, layout: str) -> torch.Tensor:
     return o.permute(0, 1, 3, 2, 4).reshape(B, Hk * G, T, D)
 
 
-def _safe_denominator(
-    den: torch.Tensor,
-    fm: AnyMap,
-    num: torch.Tensor | None = None,
-    values: torch.Tensor | None = None,
-    *,
-    dtype: torch.dtype | None = None,
-    rows_may_be_empty: bool = True,
-) -> torch.Tensor:
+def _safe_denominator(den: torch.Tensor, fm: AnyMap) -> torch.Tensor:
     """Keep ``|den| >= tiny`` (the smallest normal number), preserving its sign; ``0 -> 1``.
 
     In the stabilized units the largest contributing key has weight 1, so ``den`` reaches
@@ -228,11 +251,9 @@ def _safe_denominator(
     give ``nan``) and finite gradients (``num / tiny`` would give a ``1 / tiny`` gradient that
     overflows to ``inf * 0 = nan`` in the backward pass).
 
-    First :func:`~kernelapprox.attention.maps.check_denominator` warns when the ratio
-    ``num / den`` is unreliable: underflow (any map) or a nearly cancelling signed
-    denominator (the conditioning check, skipped for positive maps).
+    The callers first test the ratio with
+    :func:`~kernelapprox.attention.maps.denominator_flags` (and warn).
     """
-    check_denominator(den, fm, num, values, dtype=dtype, rows_may_be_empty=rows_may_be_empty)
     positive = is_positive(fm)
     tiny = torch.finfo(den.dtype).tiny
     den = torch.where(den == 0, torch.ones_like(den), den)
@@ -329,6 +350,121 @@ def _causal_chunked(
         out = torch.stack(rows, dim=2)
     out = out.reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
     return out, S, R_after[..., -1]
+
+
+# --------------------------------------------------------------------------- per-feature references
+#: Chunk length of the per-feature (log-space) causal algorithm: its intra-chunk part forms
+#: ``C x C x F`` exponentials per chunk, so it is kept short.
+EXACT_CHUNK = 16
+
+
+def _exact_noncausal(
+    lq: torch.Tensor, lk: torch.Tensor, xi: torch.Tensor, va: torch.Tensor,
+    keep: torch.Tensor | None, S0: torch.Tensor, R0: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Non-causal attention of an exponential map with per-feature key references.
+
+    With log-features ``x_if`` (queries, without their row scale, which cancels) and
+    ``y_jf`` (keys), ``phi(q_i) . phi(k_j) = e^{r_i} sum_f xi_f exp(x_if + y_jf)``. The
+    reference of feature ``f`` is ``rho_f = max_j y_jf`` (visible keys and the initial
+    state's ``R0_f``), that of query ``i`` is ``M_i = max_f (x_if + rho_f)``:
+
+    .. math:: S = \\sum_j e^{y_j - \\rho} [v_j, 1]^\\top + e^{R_0 - \\rho} S_0, \\qquad
+              o_i \\propto \\bigl(\\xi \\odot e^{x_i + \\rho - M_i}\\bigr)^\\top S .
+
+    Every factor is ``<= 1`` and the largest term of the row, ``xi_f exp(x_if + y_jf -
+    M_i)`` at the maximizing ``(j, f)``, is ``xi_f``: the denominator is at least
+    ``min_f xi_f`` whatever the norms (with an initial state, if its reference is attained),
+    where per-token log-scales let the products of two stabilized features underflow
+    (queries and keys that peak on different features). All references are detached: they
+    cancel between numerator and denominator. ``lq`` ``(B, H_kv, T_q, G, F)``, ``lk``
+    ``(B, H_kv, T_k, F)``, ``keep`` ``(B, 1 or H_kv, T_k)`` (``False``: padding) or ``None``,
+    ``R0`` ``(B, H_kv, F)``. Returns ``(out, S, rho)`` as :func:`_noncausal`.
+    """
+    B, Hk, T, G, Fd = lq.shape
+    stat = lk.detach()
+    if keep is not None:
+        stat = stat.masked_fill(~keep[..., None], LOG_FLOOR)
+    rho = torch.maximum(stat.amax(-2), R0)  # (B, H_kv, F)
+    M = (lq.detach() + rho[:, :, None, None, :]).amax(-1, keepdim=True)  # (B, H_kv, T, G, 1)
+    key_log = lk - rho[:, :, None, :]
+    if keep is not None:  # selected before exp: exp(+1e30) would make a nan gradient
+        key_log = key_log.masked_fill(~keep[..., None], -math.inf)
+    S = torch.exp(key_log).transpose(-1, -2) @ va + S0 * torch.exp(R0 - rho)[..., None]
+    Qh = xi * torch.exp(lq + rho[:, :, None, None, :] - M)
+    out = (Qh.reshape(B, Hk, T * G, Fd) @ S).view(B, Hk, T, G, -1)
+    return out, S, rho
+
+
+def _exact_causal(
+    lq: torch.Tensor, lk: torch.Tensor, xi: torch.Tensor, va: torch.Tensor,
+    keep: torch.Tensor | None, S0: torch.Tensor, R0: torch.Tensor, chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Causal attention of an exponential map with per-feature references (log space).
+
+    Notation of :func:`_exact_noncausal`. Every reference that row ``i`` uses depends on keys
+    ``j <= i`` only:
+
+    * ``P_if = max_{j <= i} y_jf`` (with the initial state's ``R0_f``): the per-feature
+      prefix maximum, and ``M_i = max_f (x_if + P_if)``, the row's exact largest log-term;
+    * chunks of ``C`` tokens carry the state ``S^n`` relative to ``rho^n_f``, the maximum of
+      ``y_jf`` over the chunks before ``n``; the row reads it as
+      ``(xi (.) exp(x_i + rho^n - M_i))^T S^n`` (factors ``<= 1``, since
+      ``rho^n <= P_i``), and ``S^{n+1} = e^{rho^n - rho^{n+1}} S^n + sum_j e^{y_j -
+      rho^{n+1}} [v_j, 1]^T``;
+    * inside a chunk no single per-feature reference can serve both a key ``j`` and every
+      query ``i >= j`` of the chunk without a later key, so the weights
+      ``a_ij = sum_f xi_f exp(x_if + y_jf - M_i)`` are formed in log space, ``C^2 F``
+      exponentials per chunk (GLA's secondary chunking does the same for its diagonal
+      blocks; Yang et al., ICML 2024, Sec. 4), with the future and padded keys selected to
+      ``-inf`` before ``exp``.
+
+    The largest term of each row is then ``xi_f`` (no underflow at any norm) and the result
+    is the exact ratio up to the rounding of the log-features. Cost ``O(T C F)`` exponentials
+    and memory ``O(T C F)`` for the backward pass: this is the fallback of
+    :func:`feature_attention` for the inputs whose per-token stabilized products underflow.
+    ``S0`` is relative to ``R0`` ``(B, H_kv, F)``; returns ``(out, S_final, rho_final)``.
+    """
+    B, Hk, T, G, Fd = lq.shape
+    Dv1 = va.shape[-1]
+    C = min(chunk, T)
+    N = -(-T // C)
+    pad = N * C - T
+    if keep is None:
+        keep = torch.ones(B, 1, T, dtype=torch.bool, device=lq.device)
+    if pad:
+        lq = F.pad(lq, (0, 0, 0, 0, 0, pad))
+        lk = F.pad(lk, (0, 0, 0, pad))
+        va = F.pad(va, (0, 0, 0, pad))
+        keep = F.pad(keep, (0, pad), value=False)
+    keep = keep.expand(B, Hk, N * C).reshape(B, Hk, N, C)
+    lq = lq.reshape(B, Hk, N, C, G, Fd)
+    lk = lk.reshape(B, Hk, N, C, Fd)
+    V = va.reshape(B, Hk, N, C, Dv1)
+    stat = lk.detach().masked_fill(~keep[..., None], LOG_FLOOR)
+    rho_after = torch.maximum(stat.amax(3), R0[:, :, None]).cummax(dim=2).values  # (B,Hk,N,F)
+    rho_before = torch.cat((R0[:, :, None], rho_after[:, :, :-1]), dim=2)
+    prefix = torch.maximum(stat.cummax(dim=3).values, rho_before[:, :, :, None])
+    M = (lq.detach() + prefix[:, :, :, :, None]).amax(-1, keepdim=True)  # (B,Hk,N,C,G,1)
+    hidden = torch.ones(C, C, dtype=torch.bool, device=lq.device).triu(1)  # j > i
+    S = S0
+    outs = []
+    for n in range(N):
+        lq_n, lk_n, M_n, keep_n = lq[:, :, n], lk[:, :, n], M[:, :, n], keep[:, :, n]
+        # (B, H_kv, C_i, G, C_j, F): every pair's log-terms relative to its row's maximum
+        logs = lq_n[:, :, :, :, None, :] + lk_n[:, :, None, None, :, :] - M_n[..., None]
+        masked = hidden[:, None, :] | ~keep_n[:, :, None, None, :]
+        logs = logs.masked_fill(masked[..., None], -math.inf)
+        A = torch.exp(logs) @ xi  # (B, H_kv, C, G, C)
+        intra = A.reshape(B, Hk, C * G, C) @ V[:, :, n]
+        Qh = xi * torch.exp(lq_n + rho_before[:, :, n, None, None, :] - M_n)
+        inter = Qh.reshape(B, Hk, C * G, Fd) @ S
+        outs.append((intra + inter).view(B, Hk, C, G, Dv1))
+        key_log = (lk_n - rho_after[:, :, n, None, :]).masked_fill(~keep_n[..., None], -math.inf)
+        decay = torch.exp(rho_before[:, :, n] - rho_after[:, :, n])[..., None]
+        S = S * decay + torch.exp(key_log).transpose(-1, -2) @ V[:, :, n]
+    out = torch.stack(outs, dim=2).reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
+    return out, S, rho_after[:, :, -1]
 
 
 # --------------------------------------------------------------------------- public API
@@ -485,18 +621,35 @@ def _attend(
     if pad is not None:
         phi_k = phi_k.masked_fill(pad[..., None], 0.0)
         ck = ck.masked_fill(pad, LOG_FLOOR)
+    S0h, R0h = _per_head_reference(S0, R0)
     if causal:
-        out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0, R0, chunk, inplace=inplace)
+        out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0h, R0h, chunk, inplace=inplace)
         seen = bad_kv.cumsum(-1)  # (B, H_kv, T): nan from the first non-finite key on
     else:
-        out, S, R = _noncausal(phi_q, phi_k, ck, va, S0, R0)
+        out, S, R = _noncausal(phi_q, phi_k, ck, va, S0h, R0h)
         seen = bad_kv.sum(-1, keepdim=True)  # every query sees every key
     poison = (seen[..., None] + bad_q)[..., None]  # (B, H_kv, T_q, G, 1)
+    checks = {
+        "dtype": q.dtype, "rows_may_be_empty": key_padding_mask is not None,
+        "ignore": torch.isnan(poison[..., 0]),  # rows that are nan anyway
+    }
+    imprecise, underflow, ill = denominator_flags(out[..., Dv], fm, out[..., :Dv], vw, **checks)
+    if imprecise and fm.exponential:
+        # Per-token log-scales left some row's products below the float32 range (large
+        # |q|, |k| peaking on different features): redo it with per-feature references.
+        del phi_q, phi_k
+        keep = None if pad is None else ~pad
+        lq = exponential_log_features(fm, _finite_rows(qw)[0], t, mult, row_scale=False)
+        lk = exponential_log_features(fm, _finite_rows(kw)[0], t, mult)
+        xi, R0f = feature_weights(fm, t), _per_feature_reference(R0, lk.shape[-1])
+        if causal:
+            out, S, R = _exact_causal(lq, lk, xi, va, keep, S0, R0f, min(chunk, EXACT_CHUNK))
+        else:
+            out, S, R = _exact_noncausal(lq, lk, xi, va, keep, S0, R0f)
+        _, underflow, _ = denominator_flags(out[..., Dv], fm, **checks)
+    warn_denominator(fm, out.dtype, underflow, ill)
     S = S + seen[..., -1, None, None]  # the state after a non-finite key or value is nan
-    den = _safe_denominator(
-        out[..., Dv], fm, out[..., :Dv], vw, dtype=q.dtype,
-        rows_may_be_empty=key_padding_mask is not None,
-    )
+    den = _safe_denominator(out[..., Dv], fm)
     o = poison + out[..., :Dv] / den[..., None]  # not addcdiv: its backward squares den
     return _from_working(o, layout).to(q.dtype), S, R
 
@@ -568,13 +721,32 @@ def feature_attention_step(
     phi_q, _ = stabilized_features(fm, qw, t, mult, **opts)
     phi_k, ck = stabilized_features(fm, kw, t, mult, **opts)
     S0, R0 = _initial_state(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt, "state")
-    R = torch.maximum(R0, ck)
+    S0h, R0h = _per_head_reference(S0, R0)
+    R = torch.maximum(R0h, ck)
     va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
     new_kv = (phi_k * torch.exp(ck - R)[..., None])[..., :, None] * va[..., None, :]
     seen = bad_k + bad_v  # (B, H_kv): nan if the new key or value is not finite
-    S = S0 * torch.exp(R0 - R)[..., None, None] + new_kv + seen[..., None, None]
+    S = S0h * torch.exp(R0h - R)[..., None, None] + new_kv + seen[..., None, None]
     out = phi_q @ S  # (B, H_kv, G, D_v + 1)
-    den = _safe_denominator(out[..., Dv], fm, rows_may_be_empty=False)
+    ignore = torch.isnan(bad_q + seen[..., None])
+    imprecise, underflow, _ = denominator_flags(
+        out[..., Dv], fm, rows_may_be_empty=False, ignore=ignore
+    )
+    if fm.exponential and (imprecise or R0.ndim == 3):
+        # per-feature references (see _exact_causal), kept in the state: exact at any norm
+        lq = exponential_log_features(fm, qw, t, mult, row_scale=False)  # (B, H_kv, G, F)
+        lk = exponential_log_features(fm, kw, t, mult)  # (B, H_kv, F)
+        R0f = _per_feature_reference(R0, lk.shape[-1])
+        R = torch.maximum(R0f, lk.detach())
+        new_kv = torch.exp(lk - R)[..., :, None] * va[..., None, :]
+        S = S0 * torch.exp(R0f - R)[..., None] + new_kv + seen[..., None, None]
+        M = (lq.detach() + R[:, :, None]).amax(-1, keepdim=True)
+        out = (feature_weights(fm, t) * torch.exp(lq + R[:, :, None] - M)) @ S
+        _, underflow, _ = denominator_flags(
+            out[..., Dv], fm, rows_may_be_empty=False, ignore=ignore
+        )
+    warn_denominator(fm, out.dtype, underflow, False)
+    den = _safe_denominator(out[..., Dv], fm)
     o = bad_q[..., None] + out[..., :Dv] / den[..., None]
     return o.reshape(B, H, Dv).to(q_t.dtype), AttentionState(S[..., :Dv], S[..., Dv], R)
 

@@ -26,10 +26,12 @@ moves a factor between the features and the running reference kept in the state)
 treating it as a constant gives the exact gradient. The part ``r`` of it is a function of
 ``x``, though: its gradient enters ``phi_tilde`` through the exact zero ``r - r.detach()``.
 
-Limits (:func:`check_denominator` warns): per-token scales cannot keep the *products*
-``phi_tilde(q) . phi_tilde(k)`` in range when the query and its keys peak on different
-features, as happens for exponential maps from about ``|q|, |k|`` x30 (``|u|^2 ~ 5000``,
-products ``e^-200``); and a signed map's denominator can nearly cancel.
+Limits: per-token scales cannot keep the *products* ``phi_tilde(q) . phi_tilde(k)`` in
+range when the query and its keys peak on different features, as happens for exponential
+maps from about ``|q|, |k|`` x30 (``|u|^2 ~ 5000``, products ``e^-200``); attention detects
+it (:func:`denominator_flags`) and recomputes those maps with per-feature references from
+:func:`exponential_log_features`. A signed map's denominator can nearly cancel, which no
+reference cures: :func:`check_denominator` warns.
 """
 
 from __future__ import annotations
@@ -276,6 +278,36 @@ def stabilized_features(
     return phi.reshape(*lead, -1), c.reshape(lead)
 
 
+def exponential_log_features(
+    feature_map: AnyMap,
+    x: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    multiplier: float,
+    *,
+    row_scale: bool = True,
+) -> torch.Tensor:
+    """``l_f(x) = log g_f(u)`` with ``u = multiplier x``: ``(..., output_dim)``, unweighted.
+
+    The features of an exponential map are ``phi_f(x) = sqrt(xi_f) exp(l_f(x))``, so
+    ``phi(q) . phi(k) = sum_f xi_f exp(l_f(q) + l_f(k))`` (:func:`feature_weights` gives
+    ``xi``). ``row_scale=False`` leaves out the map's per-token
+    :meth:`~kernelapprox.features.FeatureMap.log_row_scale` ``r(u)``, a factor that cancels
+    between the numerator and the denominator of every query's output (used for queries).
+    """
+    lead = x.shape[:-1]
+    u = (x * multiplier).reshape(-1, x.shape[-1])
+    logs = feature_map.log_per_frequency(u, params, row_scale=row_scale)
+    return feature_map.flatten(logs).reshape(*lead, -1)
+
+
+def feature_weights(feature_map: AnyMap, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``xi_f``, ``(output_dim,)``: the weight of feature ``f`` in ``phi(q) . phi(k)``, i.e. the
+    square of the map's ``sqrt(xi)`` in the features' order (differentiable in ``params``)."""
+    sqrt_xi = params["sqrt_xi"]
+    ones = sqrt_xi.new_ones((1, sqrt_xi.shape[0], feature_map.components))
+    return feature_map.weighted(ones, params)[0].square()
+
+
 def _caller_stacklevel() -> int:
     """``stacklevel`` of the first frame outside this package's attention code and torch
     (the user's call site, whatever path led here: modules, checkpointing, packing)."""
@@ -284,6 +316,99 @@ def _caller_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(skip):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def denominator_flags(
+    den: torch.Tensor,
+    feature_map: AnyMap,
+    num: torch.Tensor | None = None,
+    values: torch.Tensor | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    rows_may_be_empty: bool = True,
+    ignore: torch.Tensor | None = None,
+) -> tuple[bool, bool, bool]:
+    """``(imprecise, underflow, ill_conditioned)`` for the attention ratio ``num_i / den_i``,
+    with one host synchronization (all ``False`` under ``torch.compile``, which cannot
+    synchronize inside a graph).
+
+    ``den`` ``(B, H_kv, T, G)`` and ``num`` ``(..., D_v)`` are in stabilized units (the
+    dominant key has weight 1, every feature ``|phi_tilde| <= 1``) and in the compute dtype
+    (unit roundoff ``u``, smallest normal number ``tiny``); ``values`` ``(B, H_kv, T_k, D_v)``
+    are the values that were summed; ``dtype`` is the caller's dtype (unit roundoff
+    ``u_in``; default: ``den``'s); ``ignore`` (bool, ``den``'s shape) marks rows whose output
+    is replaced anyway (those that see a non-finite input).
+
+    * **range** (every map): with gradual underflow each of the ``n = F (T_k + 1)``
+      products behind ``den_i`` (a query feature, a key feature and a key weight, all
+      ``<= 1``) loses at most ``4 tiny u`` in absolute terms, so the relative error of the
+      row is at most ``4 n tiny u / |den_i|``. ``imprecise``: that bound exceeds ``u``
+      (``|den_i| < 4 n tiny``; attention then recomputes exponential maps with per-feature
+      references); ``underflow``: it exceeds ``sqrt(u)`` (``|den_i| < 4 n tiny sqrt(u)``,
+      warned). A row with ``den_i = 0`` counts too unless ``rows_may_be_empty`` (key padding:
+      a row that sees no key has ``den_i = 0`` by design). This is how per-token
+      stabilization fails at large ``|q|, |k|``: the products of two stabilized features
+      underflow although the exact ratio is defined.
+    * **conditioning** (signed maps, when ``values`` are given): with
+      ``den_i = sum_j a_ij`` the ratio has the condition number
+      ``kappa_i = sum_j |a_ij| / |den_i|`` (relative perturbations of the terms, e.g. from
+      rounding the inputs to ``dtype``, are amplified by it), and since
+      ``|o_i| <= kappa_i max_j |v_j|``, ``kappa_i >= |o_i|_inf / max_j |v_j|_inf``: a lower
+      bound from the output alone, no pass over the features. ``ill_conditioned``: it
+      reaches ``u_in^{-1/2}`` (half of the input's digits lost: 4096 for float32, 45 for
+      float16, 16 for bfloat16). Exact softmax attention has ``kappa_i = 1``: its output is a
+      convex combination of the values. Positive maps have ``a_ij >= 0``, so ``kappa_i = 1``
+      and the check is skipped. An initial state's values are not in ``values``; the bound
+      then assumes that they were no larger.
+    """
+    if torch.compiler.is_compiling():
+        return False, False, False
+    finfo = torch.finfo(den.dtype)
+    u = 0.5 * finfo.eps
+    keys = 0 if values is None else values.shape[-2]
+    n = feature_map.output_dim * (keys + 1)
+    magnitude = den.abs()
+    counted = den != 0 if rows_may_be_empty else torch.ones_like(den, dtype=torch.bool)
+    if ignore is not None:
+        counted &= ~ignore
+    checks = [
+        ((magnitude < 4.0 * n * finfo.tiny) & counted).any(),
+        ((magnitude < 4.0 * n * finfo.tiny * math.sqrt(u)) & counted).any(),
+    ]
+    if not is_positive(feature_map) and num is not None and values is not None:
+        u_in = 0.5 * torch.finfo(den.dtype if dtype is None else dtype).eps
+        vmax = values.abs().amax(dim=(-2, -1))[..., None, None]  # (B, H_kv, 1, 1)
+        kappa = num.abs().amax(dim=-1) / (magnitude * vmax)
+        checks.append(((kappa >= 1.0 / math.sqrt(u_in)) & (den != 0)).any())
+    flags = torch.stack(checks).tolist()
+    return bool(flags[0]), bool(flags[1]), len(flags) > 2 and bool(flags[2])
+
+
+def warn_denominator(feature_map: AnyMap, dtype: torch.dtype, underflow: bool,
+                     ill_conditioned: bool) -> None:
+    """The :class:`NumericalWarning` for the flags of :func:`denominator_flags` (``dtype``:
+    the compute dtype), once per map and call site."""
+    name = feature_map.name or type(feature_map).__name__
+    if underflow:
+        warnings.warn(
+            f"feature map {name!r}: attention denominators underflowed in "
+            f"{str(dtype).removeprefix('torch.')} (the stabilized products of query and key "
+            "features fall below the smallest normal number, as happens for very large "
+            "|q|, |k|); the output and its gradients are unreliable. Remedy: keep |q| and "
+            "|k| moderate (e.g. normalize them, or lower `scale`), or pass float64 inputs.",
+            NumericalWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+    if ill_conditioned:
+        warnings.warn(
+            f"feature map {name!r} has signed features: its attention denominator "
+            "phi(q) . sum_j phi(k_j) nearly cancels (outputs exceed the largest value by a "
+            "factor that loses at least half of the input's digits), so the output and its "
+            "gradients are unreliable. Remedy: use a positive map (e.g. 'positive', "
+            "'hyperbolic' or 'dct'), or float64 inputs.",
+            NumericalWarning,
+            stacklevel=_caller_stacklevel(),
+        )
 
 
 def check_denominator(
@@ -296,71 +421,10 @@ def check_denominator(
     rows_may_be_empty: bool = True,
 ) -> None:
     """Warn (:class:`NumericalWarning`, once per map and call site) when the attention ratio
-    ``o_i = num_i / den_i`` cannot be trusted.
-
-    ``den`` ``(B, H_kv, T, G)`` and ``num`` ``(..., D_v)`` are in stabilized units (the
-    dominant key has weight 1, every feature ``|phi_tilde| <= 1``) and in the compute dtype
-    (unit roundoff ``u``, smallest normal number ``tiny``); ``values`` ``(B, H_kv, T_k, D_v)``
-    are the values that were summed; ``dtype`` is the caller's dtype (unit roundoff
-    ``u_in``; default: ``den``'s). Two checks, one host synchronization:
-
-    * **range** (every map): with gradual underflow each of the ``n = F (T_k + 1)``
-      products behind ``den_i`` (a query feature, a key feature and a key weight, all
-      ``<= 1``) loses at most ``4 tiny u`` in absolute terms, so the relative error of the
-      row is at most ``4 n tiny u / |den_i|``; warn when that bound exceeds ``sqrt(u)``,
-      i.e. ``|den_i| < 4 n tiny sqrt(u)``. A row with ``den_i = 0`` counts too unless
-      ``rows_may_be_empty`` (key padding: a row that sees no key has ``den_i = 0`` by
-      design). This is how per-token stabilization fails at large ``|q|, |k|``: the
-      products of two stabilized features underflow although the exact ratio is defined.
-    * **conditioning** (signed maps, when ``values`` are given): with
-      ``den_i = sum_j a_ij`` the ratio has the condition number
-      ``kappa_i = sum_j |a_ij| / |den_i|`` (relative perturbations of the terms, e.g. from
-      rounding the inputs to ``dtype``, are amplified by it), and since
-      ``|o_i| <= kappa_i max_j |v_j|``, ``kappa_i >= |o_i|_inf / max_j |v_j|_inf``: a lower
-      bound from the output alone, no pass over the features. Warn when it reaches
-      ``u_in^{-1/2}`` (half of the input's digits lost: 4096 for float32, 45 for float16,
-      16 for bfloat16). Exact softmax attention has ``kappa_i = 1``: its output is a convex
-      combination of the values. Positive maps have ``a_ij >= 0``, so ``kappa_i = 1`` and the
-      check is skipped. An initial state's values are not in ``values``; the bound then
-      assumes that they were no larger.
-
-    Skipped under ``torch.compile`` (no host synchronization inside a graph).
-    """
-    if torch.compiler.is_compiling():
-        return
-    finfo = torch.finfo(den.dtype)
-    u = 0.5 * finfo.eps
-    keys = 0 if values is None else values.shape[-2]
-    n = feature_map.output_dim * (keys + 1)
-    small = den.abs() < 4.0 * n * finfo.tiny * math.sqrt(u)
-    if rows_may_be_empty:
-        small &= den != 0
-    checks = [small.any()]
-    if not is_positive(feature_map) and num is not None and values is not None:
-        u_in = 0.5 * torch.finfo(den.dtype if dtype is None else dtype).eps
-        vmax = values.abs().amax(dim=(-2, -1))[..., None, None]  # (B, H_kv, 1, 1)
-        kappa = num.abs().amax(dim=-1) / (den.abs() * vmax)
-        checks.append(((kappa >= 1.0 / math.sqrt(u_in)) & (den != 0)).any())
-    flags = torch.stack(checks).tolist()
-    name = feature_map.name or type(feature_map).__name__
-    if flags[0]:
-        warnings.warn(
-            f"feature map {name!r}: attention denominators underflowed in "
-            f"{str(den.dtype).removeprefix('torch.')} (the per-token stabilized products of "
-            "query and key features fall below the smallest normal number, as happens for "
-            "very large |q|, |k|); the output and its gradients are unreliable. Remedy: keep "
-            "|q| and |k| moderate (e.g. normalize them, or lower `scale`), or pass float64 "
-            "inputs.",
-            NumericalWarning,
-            stacklevel=_caller_stacklevel(),
-        )
-    if len(flags) > 1 and flags[1]:
-        warnings.warn(
-            f"feature map {name!r} has signed features: its attention denominator "
-            "phi(q) . sum_j phi(k_j) nearly cancels (outputs exceed the largest value by a "
-            "factor that loses at least half of the input's digits), so the output and its "
-            "gradients are unreliable. Remedy: use a positive map (e.g. 'positive', "
-            "'hyperbolic' or 'dct'), or float64 inputs.",
-            NumericalWarning,
-            stacklevel=_caller_stacklevel(),
-        )
+    ``o_i = num_i / den_i`` cannot be trusted: the ``underflow`` and ``ill_conditioned``
+    flags of :func:`denominator_flags` (same arguments; one host synchronization, skipped
+    under ``torch.compile``)."""
+    _, underflow, ill = denominator_flags(
+        den, feature_map, num, values, dtype=dtype, rows_may_be_empty=rows_may_be_empty
+    )
+    warn_denominator(feature_map, den.dtype, underflow, ill)

@@ -67,9 +67,11 @@ def combine_states(*states: AttentionState) -> AttentionState:
     .. math:: kv = \\sum_p e^{r_p - R}\\, kv_p, \\qquad z = \\sum_p e^{r_p - R}\\, z_p,
 
     so every factor is ``<= 1``; an empty contribution (``r_p = LOG_FLOOR``, zeros) adds
-    nothing. The true states add, so the combination is associative and commutative; the
-    result equals the final state of one pass over the concatenated blocks up to rounding.
-    The log-scales are detached statistics (the attention output does not depend on them).
+    nothing. Per-feature log-scales (``(B, H_kv, F)``) combine feature by feature; if any
+    state has them, the per-head ones are broadcast and the result has them too. The true
+    states add, so the combination is associative and commutative; the result equals the
+    final state of one pass over the concatenated blocks up to rounding. The log-scales are
+    detached statistics (the attention output does not depend on them).
     """
     if not states:
         raise ValueError("combine_states needs at least one AttentionState")
@@ -79,11 +81,14 @@ def combine_states(*states: AttentionState) -> AttentionState:
         ):
             raise TypeError("combine_states takes AttentionState objects (kv, z, log_scale)")
     states = tuple(AttentionState(*s) for s in states)
-    r = torch.stack([s.log_scale.detach() for s in states]).amax(dim=0)
+    per_feature = any(s.log_scale.ndim == s.z.ndim for s in states)
+    refs = [(s.feature_log_scale() if per_feature else s.log_scale).detach() for s in states]
+    r = torch.stack(refs).amax(dim=0)
     kv = z = None
-    for s in states:
-        w = torch.exp(s.log_scale.detach() - r)
-        kv_p, z_p = s.kv * w[..., None, None], s.z * w[..., None]
+    for s, r_p in zip(states, refs, strict=True):
+        w = torch.exp(r_p - r)[..., None]  # (B, H_kv, 1) or (B, H_kv, F, 1)
+        kv_p = s.kv * (w if per_feature else w[..., None])
+        z_p = s.z * (w[..., 0] if per_feature else w)
         kv = kv_p if kv is None else kv + kv_p
         z = z_p if z is None else z + z_p
     return AttentionState(kv, z, r)
@@ -114,20 +119,27 @@ class _GatherStates(Function):
 
 
 def _gather_states(state: AttentionState, group: Any) -> list[AttentionState]:
-    """Every rank's state, in rank order (one collective; the log-scales ride along detached)."""
+    """Every rank's state, in rank order (one collective; the log-scales ride along detached).
+
+    The log-scales travel per feature (each rank may have fallen back to per-feature
+    references on its own) with one flag per rank, 1 where they were per head, so that
+    each state comes back in the form it had."""
     kv, z, r = state
-    shapes = (kv.shape, z.shape, r.shape)
-    flat = torch.cat((kv.reshape(-1), z.reshape(-1), r.detach().reshape(-1)))
+    per_head = torch.ones(1, dtype=kv.dtype, device=kv.device) * (r.ndim != z.ndim)
+    r = AttentionState(kv, z, r).feature_log_scale()
+    flat = torch.cat((kv.reshape(-1), z.reshape(-1), r.detach().reshape(-1), per_head))
     rows = _GatherStates.apply(flat, group)
     n_kv, n_z = kv.numel(), z.numel()
-    return [
-        AttentionState(
-            row[:n_kv].view(shapes[0]),
-            row[n_kv : n_kv + n_z].view(shapes[1]),
-            row[n_kv + n_z :].detach().view(shapes[2]),
-        )
-        for row in rows.unbind(0)
-    ]
+    heads = rows[:, -1].detach().tolist()
+    states = []
+    for row, was_per_head in zip(rows.unbind(0), heads, strict=True):
+        r_p = row[n_kv + n_z : -1].detach().view(z.shape)
+        states.append(AttentionState(
+            row[:n_kv].view(kv.shape),
+            row[n_kv : n_kv + n_z].view(z.shape),
+            r_p[..., 0] if was_per_head else r_p,
+        ))
+    return states
 
 
 def _empty_state(template: AttentionState) -> AttentionState:

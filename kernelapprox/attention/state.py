@@ -10,6 +10,13 @@ reference: ``S_t = exp(r_t) kv``, ``z_t = exp(r_t) z`` with ``r_t`` the running 
 keys' per-token log-scales, rescaled whenever it grows (as in online softmax, Milakov &
 Gimelshein 2018). ``r_t`` depends on keys ``<= t`` only, so splitting a sequence and resuming
 from the state reproduces one pass, and no output depends on a later token.
+
+The reference is either one number per head (``log_scale`` ``(B, H_kv)``: the fast path's
+running maximum of per-token log-scales) or one per feature (``(B, H_kv, F)``: ``r_{t,f} =
+max_{j <= t} log phi_f(k_j)``, which exponential maps use at large ``|k|``, where features of
+one state differ by more than the float32 range). Both describe the same true state
+``exp(r) * (kv, z)``, the scalar one broadcast over the features; every function that takes a
+state accepts either.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ class AttentionState(NamedTuple):
     Attributes
     ----------
     kv : Tensor ``(B, H_kv, F, D_v)``
-        ``sum_j exp(c_j - log_scale) phi_tilde(k_j) v_j^T``.
+        ``sum_j exp(-log_scale) phi(k_j) v_j^T`` (row ``f`` relative to its reference).
     z : Tensor ``(B, H_kv, F)``
-        ``sum_j exp(c_j - log_scale) phi_tilde(k_j)`` (the normalizer).
-    log_scale : Tensor ``(B, H_kv)``
-        The running reference ``r``: the true state is ``exp(log_scale) * (kv, z)``.
-        :data:`~kernelapprox.attention.maps.LOG_FLOOR` means "no key yet".
+        ``sum_j exp(-log_scale) phi(k_j)`` (the normalizer).
+    log_scale : Tensor ``(B, H_kv)`` or ``(B, H_kv, F)``
+        The running reference ``r``, per head or per feature: the true state is
+        ``exp(log_scale) * (kv, z)``. :data:`~kernelapprox.attention.maps.LOG_FLOOR` means
+        "no key yet".
     """
 
     kv: torch.Tensor
@@ -59,5 +67,10 @@ class AttentionState(NamedTuple):
 
     def absolute(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(S, z)`` without the log-scale, i.e. ``exp(log_scale) * (kv, z)`` (may overflow)."""
-        factor = torch.exp(self.log_scale)
-        return self.kv * factor[..., None, None], self.z * factor[..., None]
+        factor = torch.exp(self.feature_log_scale())
+        return self.kv * factor[..., None], self.z * factor
+
+    def feature_log_scale(self) -> torch.Tensor:
+        """The reference per feature, ``(B, H_kv, F)`` (a per-head one broadcast)."""
+        r = self.log_scale
+        return r if r.ndim == self.z.ndim else r[..., None].expand_as(self.z)

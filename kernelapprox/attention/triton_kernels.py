@@ -43,6 +43,7 @@ from kernelapprox.attention.functional import (
     _check_key_padding,
     _check_qkv,
     _initial_state,
+    _per_head_reference,
     _resolve_scale,
     packed_as_padded,
 )
@@ -445,7 +446,11 @@ def triton_feature_attention(
         pad = key_padding_mask.to(q.device).contiguous().view(torch.uint8)
     kv0 = z0 = r0 = None
     if initial_state is not None:
-        _initial_state(initial_state, B, Hk, Fd, Dv, q.device, torch.float32)  # validation
+        S0, r0 = _initial_state(initial_state, B, Hk, Fd, Dv, q.device, torch.float32)
+        if r0.ndim == 3:
+            # the kernels keep one reference per head: fold a per-feature state into it
+            S0, r0 = _per_head_reference(S0, r0)
+            initial_state = AttentionState(S0[..., :Dv], S0[..., Dv], r0)
         kv0, z0, r0 = (x.to(device=q.device, dtype=torch.float32).contiguous()
                        for x in initial_state)
         r0 = r0.detach()
