@@ -81,6 +81,8 @@ OVERRIDES = {
     "seed": "seed",
     "level": "level",
     "baseline": "baseline",
+    "target": "target",
+    "ridge": "ridge",
 }
 
 
@@ -132,9 +134,22 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--maps", type=_names, help="sincos,cos_offset,positive,hyperbolic,fourier,dct,dct_released"
     )
-    p.add_argument("--metric", type=_names, help="rel_fro,rel_spectral,max_abs,rownorm_fro")
+    p.add_argument(
+        "--metric",
+        type=_names,
+        help="rel_fro,rel_spectral,max_abs,rownorm_fro (Gram errors), krr_mse,class_error "
+        "(kernel ridge regression's test error, misclassification rate; labelled data)",
+    )
     p.add_argument("--replications", type=int, help="independent randomizations per cell")
     p.add_argument("--level", type=float, help="confidence level of the intervals (0.95)")
+    p.add_argument(
+        "--target",
+        help="targets of the --data file's rows (.npy or .csv, one value per row) for the "
+        "learning metrics krr_mse and class_error (digits has its labels)",
+    )
+    p.add_argument(
+        "--ridge", type=float, help="ridge lambda of the learning metrics' kernel ridge (0.01)"
+    )
     p.add_argument(
         "--baseline",
         help="sampler the others are compared with at equal m (error ratio, features ratio; "
@@ -227,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_skipped(summary))
     resumed = f" ({result.cells_resumed} cells resumed from disk)" if result.cells_resumed else ""
     print(
-        f"\n{result.cells_run} cells run{resumed}; wrote results.csv, summary.json and "
-        f"{', '.join(figure_name(m, spec.metrics) for m in spec.metrics)} to {Path(out)}/"
+        f"\n{result.cells_run} cells run{resumed}; wrote results.csv, summary.json"
+        f"{''.join(', ' + figure_name(m, spec.metrics) for m in spec.metrics[:-1])} and "
+        f"{figure_name(spec.metrics[-1], spec.metrics)} to {Path(out)}/"
     )
     return 0

@@ -233,3 +233,72 @@ def subsample_rows(
     order = np.random.default_rng(spawn(seed, 3)[2]).permutation(rows)
     start = 0 if split == "test" else n
     return np.sort(order[start : start + n])
+
+
+#: The share of a study's rows held out to test learning metrics (the rest trains them).
+TEST_FRACTION = 0.25
+#: How learning metrics split a study's rows (part of the identity of such a study).
+LEARNING_SPLIT = "seeded-permutation-quarter-test"
+
+
+def _read_targets(target: str, rows: int) -> np.ndarray:
+    y = _read_file(target)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != rows:
+        raise ValueError(
+            f"target file {target!r} must hold one value per data row, shape ({rows},), "
+            f"got {y.shape}"
+        )
+    if not np.all(np.isfinite(y.astype(np.float64))):
+        raise ValueError(f"target file {target!r} holds NaN or infinite values")
+    return y
+
+
+def load_targets(
+    name: str,
+    *,
+    target: str | None,
+    n_points: int | str,
+    seed: int = 0,
+    fitted: bool = False,
+) -> np.ndarray | None:
+    """Targets of the rows :func:`load_data` returns (same subsample), or ``None``.
+
+    ``digits`` has its class labels (0-9); a data file has the values of the ``target``
+    file (``.npy`` or ``.csv``, one value per row of the data file); synthetic sets have none.
+    """
+    if name in SYNTHETIC:
+        return None
+    if is_file(name):
+        if target is None:
+            return None
+        rows = resolve_rows(name)
+        y = _read_targets(target, rows)
+    else:
+        from sklearn.datasets import load_digits
+
+        y = load_digits().target
+        rows = y.shape[0]
+    with warnings.catch_warnings():  # load_data has warned about a small set already
+        warnings.simplefilter("ignore", SmallDataWarning)
+        return y[subsample_rows(name, rows, n_points, seed, "test", fitted)].copy()
+
+
+def resolve_rows(name: str) -> int:
+    """The number of rows of a data file."""
+    return int(_read_file(name, mmap=True).shape[0])
+
+
+def learning_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of a study's ``n`` rows for learning metrics.
+
+    A permutation from the fourth child of the study seed (:data:`LEARNING_SPLIT`); the
+    first ``ceil(n * TEST_FRACTION)`` permuted rows test, the rest train.
+    """
+    order = np.random.default_rng(spawn(seed, 4)[3]).permutation(n)
+    n_test = int(np.ceil(n * TEST_FRACTION))
+    if n_test < 1 or n - n_test < 2:
+        raise ValueError(f"learning metrics need at least 4 data points, got n_points={n}")
+    return np.sort(order[n_test:]), np.sort(order[:n_test])

@@ -327,6 +327,14 @@ def format_table(summary: dict[str, Any], metric: str | None = None) -> str:
         "log(error) vs log(m) with its CI"
     )
     out = _aligned_table(title, header, lines)
+    floors = [
+        f"{d['data']}/{kernel} {_fmt(values[metric])}"
+        for d in summary["datasets"]
+        for kernel, values in (d.get("exact_kernel") or {}).items()
+        if metric in values
+    ]
+    if floors:
+        out.append(f"exact kernel's {metric} on the same split: " + ", ".join(floors))
     if any(c.get("outside_prediction") for c in cells):
         tested = summary.get("analytic_cells_tested", 0)
         out.append(
@@ -520,7 +528,9 @@ def convergence_figure(summary: dict[str, Any], metric: str | None = None) -> An
         if firsts:
             ax.set_xticks(grid, [str(int(v)) for v in grid])
             ax.xaxis.set_minor_locator(NullLocator())
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        bottom, top = ax.get_ylim()  # a narrow panel (under a decade) gets more labels
+        subs = (1.0, 2.0, 5.0) if top / bottom >= 8 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(FuncFormatter(_tick_label))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="both", labelsize=8)
@@ -540,7 +550,7 @@ def convergence_figure(summary: dict[str, Any], metric: str | None = None) -> An
     )  # fmt: skip
     labels = sorted(legend, key=lambda k: order[k])
     fig.legend([legend[k] for k in labels], labels, loc="outside lower center",
-               ncol=min(6, len(legend)), fontsize=8, frameon=False)  # fmt: skip
+               ncol=min(8, len(legend)), fontsize=8, frameon=False)  # fmt: skip
     return fig
 
 

@@ -29,10 +29,11 @@ from tqdm.auto import tqdm
 
 from kernelapprox.errors import EnvironmentFailure
 from kernelapprox.estimators.gram import gram_error
+from kernelapprox.estimators.learning import LEARNING_METRICS, learning_error
 from kernelapprox.estimators.predictions import predicted_relative_rmse
 from kernelapprox.features import make
 from kernelapprox.kernels import Kernel, make_kernel, median_pairwise_distance
-from kernelapprox.study.data import load_data
+from kernelapprox.study.data import learning_split, load_data, load_targets
 from kernelapprox.study.spec import LAPLACIAN_MEDIAN, Cell, StudySpec
 from kernelapprox.study.store import COLUMNS, ResultStore, check_out, open_store
 
@@ -79,14 +80,30 @@ class Dataset:
     X_train: np.ndarray | None = None
     kernels: dict[str, Kernel] = field(default_factory=dict)
     exact: dict[str, np.ndarray] = field(default_factory=dict)
+    #: targets of the rows and their (train, test) split, for learning metrics
+    y: np.ndarray | None = None
+    split: tuple[np.ndarray, np.ndarray] | None = None
+    #: learning metrics of the exact kernel, per kernel: the floor of the approximations
+    exact_learning: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "data": self.name,
             "n_points": int(self.X.shape[0]),
             "dim": int(self.X.shape[1]),
             "kernels": {name: repr(k) for name, k in self.kernels.items()},
         }
+        if self.split is not None:
+            out["train_points"], out["test_points"] = (len(i) for i in self.split)
+            out["exact_kernel"] = self.exact_learning
+        return out
+
+    def metric(self, K_hat: np.ndarray, K: np.ndarray, metric: str, ridge: float) -> float:
+        """One metric of an approximate Gram matrix: a Gram error or a learning error."""
+        if metric in LEARNING_METRICS:
+            assert self.y is not None and self.split is not None  # validated by the spec
+            return learning_error(K_hat, self.y, *self.split, metric, ridge=ridge)
+        return gram_error(K_hat, K, metric)
 
 
 def _resolve_kernel(name: str, X: np.ndarray, spec: StudySpec) -> Kernel:
@@ -122,7 +139,7 @@ def run_cell(
                 fmap.fit_weights(dataset.X_train, seed=cell.seed(spec.seed, r))
             K_hat = fmap.gram(dataset.X)
             for metric in spec.metrics:
-                value = gram_error(K_hat, K, metric)
+                value = dataset.metric(K_hat, K, metric, spec.ridge)
                 rows.append({**vars(cell), "replication": r, "metric": metric, "value": value})
     return rows
 
@@ -160,6 +177,11 @@ def _load_datasets(cells: list[Cell], spec: StudySpec) -> dict[tuple[str, int], 
                     split="train", fitted=True,
                 )  # fmt: skip
             datasets[key] = Dataset(cell.data, X, X_train)
+            if spec.learning_metrics():
+                y = load_targets(cell.data, target=spec.target, n_points=spec.n_points,
+                                 seed=spec.seed, fitted=fitted)  # fmt: skip
+                datasets[key].y = y
+                datasets[key].split = learning_split(X.shape[0], spec.seed)
         ds = datasets[key]
         if cell.kernel not in ds.kernels:
             ds.kernels[cell.kernel] = kernel = _resolve_kernel(cell.kernel, ds.X, spec)
@@ -171,6 +193,10 @@ def _load_datasets(cells: list[Cell], spec: StudySpec) -> dict[tuple[str, int], 
                     f"overflows ({kernel!r} gives non-finite values): rescale the data (--data), "
                     "or choose a smaller --scale or a larger --length-scale"
                 )
+            if ds.split is not None:
+                ds.exact_learning[cell.kernel] = {
+                    m: ds.metric(K, K, m, spec.ridge) for m in spec.learning_metrics()
+                }
     return datasets
 
 

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int
-from kernelapprox.estimators.gram import METRICS
+from kernelapprox.estimators.gram import METRICS as GRAM_METRICS
+from kernelapprox.estimators.learning import LEARNING_METRICS
 from kernelapprox.features import MAPS, incompatibility
 from kernelapprox.kernels import KERNELS
 from kernelapprox.sampling import SAMPLERS
 from kernelapprox.study.data import (
     BUILTIN,
+    LEARNING_SPLIT,
     SUBSAMPLE,
     SYNTHETIC,
     check_n_points,
@@ -32,6 +34,8 @@ from kernelapprox.study.data import (
 )
 
 WEIGHTS = ("uniform", "box", "fitted")
+#: Gram-matrix errors and learning-task errors (the latter need labelled data).
+METRICS = {**GRAM_METRICS, **LEARNING_METRICS}
 #: Sweep axes: growing one (``--extend``) adds cells and keeps every stored row valid.
 AXES = ("data", "kernels", "maps", "samplers", "weights", "dims", "features", "metrics")
 #: Options every row depends on: a study with another value is another study.
@@ -42,7 +46,7 @@ OPTION = {
     "weights": "--weights", "dims": "--dim", "features": "--features", "metrics": "--metric",
     "length_scale": "--length-scale", "kernel_scale": "--scale", "n_points": "--n-points",
     "seed": "--seed", "replications": "--replications", "data_sha256": "--data",
-    "rules": "--n-points/--length-scale",
+    "rules": "--n-points/--length-scale", "learning": "--target/--ridge",
 }  # fmt: skip
 #: How the laplacian kernel's median length scale is measured (its own L1 distance).
 LAPLACIAN_MEDIAN = "cityblock"
@@ -103,6 +107,10 @@ class StudySpec:
     level: float = 0.95
     #: the sampler every other sampler is compared with (summary only, like ``level``)
     baseline: str = "mc"
+    #: targets of a data file's rows for the learning metrics (``.npy``/``.csv``)
+    target: str | None = None
+    #: ridge ``lambda`` of the learning metrics' kernel ridge regression
+    ridge: float = 1e-2
 
     def validate(self) -> StudySpec:
         for name, values, allowed in (
@@ -150,10 +158,36 @@ class StudySpec:
         if not 0 < self.level < 1:
             raise ValueError(f"level must be in (0, 1), got {self.level}")
         check_choice(self.baseline, "baseline", SAMPLERS)
+        self._validate_learning()
         if not self.cells()[0]:
             reasons = "; ".join(sorted(set(self.cells()[1].values())))
             raise ValueError(f"no cell of this study can run: {reasons}")
         return self
+
+    def learning_metrics(self) -> list[str]:
+        return [m for m in dict.fromkeys(self.metrics) if m in LEARNING_METRICS]
+
+    def _validate_learning(self) -> None:
+        files = [d for d in self.data if is_file(d)]
+        if self.target is not None:
+            if not isinstance(self.target, str) or not is_file(self.target):
+                raise ValueError(f"target must be a .npy or .csv file, got {self.target!r}")
+            if len(set(files)) != 1:
+                raise ValueError(
+                    "target labels the rows of one data file: give exactly one .npy/.csv "
+                    f"--data with --target (data: {', '.join(self.data)})"
+                )
+        learning = self.learning_metrics()
+        if not learning:
+            return
+        if not (np.isfinite(self.ridge) and self.ridge > 0):
+            raise ValueError(f"ridge must be > 0, got {self.ridge}")
+        unlabelled = [d for d in self.data if d in SYNTHETIC or (is_file(d) and not self.target)]
+        if unlabelled:
+            raise ValueError(
+                f"metric {learning[0]} needs labelled data; {', '.join(unlabelled)} has no "
+                "targets: give --target FILE for a data file, or use --data digits"
+            )
 
     def cells(self) -> tuple[list[Cell], dict[str, str]]:
         """Runnable cells in sweep order, and the skipped combinations with their reasons."""
@@ -200,6 +234,11 @@ class StudySpec:
             rules["laplacian_median"] = LAPLACIAN_MEDIAN
         if rules:
             ident["rules"] = rules
+        if self.learning_metrics():
+            ident["learning"] = {
+                "ridge": float(self.ridge), "split": LEARNING_SPLIT, "target": self.target,
+                "target_sha256": content_sha256(self.target) if self.target else None,
+            }  # fmt: skip
         return ident
 
     @classmethod
@@ -207,6 +246,9 @@ class StudySpec:
         """The spec whose :meth:`identity` is ``identity``; ``options`` set the rest (level,
         baseline)."""
         fields = {name: identity[name] for name in (*AXES, *FIXED, "replications")}
+        learning = identity.get("learning")
+        if isinstance(learning, dict):
+            fields.update(target=learning.get("target"), ridge=learning.get("ridge", 1e-2))
         return cls(**fields, **options)
 
     def to_json(self) -> str:

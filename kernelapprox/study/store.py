@@ -130,7 +130,7 @@ def differences(stored: dict[str, Any], new: dict[str, Any], *, extend: bool) ->
     the content of data files already in the study) must be equal.
     """
     problems = []
-    for name in (*AXES, *FIXED, "replications", "rules"):
+    for name in (*AXES, *FIXED, "replications", "rules", "learning"):
         old, now = stored.get(name), new.get(name)
         if old == now:
             continue
@@ -142,6 +142,14 @@ def differences(stored: dict[str, Any], new: dict[str, Any], *, extend: bool) ->
         ):
             continue
         if extend and name == "replications" and isinstance(old, int) and now > old:
+            continue
+        if name == "learning":
+            if extend and old is None:  # the stored rows have no learning metric to contradict
+                continue
+            problems.append(
+                f"learning (--target, --ridge: the learning metrics' targets, ridge and "
+                f"split): stored {old!r}, given {now!r}"
+            )
             continue
         if name == "rules":
             problems.append(
