@@ -175,3 +175,17 @@ def test_python_m_proofs_entry_point(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["--only", "positive_features", "--format", "json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["claims"][0]["verdict"] == "holds"
     assert main(["--only", "nope", "--no-progress"]) == 2
+
+
+def test_the_catalogue_is_kernelapprox_proofs_where_the_wheel_installed_it(monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    from kernelapprox.cli.verify import catalogue_package
+
+    assert catalogue_package() is proofs  # a checkout: the top-level catalogue
+    installed = types.ModuleType("kernelapprox.proofs")
+    installed.__spec__ = importlib.machinery.ModuleSpec("kernelapprox.proofs", None)
+    monkeypatch.setitem(sys.modules, "kernelapprox.proofs", installed)
+    assert catalogue_package() is installed
