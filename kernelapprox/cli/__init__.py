@@ -4,7 +4,10 @@ Each sub-command is one module of this package (``kernelapprox.cli.study``,
 ``kernelapprox.cli.verify``, ...) that exposes ``register(subparsers)``, which adds an
 ``argparse`` parser whose ``func`` default runs the command and returns an exit status. The
 modules hold only the command line (options, printing); the work they start lives in the
-package that owns it (``study.runner``, ``proofs``, ``dynamics``, ...).
+package that owns it (``study.runner``, ``proofs``, ``dynamics``, ...). Every command gets
+``--format text|json``, ``--out DIR``, ``--no-progress`` and ``--seed N`` from
+:func:`kernelapprox.cli._common.add_common_options`; ``docs/api/cli.md`` is generated from the
+parsers (:mod:`kernelapprox.cli._docs`).
 
 Errors are one line on stderr, never a traceback, and the exit status says whose they are
 (:func:`exit_status`):
@@ -56,7 +59,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("compress", "kernelapprox.cli.compress"),
 )
 #: The one-line help of each command, listed by ``kernelapprox --help`` without importing the
-#: command's module; each module's ``register`` passes its own line as ``help=``.
+#: command's module; each module's ``register`` passes the same line as ``help=`` (a test
+#: holds them equal).
 SUMMARIES: dict[str, str] = {
     "study": "run an approximation-error study (kernels x maps x samplers x feature counts)",
     "verify": "run every claim in proofs/ and print its verdict",
