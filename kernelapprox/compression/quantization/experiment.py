@@ -60,7 +60,11 @@ from kernelapprox.compression.quantization.models import (
     quantize_linears,
     set_bits,
 )
-from kernelapprox.compression.quantization.nested import check_widths, independent_quantize
+from kernelapprox.compression.quantization.nested import (
+    METHODS,
+    check_widths,
+    independent_quantize,
+)
 from kernelapprox.compression.quantization.packing import nested_storage, storage_bytes
 from kernelapprox.lm.pretrained import load_minilm, sentence_embedding
 
@@ -229,6 +233,7 @@ def run_quantization(
     max_bits: int = 8,
     iterations: int = 50,
     seed: int = 0,
+    method: str = "tree",
     calibration: int | None = None,
     evaluation: int | None = None,
     train_steps: int = 300,
@@ -240,7 +245,9 @@ def run_quantization(
     """Quantize ``model`` (``"tiny"`` or ``"minilm"``) and measure every width.
 
     See the module docstring. ``calibration`` (default 32 windows or 128 sentences) and
-    ``evaluation`` (default 32 windows or 256 sentences) size the data.
+    ``evaluation`` (default 32 windows or 256 sentences) size the data. ``method`` chooses
+    the nested clustering (:func:`~.nested.nested_quantize`); with ``"tree"`` the paper's
+    ``"upscale"`` is measured beside it (``sse_upscale``, ``quality_upscale``).
 
     Returns
     -------
@@ -252,6 +259,7 @@ def run_quantization(
         settings and timings.
     """
     model = check_choice(model, "model", MODELS)
+    method = check_choice(method, "method", METHODS)
     seed_bits, max_bits = check_widths(seed_bits, max_bits)
     iterations = check_positive_int(iterations, "iterations", minimum=0)
     seed = check_positive_int(seed, "seed", minimum=0)
@@ -279,6 +287,7 @@ def run_quantization(
         if name in fisher
     }
     independent_net = copy.deepcopy(net)
+    upscale_net = copy.deepcopy(net) if method == "tree" else None
     t1 = time.perf_counter()
     nested = quantize_linears(
         net,
@@ -287,10 +296,17 @@ def run_quantization(
         max_bits=max_bits,
         iterations=iterations,
         seed=seed,
+        method=method,
         progress=None,
     )
     t_nested = time.perf_counter() - t1
-    tell(f"nested quantization of {len(nested)} layers in {t_nested:.1f} s")
+    tell(f"nested quantization ({method}) of {len(nested)} layers in {t_nested:.1f} s")
+    upscaled: dict[str, Any] = {}
+    if upscale_net is not None:
+        upscaled = quantize_linears(
+            upscale_net, fisher, seed_bits=seed_bits, max_bits=max_bits,
+            iterations=iterations, seed=seed, method="upscale",
+        )
     layer_seeds = dict(zip(fisher, spawn(seed, len(fisher)), strict=True))
     ind_modules = dict(independent_net.named_modules())
     shapes = [tuple(w.shape) for w in originals.values()]
@@ -299,12 +315,14 @@ def run_quantization(
     t_independent = t_optimal = 0.0
     for bits in range(seed_bits, max_bits + 1):
         row: dict[str, Any] = {"bits": bits}
-        sse_n = sse_i = 0.0
+        sse_n = sse_i = sse_u = 0.0
         opt = n_s = i_s = 0.0
         do_opt = optimal_rows > 0 and bits <= optimal_max_bits
         for name, w in originals.items():
             f, q = fisher[name], nested[name]
             sse_n += q.sse(w, f, bits)
+            if upscaled:
+                sse_u += upscaled[name].sse(w, f, bits)
             t = time.perf_counter()
             codes, table = independent_quantize(
                 w, f, bits, iterations=iterations, seed=layer_seeds[name]
@@ -324,6 +342,17 @@ def run_quantization(
                 i_s += float(weighted_sse(w[r], f[r], codes[r], table[r]).sum())
         set_bits(net, bits)
         qn, qi = quality(net), quality(independent_net)
+        if upscale_net is not None:
+            set_bits(upscale_net, bits)
+            qu = quality(upscale_net)
+            row.update(
+                {
+                    "sse_upscale": sse_u,
+                    "upscale_over_independent": sse_u / sse_i if sse_i > 0 else None,
+                    "quality_upscale": qu[setup["metric"]],
+                    **{f"{k}_upscale": v for k, v in qu.items() if k != setup["metric"]},
+                }
+            )
         row.update(
             {
                 "sse_nested": sse_n,
@@ -354,6 +383,7 @@ def run_quantization(
         "max_bits": max_bits,
         "iterations": iterations,
         "seed": seed,
+        "method": method,
         "calibration": calibration,
         "evaluation": evaluation,
         "train_steps": train_steps if model == "tiny" else None,

@@ -122,14 +122,16 @@ def quantize_linears(
     max_bits: int = 8,
     iterations: int = 50,
     seed: Any = 0,
+    method: str = "upscale",
     cache: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, NestedQuantization]:
     """Replace every linear layer named in ``fisher`` by a :class:`~.layer.QuantizedLinear`.
 
     Layers are quantized in the order of ``fisher``'s keys, layer ``i`` with child ``i`` of
-    ``seed`` (:func:`kernelapprox._validation.spawn`). Returns the quantizations by name (the
-    codes and float64 tables, for measuring errors).
+    ``seed`` (:func:`kernelapprox._validation.spawn`), by :func:`~.nested.nested_quantize`
+    with ``method`` (``"upscale"``, the paper's, or ``"tree"``). Returns the quantizations by
+    name (the codes and float64 tables, for measuring errors).
     """
     seed_bits, max_bits = check_widths(seed_bits, max_bits)
     if not isinstance(fisher, dict) or not fisher:
@@ -149,6 +151,7 @@ def quantize_linears(
                 max_bits=max_bits,
                 iterations=iterations,
                 seed=child,
+                method=method,
             )
         parent, attr = _parent(model, name)
         setattr(parent, attr, QuantizedLinear.from_linear(linear, q, cache=cache))

@@ -31,18 +31,34 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int
+from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int
 from kernelapprox.compression.quantization.kmeans import (
     _check_rows,
+    _prefix,
+    _weighted_means,
     lloyd_kmeans,
+    run_bounds,
     split_runs,
     weighted_sse,
 )
+from kernelapprox.compression.quantization.tree import (
+    best_nested_tree,
+    level_weights,
+    tree_objective,
+)
 
-__all__ = ["NestedQuantization", "check_widths", "independent_quantize", "nested_quantize"]
+__all__ = [
+    "METHODS",
+    "NestedQuantization",
+    "check_widths",
+    "independent_quantize",
+    "nested_quantize",
+]
 
 #: Widest code the packed layout supports (codes are held in ``torch.uint8``).
 MAX_BITS = 8
+#: How the nested clustering is chosen: the paper's upscaling, or the best tree (:mod:`.tree`).
+METHODS = ("upscale", "tree")
 
 
 def check_widths(seed_bits: Any, max_bits: Any) -> tuple[int, int]:
@@ -121,6 +137,9 @@ def nested_quantize(
     max_bits: int = 8,
     iterations: int = 50,
     seed: Any = 0,
+    method: str = "upscale",
+    tree_bits: int = 6,
+    band: float | None = 2.0,
 ) -> NestedQuantization:
     r"""Any-Precision quantization of ``weight`` (see the module docstring).
 
@@ -136,23 +155,90 @@ def nested_quantize(
         Lloyd steps of the seed.
     seed : int, SeedSequence, numpy or torch Generator
         Seeds the k-means++ draws of the seed quantizer.
+    method : {"upscale", "tree"}
+        ``"upscale"``: the paper's algorithm (seed k-means, then split every cluster).
+        ``"tree"``: the widths ``seed_bits..min(tree_bits, max_bits)`` chosen together as the
+        best nested tree (:func:`~.tree.best_nested_tree`, boundaries restricted to those of
+        the upscaled clustering one bit finer), kept per row only where its objective
+        :math:`\sum_\ell 4^{\ell - b_0} \mathrm{SSE}_\ell` beats the upscaled tree's (so it
+        is never worse in that objective); the widths above are upscaled from it.
+    tree_bits : int
+        The finest width the tree search chooses (``"tree"`` only).
+    band : float or None
+        The tree search's band (:func:`~.tree.best_nested_tree`).
 
     Returns
     -------
     NestedQuantization
     """
     seed_bits, max_bits = check_widths(seed_bits, max_bits)
+    method = check_choice(method, "method", METHODS)
+    tree_bits = check_positive_int(tree_bits, "tree_bits")
     v, w = _check_matrix(weight, fisher)
     as_seed_sequence(seed)
     sv, order = torch.sort(v, dim=1)
     sw = w.gather(1, order)
     codes, table = lloyd_kmeans(sv, sw, 2**seed_bits, iterations=iterations, seed=seed)
     tables = {seed_bits: table}
-    for bits in range(seed_bits + 1, max_bits + 1):
-        codes, table = split_runs(sv, sw, codes, table)
+    top = min(tree_bits, max_bits)
+    if method == "tree" and top > seed_bits:
+        codes, tables = _best_tree(sv, sw, codes, table, seed_bits, top, band)
+    else:
+        top = seed_bits
+    for bits in range(top + 1, max_bits + 1):
+        codes, table = split_runs(sv, sw, codes, tables[bits - 1])
         tables[bits] = table
     out = torch.empty_like(codes).scatter_(1, order, codes)
     return NestedQuantization(out.to(torch.uint8), tables, seed_bits, max_bits)
+
+
+def _best_tree(
+    sv: torch.Tensor,
+    sw: torch.Tensor,
+    seed_codes: torch.Tensor,
+    seed_table: torch.Tensor,
+    seed_bits: int,
+    top: int,
+    band: float | None,
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Widths ``seed_bits..top`` as the best tree over the upscaled clustering's boundaries.
+
+    Returns the sorted codes at width ``top`` and the table of every width.
+    """
+    rows, n = sv.shape
+    # the paper's tree, one bit beyond `top`: its boundaries are the atoms of the search
+    codes, table = seed_codes, seed_table
+    upscaled = {seed_bits: codes}
+    for bits in range(seed_bits + 1, top + 2):
+        codes, table = split_runs(sv, sw, codes, table)
+        upscaled[bits] = codes
+    atoms = _boundaries(upscaled[top + 1], top + 1)
+    weights = level_weights(seed_bits, top)
+    found = best_nested_tree(
+        sv, sw, atoms, seed_bits=seed_bits, top_bits=top, weights=weights, band=band
+    )
+    paper = {bits: _boundaries(upscaled[bits], bits) for bits in weights}
+    prefix = _prefix(sv - sv.mean(1, keepdim=True), sw)
+    keep = tree_objective(prefix, found, weights) < tree_objective(prefix, paper, weights)
+    pos = torch.arange(n).expand(rows, n).contiguous()
+    bounds = torch.where(keep[:, None], found[top], paper[top])
+    codes = torch.searchsorted(bounds[:, 1:-1].contiguous(), pos, right=True)
+    tables = {}
+    for bits in weights:
+        level = codes >> (top - bits)
+        fallback = (
+            tables[bits - 1].repeat_interleave(2, dim=1)
+            if bits > seed_bits
+            else sv.mean(1, keepdim=True).expand(rows, 2**bits).contiguous()
+        )
+        tables[bits] = _weighted_means(sv, sw, level, fallback)
+    return codes, tables
+
+
+def _boundaries(sorted_codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """The ``2**bits + 1`` run boundaries (0, starts of runs 1.., n) of non-decreasing codes."""
+    start, end = run_bounds(sorted_codes, 2**bits)
+    return torch.cat([start[:, :1].zero_(), end], 1)
 
 
 def independent_quantize(
