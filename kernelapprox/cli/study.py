@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kernelapprox.cli import SUMMARIES
 from kernelapprox.cli._common import add_common_options
 from kernelapprox.study.data import SmallDataWarning
 from kernelapprox.study.presets import PRESET_TABLES, PRESETS, preset
@@ -89,7 +90,7 @@ OVERRIDES = {
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "study",
-        help="run an approximation-error study (kernels x maps x samplers x feature counts)",
+        help=SUMMARIES["study"],
         description=(
             "Sweep kernels x maps x samplers x weights x feature counts x replications, write "
             "results.csv, summary.json and a figure per metric to --out, and print a table. "
