@@ -22,10 +22,12 @@ batches:
 
 After training, the adapters are merged and the pruned heads and neurons removed
 (:func:`~kernelapprox.compression.pruning.models.shrink_bert`); kept parameters are counted on
-the encoder layers. ``peak_mem_mb`` is an estimate from tensors (parameters, gradients and the
-two Adam moments of the trained ones; activations are not counted). The optimizer is a plain
-Adam written here (torch.optim's first use imports the compiler stack, seconds on a small
-machine); it restarts its moments for parameters that a rank growth replaced.
+the encoder layers. ``peak_mem_mb`` is measured from the tensors of the training loop
+(:mod:`~kernelapprox.compression.pruning.memory`): parameters, gradients, the two Adam
+moments of the trained parameters and the largest total of activations that autograd saved
+in one step (``peak_activation_mb``); the distillation teacher's weights count too. The
+optimizer is a plain Adam written here (torch.optim's first use imports the compiler stack,
+seconds on a small machine); it restarts its moments for parameters that a rank growth replaced.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from kernelapprox.compression.pruning.adapters import (
     distillation_weight,
     snapshot,
 )
+from kernelapprox.compression.pruning.memory import SavedActivations, parameter_bytes
 from kernelapprox.compression.pruning.models import (
     bert_layers,
     bert_sites,
@@ -308,7 +311,7 @@ def train_method(
     opt = _Adam(config.lr_full if method == "full" else config.lr)
     gen = torch.Generator().manual_seed(config.seed + 1)
     teacher = None
-    peak_bytes = 0
+    peak_bytes = peak_saved = 0
     start = time.perf_counter()
     if pruner is not None:
         pruner.__enter__()
@@ -317,17 +320,19 @@ def train_method(
     try:
         for t in range(config.steps):
             pick = torch.randint(0, ids.shape[0], (config.batch_size,), generator=gen)
-            logits, pooled = model(ids[pick], att[pick])
-            if config.task == "classify":
-                loss = F.cross_entropy(logits, y[pick])
-            else:
-                loss = F.mse_loss(pooled, data["train_ref"][pick])
-            if teacher is not None:
-                with torch.no_grad():
-                    t_logits, t_pooled = teacher(ids[pick], att[pick])
-                mu = config.distill * distillation_weight(t, t_warm, t_end)
-                distill = distillation_loss(logits, t_logits, [pooled], [t_pooled])
-                loss = mu * distill + (1 - mu) * loss
+            with SavedActivations(model) as saved:
+                logits, pooled = model(ids[pick], att[pick])
+                if config.task == "classify":
+                    loss = F.cross_entropy(logits, y[pick])
+                else:
+                    loss = F.mse_loss(pooled, data["train_ref"][pick])
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits, t_pooled = teacher(ids[pick], att[pick])
+                    mu = config.distill * distillation_weight(t, t_warm, t_end)
+                    distill = distillation_loss(logits, t_logits, [pooled], [t_pooled])
+                    loss = mu * distill + (1 - mu) * loss
+            peak_saved = max(peak_saved, saved.bytes)
             loss.backward()
             override = None
             if pruner is not None and t in pruner.updates and method != "apt":
@@ -344,7 +349,8 @@ def train_method(
                 rank_tracker.step()
             params = [p for p in model.parameters() if p.requires_grad]
             opt.step(params)
-            peak_bytes = max(peak_bytes, _tensor_bytes(model, opt))
+            teacher_bytes = parameter_bytes(teacher)[0] if teacher is not None else 0
+            peak_bytes = max(peak_bytes, _tensor_bytes(model, opt) + teacher_bytes)
             model.zero_grad(set_to_none=True)
             if changed and method == "apt":
                 teacher = snapshot(model) if config.distill > 0 else None
@@ -363,7 +369,8 @@ def train_method(
         shrink_bert(model.backbone, pruner.masks)
     result = {
         "train_s": train_s,
-        "peak_mem_mb": peak_bytes / 2**20,
+        "peak_mem_mb": (peak_bytes + peak_saved) / 2**20,
+        "peak_activation_mb": peak_saved / 2**20,
         "kept_params_fraction": _encoder_params(model) / n_before,
         "adapter_ranks": sorted({a.rank for a in adapters.values()}) if adapters else [],
     }
@@ -387,10 +394,9 @@ def train_method(
 
 
 def _tensor_bytes(model: nn.Module, opt: _Adam) -> int:
-    params = {id(p): p for p in model.parameters()}.values()
-    total = sum(p.numel() * p.element_size() for p in params)
-    total += sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
-    return total + opt.state_bytes()
+    """Parameters, gradients and optimizer state, in bytes."""
+    weights, grads = parameter_bytes(model)
+    return weights + grads + opt.state_bytes()
 
 
 def _grow(adapters, tracker, n0: int, progress: float, step: int) -> None:
