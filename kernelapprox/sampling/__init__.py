@@ -13,6 +13,7 @@ input scale). Samplers by name:
 ``lattice``     rank-1 lattice (CBC generating vector) with a random shift
 ``spherical``   ``chi_d`` radius from one QMC coordinate, QMC/orthogonal directions
 ``simplex``     rotated regular-simplex blocks with ``chi_d`` radii (Reid et al. 2023)
+``mub``         rotated mutually unbiased frames, stratified ``chi_d`` radii
 ==============  ==============================================================
 
 Any :class:`scipy.stats.scipy_qmc.QMCEngine` instance is accepted as a sampler too, and
@@ -49,6 +50,7 @@ from kernelapprox.sampling.qmc import (
 )
 from kernelapprox.sampling.simplex import Simplex, simplex_directions
 from kernelapprox.sampling.spherical import Spherical
+from kernelapprox.sampling.unbiased_bases import MutuallyUnbiased, unbiased_frames
 from kernelapprox.sampling.weights import (
     box_weights,
     data_box_half_width,
@@ -65,6 +67,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
     "lattice": Lattice,
     "spherical": Spherical,
     "simplex": Simplex,
+    "mub": MutuallyUnbiased,
 }
 
 
@@ -193,6 +196,7 @@ __all__ = [
     "Halton",
     "Lattice",
     "MonteCarlo",
+    "MutuallyUnbiased",
     "Orthogonal",
     "PointSetSampler",
     "QMCBalanceWarning",
@@ -213,5 +217,6 @@ __all__ = [
     "sample_frequencies",
     "sampler_options",
     "simplex_directions",
+    "unbiased_frames",
     "uniform_weights",
 ]
