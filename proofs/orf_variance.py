@@ -26,6 +26,14 @@ Mezzadri 2007, and $\chi_d$ radii), each estimate the package's `sincos` map wit
 frequencies. Per cell: the mean must lie within 5 standard errors of the kernel, and
 the sample variance plus 5 standard errors (fourth-moment formula) must lie below the exact
 iid variance. An iid control at $d = 4$, $z = 1$ must match the exact iid variance within 5 SE.
+
+The law the theorem assumes is checked on the same sampler ($d = 4$, $R$ draws of two stacked
+blocks), each within 5 standard errors: Haar through a statistic that is not even, the first
+coordinate of the first direction, $\mathbb{E}\,[w_1/\|w_1\|]_1 = 0$ (without the sign fix
+LAPACK's QR makes it negative; $\cos$ is even and cannot see it); independent blocks,
+$\mathbb{E}\,(u^\top v)^2 = 1/d$ for the first directions $u, v$ of the two blocks
+($\operatorname{Var} = 3/(d(d+2)) - 1/d^2$; a reused block gives 1); independent radii, the
+correlation of two row norms of one block is 0 (SE $1/\sqrt R$).
 """
 
 from __future__ import annotations
@@ -58,11 +66,28 @@ def block_estimates(frequencies: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return terms.reshape(R, D).mean(axis=1)
 
 
+def law_checks(seed: np.random.SeedSequence, replications: int) -> dict[str, float]:
+    """z-scores (statistic - its value under the law) / SE of the sampler's law at d = 4."""
+    d = 4
+    W = sample_frequencies("orthogonal", GAUSSIAN, 2 * d, d, seed=seed, replications=replications)
+    directions = W / np.linalg.norm(W, axis=-1, keepdims=True)
+    first = directions[:, 0, 0]  # odd statistic: mean 0 under Haar, sd 1/sqrt(d)
+    cross = np.einsum("rj,rj->r", directions[:, 0], directions[:, d]) ** 2
+    cross_se = np.sqrt(3 / (d * (d + 2)) - 1 / d**2) / np.sqrt(replications)
+    norms = np.linalg.norm(W[:, :2], axis=-1)
+    corr = np.corrcoef(norms[:, 0], norms[:, 1])[0, 1]
+    return {
+        "haar_first_coordinate_z": float(first.mean() / (first.std(ddof=1) / np.sqrt(first.size))),
+        "block_independence_z": float((cross.mean() - 1 / d) / cross_se),
+        "radius_correlation_z": float(corr * np.sqrt(replications)),
+    }
+
+
 @single_threaded
 def run(*, thorough: bool = False) -> Verdict:
     replications = 20000 if thorough else 3000
     root = np.random.SeedSequence(SEED)
-    children = iter(root.spawn(len(DIMS) * (len(DISTANCES) + 1) + 1))
+    children = iter(root.spawn(len(DIMS) * (len(DISTANCES) + 1) + 2))
     cells, failures = {}, []
     for d in DIMS:
         for z in (*DISTANCES, 3.0):
@@ -93,18 +118,26 @@ def run(*, thorough: bool = False) -> Verdict:
     control_z = (control_var - control_exact) / control_se
     if abs(control_z) > 5:
         failures.append(f"iid control off by {control_z:.1f} SE")
+    law = law_checks(next(children), replications)
+    failures += [f"sampler law: {k} = {v:+.1f}" for k, v in law.items() if abs(v) > 5]
     asserted = [v["ratio"] for k, v in cells.items() if not k.endswith("z=3.0")]
     reported = ", ".join(f"{v['ratio']:.2f}" for k, v in cells.items() if k.endswith("z=3.0"))
     summary = (
         f"Var_ORF/Var_iid in [{min(asserted):.3f}, {max(asserted):.3f}] over d in "
         f"{list(DIMS)}, z in {list(DISTANCES)} (each + 5 SE < 1), unbiased within 5 SE; "
         f"z=3 ratios {reported}"
-        f" (not asserted); iid control {control_z:+.1f} SE; R={replications}"
+        f" (not asserted); iid control {control_z:+.1f} SE; Haar, block independence and "
+        f"radius checks {', '.join(f'{v:+.1f}' for v in law.values())} SE; R={replications}"
     )
     if failures:
         summary = "; ".join(failures)
     return Verdict.decide(
-        not failures, summary, cells=cells, iid_control_z=control_z, replications=replications
+        not failures,
+        summary,
+        cells=cells,
+        iid_control_z=control_z,
+        law=law,
+        replications=replications,
     )
 
 
