@@ -93,3 +93,19 @@ def test_walk_visits_groups_and_their_sub_commands():
     group.add_subparsers().add_parser("leaf")
     sub.add_parser("plain")
     assert [path for path, _ in _docs.walk(parser)] == [("g",), ("g", "leaf"), ("plain",)]
+
+
+def test_usage_lines_are_spelled_alike_on_every_python(monkeypatch):
+    monkeypatch.setattr(_docs, "WIDTH", 52)
+    parser = argparse.ArgumentParser(prog="kernelapprox x")
+    parser.add_argument("what", nargs="?", choices=("a", "b"))
+    parser.add_argument("--maps", nargs="+", choices=("dct", "positive"))
+    parser.add_argument("--out", metavar="DIR")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--n-points", type=int)
+    assert _docs.usage(parser) == (
+        "usage: kernelapprox x [-h]\n"
+        "                      [--maps {dct,positive} ...]\n"
+        "                      [--out DIR] [--no-progress]\n"
+        "                      [--n-points N_POINTS] [{a,b}]"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 
 from kernelapprox.cli._text import from_rst, paragraphs
@@ -77,6 +78,44 @@ def _option(action: argparse.Action) -> str:
     return ", ".join(f"`{opt}{value}`" for opt in action.option_strings)
 
 
+def _value(action: argparse.Action) -> str:
+    """What follows an option in a usage line (argparse's spelling of it varies by version)."""
+    if action.choices is not None:
+        value = "{" + ",".join(map(str, action.choices)) + "}"
+    else:
+        value = action.metavar or (action.dest.upper() if action.option_strings else action.dest)
+    return f"{value} ..." if action.nargs in ("+", "*") else value
+
+
+def usage(parser: argparse.ArgumentParser) -> str:
+    """``usage: PROG [-h] [--option VALUE] ... POSITIONAL``, wrapped at :data:`WIDTH`: the
+    same line as argparse's, in one spelling for every Python version."""
+    words, positionals = [], []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            positionals.append(f"{action.metavar or action.dest} ...")
+        elif not action.option_strings:
+            value = _value(action)
+            positionals.append(f"[{value}]" if action.nargs == "?" else value)
+        elif action.nargs == 0:
+            words.append(f"[{action.option_strings[0]}]")
+        else:
+            words.append(f"[{action.option_strings[0]} {_value(action)}]")
+    words += positionals
+    head = f"usage: {parser.prog} "
+    glue = "\x00"  # keeps "[--option VALUE]" on one line: textwrap breaks only at spaces
+    text = " ".join(word.replace(" ", glue) for word in words)
+    wrapped = textwrap.fill(
+        text,
+        WIDTH,
+        initial_indent=head,
+        subsequent_indent=" " * len(head),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return wrapped.replace(glue, " ")
+
+
 def _default(action: argparse.Action) -> str:
     if action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
         return ""
@@ -109,10 +148,7 @@ def command_section(path: Sequence[str], parser: argparse.ArgumentParser) -> lis
     lines = [f"## `{name}`", ""]
     if parser.description:
         lines += _description(parser.description)
-    formatter = argparse.HelpFormatter(parser.prog, width=WIDTH)
-    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
-    usage = formatter.format_help().strip()
-    lines += ["```text", usage, "```", ""]
+    lines += ["```text", usage(parser), "```", ""]
     sub = _subparsers(parser)
     actions = [
         a
