@@ -101,6 +101,20 @@ def gaussian_softmax_log_factor(u: Any) -> Any:
     return -0.5 * (u * u).sum(-1)
 
 
+#: Pair statistics of scaled inputs ``U, V``: name -> (matrix of every pair, row-aligned pairs).
+PAIR_STATISTICS: dict[str, tuple[Any, Any]] = {
+    "sqeuclidean": (
+        lambda U, V: cdist(U, V, "sqeuclidean"),
+        lambda U, V: ((U - V) ** 2).sum(1),
+    ),
+    "cityblock": (
+        lambda U, V: cdist(U, V, "cityblock"),
+        lambda U, V: np.abs(U - V).sum(1),
+    ),
+    "inner": (lambda U, V: U @ V.T, lambda U, V: (U * V).sum(1)),
+}
+
+
 class Kernel(ABC):
     """A positive-definite kernel ``k(x, y)`` with a known spectral measure."""
 
@@ -116,9 +130,17 @@ class Kernel(ABC):
     def input_scale(self) -> float:
         """Inputs are multiplied by this before the unit kernel is evaluated."""
 
+    #: The statistic of a pair of scaled inputs that the unit kernel is a function of
+    #: (:data:`PAIR_STATISTICS`): ``"sqeuclidean"``, ``"cityblock"`` or ``"inner"``.
+    statistic: ClassVar[str]
+
     @abstractmethod
+    def _profile(self, s: np.ndarray) -> np.ndarray:
+        """The unit kernel as a function of the pair statistic ``s`` (its one formula)."""
+
     def _unit_gram(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
         """Exact Gram matrix of the unit kernel on scaled inputs."""
+        return self._profile(PAIR_STATISTICS[self.statistic][0](U, V))
 
     @abstractmethod
     def _params(self) -> dict[str, float]:
@@ -138,20 +160,13 @@ class Kernel(ABC):
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"X and Y must have the same number of rows, got {len(X)}, {len(Y)}")
         s = self.input_scale
-        U, V = X * s, Y * s
-        if self.unit == "softmax":
-            return np.exp((U * V).sum(1))
-        if self.unit == "gaussian":
-            return np.exp(-0.5 * ((U - V) ** 2).sum(1))
-        return np.exp(-np.abs(U - V).sum(1))
+        return self._profile(PAIR_STATISTICS[self.statistic][1](X * s, Y * s))
 
     def diag(self, X: Any) -> np.ndarray:
         """``k(x, x)`` for every row of ``X`` without forming the Gram matrix."""
         X = as_data_array(X, "X")
         U = X * self.input_scale
-        if self.unit == "softmax":
-            return np.exp((U * U).sum(1))
-        return np.ones(X.shape[0])
+        return self._profile(PAIR_STATISTICS[self.statistic][1](U, U))
 
     @property
     def name(self) -> str:
@@ -200,9 +215,10 @@ class Gaussian(_LengthScaleKernel):
 
     unit = "gaussian"
     spectral_measure = NORMAL
+    statistic = "sqeuclidean"
 
-    def _unit_gram(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
-        return np.exp(-0.5 * cdist(U, V, "sqeuclidean"))
+    def _profile(self, s: np.ndarray) -> np.ndarray:
+        return np.exp(-0.5 * s)
 
 
 class Laplacian(_LengthScaleKernel):
@@ -215,9 +231,10 @@ class Laplacian(_LengthScaleKernel):
 
     unit = "laplacian"
     spectral_measure = CAUCHY
+    statistic = "cityblock"
 
-    def _unit_gram(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
-        return np.exp(-cdist(U, V, "cityblock"))
+    def _profile(self, s: np.ndarray) -> np.ndarray:
+        return np.exp(-s)
 
 
 class Softmax(Kernel):
@@ -240,8 +257,10 @@ class Softmax(Kernel):
     def input_scale(self) -> float:
         return float(np.sqrt(self.scale))
 
-    def _unit_gram(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
-        return np.exp(U @ V.T)
+    statistic = "inner"
+
+    def _profile(self, s: np.ndarray) -> np.ndarray:
+        return np.exp(s)
 
     def _params(self) -> dict[str, float]:
         return {"scale": self.scale}

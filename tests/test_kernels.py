@@ -105,3 +105,13 @@ def test_paired_is_the_gram_diagonal():
         np.testing.assert_allclose(k.paired(X[:5], Y), np.diag(k(X[:5], Y)), rtol=1e-13)
     with pytest.raises(ValueError, match="same number of rows"):
         Gaussian().paired(X, Y)
+
+
+def test_diag_is_the_gram_diagonal_for_every_kernel():
+    from kernelapprox.kernels import KERNELS
+
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    for cls in KERNELS.values():
+        k = cls()
+        np.testing.assert_allclose(k.diag(X), np.diag(k(X)), rtol=1e-13)
+        assert k.statistic in ("sqeuclidean", "cityblock", "inner")
