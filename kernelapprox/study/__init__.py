@@ -2,12 +2,14 @@
 
 ``run_study(spec, out)`` streams tidy, checksummed rows to ``out/results.csv`` (resumable
 and extendable, never rewritten; see :mod:`kernelapprox.study.store`), ``load_results(out)``
-reads them back verified, ``write_outputs`` adds ``summary.json`` and ``convergence.png``;
-the ``kernelapprox study`` command does all of it and prints a table.
+reads them back verified, ``write_outputs`` adds ``summary.json`` and a figure per metric;
+the ``kernelapprox study`` command does all of it and prints a table per metric and its
+comparison with the baseline sampler (``format_table``, ``format_comparison``).
 """
 
 from kernelapprox.study.presets import PRESETS, preset
 from kernelapprox.study.report import (
+    format_comparison,
     format_skipped,
     format_table,
     plot_convergence,
@@ -25,6 +27,7 @@ __all__ = [
     "StoreWarning",
     "StudyRun",
     "StudySpec",
+    "format_comparison",
     "format_skipped",
     "format_table",
     "load_results",

@@ -435,7 +435,7 @@ WEIGHT_LINES = {"uniform": "-", "box": "--", "fitted": ":"}
 
 
 def _tick_label(value: float, _pos: Any = None) -> str:
-    return f"{value:.2g}" if 1e-3 <= value < 1e4 else f"{value:.0e}"
+    return f"{value:.2g}"  # 1.5 and 2 stay apart in every decade (1.5e+05, 2e+05)
 
 
 def plot_convergence(summary: dict[str, Any], path: str | Path, metric: str | None = None) -> Path:
@@ -498,7 +498,7 @@ def convergence_figure(summary: dict[str, Any], metric: str | None = None) -> An
             order[label] = (0, list(SAMPLER_STYLE).index(sampler) if sampler in SAMPLER_STYLE
                             else len(SAMPLER_STYLE), sampler, weights)  # fmt: skip
             if not pts:
-                legend.setdefault(label, Line2D([], [], color=color, marker=marker, ls=line))
+                legend.setdefault(label, Line2D([], [], color=color, marker=marker, ls=line, ms=4))
                 continue
             m = np.array([p["n_features"] for p in pts], dtype=float)
             mean = np.array([p["mean"] for p in pts])
@@ -523,18 +523,24 @@ def convergence_figure(summary: dict[str, Any], metric: str | None = None) -> An
                 (guide,) = ax.plot(grid, y0 * (grid / m0) ** -power, color="0.45", ls=ls, lw=1)
                 legend.setdefault(f"rate {name}", guide)
                 order[f"rate {name}"] = (1, int(power * 2), "", "")
+        ax.set_title(f"{map_} map, {kernel} kernel\n{data} data, d={dim}", fontsize=9)
+        if not firsts:  # nothing finite to draw: say so, with no axes to misread
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, "no finite value (- in the table):\n" + "\n".join(gaps),
+                    transform=ax.transAxes, fontsize=8, ha="center", va="center",
+                    color="0.3")  # fmt: skip
+            continue
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        if firsts:
-            ax.set_xticks(grid, [str(int(v)) for v in grid])
-            ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(grid, [str(int(v)) for v in grid])
+        ax.xaxis.set_minor_locator(NullLocator())
         bottom, top = ax.get_ylim()  # a narrow panel (under a decade) gets more labels
         subs = (1.0, 2.0, 5.0) if top / bottom >= 8 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(FuncFormatter(_tick_label))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="both", labelsize=8)
-        ax.set_title(f"{map_} map, {kernel} kernel\n{data} data, d={dim}", fontsize=9)
         ax.set_xlabel("number of frequencies m", fontsize=8)
         ax.set_ylabel(metric, fontsize=8)
         ax.grid(True, which="major", alpha=0.3)

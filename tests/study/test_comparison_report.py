@@ -190,3 +190,21 @@ def test_cli_prints_the_comparison_and_takes_all_rows(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # argparse refuses the option value
         main([*argv, "--n-points", "many"])
     assert exit_.value.code == 2 and "'all'" in capsys.readouterr().err
+
+
+def test_a_panel_without_finite_values_says_so(run):
+    import matplotlib.pyplot as plt
+
+    from kernelapprox.study.report import convergence_figure
+
+    summary = summarize(run)
+    for c in summary["cells"]:
+        if c["map"] == "positive":
+            c["mean"] = c["ci_low"] = c["ci_high"] = None  # as an overflowing map
+    fig = convergence_figure(summary, "rel_fro")
+    try:
+        empty = next(ax for ax in fig.axes if "positive" in ax.get_title())
+        assert not empty.get_xticks().size and not empty.get_yticks().size
+        assert any("no finite value" in t.get_text() for t in empty.texts)
+    finally:
+        plt.close(fig)
