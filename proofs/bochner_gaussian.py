@@ -85,5 +85,9 @@ CLAIM = Claim(
     family="random_features",
     run=run,
     module=__name__,
-    verifies=("kernelapprox.kernels.Kernel.paired", "kernelapprox.kernels.Gaussian._unit_gram"),
+    verifies=(
+        "kernelapprox.kernels.Kernel.paired",
+        "kernelapprox.kernels.Kernel._unit_gram",
+        "kernelapprox.kernels.Gaussian._profile",
+    ),
 )

@@ -337,7 +337,7 @@ def test_box_weights_claim_pending_then_checked(monkeypatch: pytest.MonkeyPatch)
     def box(frequencies, *, scale, b, weights=None, squared=False):  # weighted is worse
         return 1.0 if weights is None else 2.0
 
-    def box_weights(frequencies, *, scale, b=None):
+    def box_weights(frequencies, *, scale, b=None, sum_to_one=False):
         return np.full(len(frequencies), 1.0 / len(frequencies))
 
     _fake_module(monkeypatch, "kernelapprox.discrepancy", box=box)
