@@ -4,6 +4,9 @@ The new content goes to a temporary file in the same folder (so the rename canno
 systems), which is flushed and ``fsync``-ed, renamed over the target with ``os.replace``
 (atomic on POSIX and Windows), and the folder is ``fsync``-ed so the rename itself survives a
 power cut. A failure on the way removes the temporary file and leaves the target as it was.
+
+:func:`check_out_dir` and :func:`check_out_file` check an output path before any work, so that
+a wrong path costs no time and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from kernelapprox.errors import EnvironmentFailure
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -106,3 +111,43 @@ def json_safe(value: Any) -> Any:
 def json_text(value: Any) -> str:
     """``value`` as indented, valid JSON (no ``NaN``: see :func:`json_safe`)."""
     return json.dumps(json_safe(value), indent=2, allow_nan=False)
+
+
+def check_out_dir(value: str | os.PathLike[str] | None, option: str = "--out") -> Path | None:
+    """Validate a folder option before any work; create nothing.
+
+    ``None`` stays ``None``. An empty name or an existing file is a ``ValueError`` naming
+    ``option``; a folder that cannot be created or written (the nearest existing parent is
+    not writable) is an :class:`~kernelapprox.errors.EnvironmentFailure`.
+    """
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise ValueError(f"{option} must name a folder, got an empty name")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} must name a folder, but {str(path)!r} is an existing file")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EnvironmentFailure(
+            f"{option} {str(path)!r}: cannot write in {str(parent)!r} (permission denied or "
+            f"read-only file system); nothing was written; choose another {option}"
+        )
+    return path
+
+
+def check_out_file(value: str | os.PathLike[str] | None, option: str) -> Path | None:
+    """Validate a file option (written at the end) before any work; create nothing."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise ValueError(f"{option} must name a file, got an empty name")
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{option} must name a file, but {str(path)!r} is a folder")
+    check_out_dir(path.parent, f"{option}'s folder")
+    return path

@@ -41,9 +41,11 @@ import importlib
 import os
 import sys
 from collections.abc import Collection, Sequence
-from pathlib import Path
 from typing import Any
 
+# the path checks live in _io (integrations use them too); re-exported for the commands
+from kernelapprox._io import check_out_dir as check_out_dir
+from kernelapprox._io import check_out_file as check_out_file
 from kernelapprox.cli._text import PlainHelpFormatter
 from kernelapprox.errors import EnvironmentFailure
 
@@ -167,46 +169,6 @@ def error_message(exc: BaseException, *, resumable: bool = False) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
-
-
-def check_out_dir(value: str | os.PathLike[str] | None, option: str = "--out") -> Path | None:
-    """Validate a folder option before any work; create nothing.
-
-    ``None`` stays ``None``. An empty name or an existing file is a ``ValueError`` naming
-    ``option``; a folder that cannot be created or written (the nearest existing parent is
-    not writable) is an :class:`~kernelapprox.errors.EnvironmentFailure`.
-    """
-    if value is None:
-        return None
-    if not str(value).strip():
-        raise ValueError(f"{option} must name a folder, got an empty name")
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{option} must name a folder, but {str(path)!r} is an existing file")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise EnvironmentFailure(
-            f"{option} {str(path)!r}: cannot write in {str(parent)!r} (permission denied or "
-            f"read-only file system); nothing was written; choose another {option}"
-        )
-    return path
-
-
-def check_out_file(value: str | os.PathLike[str] | None, option: str) -> Path | None:
-    """Validate a file option (written at the end) before any work; create nothing."""
-    if value is None:
-        return None
-    if not str(value).strip():
-        raise ValueError(f"{option} must name a file, got an empty name")
-    path = Path(value)
-    if path.is_dir():
-        raise ValueError(f"{option} must name a file, but {str(path)!r} is a folder")
-    check_out_dir(path.parent, f"{option}'s folder")
-    return path
 
 
 def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser:

@@ -71,7 +71,7 @@ def _check_device(text: str) -> str:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Every numeric option and ``--out``, before any measurement."""
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox._io import check_out_dir
 
     for option in ("batch", "heads", "repeats", "decode_tokens"):
         check_positive_int(getattr(args, option), "--" + option.replace("_", "-"))

@@ -196,8 +196,7 @@ def _table(summary: dict[str, Any], task: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelapprox._io import atomic_write, json_text
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox._io import atomic_write, check_out_dir, json_text
 
     # every option checked before any model or corpus loads
     out = check_out_dir(args.out)

@@ -103,8 +103,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from kernelapprox._io import atomic_write, json_text
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox._io import atomic_write, check_out_dir, json_text
 
     _check(args)
     out = check_out_dir(args.out)

@@ -38,8 +38,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kernelapprox._io import atomic_write, json_text
-    from kernelapprox.cli import check_out_dir, check_out_file
+    from kernelapprox._io import atomic_write, check_out_dir, check_out_file, json_text
 
     output = check_out_file(args.output, "--output")
     out = check_out_dir(args.out)

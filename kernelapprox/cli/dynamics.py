@@ -81,8 +81,7 @@ def _folder(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernelapprox._io import atomic_write, json_text
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox._io import atomic_write, check_out_dir, json_text
 
     args.out = check_out_dir(args.out)
     progress = not args.no_progress

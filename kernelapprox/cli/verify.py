@@ -77,8 +77,7 @@ def _names(only: list[str] | None) -> list[str] | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from kernelapprox._io import atomic_write
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox._io import atomic_write, check_out_dir
 
     proofs = catalogue_package()
 

@@ -398,7 +398,7 @@ def check_options(
     resume: bool,
 ) -> None:
     """Check the experiment's options (errors name the command-line options); write nothing."""
-    from kernelapprox.cli import check_out_dir
+    from kernelapprox._io import check_out_dir
 
     if isinstance(maps, str) or not maps:
         raise ValueError(f"--maps must name at least one of {', '.join(MAPS)}")
