@@ -95,6 +95,20 @@ def test_bad_options_fail_before_any_model_loads(argv, message, monkeypatch, cap
     assert message in capsys.readouterr().err
 
 
+
+def test_tiny_run_upscale_alone_and_the_text_table(capsys) -> None:
+    argv = ["compress", "quantize", "--model", "tiny", "--train-steps", "3", "--calibration",
+            "1", "--evaluation", "1", "--iterations", "2", "--max-bits", "4", "--optimal-rows",
+            "0", "--no-progress", "--method"]
+    assert main([*argv, "upscale", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["method"] == "upscale"
+    assert all("sse_upscale" not in r for r in payload["per_bits"])
+    assert payload["per_bits"][0]["sse_nested"] == payload["per_bits"][0]["sse_independent"]
+    assert main([*argv, "tree"]) == 0
+    text = capsys.readouterr().out
+    assert "nested quantization (tree)" in text and "upsc/ind" in text
+
 def test_out_that_is_a_file_is_refused(tmp_path, capsys) -> None:
     path = tmp_path / "file"
     path.write_text("x")
