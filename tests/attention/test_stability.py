@@ -529,6 +529,45 @@ def test_per_feature_states_resume_decode_and_combine_at_large_norms(name):
     _check_states("combined contributions", combine_states(*parts), final, tol)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_the_per_feature_path_keeps_grouping_padding_recompute_and_causality(causal):
+    """x30, float32 (the per-feature path runs: the state says so): grouped-query heads equal
+    repeated keys, a padded nan changes nothing, recomputation gives the same gradients, a
+    later nan leaves earlier rows bit-identical, and the chunk size does not matter."""
+    fm = make_map("positive", D, M, seed=1)
+    T, Hq = 50, 2 * H
+    q, k, v = (x.float() for x in qkv(B, T, Hq, H, D, D, seed=3))
+    q, k = 30.0 * q, 30.0 * k
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericalWarning)
+        o, state = feature_attention(q, k, v, fm, causal=causal, output_final_state=True)
+        assert state.log_scale.shape == (B, H, fm.output_dim)
+        repeated = [x.repeat_interleave(2, dim=2) for x in (k, v)]
+        assert relative_rms(feature_attention(q, *repeated, fm, causal=causal), o) < 1e-6
+        mask = torch.zeros(B, T, dtype=torch.bool)
+        mask[1, -7:] = True
+        kp, vp = k.clone(), v.clone()
+        kp[1, -7:], vp[1, -7:] = math.nan, math.nan
+        padded = feature_attention(q, kp, vp, fm, causal=causal, key_padding_mask=mask)
+        rows = slice(0, T - 7) if causal else slice(None)
+        alone = feature_attention(q[1:, rows], k[1:, :-7], v[1:, :-7], fm, causal=causal)
+        assert relative_rms(padded[1:, rows], alone) < 1e-6
+        assert torch.equal(padded[:1], o[:1])
+        grads = []
+        for recompute in (False, True):
+            ins = [x.clone().requires_grad_() for x in (q, k, v)]
+            out = feature_attention(*ins, fm, causal=causal, recompute=recompute)
+            grads.append(torch.autograd.grad((out * o.detach()).sum(), ins))
+        for a, b in zip(*grads, strict=True):
+            assert torch.isfinite(a).all() and relative_rms(a, b) < 1e-6
+        assert relative_rms(feature_attention(q, k, v, fm, causal=causal, chunk_size=7), o) < 1e-6
+    if causal:
+        kn = k.clone()
+        kn[:, 30] = math.nan
+        later = feature_attention(q, kn, v, fm, causal=True)
+        assert torch.equal(later[:, :30], o[:, :30]) and torch.isnan(later[:, 30:]).all()
+
+
 # ----------------------------------------------------------------------------- the hook
 @pytest.mark.parametrize("name", [*TRIGONOMETRIC, *EXPONENTIAL])
 def test_row_scale_hook_factors_the_features(name):
