@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelapprox.compression.pruning import MaskHooks, SalienceTracker, hf_decoder_sites
+from kernelapprox.compression.pruning import (
+    MaskHooks,
+    SalienceTracker,
+    count_params,
+    hf_decoder_sites,
+    shrink_hf_decoder,
+)
 
 transformers = pytest.importorskip("transformers")
 
@@ -106,3 +112,69 @@ def test_parameter_counts_and_refusal():
     assert llama_heads.params_per_group == 2 * 16 * 4
     with pytest.raises(TypeError, match="GPT-2 or Llama"):
         hf_decoder_sites(torch.nn.Linear(2, 2))
+
+
+def _gqa_masks(sites, gen):
+    """Random masks in which every key-value group of a layer keeps the same number of query
+    heads (two heads per group here): layer 0 keeps one of each pair, layer 1 none."""
+    keep = {}
+    for s in sites:
+        if s.name.endswith("heads"):
+            if s.layer == 0:
+                first = torch.rand(s.n_groups // 2, generator=gen) < 0.5
+                keep[s.name] = torch.stack([first, ~first], 1).reshape(-1)
+            else:
+                keep[s.name] = torch.zeros(s.n_groups, dtype=torch.bool)
+        else:
+            keep[s.name] = torch.rand(s.n_groups, generator=gen) < 0.5
+    return keep
+
+
+@pytest.mark.parametrize("make", [_gpt2, _llama])
+def test_shrunk_decoder_equals_the_masked_one(make):
+    model, _, _ = make()
+    sites = hf_decoder_sites(model)
+    ids = torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(4))
+    gen = torch.Generator().manual_seed(5)
+    if make is _gpt2:
+        keep = {s.name: torch.rand(s.n_groups, generator=gen) < 0.5 for s in sites}
+        keep["layers.1.heads"][:] = False  # a layer without heads
+        keep["layers.0.neurons"][:] = False  # and one without neurons
+    else:
+        keep = _gqa_masks(sites, gen)
+    with torch.no_grad(), MaskHooks(sites, keep):
+        masked = model(ids, use_cache=False).logits
+    n_before = count_params(model)
+    removed = sum(int((~keep[s.name]).sum()) * s.params_per_group for s in sites)
+    if make is _llama:  # the key-value heads of the groups left empty (layer 1: both)
+        removed += 2 * 2 * 16 * 4
+    shrink_hf_decoder(model, keep)
+    assert count_params(model) == n_before - removed
+    with torch.no_grad():
+        shrunk = model(ids, use_cache=False).logits
+    torch.testing.assert_close(shrunk, masked, rtol=1e-12, atol=1e-12)
+    first = model.transformer.h[0] if make is _gpt2 else model.model.layers[0]
+    n_kept = int(keep["layers.0.heads"].sum())
+    if make is _gpt2:
+        assert first.attn.c_attn.weight.shape == (16, 3 * 4 * n_kept)
+        assert first.mlp.c_fc.weight.shape == (16, 0)
+    else:
+        assert first.self_attn.q_proj.weight.shape == (4 * n_kept, 16)
+        assert first.self_attn.k_proj.weight.shape == (4 * 2, 16)
+        assert first.self_attn.num_key_value_groups == 1
+
+
+def test_shrinking_refuses_unequal_groups_and_bad_masks():
+    model = _llama()[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    uneven = {"layers.0.heads": torch.tensor([True, True, True, False])}
+    with pytest.raises(ValueError, match="same number of heads"):
+        shrink_hf_decoder(model, uneven)
+    with pytest.raises(ValueError, match="unknown"):
+        shrink_hf_decoder(model, {"layers.9.heads": torch.ones(4, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="shape"):
+        shrink_hf_decoder(model, {"layers.0.neurons": torch.ones(3, dtype=torch.bool)})
+    with pytest.raises(TypeError, match="bool"):
+        shrink_hf_decoder(model, {"layers.0.neurons": torch.ones(24)})
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # nothing half-shrunk

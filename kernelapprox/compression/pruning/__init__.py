@@ -8,7 +8,7 @@ approximation of the unpruned model:
 * :mod:`.selection` -- the densest blocks under a parameter budget (APT's prefix search);
 * :mod:`.schedule` -- the cubic schedule of the kept fraction and masks applied by selection;
 * :mod:`.models` -- the sites of :class:`kernelapprox.lm.Decoder` and of BERT-family encoders,
-  and the physical shrinking of both;
+  and the physical shrinking of both (and of Hugging Face GPT-2 / Llama decoders);
 * :mod:`.adapters` -- low-rank adapters whose rank grows without changing the output, APT's
   top-half allocation rule, and the self-distillation loss.
 """
@@ -31,6 +31,7 @@ from kernelapprox.compression.pruning.models import (
     hf_decoder_sites,
     shrink_bert,
     shrink_decoder,
+    shrink_hf_decoder,
 )
 from kernelapprox.compression.pruning.salience import (
     FORMS,
@@ -80,5 +81,6 @@ __all__ = [
     "select_masks",
     "shrink_bert",
     "shrink_decoder",
+    "shrink_hf_decoder",
     "snapshot",
 ]

@@ -252,8 +252,7 @@ def count_params(module: nn.Module) -> int:
 
 
 def hf_decoder_sites(model: nn.Module) -> list[Site]:
-    """Head and neuron sites of a Hugging Face GPT-2 or Llama-style decoder (scoring and masks;
-    :func:`shrink_decoder` / :func:`shrink_bert` do not apply to them yet).
+    """Head and neuron sites of a Hugging Face GPT-2 or Llama-style decoder (scoring and masks).
 
     GPT-2 (``transformer.h``): heads at the input of ``attn.c_proj``, neurons at the input of
     ``mlp.c_proj`` (both ``Conv1D``). Llama-style (``model.layers``): heads at the input of
@@ -261,7 +260,7 @@ def hf_decoder_sites(model: nn.Module) -> list[Site]:
     :math:`W_Q` rows and :math:`W_O` columns, plus :math:`W_K, W_V` rows when it has its own
     key-value head (:math:`2 d\\,d_h` or :math:`4 d\\,d_h`, with biases where there are any);
     a Llama neuron its gate and up rows and down column (:math:`3d`), a GPT-2 neuron
-    :math:`2d + 1`.
+    :math:`2d + 1`. Physical removal: :func:`shrink_hf_decoder`.
     """
     base = getattr(model, "transformer", None)
     if base is not None and hasattr(base, "h"):
@@ -312,3 +311,148 @@ def hf_decoder_sites(model: nn.Module) -> list[Site]:
             Site(f"layers.{i}.neurons", down, "input", "neuron", 1, down.in_features, 3 * d, i)
         )
     return sites
+
+
+class _BiasOnly(nn.Module):
+    """A projection of an empty input (``Conv1D`` cannot reshape one): its bias, broadcast."""
+
+    def __init__(self, bias: torch.Tensor, requires_grad: bool) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(bias.detach().clone(), requires_grad=requires_grad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(*x.shape[:-1], self.bias.shape[0])
+
+
+def _sliced_conv1d(conv: nn.Module, rows: torch.Tensor | None, cols: torch.Tensor | None):
+    """A new GPT-2 ``Conv1D`` (weight ``(in, out)``) with the given input rows / output columns
+    (without input rows: :class:`_BiasOnly`)."""
+    from transformers.pytorch_utils import Conv1D
+
+    w, b = conv.weight.detach(), conv.bias
+    if cols is not None:
+        w = w.index_select(1, cols.to(w.device))
+        b = b.index_select(0, cols.to(w.device))
+    if rows is not None:
+        if rows.numel() == 0:
+            return _BiasOnly(b, conv.bias.requires_grad)
+        w = w.index_select(0, rows.to(w.device))
+    b = b.detach()
+    new = Conv1D(1, 1).to(device=w.device, dtype=w.dtype)
+    new.nx, new.nf = w.shape
+    new.weight = nn.Parameter(w.clone(), requires_grad=conv.weight.requires_grad)
+    new.bias = nn.Parameter(b.clone(), requires_grad=conv.bias.requires_grad)
+    return new
+
+
+class _EmptyAttention(nn.Module):
+    """Stands in for a decoder self-attention whose heads were all removed: the output projection
+    of an empty context (its bias, or zeros), then ``dropout``. It updates no key-value cache."""
+
+    def __init__(self, out_proj: nn.Module, dropout: nn.Module | None = None) -> None:
+        super().__init__()
+        self.out_proj = out_proj
+        self.dropout = dropout if dropout is not None else nn.Identity()
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
+        return self.dropout(self.out_proj(hidden_states[..., :0])), None
+
+
+def _llama_kv_rows(hm: torch.Tensor, n_rep: int, head_dim: int) -> tuple[torch.Tensor, int]:
+    """Rows of ``k_proj`` / ``v_proj`` to keep and the new number of query heads per key-value
+    head; every key-value group must keep the same number of query heads, or none."""
+    per_group = hm.reshape(-1, n_rep).sum(1)
+    alive = per_group > 0
+    counts = set(per_group[alive].tolist())
+    if len(counts) > 1:
+        raise ValueError(
+            "masks: with shared key-value heads every group of query heads must keep the same "
+            f"number of heads (or none), got {per_group.tolist()} kept per group"
+        )
+    return _head_rows(alive, head_dim), counts.pop() if counts else 0
+
+
+@torch.no_grad()
+def shrink_hf_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
+    r"""Remove, in place, the heads and neurons of a Hugging Face GPT-2 or Llama-style decoder
+    whose mask entry is ``False`` (site names of :func:`hf_decoder_sites`); returns ``model``.
+
+    The library's code is not edited: the projections are replaced by smaller ones and the
+    attention's own counts updated (GPT-2: ``num_heads`` and ``split_size``, the query, key
+    and value columns of ``c_attn`` and the rows of ``c_proj``; Llama: the rows of ``q_proj``
+    and of the key-value heads still used in ``k_proj`` / ``v_proj``, the columns of
+    ``o_proj``, ``num_key_value_groups``; neurons: GPT-2 ``c_fc`` columns and ``c_proj`` rows,
+    Llama ``gate_proj`` / ``up_proj`` rows and ``down_proj`` columns). The shapes inside the
+    attention are read from the tensors (``view(..., -1, head_dim)``), so the shrunk model
+    computes what the masked one does
+    (:class:`~kernelapprox.compression.pruning.schedule.MaskHooks`). With shared key-value
+    heads (grouped-query attention) each group must keep the same number of query heads or
+    none (a ``ValueError`` otherwise). A layer left without heads gets an attention that adds
+    only the output bias and keeps no key-value cache: run such a model without a cache.
+    """
+    sites = {s.name: s for s in hf_decoder_sites(model)}
+    masks = _check_masks(masks)
+    for name in masks:
+        if name not in sites:
+            raise ValueError(f"masks names an unknown or unprunable site {name!r}")
+    gpt2 = getattr(model, "transformer", None)
+    if gpt2 is not None and hasattr(gpt2, "h"):
+        blocks = gpt2.h
+    else:
+        gpt2, blocks = None, getattr(model, "model", model).layers
+    plans = []  # check every mask before changing anything
+    for i, block in enumerate(blocks):
+        heads, neurons = sites[f"layers.{i}.heads"], sites[f"layers.{i}.neurons"]
+        hm = _mask(masks, heads.name, heads.n_groups)
+        nm = _mask(masks, neurons.name, neurons.n_groups)
+        kv = None
+        if hm is not None and gpt2 is None:
+            kv = _llama_kv_rows(hm, block.self_attn.num_key_value_groups, heads.group_size)
+        plans.append((block, heads.group_size, hm, nm, kv))
+    for block, dh, hm, nm, kv in plans:
+        if gpt2 is not None:
+            _shrink_gpt2_block(block, dh, hm, nm)
+        else:
+            _shrink_llama_layer(block, dh, hm, nm, kv)
+    return model
+
+
+def _shrink_gpt2_block(block: nn.Module, dh: int, hm, nm) -> None:
+    attn, mlp = block.attn, block.mlp
+    if hm is not None:
+        rows = _head_rows(hm, dh)
+        kept = int(hm.sum())
+        c_proj = _sliced_conv1d(attn.c_proj, rows, None)
+        if kept == 0:
+            block.attn = _EmptyAttention(c_proj, attn.resid_dropout)
+        else:
+            d = attn.split_size
+            qkv = torch.cat([rows, rows + d, rows + 2 * d])
+            attn.c_attn = _sliced_conv1d(attn.c_attn, None, qkv)
+            attn.c_proj = c_proj
+            attn.num_heads, attn.split_size = kept, kept * dh
+    if nm is not None:
+        keep = torch.nonzero(nm).reshape(-1)
+        mlp.c_fc = _sliced_conv1d(mlp.c_fc, None, keep)
+        mlp.c_proj = _sliced_conv1d(mlp.c_proj, keep, None)
+
+
+def _shrink_llama_layer(layer: nn.Module, dh: int, hm, nm, kv) -> None:
+    attn, mlp = layer.self_attn, layer.mlp
+    if hm is not None:
+        rows = _head_rows(hm, dh)
+        o_proj = _sliced_linear(attn.o_proj, None, rows)
+        kv_rows, per_group = kv
+        if per_group == 0:
+            layer.self_attn = _EmptyAttention(o_proj)
+        else:
+            attn.q_proj = _sliced_linear(attn.q_proj, rows, None)
+            attn.k_proj = _sliced_linear(attn.k_proj, kv_rows, None)
+            attn.v_proj = _sliced_linear(attn.v_proj, kv_rows, None)
+            attn.o_proj = o_proj
+            attn.num_key_value_groups = per_group
+    if nm is not None:
+        keep = torch.nonzero(nm).reshape(-1)
+        mlp.gate_proj = _sliced_linear(mlp.gate_proj, keep, None)
+        mlp.up_proj = _sliced_linear(mlp.up_proj, keep, None)
+        mlp.down_proj = _sliced_linear(mlp.down_proj, None, keep)
