@@ -413,7 +413,7 @@ class FeatureMap:
             raise TypeError(f"map {self.name!r} takes no extra arrays, got {sorted(extra)}")
 
     def __repr__(self) -> str:
-        sampler = getattr(self.sampler, "name", None) or repr(self.sampler)
+        sampler = getattr(self.sampler, "spec", None) or repr(self.sampler)
         uniform = np.allclose(self.weights, 1.0 / self.n_features, rtol=0, atol=0)
         return (
             f"{type(self).__name__}(kernel={self.kernel!r}, n_features={self.n_features}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from abc import ABC, abstractmethod
 from typing import Any
@@ -25,6 +26,14 @@ def reemit_once(caught: list[warnings.WarningMessage], stacklevel: int = 3) -> N
         if key not in seen:
             seen.add(key)
             warnings.warn(w.message, stacklevel=stacklevel)
+
+
+def _spec_text(value: Any) -> str:
+    if isinstance(value, Sampler):
+        return value.spec
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
 
 
 class Sampler(ABC):
@@ -82,6 +91,25 @@ class Sampler(ABC):
             W = np.stack([self.draw(measure, m, d, child) for child in spawn(seed, R)])
         reemit_once(caught)
         return W
+
+    @property
+    def spec(self) -> str:
+        """The spec string ``name[:option=value,...]`` of this sampler: its name and the
+        options that differ from their defaults (:func:`kernelapprox.sampling.from_spec`
+        rebuilds it from the string, for the samplers of the registry)."""
+        parts = []
+        for p in inspect.signature(type(self).__init__).parameters.values():
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+                continue
+            value = getattr(self, p.name, p.default)
+            if _spec_text(value) != _spec_text(self._spec_default(p.name, p.default)):
+                parts.append(f"{p.name}={_spec_text(value)}")
+        return self.name + (":" + ",".join(parts) if parts else "")
+
+    def _spec_default(self, option: str, default: Any) -> Any:
+        """The value an option has when it is left out (``default`` unless it is resolved
+        in ``__init__``, as :class:`~kernelapprox.sampling.Spherical`'s ``points``)."""
+        return default
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

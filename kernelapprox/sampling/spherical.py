@@ -50,6 +50,9 @@ class Spherical(Sampler):
         self.points = points if points is not None else Sobol()
         self.directions = check_choice(directions, "directions", ("qmc", "orthogonal"))
 
+    def _spec_default(self, option: str, default: object) -> object:
+        return Sobol() if option == "points" else default
+
     def draw(
         self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
     ) -> np.ndarray:

@@ -81,3 +81,29 @@ def test_a_balance_warning_once_per_replicated_draw():
         sample_frequencies("sobol", kernels.Gaussian(), 12, 3, seed=0, replications=6)
         sample_frequencies("spherical", kernels.Gaussian(), 12, 3, seed=0, replications=6)
     assert [issubclass(w.category, QMCBalanceWarning) for w in caught] == [True, True]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mc",
+        "sobol:scramble=false",
+        "spherical:directions=orthogonal",
+        "spherical:points=halton:scramble=false,directions=orthogonal",
+        "mub:antithetic=true,radii=frame",
+        "lattice:shift=false",
+    ],
+)
+def test_spec_round_trip(text):
+    sampler = from_spec(text)
+    assert from_spec(sampler.spec).spec == sampler.spec
+    assert type(from_spec(sampler.spec)) is type(sampler)
+    assert from_spec(text).spec == make_sampler(sampler.spec).spec
+
+
+def test_spec_names_only_options_that_differ():
+    assert from_spec("spherical:directions=qmc,points=sobol").spec == "spherical"
+    assert Spherical(directions="orthogonal").spec == "spherical:directions=orthogonal"
+    assert from_spec("sobol:scramble=true").spec == "sobol"
+    fm = features.make("sincos", kernels.Gaussian(), 4, dim=2, sampler="sobol:scramble=false")
+    assert "sampler='sobol:scramble=false'" in repr(fm)
