@@ -1,4 +1,4 @@
-"""Accuracy of the structured samplers against ORF on issue 20's two moonshot protocols.
+"""Accuracy of the structured samplers against ORF on a Gram and an attention protocol.
 
 Gram: 500 digits (the study's seeded subsample, d = 64), Gaussian kernel with the median
 length scale, ``sincos`` map, 1024 frequencies, relative Frobenius error. Attention: 256
