@@ -10,8 +10,9 @@ The schedule-weighted wall saving is then set against the FLOPs saving.
 
 Each stage's step is also split into its parts (subnetwork draw, forward, backward, optimizer
 step), the medians of each part: the draw and the optimizer (which updates every parameter of
-the kept layers, sampled slice or not) do not shrink with the subnetwork. ``--no-foreach`` uses
-torch's per-tensor AdamW loop (the CPU default) instead of the multi-tensor update.
+the kept layers, sampled slice or not) do not shrink with the subnetwork. ``--optimizer``
+chooses AdamW's implementation: ``fused`` (one kernel, as ``compare_training`` uses),
+``foreach`` (multi-tensor) or ``loop`` (per tensor in Python, torch's CPU default).
 
 ``--train full|est --steps N`` instead trains ``N`` steps of the scaled schedule in the process
 and exits: two such processes timed against each other as whole processes give the run's wall
@@ -58,7 +59,8 @@ def measure(args: argparse.Namespace) -> dict:
     schedule = SCHEDULES[args.schedule]
     device = torch.device(args.device)
     model = Decoder(config, seed=0).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=args.foreach)
+    impl = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **impl[args.optimizer])
     sampler = SubnetworkSampler.for_config(config, seed=0)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen).to(device)
@@ -121,7 +123,7 @@ def measure(args: argparse.Namespace) -> dict:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "schedule": args.schedule,
-        "foreach": args.foreach,
+        "optimizer": args.optimizer,
         "full_seconds_per_step": full_time,
         "full_parts_seconds": full_parts,
         "stages": stages,
@@ -146,8 +148,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--format", default="text", choices=("text", "json"))
-    p.add_argument("--no-foreach", dest="foreach", action="store_false",
-                   help="AdamW's per-tensor loop instead of the multi-tensor update")
+    p.add_argument("--optimizer", default="fused", choices=("fused", "foreach", "loop"),
+                   help="AdamW implementation")
     p.add_argument("--train", choices=("full", "est"), default=None,
                    help="train --steps steps of the scaled schedule, then exit")
     p.add_argument("--steps", type=int, default=40)
