@@ -18,7 +18,7 @@ dashboard.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kernelapprox.errors import EnvironmentFailure
@@ -70,14 +70,15 @@ def run_cells_on_dask(
     work: Iterable[tuple[Cell, list[int]]],
     datasets: dict[tuple[str, int], Any],
     spec: StudySpec,
+    run_cell: Callable[..., list[dict[str, Any]]],
 ) -> Iterator[tuple[Cell, list[dict[str, Any]]]]:
     """Yield ``(cell, rows)`` as the cluster finishes cells, in completion order.
 
-    ``work`` pairs each cell with the replications to compute.
+    ``work`` pairs each cell with the replications to compute; ``run_cell`` is the runner's
+    :func:`~kernelapprox.study.runner.run_cell` (passed in, so this module does not import
+    the runner that imports it).
     """
     from dask.distributed import as_completed
-
-    from kernelapprox.study.runner import run_cell
 
     shared = {key: client.scatter(ds, broadcast=True) for key, ds in datasets.items()}
     futures = {

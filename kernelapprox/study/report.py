@@ -23,7 +23,7 @@ from kernelapprox.estimators.comparisons import (
 from kernelapprox.estimators.rates import features_needed, fit_rate
 from kernelapprox.estimators.replications import log_scale_interval, rms_interval
 from kernelapprox.sampling import SAMPLERS
-from kernelapprox.study.runner import StudyRun
+from kernelapprox.study.records import StudyRun
 from kernelapprox.study.spec import Cell
 from kernelapprox.study.store import figure_name
 

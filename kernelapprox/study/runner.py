@@ -18,7 +18,6 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,11 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from kernelapprox.errors import EnvironmentFailure
-from kernelapprox.estimators.gram import gram_error
-from kernelapprox.estimators.learning import LEARNING_METRICS, learning_error
 from kernelapprox.estimators.predictions import predicted_relative_rmse
 from kernelapprox.features import make
 from kernelapprox.kernels import Kernel, make_kernel, median_pairwise_distance
 from kernelapprox.study.data import learning_split, load_data, load_targets
+from kernelapprox.study.records import Dataset, StudyRun
 from kernelapprox.study.spec import LAPLACIAN_MEDIAN, Cell, StudySpec
 from kernelapprox.study.store import COLUMNS, ResultStore, check_out, open_store
 
@@ -69,41 +67,6 @@ def single_threaded() -> Iterator[None]:
                 torch.set_num_threads(_pin_saved[0])
                 _pin_saved[1].restore_original_limits()
                 _pin_saved = None
-
-
-@dataclass
-class Dataset:
-    """The data of one (data, dim) pair and the kernels resolved on it."""
-
-    name: str
-    X: np.ndarray
-    X_train: np.ndarray | None = None
-    kernels: dict[str, Kernel] = field(default_factory=dict)
-    exact: dict[str, np.ndarray] = field(default_factory=dict)
-    #: targets of the rows and their (train, test) split, for learning metrics
-    y: np.ndarray | None = None
-    split: tuple[np.ndarray, np.ndarray] | None = None
-    #: learning metrics of the exact kernel, per kernel: the floor of the approximations
-    exact_learning: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        out = {
-            "data": self.name,
-            "n_points": int(self.X.shape[0]),
-            "dim": int(self.X.shape[1]),
-            "kernels": {name: repr(k) for name, k in self.kernels.items()},
-        }
-        if self.split is not None:
-            out["train_points"], out["test_points"] = (len(i) for i in self.split)
-            out["exact_kernel"] = self.exact_learning
-        return out
-
-    def metric(self, K_hat: np.ndarray, K: np.ndarray, metric: str, ridge: float) -> float:
-        """One metric of an approximate Gram matrix: a Gram error or a learning error."""
-        if metric in LEARNING_METRICS:
-            assert self.y is not None and self.split is not None  # validated by the spec
-            return learning_error(K_hat, self.y, *self.split, metric, ridge=ridge)
-        return gram_error(K_hat, K, metric)
 
 
 def _resolve_kernel(name: str, X: np.ndarray, spec: StudySpec) -> Kernel:
@@ -142,22 +105,6 @@ def run_cell(
                 value = dataset.metric(K_hat, K, metric, spec.ridge)
                 rows.append({**vars(cell), "replication": r, "metric": metric, "value": value})
     return rows
-
-
-@dataclass
-class StudyRun:
-    """What a finished (or resumed) run holds: all rows, the datasets and skipped cells."""
-
-    spec: StudySpec
-    rows: list[dict[str, Any]]
-    datasets: list[Dataset]
-    skipped: dict[str, str]
-    cells_run: int
-    cells_resumed: int
-    #: analytic RMS prediction of ``rel_fro`` per cell key, where a closed form exists
-    predictions: dict[str, float] = field(default_factory=dict)
-    #: ``summary.json``'s content when ``run_study(..., outputs=True)`` wrote it
-    summary: dict[str, Any] | None = None
 
 
 def _load_datasets(cells: list[Cell], spec: StudySpec) -> dict[tuple[str, int], Dataset]:
@@ -286,7 +233,7 @@ def _run(
     else:
         from kernelapprox.study.distributed import run_cells_on_dask
 
-        finished = run_cells_on_dask(client, work, datasets, spec)
+        finished = run_cells_on_dask(client, work, datasets, spec, run_cell)
     rows: list[dict[str, Any]] = []
     bar = tqdm(finished, total=len(work), desc="study", unit="cell",
                disable=None if progress else True, leave=False)  # fmt: skip

@@ -160,9 +160,9 @@ def test_lost_cluster_is_one_line_exit_1_and_resumable(tmp_path, reference, monk
     import kernelapprox.study.distributed as distributed
     from kernelapprox.study.runner import run_cell
 
-    def first_cell_then_lost(client, work, datasets, spec):
+    def first_cell_then_lost(client, work, datasets, spec, run=run_cell):
         cell, reps = next(iter(work))
-        yield cell, run_cell(cell, datasets[(cell.data, cell.dim)], spec, reps)
+        yield cell, run(cell, datasets[(cell.data, cell.dim)], spec, reps)
         raise ConnectionResetError("scheduler closed the connection")  # like CommClosedError
 
     monkeypatch.setattr(distributed, "connect", lambda scheduler: (object(), False))
