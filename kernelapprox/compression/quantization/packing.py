@@ -16,6 +16,7 @@ the planes plus :math:`2\,\mathrm{out}\,2^k` per fp16 table of width :math:`k`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,10 +24,19 @@ import torch
 
 from kernelapprox._validation import check_positive_int
 
-__all__ = ["nested_storage", "pack_bitplanes", "storage_bytes", "unpack_bitplanes"]
+__all__ = [
+    "nested_storage",
+    "pack_bitplanes",
+    "storage_bytes",
+    "unpack_bitplanes",
+    "unpack_bitplanes_uint8",
+]
 
 _WORD = 32
 _SHIFTS = torch.arange(_WORD, dtype=torch.int64)
+_BYTE_SHIFTS = torch.arange(0, _WORD, 8, dtype=torch.int32)
+#: ``_SPREAD[v]``: the int64 whose byte ``t`` (in value order) is bit ``t`` of the byte ``v``.
+_SPREAD = (((torch.arange(256)[:, None] >> torch.arange(8)) & 1) << (8 * torch.arange(8))).sum(1)
 
 
 def pack_bitplanes(codes: torch.Tensor, n_bits: int) -> torch.Tensor:
@@ -66,7 +76,24 @@ def pack_bitplanes(codes: torch.Tensor, n_bits: int) -> torch.Tensor:
 
 
 def unpack_bitplanes(qweight: torch.Tensor, bits: int, in_features: int) -> torch.Tensor:
-    """The ``bits``-bit codes (long, ``(out, in_features)``) from the first ``bits`` planes."""
+    """The ``bits``-bit codes (long, ``(out, in_features)``) from the first ``bits`` planes.
+
+    :math:`q^{(k)} = \\sum_{p<k} 2^{k-1-p}\\,\\mathrm{plane}_p`, evaluated by Horner's rule on
+    eight codes at a time (see :func:`unpack_bitplanes_uint8`).
+    """
+    return unpack_bitplanes_uint8(qweight, bits, in_features).to(torch.long)
+
+
+def unpack_bitplanes_uint8(qweight: torch.Tensor, bits: int, in_features: int) -> torch.Tensor:
+    """The ``bits``-bit codes as ``uint8`` ``(out, in_features)``, from the first planes.
+
+    Each byte :math:`v` of a plane word holds eight consecutive columns; the table
+    :data:`_SPREAD` maps it to the int64 whose byte :math:`t` is bit :math:`t` of :math:`v`.
+    Horner's rule :math:`s \\leftarrow 2 s + \\mathrm{spread}(v_p)` over the planes then builds,
+    in every byte lane of one int64, the code of one column (at most 255, so no lane carries
+    into the next), and the int64s read as bytes (lane order fixed with :data:`sys.byteorder`)
+    are the codes in column order.
+    """
     if not isinstance(qweight, torch.Tensor) or qweight.dtype != torch.int32 or qweight.ndim != 3:
         raise TypeError("qweight must be a 3-D int32 tensor (n_bits, out, ceil(in/32))")
     bits = check_positive_int(bits, "bits")
@@ -78,11 +105,19 @@ def unpack_bitplanes(qweight: torch.Tensor, bits: int, in_features: int) -> torc
             f"in_features={in_features} needs {-(-in_features // _WORD)} words per row, "
             f"qweight has {qweight.shape[2]}"
         )
-    words = qweight[:bits].to(torch.int64) & 0xFFFFFFFF
-    planes = (words[..., None] >> _SHIFTS) & 1  # (bits, out, words, 32)
-    planes = planes.reshape(bits, qweight.shape[1], -1)[..., :in_features]
-    weights = 2 ** torch.arange(bits - 1, -1, -1, dtype=torch.int64)
-    return (planes * weights[:, None, None]).sum(0)
+    out = qweight.shape[1]
+    spread = _SPREAD.to(qweight.device)
+    lanes = None
+    for p in range(bits):
+        # the four bytes of every word, least significant first (column order)
+        octets = (qweight[p, :, :, None] >> _BYTE_SHIFTS.to(qweight.device)) & 0xFF
+        term = spread[octets.to(torch.long)]
+        lanes = term if lanes is None else lanes * 2 + term
+    assert lanes is not None
+    codes = lanes.view(torch.uint8).reshape(out, -1, 8)
+    if sys.byteorder != "little":
+        codes = codes.flip(-1)
+    return codes.reshape(out, -1)[:, :in_features]
 
 
 def storage_bytes(
