@@ -127,6 +127,9 @@ class FeatureMap:
     supported_kernels: ClassVar[tuple[str, ...]] = ()
     #: Whether ``E[phi(x).phi(y)] = k(x, y)`` exactly for every ``m`` under MC sampling.
     unbiased: ClassVar[bool] = True
+    #: Whether the map computes in float16/bfloat16 (torch has no half-precision complex
+    #: ``polar`` or FFT on the CPU).
+    half_precision: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -309,6 +312,7 @@ class FeatureMap:
                 target = torch.get_default_dtype()
             if target is not None:
                 X = X.to(target)
+            self._check_precision(X.dtype)
             return X * self.kernel.input_scale, False
         given = getattr(X, "dtype", None)
         arr = as_data_array(X, name, n_features=self.dim)  # validated, float64
@@ -316,7 +320,15 @@ class FeatureMap:
         if target is None:
             kept = np.dtype(given).name if given is not None else "float64"
             target = FLOAT_DTYPES.get(kept, torch.float64)
+        self._check_precision(target)
         return torch.from_numpy(arr).to(target) * self.kernel.input_scale, True
+
+    def _check_precision(self, dtype: torch.dtype) -> None:
+        if dtype in (torch.float16, torch.bfloat16) and not self.half_precision:
+            raise TypeError(
+                f"map {self.name!r} cannot compute in {str(dtype).removeprefix('torch.')}: "
+                "pass dtype='float32' (or float32 input)"
+            )
 
     def _blocks(self, X: Array) -> tuple[torch.Tensor, bool]:
         u, is_numpy = self._scaled_input(X)

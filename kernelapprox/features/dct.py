@@ -100,6 +100,7 @@ class _DCTBase(_Exponential):
     """Shared machinery: DCT directions in sign-flipped blocks, radii from a 1-D point set."""
 
     unbiased = False
+    half_precision = False  # the fast transform's FFT has no half-precision CPU kernel
     #: ``"chi"``: ``t = F_{chi_d}^{-1}(u)``; ``"normal"``: ``t = Phi^{-1}(u)``.
     radial: str = "chi"
     #: Whether the directions are rows (``C``, paper) or columns (``C^T``, released code).
@@ -107,6 +108,7 @@ class _DCTBase(_Exponential):
 
     def __init__(self, kernel: Any, n_features: int, *, transform: str = "fast", **kwargs: Any):
         self.transform = check_choice(transform, "transform", ("fast", "dense"))
+        self.half_precision = self.transform == "dense"
         super().__init__(kernel, n_features, **kwargs)
 
     def _draw(self, seed: np.random.SeedSequence) -> np.ndarray:

@@ -127,6 +127,7 @@ class Fourier(_Trigonometric):
 
     name = "fourier"
     complex_valued = True
+    half_precision = False
 
     def _trig_blocks(
         self, phase: torch.Tensor, t: dict[str, torch.Tensor], inplace: bool

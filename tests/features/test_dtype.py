@@ -61,3 +61,22 @@ def test_dtype_argument_overrides_the_input(dtype):
 def test_bad_dtype_names_the_parameter(bad):
     with pytest.raises(ValueError, match="dtype must be None"):
         features.make("sincos", kernels.Gaussian(), 4, dim=2, dtype=bad)
+
+
+def test_half_precision_where_torch_has_the_kernels():
+    X = np.random.default_rng(2).normal(size=(4, 3)) / 2
+    for name, kernel in (("sincos", kernels.Gaussian()), ("positive", kernels.Softmax())):
+        fm = features.make(name, kernel, 8, dim=3, seed=0)
+        out = fm(X.astype(np.float16))
+        assert out.dtype == np.float16
+        np.testing.assert_allclose(out, fm(X), atol=5e-3)
+        assert fm(torch.tensor(X, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    dense = features.make("dct", kernels.Gaussian(), 8, dim=3, seed=0, transform="dense")
+    assert dense(X.astype(np.float16)).dtype == np.float16
+    for name in ("fourier", "dct"):
+        fm = features.make(name, kernels.Gaussian(), 8, dim=3, seed=0)
+        with pytest.raises(TypeError, match=f"map '{name}' cannot compute in float16"):
+            fm(X.astype(np.float16))
+        with pytest.raises(TypeError, match="cannot compute in bfloat16"):
+            fm(torch.tensor(X, dtype=torch.bfloat16))
+        assert fm(X.astype(np.float16).astype(np.float32)).dtype != np.float16
