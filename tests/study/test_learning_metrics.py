@@ -85,3 +85,19 @@ def test_cli_target_file_and_a_changed_target_refuses_resume(tmp_path, capsys):
     target.write_text("\n".join(repr(float(v)) for v in np.cos(X[:, 0])) + "\n")
     assert main([*argv, "--resume"]) == 2
     assert "learning (--target, --ridge" in capsys.readouterr().err
+
+
+def test_error_rates_of_zero_get_no_log_ratio_and_no_heavy_tail_warning():
+    from kernelapprox.study.report import format_comparison
+
+    spec = StudySpec(data=["digits"], maps=["positive"], samplers=["mc", "sobol"],
+                     features=[8, 16], replications=2, n_points=60,
+                     metrics=["class_error", "rel_fro"])  # fmt: skip
+    summary = summarize(run_study(spec, progress=False))
+    for c in summary["cells"]:
+        c.update(ratio=None, ratio_ci_low=None, ratio_ci_high=None)  # as for rates of 0
+    for c in summary["curves"]:
+        c.pop("features_ratio_relation", None)
+    assert format_comparison(summary, "class_error") == ""  # no row with a value: no table
+    flagged = {c["metric"] for c in summary["curves"] if "too_few_replications" in c}
+    assert flagged == {"rel_fro"}  # the measured heavy tail is the Gram error's
