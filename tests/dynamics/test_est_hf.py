@@ -266,3 +266,73 @@ def test_bad_input_names_the_parameter() -> None:
         est([LayerSlice(neurons=torch.tensor([0, MLP])), None, None, None], _ids())
     with pytest.raises(TypeError, match="subnetwork"):
         est("all", _ids())
+
+
+# --- torch.distributed: every rank runs the same subnetwork --------------------------------------
+
+
+def _data_parallel_run(rank: int, world: int, steps: int) -> dict:
+    """EST on the Llama-style model, batch of 4 split over ``world`` ranks; float64 SGD."""
+    import torch.distributed as dist
+
+    from kernelapprox.dynamics.est import StageSchedule
+
+    model = _model("llama")
+    est = HFSubnetworks(model)
+    sampler = est.sampler(seed=7)
+    schedule = StageSchedule.preset("gpt2").scaled(steps)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for t in range(steps):
+        ids = torch.randint(0, VOCAB, (4, T), generator=torch.Generator().manual_seed(t))
+        share = ids[rank * 4 // world : (rank + 1) * 4 // world]
+        opt.zero_grad(set_to_none=True)
+        logits = est(sampler.at(t, schedule), share).logits  # the loss in float64 (the
+        # model's own loss casts logits to float32)
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, VOCAB), share[:, 1:].reshape(-1)
+        )
+        loss.backward()
+        if world > 1:  # the same parameters have gradients on every rank, or this would hang
+            for p in model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+            dist.all_reduce(loss := loss.detach())
+            loss /= world
+        losses.append(float(loss.detach()))
+        opt.step()
+    return {"losses": losses, "params": [p.detach() for p in model.parameters()]}
+
+
+def _gloo_worker(rank: int, world: int, store: str, out_dir: str, steps: int) -> None:
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=world,
+        timeout=timedelta(seconds=30),  # a missed collective fails instead of hanging
+    )
+    try:
+        torch.save(_data_parallel_run(rank, world, steps), f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
+    import torch.multiprocessing as mp
+
+    steps = 6  # stages (1, 3, 6): half the layers, then half width, then the full model
+    start = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    mp.start_processes(
+        _gloo_worker, args=(2, str(tmp_path / "store"), str(tmp_path), steps), nprocs=2,
+        start_method=start,
+    )
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    single = _data_parallel_run(0, 1, steps)
+    for r in ranks:
+        assert r["losses"] == pytest.approx(single["losses"], rel=1e-12)
+        for p, q in zip(r["params"], single["params"], strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
