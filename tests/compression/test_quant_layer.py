@@ -7,8 +7,10 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from kernelapprox.compression.quantization import (
+    NestedQuantization,
     QuantizedLinear,
     fisher_diagonal,
     linear_modules,
@@ -17,6 +19,7 @@ from kernelapprox.compression.quantization import (
     set_bits,
     unpack_bitplanes,
 )
+from kernelapprox.compression.quantization.layer import LOOKUP_MAX_TOKENS
 from kernelapprox.lm import Decoder, DecoderConfig
 
 
@@ -127,7 +130,9 @@ def test_minilm_layer_quantized_with_its_own_tokenizer_and_projection_fisher() -
     names = [f"encoder.layer.0.attention.self.{p}" for p in ("query", "key", "value")]
     modules = [(n, dict(model.named_modules())[n]) for n in names]
     u = torch.randn(2, 384, generator=torch.Generator().manual_seed(0))
-    fisher = fisher_diagonal(model, lambda m, b: (u * sentence_embedding(m, b)).sum(), [enc], modules=modules)
+    fisher = fisher_diagonal(
+        model, lambda m, b: (u * sentence_embedding(m, b)).sum(), [enc], modules=modules
+    )
     assert all(f.sum() > 0 for f in fisher.values())
     quantize_linears(model, fisher, seed_bits=3, max_bits=4, iterations=5)
     assert isinstance(model.encoder.layer[0].attention.self.query, QuantizedLinear)
@@ -137,3 +142,144 @@ def test_minilm_layer_quantized_with_its_own_tokenizer_and_projection_fisher() -
         with torch.no_grad():
             cosines.append(float((sentence_embedding(model, enc) * reference).sum(-1).min()))
     assert 0.9 < cosines[0] <= cosines[1] + 1e-3
+
+
+# --- paths: dequantize, lookup; the float64 reference ------------------------------------
+
+U32 = 2.0**-24  # unit roundoff of float32
+
+
+def _random_layer(
+    out: int, cols: int, max_bits: int, bias: bool, seed: int = 0, **kwargs
+) -> QuantizedLinear:
+    """A layer of random codes and tables at widths 1..max_bits (nesting plays no part in
+    the matmul, so the tables need not come from a quantizer)."""
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 2**max_bits, (out, cols), generator=g).to(torch.uint8)
+    tables = {
+        k: torch.randn(out, 2**k, generator=g, dtype=torch.float64) for k in range(1, max_bits + 1)
+    }
+    q = NestedQuantization(codes=codes, tables=tables, seed_bits=1, max_bits=max_bits)
+    b = torch.randn(out, generator=g) if bias else None
+    return QuantizedLinear(q, b, **kwargs)
+
+
+def _reference_and_bound(
+    layer: QuantizedLinear, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x W^T + b`` in float64 from the fp16 table, and the float32 error bound
+    ``gamma_n (sum_j |W_rj x_j| + |b_r|)``, ``gamma_n = n u / (1 - n u)`` (Higham, Accuracy
+    and Stability, Sec. 3.1) with ``n = in + 2**bits + 2`` operations in any path's longest
+    chain (the scatter sums, the table product, the bias, the final rounding)."""
+    w = layer.table().double().gather(1, layer.codes())
+    x64 = x.double().reshape(-1, layer.in_features)
+    b = torch.zeros(layer.out_features, dtype=torch.float64)
+    if layer.bias is not None:
+        b = layer.bias.double()
+    n = layer.in_features + 2**layer.bits + 2
+    gamma = n * U32 / (1 - n * U32)
+    return x64 @ w.T + b, gamma * (x64.abs() @ w.abs().T + b.abs())
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("tokens", [1, 37])
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_both_paths_equal_the_float64_reference(bits: int, tokens: int, bias: bool) -> None:
+    layer = _random_layer(9, 300, 8, bias, seed=bits, cache=False)
+    layer.bits = bits
+    x = torch.randn(tokens, 300, generator=torch.Generator().manual_seed(tokens))
+    reference, bound = _reference_and_bound(layer, x)
+    for backend in ("dequantize", "lookup"):
+        layer.backend = backend
+        y = layer(x)
+        assert y.dtype == torch.float32 and y.shape == (tokens, 9)
+        err = (y.double() - reference).abs()
+        assert (err <= bound).all(), (backend, float((err / bound).max()))
+
+
+def test_lookup_blocks_of_columns_and_tokens_and_leading_dims(monkeypatch) -> None:
+    """Several column blocks and token blocks give the same sums as one of each."""
+    from kernelapprox.compression.quantization import layer as layer_module
+
+    layer = _random_layer(5, 100, 4, True, backend="lookup")
+    x = torch.randn(2, 3, 100, generator=torch.Generator().manual_seed(3))
+    reference, bound = _reference_and_bound(layer, x)
+    monkeypatch.setattr(layer_module, "LOOKUP_COLUMNS", 32)
+    monkeypatch.setattr(layer_module, "LOOKUP_SUMS", 5 * 16 * 2)  # two tokens at a time
+    y = layer(x)
+    assert y.shape == (2, 3, 5)
+    assert ((y.reshape(-1, 5).double() - reference).abs() <= bound).all()
+
+
+def test_float64_layer_accumulates_in_float64() -> None:
+    layer = _random_layer(4, 64, 3, True, dtype=torch.float64, backend="lookup")
+    x = torch.randn(2, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    reference, bound = _reference_and_bound(layer, x)
+    y = layer(x)
+    assert y.dtype == torch.float64
+    assert ((y - reference).abs() <= bound * 2.0**-29).all()  # float64: u = 2**-53
+
+
+class _Allocations(TorchDispatchMode):
+    """Records the storage size (elements) of every floating tensor an op returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        for t in result if isinstance(result, tuple | list) else (result,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.sizes.append(t.untyped_storage().nbytes() // t.element_size())
+        return result
+
+
+def test_lookup_path_never_forms_the_dense_weight(monkeypatch) -> None:
+    layer = _random_layer(7, 300, 5, True, cache=False)
+    x = torch.randn(3, 300, generator=torch.Generator().manual_seed(0))
+    dense = 7 * 300
+    layer.backend = "dequantize"  # the positive control: this path does allocate it
+    with _Allocations() as spy:
+        layer(x)
+    assert max(spy.sizes) >= dense
+    layer.backend = "lookup"
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the lookup path dequantized")
+
+    monkeypatch.setattr(QuantizedLinear, "dequantize", forbidden)
+    with _Allocations() as spy:
+        y = layer(x)
+    assert max(spy.sizes) < dense and y.shape == (3, 7)
+
+
+def test_auto_rule_picks_lookup_for_few_tokens_without_cache(monkeypatch) -> None:
+    layer = _random_layer(6, 64, 3, False, cache=False)
+    assert layer.backend == "auto"
+    assert layer.path(LOOKUP_MAX_TOKENS) == "lookup"
+    assert layer.path(LOOKUP_MAX_TOKENS + 1) == "dequantize"
+    assert layer.path(1, torch.device("cuda")) == "dequantize"
+    cached = _random_layer(6, 64, 3, False, cache=True)
+    assert cached.path(1) == "dequantize"
+    calls = []
+    original = QuantizedLinear.dequantize
+    monkeypatch.setattr(
+        QuantizedLinear, "dequantize", lambda self, *a: calls.append(1) or original(self, *a)
+    )
+    layer(torch.randn(1, 64))
+    assert not calls
+    layer(torch.randn(LOOKUP_MAX_TOKENS + 1, 64))
+    assert calls
+
+
+def test_bad_backend_and_input_named() -> None:
+    layer = _random_layer(3, 40, 3, False)
+    with pytest.raises(ValueError, match="backend"):
+        layer.backend = "cuda"
+    with pytest.raises(ValueError, match="backend"):
+        _random_layer(3, 40, 3, False, backend="fast")
+    with pytest.raises(ValueError, match="x"):
+        layer(torch.randn(2, 41))
+    with pytest.raises(TypeError, match="x"):
+        layer(torch.randn(2, 40, dtype=torch.float64))

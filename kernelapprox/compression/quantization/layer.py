@@ -6,13 +6,25 @@ one fp16 table ``(out, 2**k)`` per width ``k``. Setting ``layer.bits = k`` selec
 :math:`k` without reloading anything: the weight is :math:`\hat W_{rj} = T_k[r, q^{(k)}_{rj}]`
 with :math:`q^{(k)}` read from the first :math:`k` planes.
 
-CPU path: dequantize, then ``F.linear`` (dense matmul). The dequantized weight of the current
-width is cached (``cache=True``, one dense matrix in the dtype of the original weight) until
-``bits`` changes; ``cache=False`` unpacks on every call (the memory of the planes only).
-The paper's table-lookup kernel (bit-transpose then lookup, used below 8 tokens on GPU) has
-no CPU counterpart here yet. The ``weight`` and ``bias`` attributes behave like those of
-:class:`torch.nn.Linear`, so code that reads ``module.weight`` (the small decoder slices its
-projections) works unchanged.
+Paths (``backend=``, one switch; ``"auto"`` picks per call, see :meth:`QuantizedLinear.path`):
+
+* ``"dequantize"``: form :math:`\hat W` (``table.gather(codes)``), then ``F.linear`` (a dense
+  matmul). With ``cache=True`` the dequantized weight of the current width is kept (one dense
+  matrix in the dtype of the original weight) until ``bits`` changes; ``cache=False``
+  unpacks on every call.
+* ``"lookup"`` (:func:`lookup_linear`): never forms :math:`\hat W`. For every token
+  :math:`x` and row :math:`r`, with :math:`S_{rc} = \sum_{j:\,q^{(k)}_{rj} = c} x_j` (a
+  scatter-add of :math:`x` by the row's codes),
+
+  .. math:: y_r = \sum_j T_k[r, q^{(k)}_{rj}]\, x_j = \sum_{c < 2^k} T_k[r, c]\, S_{rc},
+
+  accumulated in float32 (float64 for a float64 layer). Its temporaries are the codes of a
+  block of at most :data:`LOOKUP_COLUMNS` columns and the sums :math:`S` of at most
+  :data:`LOOKUP_SUMS` elements, never an ``(out, in)`` float matrix.
+* ``"triton"``: the Triton kernel of :mod:`._triton` (the planes read inside the kernel).
+
+The ``weight`` and ``bias`` attributes behave like those of :class:`torch.nn.Linear`, so code
+that reads ``module.weight`` (the small decoder slices its projections) works unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelapprox._validation import check_bool, check_positive_int
+from kernelapprox._validation import check_bool, check_choice, check_positive_int
 from kernelapprox.compression.quantization.nested import NestedQuantization
 from kernelapprox.compression.quantization.packing import (
     pack_bitplanes,
@@ -31,7 +43,64 @@ from kernelapprox.compression.quantization.packing import (
     unpack_bitplanes,
 )
 
-__all__ = ["QuantizedLinear"]
+__all__ = ["BACKENDS", "LOOKUP_MAX_TOKENS", "QuantizedLinear", "lookup_linear"]
+
+#: Values of ``backend``: ``"auto"`` (the measured rule of :meth:`QuantizedLinear.path`) or
+#: one path always.
+BACKENDS = ("auto", "dequantize", "lookup", "triton")
+#: ``"auto"`` takes the lookup path on CPU for at most this many tokens when ``cache`` is off.
+LOOKUP_MAX_TOKENS = 1
+#: Columns whose codes the lookup path unpacks at a time (a multiple of 32).
+LOOKUP_COLUMNS = 1024
+#: At most this many sums ``S`` (tokens x out x 2**bits) are held at a time by the lookup path.
+LOOKUP_SUMS = 1 << 22
+
+
+def lookup_linear(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    table: torch.Tensor,
+    bits: int,
+    in_features: int,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""``x W_k^T + b`` by table lookup, without forming :math:`W_k` (see the module docstring).
+
+    Parameters
+    ----------
+    x : float tensor (tokens, in_features)
+    qweight : int32 tensor (n_bits, out, ceil(in_features / 32))
+        The bit planes; the first ``bits`` are read.
+    table : tensor (out, 2**bits)
+        :math:`T_k`.
+    bits, in_features : int
+    bias : tensor (out,) or None
+
+    Returns
+    -------
+    tensor (tokens, out) in ``x.dtype``; sums in float32 (float64 when ``x`` is float64).
+    """
+    out, levels = table.shape
+    if levels != 2**bits:
+        raise ValueError(f"table must have 2**bits = {2**bits} columns, got {levels}")
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    xa, ta = x.to(acc), table.to(acc)
+    tokens = xa.shape[0]
+    y = torch.zeros(tokens, out, dtype=acc, device=x.device)
+    step_words = LOOKUP_COLUMNS // 32
+    step_tokens = max(1, LOOKUP_SUMS // (out * levels))
+    for w0 in range(0, qweight.shape[2], step_words):
+        c0, c1 = 32 * w0, min(in_features, 32 * (w0 + step_words))
+        codes = unpack_bitplanes(qweight[:bits, :, w0 : w0 + step_words], bits, c1 - c0)
+        for t0 in range(0, tokens, step_tokens):
+            xs = xa[t0 : t0 + step_tokens, None, c0:c1]
+            shape = (xs.shape[0], out, c1 - c0)
+            sums = torch.zeros(xs.shape[0], out, levels, dtype=acc, device=x.device)
+            sums.scatter_add_(2, codes.expand(shape), xs.expand(shape))
+            y[t0 : t0 + step_tokens] += (sums * ta).sum(-1)
+    if bias is not None:
+        y += bias.to(acc)
+    return y.to(x.dtype)
 
 
 class QuantizedLinear(nn.Module):
@@ -48,6 +117,9 @@ class QuantizedLinear(nn.Module):
         Initial width (default: the widest).
     cache : bool
         Keep the dequantized weight of the current width.
+    backend : str
+        One of :data:`BACKENDS`: ``"auto"`` (default; :meth:`path` chooses per call),
+        ``"dequantize"``, ``"lookup"`` or ``"triton"``.
 
     Examples
     --------
@@ -67,6 +139,7 @@ class QuantizedLinear(nn.Module):
         dtype: torch.dtype = torch.float32,
         bits: int | None = None,
         cache: bool = True,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(quantization, NestedQuantization):
@@ -82,6 +155,7 @@ class QuantizedLinear(nn.Module):
         self.seed_bits, self.max_bits = quantization.seed_bits, quantization.max_bits
         self.compute_dtype = dtype
         self.cache = check_bool(cache, "cache")
+        self.backend = backend
         self.register_buffer("qweight", pack_bitplanes(quantization.codes, self.max_bits))
         for k in quantization.widths:
             self.register_buffer(f"table_{k}", quantization.tables[k].to(torch.float16))
@@ -152,8 +226,53 @@ class QuantizedLinear(nn.Module):
             self._cached = (self._bits, w)
         return w
 
+    @property
+    def backend(self) -> str:
+        """One of :data:`BACKENDS`; assign to switch."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._backend = check_choice(value, "backend", BACKENDS)
+
+    def path(self, tokens: int, device: torch.device | None = None) -> str:
+        """The path a call with ``tokens`` rows on ``device`` takes.
+
+        ``backend`` unless it is ``"auto"``; then ``"lookup"`` on CPU when ``cache`` is off
+        and ``tokens <= LOOKUP_MAX_TOKENS``, else ``"dequantize"`` (with ``cache`` on, one
+        dense matmul with the kept weight, the speed of :class:`torch.nn.Linear`). The rule
+        is measured by ``benchmarks/quantized_linear.py`` (paired in-process timing, one
+        thread, MiniLM's shapes 384x384, 1536x384, 384x1536 at 3 and 8 bits): see that
+        script's docstring for the figures.
+        """
+        if self.backend != "auto":
+            return self.backend
+        on_cpu = device is None or torch.device(device).type == "cpu"
+        if on_cpu and not self.cache and tokens <= LOOKUP_MAX_TOKENS:
+            return "lookup"
+        return "dequantize"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must be a tensor (..., {self.in_features})")
+        if x.dtype != self.compute_dtype:
+            raise TypeError(f"x must be of the layer's dtype {self.compute_dtype}, got {x.dtype}")
+        lead = x.shape[:-1]
+        tokens = x.reshape(-1, self.in_features)
+        path = self.path(tokens.shape[0], x.device)
+        if path == "dequantize":
+            return F.linear(x, self.weight, self.bias)
+        if path == "lookup":
+            y = lookup_linear(
+                tokens, self.qweight, self.table(), self._bits, self.in_features, self.bias
+            )
+        else:
+            from kernelapprox.compression.quantization._triton import triton_quantized_linear
+
+            y = triton_quantized_linear(
+                tokens, self.qweight, self.table(), self._bits, self.in_features, self.bias
+            )
+        return y.reshape(*lead, self.out_features)
 
     def nbytes(self, bits: int | None = None) -> dict[str, int]:
         """Exact bytes stored: all planes and tables, or (``bits``) what width ``bits`` reads.
@@ -169,7 +288,7 @@ class QuantizedLinear(nn.Module):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bits={self._bits}, widths={self.seed_bits}..{self.max_bits}, "
-            f"bias={self.bias is not None}"
+            f"bias={self.bias is not None}, backend={self.backend!r}"
         )
 
     def _apply(self, fn: Any, recurse: bool = True) -> QuantizedLinear:  # device moves
