@@ -369,7 +369,8 @@ def _copy_tree(dest: Path) -> None:
     shutil.copytree(ROOT, dest, ignore=ignore, dirs_exist_ok=True)
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str, float]:
+def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str, str, float]:
+    """Exit status (``None`` on timeout), full stdout, the tail of stderr, seconds."""
     env = dict(os.environ, PYTHONPATH=str(cwd), PYTHONDONTWRITEBYTECODE="1")
     env.pop("KERNELAPPROX_THOROUGH", None)
     start = time.perf_counter()
@@ -378,8 +379,8 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str, fl
             cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        return None, "timeout", time.perf_counter() - start
-    return done.returncode, done.stdout[-4000:] + done.stderr[-4000:], time.perf_counter() - start
+        return None, "", "timeout", time.perf_counter() - start
+    return done.returncode, done.stdout, done.stderr[-4000:], time.perf_counter() - start
 
 
 def run_mutant(mutant: Mutant, tree: Path, claims: list[str], *, timeout: float) -> dict:
@@ -394,7 +395,7 @@ def run_mutant(mutant: Mutant, tree: Path, claims: list[str], *, timeout: float)
         killers: list[str] = []
         verify_note = "no claim mapped"
         if claims:
-            rc, out, secs = _run(
+            rc, out, err, secs = _run(
                 [sys.executable, "-m", "proofs", "--only", ",".join(claims), "--format",
                  "json", "--no-progress"], tree, timeout,
             )  # fmt: skip
@@ -403,17 +404,25 @@ def run_mutant(mutant: Mutant, tree: Path, claims: list[str], *, timeout: float)
                 killers, verify_note = list(claims), "timeout"
             else:
                 try:
-                    payload = json.loads(out[: out.rindex("}") + 1][out.index("{") :])
+                    payload = json.loads(out)
                     killers = [c["name"] for c in payload["claims"] if c["result"] != "pass"]
+                    result["claim_summaries"] = {
+                        c["name"]: c["summary"][:300] for c in payload["claims"]
+                        if c["result"] != "pass"
+                    }  # fmt: skip
                     verify_note = "ok"
-                except ValueError:
-                    killers, verify_note = list(claims), f"verify crashed (exit {rc})"
+                except (ValueError, KeyError):
+                    killers, verify_note = list(claims), f"verify crashed (exit {rc}): {err[-300:]}"
         result.update(claims=claims, claims_killing=killers, verify_note=verify_note)
         result["killed_by_verify"] = bool(killers)
-        rc, out, secs = _run(
+        if not mutant.tests:
+            result.update(tests=[], killed_by_tests=False, tests_exit="not run")
+            return result
+        rc, out, err, secs = _run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
              *mutant.tests], tree, timeout,
         )  # fmt: skip
+        out = out[-4000:] + err
         result.update(tests=list(mutant.tests), tests_seconds=round(secs, 1))
         result["tests_exit"] = "timeout" if rc is None else rc
         result["killed_by_tests"] = rc != 0
@@ -449,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="directory for mutation.json and mutation.txt")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--no-tests", action="store_true", help="run verify only")
+    parser.add_argument("--no-verify", action="store_true", help="run the tests only")
     args = parser.parse_args(argv)
     problems = check(MUTANTS)
     if problems:
@@ -475,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tree = Path(tmp) / "tree"
         _copy_tree(tree)
         for i, mutant in enumerate(chosen, 1):
-            claims = claims_for(mutant, catalogue)
+            claims = [] if args.no_verify else claims_for(mutant, catalogue)
             if args.no_tests:
                 mutant = Mutant(**{**asdict(mutant), "tests": ()})  # type: ignore[arg-type]
             result = run_mutant(mutant, tree, claims, timeout=args.timeout)

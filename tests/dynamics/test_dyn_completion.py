@@ -104,10 +104,12 @@ def test_completion_setting_uses_references_and_a_step_rule_close_to_them():
 
     for name, ref in REFERENCE_SETTINGS.items():
         assert completion_setting(ref.dim) is ref, name
-    # the rule is anchored at d=100 and lands near the independent d=200 and d=1000 steps
-    assert scaled_step(100) == pytest.approx(REFERENCE_SETTINGS["d100"].lr)
-    assert scaled_step(200) == pytest.approx(REFERENCE_SETTINGS["d200"].lr, rel=0.1)
-    assert scaled_step(1000) == pytest.approx(REFERENCE_SETTINGS["d1000"].lr, rel=0.35)
+    # the rule 0.03 (100/d)^(2/3) d^2, exactly, anchored at the d=100 reference; the d=200 and
+    # d=1000 references are independently tuned steps (the rule gives 0.945x and 1.29x of them,
+    # not asserted: that runs with the rule's step converge is what the run_completion tests check)
+    assert scaled_step(100) == REFERENCE_SETTINGS["d100"].lr
+    for d in (50, 200, 500, 1000):
+        assert scaled_step(d) == pytest.approx(0.03 * (100 / d) ** (2 / 3) * d**2, rel=1e-15)
     s = completion_setting(500)
     assert (s.dim, s.rank, s.fraction, s.gamma) == (500, 5, 0.2, 0.01)
     assert s.lr == pytest.approx(scaled_step(500))

@@ -59,8 +59,14 @@ def test_trajectory_equivalence_including_rho_L_term(gd_run):
 
 
 def test_rho_final_follows_recursion(gd_run):
-    rho = rho_trajectory(eps=gd_run["eps"], lr=0.3, depth=L, steps=500)
-    assert gd_run["rho_final"] == rho[-1]
+    # an independent loop of rho(t+1) = rho(t) (1 - lr rho(t)^(2(L-1))) (sum loss, c = 1, no decay)
+    rho = gd_run["eps"]
+    for _ in range(500):
+        rho = rho * (1.0 - 0.3 * rho ** (2 * (L - 1)))
+    assert gd_run["rho_final"] == pytest.approx(rho, rel=1e-12)
+    assert rho_trajectory(eps=gd_run["eps"], lr=0.3, depth=L, steps=500)[-1] == pytest.approx(
+        rho, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(

@@ -104,12 +104,19 @@ def test_box_weights_match_a_general_bound_constrained_solver():
 
 
 def test_box_weights_improve_a_lot_in_one_dimension():
-    # 1-D, 32 MC nodes: optimal weights cut the discrepancy by an order of magnitude
-    nodes = np.random.default_rng(1).normal(size=(32, 1))
-    xi = box_weights(nodes, scale=1.0, b=3.0)
-    assert discrepancy.box(nodes, scale=1.0, b=3.0, weights=xi) < 0.3 * discrepancy.box(
-        nodes, scale=1.0, b=3.0
-    )
+    """1-D, 32 MC nodes: optimal weights never do worse than uniform (exactly: D(xi) <= D(1/m)),
+    and on average over 20 independent node sets they cut the discrepancy more than threefold
+    (mean ratio + 5 standard errors < 1/3; measured mean 0.07)."""
+    ratios = []
+    for seed in range(20):
+        nodes = np.random.default_rng(100 + seed).normal(size=(32, 1))
+        xi = box_weights(nodes, scale=1.0, b=3.0)
+        weighted = discrepancy.box(nodes, scale=1.0, b=3.0, weights=xi)
+        uniform = discrepancy.box(nodes, scale=1.0, b=3.0)
+        assert weighted <= uniform * (1 + 1e-12)
+        ratios.append(weighted / uniform)
+    ratios = np.array(ratios)
+    assert ratios.mean() + 5 * ratios.std(ddof=1) / np.sqrt(ratios.size) < 1 / 3
 
 
 def test_box_weights_default_b_is_three_over_scale():
