@@ -8,7 +8,7 @@ close to it when the error concentrates. Closed forms (see :mod:`kernelapprox.es
 * ``sincos`` / ``fourier`` with MC frequencies, shift-invariant kernels: Sutherland &
   Schneider, with ``k(2 Delta)`` evaluated as ``k(2x, 2y)``;
 * ``cos_offset`` with MC frequencies, shift-invariant kernels: Sutherland & Schneider;
-* ``sincos`` / ``fourier`` with orthogonal frequencies, Gaussian kernel: Yu et al.'s leading term;
+* ``sincos`` / ``fourier`` with orthogonal frequencies, Gaussian kernel: the exact ORF variance;
 * ``positive`` / ``hyperbolic`` / trigonometric maps with MC frequencies for the softmax
   kernel: the Performer MSE formulas; for the Gaussian kernel the positive maps are the
   softmax ones times ``exp(-(|u|^2 + |v|^2)/2)``, so their variance gets that factor squared.
