@@ -72,6 +72,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-length", type=int, default=DEFAULTS["max_length"], help="tokens")
     p.add_argument("--rank", type=int, default=DEFAULTS["rank"], help="initial adapter rank")
     p.add_argument(
+        "--adapt",
+        default="qv",
+        choices=("qv", "qv+ffn", "all"),
+        help="projections with adapters: query and value; those and the FFN's up projection; "
+        "every linear layer of the encoder",
+    )
+    p.add_argument(
         "--distill",
         type=float,
         default=0.0,
@@ -101,7 +108,7 @@ def _methods(value: str) -> tuple[str, ...]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from kernelapprox.compression.pruning.train import APTConfig
+    from kernelapprox.compression.pruning.train import ADAPTER_SETS, APTConfig
 
     try:
         return APTConfig(
@@ -116,6 +123,7 @@ def _config(args: argparse.Namespace) -> Any:
             n_train=args.n_train,
             n_test=args.n_test,
             seed=args.seed,
+            adapted=ADAPTER_SETS[args.adapt],
         )
     except (TypeError, ValueError) as exc:  # name the option, not the field
         message = str(exc)

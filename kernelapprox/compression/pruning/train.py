@@ -7,7 +7,8 @@ the unpruned encoder (metric: mean cosine with it). Methods, each from the same 
 batches:
 
 * ``full`` -- every parameter trained (cross-entropy);
-* ``lora`` -- frozen encoder, adapters on the query and value projections, no pruning;
+* ``lora`` -- frozen encoder, adapters on the query and value projections (``adapted``: or on
+  the FFN's up projection too, or on every linear layer), no pruning;
 * ``apt`` -- adapters whose ranks grow (top-half rule, total adapter parameters from
   :math:`n_0` to :math:`4 n_0`), heads and neurons pruned by APT's compressed salience on the
   cubic schedule (:class:`~kernelapprox.compression.pruning.schedule.Pruner`), and
@@ -66,6 +67,20 @@ METHODS: tuple[str, ...] = ("full", "lora", "apt", "magnitude", "random")
 TASKS: tuple[str, ...] = ("classify", "embed")
 MODELS: tuple[str, ...] = ("minilm", "tiny-bert")
 ADAPTED: tuple[str, ...] = ("attention.self.query", "attention.self.value")
+#: named sets of adapted projections (``--adapt``): LoRA's query and value; those and the FFN's
+#: up projection; every linear layer of the encoder layers
+ADAPTER_SETS: dict[str, tuple[str, ...]] = {
+    "qv": ADAPTED,
+    "qv+ffn": (*ADAPTED, "intermediate.dense"),
+    "all": (
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "intermediate.dense",
+        "output.dense",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ class APTConfig:
     n_train: int = 512
     n_test: int = 256
     seed: int = 0
+    adapted: tuple[str, ...] = ADAPTED
 
     def __post_init__(self) -> None:
         for name in ("keep", "lr", "lr_full", "distill"):
@@ -95,6 +111,14 @@ class APTConfig:
             raise ValueError(f"keep must be in (0, 1], got {self.keep}")
         if not 0 <= self.distill <= 1:
             raise ValueError(f"distill must be in [0, 1], got {self.distill}")
+        if (
+            not isinstance(self.adapted, tuple)
+            or not self.adapted
+            or not all(isinstance(n, str) and n for n in self.adapted)
+        ):
+            raise TypeError(
+                f"adapted must be a non-empty tuple of module names, got {self.adapted!r}"
+            )
         if self.lr <= 0 or self.lr_full <= 0:
             raise ValueError("lr and lr_full must be > 0")
         if self.task not in TASKS:
@@ -300,7 +324,7 @@ def train_method(
     if method != "full":
         for p in model.backbone.parameters():
             p.requires_grad_(False)
-        adapters = add_adapters(model.backbone, ADAPTED, config.rank, seed=config.seed)
+        adapters = add_adapters(model.backbone, config.adapted, config.rank, seed=config.seed)
     sites = bert_sites(model.backbone)
     t_warm, t_end = config.window
     pruner = None
@@ -447,5 +471,6 @@ def prepare(config: APTConfig) -> tuple[Encoder, dict[str, Any]]:
 
 
 def config_dict(config: APTConfig) -> dict[str, Any]:
-    """The options as a plain dictionary (stored with a checkpoint)."""
-    return asdict(config)
+    """The options as a plain dictionary (stored with a checkpoint; tuples as lists, as JSON
+    reads them back)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}

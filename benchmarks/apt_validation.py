@@ -1,0 +1,67 @@
+"""Choose APT's options on a validation split carved out of the training docstrings (opt-in).
+
+The test docstrings are never read: of the ``--n-train`` training docstrings that
+``kernelapprox compress apt`` would use for a seed, the first ``n_train - n_val`` train and the
+last ``n_val`` are the validation set (the modules' docstrings, split as
+:func:`kernelapprox.compression.pruning.train.load_task` draws them). Each variant trains APT
+(and, with ``--full``, full fine-tuning) from the same weights and batches and reports its
+validation accuracy; the variant chosen here is then measured once on the test split by the
+command.
+
+Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn] [--full]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+
+def validation_data(config, n_val: int):
+    """``(base, data)`` of :func:`~kernelapprox.compression.pruning.train.prepare`, with the
+    last ``n_val`` training examples as the evaluation ("test") split."""
+    from kernelapprox.compression.pruning.train import prepare
+
+    base, data = prepare(dataclasses.replace(config, n_test=1))
+    n = data["train_ids"].shape[0]
+    if not 0 < n_val < n:
+        raise ValueError(f"n_val must be in (0, {n}), got {n_val}")
+    for key in ("ids", "att", "y", "ref"):
+        full = data[f"train_{key}"]
+        data[f"train_{key}"], data[f"test_{key}"] = full[: n - n_val], full[n - n_val :]
+    return base, data
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kernelapprox.compression.pruning.train import ADAPTER_SETS, APTConfig, train_method
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--variants", default="qv,qv+ffn")
+    p.add_argument("--n-val", type=int, default=128)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--full", action="store_true", help="also full fine-tuning")
+    args = p.parse_args(argv)
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        config = APTConfig(seed=seed, steps=args.steps)
+        base, data = validation_data(config, args.n_val)
+        methods = [("full", None)] if args.full else []
+        methods += [("apt", v) for v in args.variants.split(",")]
+        for method, variant in methods:
+            c = config
+            if variant is not None:
+                c = dataclasses.replace(config, adapted=ADAPTER_SETS[variant])
+            r = train_method(method, c, base, data)
+            row = {"seed": seed, "method": method, "variant": variant, **{
+                k: r[k] for k in ("accuracy", "kept_params_fraction", "peak_mem_mb", "train_s")
+            }}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
