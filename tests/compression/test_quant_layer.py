@@ -283,3 +283,14 @@ def test_bad_backend_and_input_named() -> None:
         layer(torch.randn(2, 41))
     with pytest.raises(TypeError, match="x"):
         layer(torch.randn(2, 40, dtype=torch.float64))
+
+
+def test_float16_layer_sums_in_float32_then_rounds_once() -> None:
+    """fp16 lookup: float32 sums (the bound above) plus one fp16 rounding of the output."""
+    layer = _random_layer(6, 96, 4, True, dtype=torch.float16, backend="lookup")
+    x = torch.randn(3, 96, generator=torch.Generator().manual_seed(0)).half()
+    reference, bound = _reference_and_bound(layer, x)
+    y = layer(x)
+    assert y.dtype == torch.float16
+    err = (y.double() - reference).abs()
+    assert (err <= bound + 2.0**-11 * (reference.abs() + bound)).all()

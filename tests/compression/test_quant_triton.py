@@ -73,3 +73,13 @@ def test_layer_imports_and_runs_without_triton() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_cpu_tensors_without_the_interpreter_refused(monkeypatch) -> None:
+    pytest.importorskip("triton")
+    if torch.cuda.is_available():
+        pytest.skip("CPU tensors only")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    layer = _random_layer(3, 40, 3, False, backend="triton")
+    with pytest.raises(ValueError, match="TRITON_INTERPRET"):
+        layer(torch.zeros(1, 40))
