@@ -294,3 +294,18 @@ def test_float16_layer_sums_in_float32_then_rounds_once() -> None:
     assert y.dtype == torch.float16
     err = (y.double() - reference).abs()
     assert (err <= bound + 2.0**-11 * (reference.abs() + bound)).all()
+
+
+def test_lookup_linear_bad_input_named() -> None:
+    from kernelapprox.compression.quantization.layer import lookup_linear
+
+    layer = _random_layer(3, 40, 3, False)
+    q, t = layer.qweight, layer.table(3)
+    with pytest.raises(ValueError, match="x"):
+        lookup_linear(torch.zeros(2, 41), q, t, 3, 40)
+    with pytest.raises(ValueError, match="bits"):
+        lookup_linear(torch.zeros(2, 40), q, layer.table(3), 4, 40)
+    with pytest.raises(ValueError, match="table"):
+        lookup_linear(torch.zeros(2, 40), q, layer.table(2), 3, 40)
+    with pytest.raises(TypeError, match="bits"):
+        lookup_linear(torch.zeros(2, 40), q, t, 3.0, 40)

@@ -80,9 +80,14 @@ def lookup_linear(
     -------
     tensor (tokens, out) in ``x.dtype``; sums in float32 (float64 when ``x`` is float64).
     """
+    bits = check_positive_int(bits, "bits")
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != in_features:
+        raise ValueError(f"x must be a 2-D tensor (tokens, {in_features})")
+    if qweight.ndim != 3 or bits > qweight.shape[0]:
+        raise ValueError(f"bits must be <= the planes of qweight, got {bits}")
     out, levels = table.shape
-    if levels != 2**bits:
-        raise ValueError(f"table must have 2**bits = {2**bits} columns, got {levels}")
+    if levels != 2**bits or out != qweight.shape[1]:
+        raise ValueError(f"table must be ({qweight.shape[1]}, 2**bits = {2**bits})")
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     xa, ta = x.to(acc), table.to(acc)
     tokens = xa.shape[0]
