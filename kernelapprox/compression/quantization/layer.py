@@ -18,9 +18,11 @@ Paths (``backend=``, one switch; ``"auto"`` picks per call, see :meth:`Quantized
 
   .. math:: y_r = \sum_j T_k[r, q^{(k)}_{rj}]\, x_j = \sum_{c < 2^k} T_k[r, c]\, S_{rc},
 
-  accumulated in float32 (float64 for a float64 layer). Its temporaries are the codes of a
-  block of at most :data:`LOOKUP_COLUMNS` columns and the sums :math:`S` of at most
-  :data:`LOOKUP_SUMS` elements, never an ``(out, in)`` float matrix.
+  accumulated in float32 (float64 for a float64 layer). Its temporaries are the int64 codes
+  of a block of at most :data:`LOOKUP_COLUMNS` columns (8 bytes each) and the sums :math:`S`
+  of at most :data:`LOOKUP_SUMS` elements, never an ``(out, in)`` float matrix; the
+  uncached dequantize path holds the int64 codes of every column plus the dense weight (12
+  bytes per weight in float32).
 * ``"triton"``: the Triton kernel of :mod:`._triton` (the planes read inside the kernel).
 
 The ``weight`` and ``bias`` attributes behave like those of :class:`torch.nn.Linear`, so code
