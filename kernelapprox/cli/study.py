@@ -33,6 +33,19 @@ def _names(text: str) -> list[str]:
     return items
 
 
+def _samplers(text: str) -> list[str]:
+    """Samplers, comma-separated; a sampler's options follow a colon and are comma-separated
+    too: an item with ``=`` and no ``:`` is another option of the sampler before it, so
+    ``mc,spherical:directions=orthogonal,points=lattice,sobol`` names three samplers."""
+    out: list[str] = []
+    for item in _names(text):
+        if "=" in item and ":" not in item and out and ":" in out[-1]:
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return out
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(t) for t in _names(text)]
@@ -129,7 +142,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--features", type=_ints, help="numbers of frequencies m, e.g. 16,32,64")
     p.add_argument(
-        "--samplers", type=_names, help="mc,orthogonal,sorf,sobol,halton,lattice,spherical"
+        "--samplers",
+        type=_samplers,
+        help="mc,orthogonal,sorf,sobol,halton,lattice,spherical,simplex,mub; a sampler's "
+        "options after a colon, e.g. spherical:directions=orthogonal",
     )
     p.add_argument("--weights", type=_names, help="per-frequency weights: uniform,box,fitted")
     p.add_argument(

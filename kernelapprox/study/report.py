@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,18 @@ def format_skipped(summary: dict[str, Any]) -> str:
 SAMPLER_STYLE = {
     name: (f"C{i % 10}", "osD^vP*Xh"[i % 9]) for i, name in enumerate(SAMPLERS)
 }
+
+
+def sampler_style(sampler: str) -> tuple[str, str]:
+    """``(colour, marker)`` of a sampler; one with options (``spherical:directions=...``)
+    keeps its base sampler's colour and gets a marker of its own, fixed by its spec string."""
+    if sampler in SAMPLER_STYLE:
+        return SAMPLER_STYLE[sampler]
+    base = sampler.partition(":")[0]
+    color = SAMPLER_STYLE.get(base, ("k", "o"))[0]
+    return color, "dpH8<>"[zlib.crc32(sampler.encode()) % 6]
+
+
 WEIGHT_LINES = {"uniform": "-", "box": "--", "fitted": ":"}
 
 
@@ -495,13 +508,14 @@ def convergence_figure(summary: dict[str, Any], metric: str | None = None) -> An
             pts.sort(key=lambda c: c["n_features"])
             missing = [p["n_features"] for p in pts if p["mean"] is None]
             pts = [p for p in pts if p["mean"] is not None]
-            color, marker = SAMPLER_STYLE.get(sampler, ("k", "o"))
+            color, marker = sampler_style(sampler)
             line = WEIGHT_LINES.get(weights, "-.")
             label = sampler + ("" if weights == "uniform" else f" ({weights} weights)")
             if missing:
                 gaps.append(f"{label} at m={','.join(map(str, missing))}")
-            order[label] = (0, list(SAMPLER_STYLE).index(sampler) if sampler in SAMPLER_STYLE
-                            else len(SAMPLER_STYLE), sampler, weights)  # fmt: skip
+            base = sampler.partition(":")[0]
+            rank = list(SAMPLER_STYLE).index(base) if base in SAMPLER_STYLE else len(SAMPLER_STYLE)
+            order[label] = (0, rank, sampler, weights)
             if not pts:
                 legend.setdefault(label, Line2D([], [], color=color, marker=marker, ls=line, ms=4))
                 continue

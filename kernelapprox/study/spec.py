@@ -21,7 +21,7 @@ from kernelapprox.estimators.gram import METRICS as GRAM_METRICS
 from kernelapprox.estimators.learning import LEARNING_METRICS
 from kernelapprox.features import MAPS, incompatibility
 from kernelapprox.kernels import KERNELS
-from kernelapprox.sampling import SAMPLERS
+from kernelapprox.sampling import SAMPLERS, from_spec
 from kernelapprox.study.data import (
     BUILTIN,
     LEARNING_SPLIT,
@@ -123,7 +123,10 @@ class StudySpec:
             if not values:
                 raise ValueError(f"{name} must name at least one of {', '.join(allowed)}")
             for v in values:
-                check_choice(v, name, allowed)
+                if name == "samplers" and isinstance(v, str) and ":" in v:
+                    from_spec(v)  # a sampler with options: its ValueError names the bad one
+                else:
+                    check_choice(v, name, allowed)
         if not self.data:
             raise ValueError(
                 f"data must name a built-in set ({', '.join(BUILTIN)}) or a .npy/.csv file"

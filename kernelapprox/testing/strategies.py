@@ -36,6 +36,7 @@ from hypothesis.extra.numpy import arrays
 from kernelapprox import features
 from kernelapprox import kernels as _kernels
 from kernelapprox._validation import check_positive_float, check_positive_int
+from kernelapprox.sampling import SAMPLERS
 
 __all__ = [
     "AWKWARD_SIZES",
@@ -53,8 +54,9 @@ __all__ = [
 AWKWARD_SIZES = (1, 2, 3, 5, 7, 13, 15, 16, 17, 31, 33, 63, 64, 65)
 
 #: Samplers whose every frequency is marginally exactly the spectral measure, so maps that are
-#: unbiased under Monte Carlo stay unbiased (randomized QMC included); SORF is not.
-UNBIASED_SAMPLERS = ("mc", "orthogonal", "sobol", "halton", "lattice", "spherical")
+#: unbiased under Monte Carlo stay unbiased (randomized QMC included); SORF is not. Each
+#: sampler says so itself (``Sampler.unbiased``).
+UNBIASED_SAMPLERS = tuple(name for name, cls in SAMPLERS.items() if cls.unbiased)
 
 
 @st.composite
