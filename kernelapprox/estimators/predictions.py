@@ -14,7 +14,8 @@ close to it when the error concentrates. Closed forms (see :mod:`kernelapprox.es
   softmax ones times ``exp(-(|u|^2 + |v|^2)/2)``, so their variance gets that factor squared.
 
 Every other combination (QMC, DiJiang's maps, weighted features) returns ``None``: no closed
-form is claimed.
+form is claimed. Each map says which closed form is its own (``FeatureMap.variance_family``),
+so a new map of a known family needs no edit here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from kernelapprox.estimators import analytic
+from kernelapprox.features import MAPS
 from kernelapprox.kernels import Kernel
 
 
@@ -31,9 +33,10 @@ def entrywise_variance(
 ) -> np.ndarray | None:
     """``Var K_hat_ij`` over the frequency draw, shape ``(n, n)``, or ``None`` (no closed form)."""
     U = X * kernel.input_scale
-    trig = map_name in ("sincos", "fourier")
+    family = MAPS[map_name].variance_family
+    trig = family == "sincos"
     if kernel.shift_invariant:
-        if sampler == "mc" and (trig or map_name == "cos_offset"):
+        if sampler == "mc" and (trig or family == "cos_offset"):
             k, k2 = kernel(X), kernel(2.0 * X)
             if trig:
                 return analytic.sincos_variance(k, k2, n_features=2 * n_features)
@@ -47,11 +50,11 @@ def entrywise_variance(
         "positive": analytic.performer_positive_mse,
         "hyperbolic": analytic.performer_hyperbolic_mse,
     }
-    if kernel.unit == "softmax" and trig:
-        formulas[map_name] = analytic.performer_trigonometric_mse
-    if map_name not in formulas:
+    if kernel.unit == "softmax":
+        formulas["sincos"] = analytic.performer_trigonometric_mse
+    if family not in formulas:
         return None
-    var = formulas[map_name](U[:, None, :], U[None, :, :], n_samples=n_features)
+    var = formulas[family](U[:, None, :], U[None, :, :], n_samples=n_features)
     if kernel.unit == "gaussian":
         sq = (U * U).sum(1)
         var = var * np.exp(-(sq[:, None] + sq[None, :]))

@@ -82,7 +82,7 @@ def incompatibility(kernel: str, map_name: str, sampler: str, weights: str = "un
         )
     if weights == "box" and measure.family != "normal":
         return f"box weights need the normal spectral measure ({kernel}: no)"
-    if map_name in ("dct", "dct_released") and not isinstance(s, PointSetSampler):
+    if cls.needs_point_set and not isinstance(s, PointSetSampler):
         return f"map {map_name!r} draws radii from a point set; sampler {sampler!r} is not one"
     return ""
 

@@ -130,6 +130,14 @@ class FeatureMap:
     #: Whether the map computes in float16/bfloat16 (torch has no half-precision complex
     #: ``polar`` or FFT on the CPU).
     half_precision: ClassVar[bool] = True
+    #: The closed-form variance that holds for this map under Monte Carlo frequencies
+    #: (:mod:`kernelapprox.estimators.predictions`): ``"sincos"`` (a cosine and a sine per
+    #: frequency, or the complex exponential), ``"cos_offset"``, ``"positive"``,
+    #: ``"hyperbolic"``, or ``None`` where no closed form is claimed.
+    variance_family: ClassVar[str | None] = None
+    #: Whether the map draws its radii from a point set, so that it needs a
+    #: :class:`~kernelapprox.sampling.PointSetSampler` (DiJiang's DCT maps).
+    needs_point_set: ClassVar[bool] = False
 
     def __init__(
         self,

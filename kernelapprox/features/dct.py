@@ -100,6 +100,7 @@ class _DCTBase(_Exponential):
     """Shared machinery: DCT directions in sign-flipped blocks, radii from a 1-D point set."""
 
     unbiased = False
+    needs_point_set = True
     half_precision = False  # the fast transform's FFT has no half-precision CPU kernel
     #: ``"chi"``: ``t = F_{chi_d}^{-1}(u)``; ``"normal"``: ``t = Phi^{-1}(u)``.
     radial: str = "chi"

@@ -58,12 +58,14 @@ class Positive(_Exponential):
     """``exp(w.u - |u|^2/2)``: positive random features (FAVOR+)."""
 
     name = "positive"
+    variance_family = "positive"
 
 
 class Hyperbolic(_Exponential):
     """``exp(-|u|^2/2) [exp(w.u), exp(-w.u)] / sqrt(2)``: hyperbolic (antithetic) features."""
 
     name = "hyperbolic"
+    variance_family = "hyperbolic"
     components = 2
 
     def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:

@@ -73,6 +73,7 @@ class SinCos(_Trigonometric):
     """``[cos(w.u), sin(w.u)]`` per frequency: output width ``2 m``."""
 
     name = "sincos"
+    variance_family = "sincos"
     components = 2
 
     def _trig_blocks(
@@ -96,6 +97,7 @@ class CosOffset(_Trigonometric):
     """
 
     name = "cos_offset"
+    variance_family = "cos_offset"
 
     def _draw_extra(self, seed: np.random.SeedSequence) -> None:
         self.offsets = np.random.default_rng(seed).uniform(0.0, 2.0 * math.pi, self.n_features)
@@ -126,6 +128,7 @@ class Fourier(_Trigonometric):
     """Complex exponentials ``exp(-i w.u)``: ``m`` complex features."""
 
     name = "fourier"
+    variance_family = "sincos"
     complex_valued = True
     half_precision = False
 
