@@ -82,6 +82,11 @@ from kernelapprox.attention.state import AttentionState
 LAYOUTS = ("bthd", "bhtd")
 #: Default chunk length of the causal algorithm (tokens per intra-chunk quadratic block).
 DEFAULT_CHUNK = 64
+#: Floor of the per-feature path's exponent arguments per compute dtype:
+#: ``log sqrt(tiny)`` (``tiny``: the smallest normal number), see :func:`_floored_exp`.
+LOG_FLOOR_EXACT = {
+    dt: 0.5 * math.log(torch.finfo(dt).tiny) for dt in (torch.float32, torch.float64)
+}
 
 
 # --------------------------------------------------------------------------- validation
@@ -320,8 +325,12 @@ def _causal_chunked(
     # (the references are detached statistics, so these are built in place)
     # Masking selects, it never multiplies by zero: a non-finite k_j (j > i) would otherwise
     # reach row i as 0 * nan = nan. (The values are finite here: see _finite_rows.)
+    # The visible weights' arguments are <= 0 already; clamping the future ones to 0 keeps
+    # them finite (they are selected away from A below, and no backward pass meets 0 * inf)
+    # and cheap: filling them with -inf instead sends torch's CPU exp to its slow path for
+    # results that underflow (about 20x per element, half of every block).
     future = torch.ones(C, C, dtype=torch.bool, device=c.device).triu(1)
-    weight = (c[..., None, :] - M[..., :, None]).masked_fill_(future, -math.inf).exp_()
+    weight = (c[..., None, :] - M[..., :, None]).clamp_(max=0.0).exp_()
     A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
     if inplace:
         A = A.mul_(weight[..., :, None, :]).masked_fill_(future[:, None, :], 0.0)
@@ -358,6 +367,22 @@ def _causal_chunked(
 EXACT_CHUNK = 16
 
 
+def _floored_exp(x: torch.Tensor, floor: float) -> torch.Tensor:
+    """``exp(min(max(x, floor), 0))`` for the per-feature path's arguments ``x <= 0``, with
+    ``floor = log sqrt(tiny)`` (``1e-19`` in float32, ``1e-154`` in float64).
+
+    Every row of that path has a term ``>= min_f xi_f`` (its largest), so raising the ``n``
+    terms below ``sqrt(tiny)`` to it moves the row by less than ``n sqrt(tiny) / min_f
+    xi_f`` relatively (``< u`` up to ``n / min xi = 5e11`` in float32, e.g. ``T = 4096``,
+    ``F = m = 256``: ``3e8``). In exchange the products of those terms stay normal numbers
+    and torch's CPU ``exp`` stays off its slow path for results that underflow (about 20x
+    per element, most of the cost at large norms; subnormal operands slow the products the
+    same way). The upper clamp keeps the entries selected away afterwards finite, so that
+    no backward pass meets ``0 * inf``.
+    """
+    return x.clamp(floor, 0.0).exp_()  # clamp saves its input, not its output: exp_ is safe
+
+
 def _exact_noncausal(
     lq: torch.Tensor, lk: torch.Tensor, xi: torch.Tensor, va: torch.Tensor,
     keep: torch.Tensor | None, S0: torch.Tensor, R0: torch.Tensor,
@@ -387,11 +412,12 @@ def _exact_noncausal(
         stat = stat.masked_fill(~keep[..., None], LOG_FLOOR)
     rho = torch.maximum(stat.amax(-2), R0)  # (B, H_kv, F)
     M = (lq.detach() + rho[:, :, None, None, :]).amax(-1, keepdim=True)  # (B, H_kv, T, G, 1)
-    key_log = lk - rho[:, :, None, :]
-    if keep is not None:  # selected before exp: exp(+1e30) would make a nan gradient
-        key_log = key_log.masked_fill(~keep[..., None], -math.inf)
-    S = torch.exp(key_log).transpose(-1, -2) @ va + S0 * torch.exp(R0 - rho)[..., None]
-    Qh = xi * torch.exp(lq + rho[:, :, None, None, :] - M)
+    floor = LOG_FLOOR_EXACT[lq.dtype]
+    Kh = _floored_exp(lk - rho[:, :, None, :], floor)
+    if keep is not None:  # padded keys: selected away (finite before: no 0 * inf gradient)
+        Kh = Kh.masked_fill(~keep[..., None], 0.0)
+    S = Kh.transpose(-1, -2) @ va + S0 * torch.exp(R0 - rho)[..., None]
+    Qh = xi * _floored_exp(lq + rho[:, :, None, None, :] - M, floor)
     out = (Qh.reshape(B, Hk, T * G, Fd) @ S).view(B, Hk, T, G, -1)
     return out, S, rho
 
@@ -447,6 +473,7 @@ def _exact_causal(
     prefix = torch.maximum(stat.cummax(dim=3).values, rho_before[:, :, :, None])
     M = (lq.detach() + prefix[:, :, :, :, None]).amax(-1, keepdim=True)  # (B,Hk,N,C,G,1)
     hidden = torch.ones(C, C, dtype=torch.bool, device=lq.device).triu(1)  # j > i
+    floor = LOG_FLOOR_EXACT[lq.dtype]
     S = S0
     outs = []
     for n in range(N):
@@ -454,15 +481,16 @@ def _exact_causal(
         # (B, H_kv, C_i, G, C_j, F): every pair's log-terms relative to its row's maximum
         logs = lq_n[:, :, :, :, None, :] + lk_n[:, :, None, None, :, :] - M_n[..., None]
         masked = hidden[:, None, :] | ~keep_n[:, :, None, None, :]
-        logs = logs.masked_fill(masked[..., None], -math.inf)
-        A = torch.exp(logs) @ xi  # (B, H_kv, C, G, C)
+        terms = _floored_exp(logs, floor).masked_fill(masked[..., None], 0.0)
+        A = terms @ xi  # (B, H_kv, C, G, C)
         intra = A.reshape(B, Hk, C * G, C) @ V[:, :, n]
-        Qh = xi * torch.exp(lq_n + rho_before[:, :, n, None, None, :] - M_n)
+        Qh = xi * _floored_exp(lq_n + rho_before[:, :, n, None, None, :] - M_n, floor)
         inter = Qh.reshape(B, Hk, C * G, Fd) @ S
         outs.append((intra + inter).view(B, Hk, C, G, Dv1))
-        key_log = (lk_n - rho_after[:, :, n, None, :]).masked_fill(~keep_n[..., None], -math.inf)
+        Kh = _floored_exp(lk_n - rho_after[:, :, n, None, :], floor)
+        Kh = Kh.masked_fill(~keep_n[..., None], 0.0)
         decay = torch.exp(rho_before[:, :, n] - rho_after[:, :, n])[..., None]
-        S = S * decay + torch.exp(key_log).transpose(-1, -2) @ V[:, :, n]
+        S = S * decay + Kh.transpose(-1, -2) @ V[:, :, n]
     out = torch.stack(outs, dim=2).reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
     return out, S, rho_after[:, :, -1]
 
