@@ -26,7 +26,9 @@ symbols, $m = e = 2$, $V$ augmented with ones) for $T \in \{4, 5\}$ and chunk si
 and $T + 1$; every entry of the output difference and of the final-state difference must expand
 to exactly 0. Then the package: `feature_attention` (torch path, float64) with the package's
 positive map ($m = 4$, $d = 3$, $T = 6$), an initial state whose log-scale the keys overtake (so
-the running rescaling is exercised), causal at chunk sizes $1, 2, 3, T + 1$ and non-causal,
+the running rescaling is exercised), causal at chunk sizes $1, 2, 3, T + 1$ and non-causal, and
+with an initial state of log-scale 750 that dominates every key (it must not overflow), and
+once with a gradient required (the autograd path instead of the in-place one),
 must match the derived quadratic form evaluated on the map's features, normalised, and the
 final state, to $10^{-12}$ relative.
 (The package has no decay $\gamma$, so none is modelled.)
@@ -115,27 +117,41 @@ def package_gaps() -> dict[str, float]:
     phi_q = sp.Matrix(fm(q[0, :, 0, :]).numpy())
     phi_k = sp.Matrix(fm(k[0, :, 0, :]).numpy())
     v_aug = sp.Matrix(v[0, :, 0, :].numpy()).row_join(sp.ones(n_tokens, 1))
-    true0 = np.exp(log0.item()) * np.column_stack([kv0[0, 0].numpy(), z0[0, 0].numpy()])
-    s0 = sp.Matrix(true0)
-
-    state0 = AttentionState(kv0, z0, log0)
-    cases = [(True, c) for c in (1, 2, 3, n_tokens + 1)] + [(False, n_tokens + 1)]
+    # an initial state far above every key (log-scale 750: exp(750) overflows float64) must
+    # dominate without overflow; sympy's Floats hold the derivation's exact numbers
+    dominant = torch.full((1, 1), 750.0, dtype=torch.float64)
+    cases = [(True, c, log0, False) for c in (1, 2, 3, n_tokens + 1)] + [
+        (False, n_tokens + 1, log0, False), (True, 2, dominant, False),
+        (False, n_tokens + 1, dominant, False), (True, 2, log0, True),
+    ]  # fmt: skip
     gaps = {}
-    for causal, chunk in cases:
+    for causal, chunk, log_start, grad in cases:
+        state0 = AttentionState(kv0, z0, log_start)
+        base = sp.Matrix(np.column_stack([kv0[0, 0].numpy(), z0[0, 0].numpy()]))
+        s0 = sp.exp(sp.Float(log_start.item(), 30)) * base
         out, state = quadratic_form(phi_q, phi_k, v_aug, s0, causal=causal)
-        expected = np.array(out.tolist(), dtype=np.float64)
-        expected = expected[:, :value_dim] / expected[:, value_dim:]
+        ratio = sp.Matrix(
+            n_tokens, value_dim, lambda i, j, out=out: out[i, j] / out[i, value_dim]
+        )
+        expected = np.array(ratio.evalf(20).tolist(), dtype=np.float64)
+        # with a gradient the autograd path (not the in-place one) runs
+        qg = q.clone().requires_grad_(True) if grad else q
         o, final = feature_attention(
-            q, k, v, fm, causal=causal, scale=1.0, initial_state=state0,
+            qg, k, v, fm, causal=causal, scale=1.0, initial_state=state0,
             output_final_state=True, chunk_size=chunk,
         )  # fmt: skip
+        o, final = o.detach(), AttentionState(*(x.detach() for x in final))
         label = f"causal chunk {chunk}" if causal else "non-causal"
+        label += ", dominant initial state" if log_start is dominant else ""
+        label += ", with gradient" if grad else ""
         gaps[f"{label} output"] = _relative_gap(o[0, :, 0, :].numpy(), expected)
         if causal:
-            scale = torch.exp(final.log_scale)[0, 0]
+            # compare relative to exp(log_start): the true state itself may exceed float64
+            rel = torch.exp(final.log_scale - log_start)[0, 0]
             got = torch.cat([final.kv[0, 0], final.z[0, 0][:, None]], dim=1)
-            want = np.array(state.tolist(), dtype=np.float64)
-            gaps[f"{label} final state"] = _relative_gap((scale * got).numpy(), want)
+            want = state * sp.exp(-sp.Float(log_start.item(), 30))
+            want = np.array(want.evalf(20).tolist(), dtype=np.float64)
+            gaps[f"{label} final state"] = _relative_gap((rel * got).numpy(), want)
     return gaps
 
 
@@ -173,7 +189,7 @@ def run(*, thorough: bool = False) -> Verdict:
             f"outputs (with normaliser column) and final states agree exactly in {cases} "
             f"cases (T in {list(lengths)}, chunk sizes 1, 2, 3, T+1); feature_attention "
             f"matches the derivation to {max(gaps.values()):.1e} relative ({len(gaps)} checks, "
-            "causal chunk sizes 1, 2, 3, 7 and non-causal, rescaled initial state)"
+            "causal chunk sizes 1, 2, 3, 7 and non-causal, rescaled and dominant initial state)"
         )
     return Verdict.decide(
         not bad and not off, summary, cases=cases, nonzero=bad, package_gaps=gaps
