@@ -9,7 +9,7 @@ End to end from ``q, k, v`` to the output, *including the feature map*, for
   number of features, when installed;
 * ``fla``: flash-linear-attention's ``chunk_linear_attn`` fed with features computed in torch
   (GPU only, when ``fla`` is installed; not exercised without a GPU);
-* ``triton``: :func:`~kernelapprox.attention.triton_kernels.triton_feature_attention`, the
+* ``triton``: :func:`~kernelapprox.attention.triton.triton_feature_attention`, the
   same attention with the features computed inside Triton kernels (forward and backward;
   autotuned; listed by default only on CUDA with ``triton`` installed; elsewhere it runs
   only under ``TRITON_INTERPRET=1``, far too slowly to time).
@@ -123,7 +123,7 @@ def build(case: Case) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], to
     if case.impl == "fla":
         return _build_fla(case)
     if case.impl == "triton":
-        from kernelapprox.attention.triton_kernels import triton_feature_attention
+        from kernelapprox.attention.triton import triton_feature_attention
 
         fm = _feature_map(case)
         return lambda q, k, v: triton_feature_attention(

@@ -177,8 +177,8 @@ def make_map(
     ``kernels.Softmax()`` (``n_features`` frequencies, default ``head_dim``), or a baseline
     (``"identity"``, ``"elu"``; ``n_features`` must then be ``None`` or ``head_dim``).
 
-    The default sampler is ``"orthogonal"`` (``"mc"`` for the DCT maps, which draw only
-    radii from a one-dimensional point set)."""
+    The default sampler is ``"orthogonal"`` (``"mc"`` for maps that draw only radii from a
+    one-dimensional point set, ``FeatureMap.needs_point_set``: the DCT maps)."""
     from kernelapprox.features import MAPS, make
 
     check_choice(name, "feature_map", (*MAPS, *BASELINES))
@@ -188,7 +188,7 @@ def make_map(
         return BASELINES[name](head_dim)
     m = head_dim if n_features is None else n_features
     if sampler is None:
-        sampler = "mc" if name in ("dct", "dct_released") else "orthogonal"
+        sampler = "mc" if MAPS[name].needs_point_set else "orthogonal"
     return make(name, Softmax(), m, dim=head_dim, sampler=sampler, seed=seed, **options)
 
 

@@ -38,10 +38,10 @@ from kernelapprox.attention.functional import (
 )
 from kernelapprox.attention.maps import BaselineMap, make_map
 from kernelapprox.attention.state import AttentionState
-from kernelapprox.attention.triton_kernels import DTYPES as TRITON_DTYPES
-from kernelapprox.attention.triton_kernels import (
+from kernelapprox.attention.triton import DTYPES as TRITON_DTYPES
+from kernelapprox.attention.triton import (
     HAS_TRITON,
-    POSITIVE_FORM_MAPS,
+    has_positive_form,
     triton_feature_attention,
 )
 
@@ -89,7 +89,7 @@ class FeatureAttention(nn.Module):
         :func:`feature_attention`).
     backend : {"torch", "triton", "auto"}
         ``"torch"``: :func:`feature_attention`; ``"triton"``:
-        :func:`~kernelapprox.attention.triton_kernels.triton_feature_attention` (features
+        :func:`~kernelapprox.attention.triton.triton_feature_attention` (features
         computed inside the kernels; maps of the positive form, float32/half inputs);
         ``"auto"``: Triton for CUDA inputs when it is installed and the call
         qualifies, torch otherwise.
@@ -222,7 +222,7 @@ class FeatureAttention(nn.Module):
             return True
         return (
             HAS_TRITON and query.is_cuda and query.dtype in TRITON_DTYPES
-            and getattr(self.feature_map, "name", None) in POSITIVE_FORM_MAPS
+            and has_positive_form(self.feature_map)
         )
 
     def step(

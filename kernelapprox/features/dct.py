@@ -172,6 +172,19 @@ class DCT(_DCTBase):
         self.radial = check_choice(radial, "radial", ("chi", "normal"))
         super().__init__(kernel, n_features, **kwargs)
 
+    def positive_form(
+        self, t: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The paper's map for the softmax kernel, ``log phi_f = t_f c_f . u - |u|^2/2 + log
+        sqrt(xi_f)``, is the positive form with ``w_f = t_f c_f``; when ``t`` holds the radii
+        (the fast-transform map, possibly learnable) ``W = radii[:, None] * directions``, so
+        that gradients reach the radii."""
+        W = t["W"]
+        if "radii" in t:
+            directions = torch.as_tensor(self.directions(), dtype=W.dtype, device=W.device)
+            W = t["radii"].to(W.dtype)[:, None] * directions
+        return W, t["sqrt_xi"]
+
 
 class DCTReleased(_DCTBase):
     """What DiJiang's released code computes: ``softmax(x C diag(t))`` over the feature axis.

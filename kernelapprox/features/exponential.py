@@ -60,6 +60,12 @@ class Positive(_Exponential):
     name = "positive"
     variance_family = "positive"
 
+    def positive_form(
+        self, t: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """FAVOR+ is the positive form itself: the map's ``W`` and ``sqrt_xi``."""
+        return t["W"], t["sqrt_xi"]
+
 
 class Hyperbolic(_Exponential):
     """``exp(-|u|^2/2) [exp(w.u), exp(-w.u)] / sqrt(2)``: hyperbolic (antithetic) features."""
@@ -67,6 +73,14 @@ class Hyperbolic(_Exponential):
     name = "hyperbolic"
     variance_family = "hyperbolic"
     components = 2
+
+    def positive_form(
+        self, t: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``[e^{w.u}, e^{-w.u}] e^{-|u|^2/2} / sqrt(2)``, component-major, is the positive
+        form with ``W' = [W; -W]`` and ``sqrt_xi' = [sqrt_xi; sqrt_xi] / sqrt(2)``."""
+        W, sqrt_xi = t["W"], t["sqrt_xi"]
+        return torch.cat((W, -W)), torch.cat((sqrt_xi, sqrt_xi)) * math.sqrt(0.5)
 
     def log_row_scale(self, u: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """``-|u|^2/2 - log(2)/2`` (softmax target; ``-|u|^2 - log(2)/2`` Gaussian)."""

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernelapprox.attention import AttentionState, feature_attention, quadratic_oracle
-from kernelapprox.attention.triton_kernels import (
+from kernelapprox.attention.triton import (
     HAS_TRITON,
     triton_feature_attention,
 )
@@ -389,7 +389,7 @@ def test_default_tile_and_no_grad(fm):
 
 
 def test_autotune_configs_cover_chunks_and_warps():
-    from kernelapprox.attention import _triton_kernels as kern
+    from kernelapprox.attention.triton import _kernels as kern
 
     chunks = {c.kwargs["CHUNK"] for c in kern.CHUNK_CONFIGS}
     assert chunks == {16, 32, 64}

@@ -9,7 +9,7 @@ SCRIPT = """
 import sys
 sys.modules["triton"] = None  # as if triton were not installed
 import torch
-from kernelapprox.attention import triton_kernels as tk
+from kernelapprox.attention.triton import attention as tk
 from kernelapprox import features, kernels
 assert tk.HAS_TRITON is False
 fm = features.make("positive", kernels.Softmax(), 8, dim=4, seed=0)

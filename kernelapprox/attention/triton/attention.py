@@ -18,7 +18,7 @@ Gradients (``torch.autograd``) flow to ``q``, ``k``, ``v``, the map's ``W`` and 
 when passed through ``params`` with ``requires_grad``, the initial state's ``kv`` and ``z``,
 and from the returned final state; the backward kernels recompute the features and save only
 the inputs (plus O(T) row statistics written during the backward). The derivation is in
-:mod:`kernelapprox.attention._triton_kernels`.
+:mod:`kernelapprox.attention.triton._kernels`.
 
 On a GPU the chunk/block sizes and warps are autotuned (``triton.autotune``, keyed on the
 padded feature, head and value dims and a power-of-two bucket of ``T``) unless given. On a
@@ -74,9 +74,9 @@ def _kernels() -> Any:
             "triton_feature_attention needs the 'triton' package (pip install triton); use "
             "kernelapprox.attention.feature_attention without it"
         )
-    from kernelapprox.attention import _triton_kernels
+    from kernelapprox.attention.triton import _kernels
 
-    return _triton_kernels
+    return _kernels
 
 
 def _interpreted() -> bool:
@@ -318,36 +318,27 @@ class _TritonAttention(torch.autograd.Function):
                 None, None)
 
 
-#: Maps whose features have the positive form ``sqrt(xi_f) exp(w_f . u - |u|^2 / 2)`` that the
-#: kernels compute (for the softmax kernel, which attention requires).
-POSITIVE_FORM_MAPS = ("positive", "dct", "hyperbolic")
+def has_positive_form(fm: AnyMap) -> bool:
+    """Whether the kernels can compute ``fm``: it answers with a positive form
+    (:meth:`kernelapprox.features.FeatureMap.positive_form`)."""
+    form = getattr(fm, "positive_form", None)
+    return form is not None and form(fm.tensors(torch.device("cpu"), torch.float32)) is not None
 
 
 def positive_form(
     fm: AnyMap, t: dict[str, torch.Tensor], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(W, sqrt_xi)`` (float32, ``(F, D)`` and ``(F,)``) of the positive map equal to ``fm``.
-
-    * ``"positive"`` (FAVOR+): the map's own ``W`` and ``sqrt_xi``;
-    * ``"dct"`` (DiJiang, paper form, softmax target): ``log phi_f = t_f c_f . u - |u|^2/2 +
-      log sqrt(xi_f)`` is the positive form with ``w_f = t_f c_f``; when ``t`` holds the
-      radii (the fast-transform map, possibly learnable) ``W = radii[:, None] * directions``
-      so that gradients reach the radii;
-    * ``"hyperbolic"``: ``[e^{w.u}, e^{-w.u}] e^{-|u|^2/2} / sqrt(2)``, component-major, is the
-      positive form with ``W' = [W; -W]`` and ``sqrt_xi' = [sqrt_xi; sqrt_xi] / sqrt(2)``.
-
-    Built with torch operations, so gradients flow back to the tensors of ``t``.
-    """
-    def f32(x: torch.Tensor) -> torch.Tensor:
-        return x.to(device=device, dtype=torch.float32)
-
-    W, sqrt_xi = f32(t["W"]), f32(t["sqrt_xi"])
-    if fm.name == "dct" and "radii" in t:
-        directions = torch.as_tensor(fm.directions(), dtype=torch.float32, device=device)
-        W = f32(t["radii"])[:, None] * directions
-    elif fm.name == "hyperbolic":
-        W = torch.cat((W, -W))
-        sqrt_xi = torch.cat((sqrt_xi, sqrt_xi)) * math.sqrt(0.5)
+    """``(W, sqrt_xi)`` (float32, contiguous, on ``device``) of the positive map equal to
+    ``fm`` (:meth:`~kernelapprox.features.FeatureMap.positive_form`, computed from ``t`` so
+    that gradients flow back to its tensors)."""
+    t32 = {name: x.to(device=device, dtype=torch.float32) for name, x in t.items()}
+    form = fm.positive_form(t32) if hasattr(fm, "positive_form") else None
+    if form is None:
+        raise ValueError(
+            f"triton_feature_attention supports the maps with a positive form (positive, dct, "
+            f"hyperbolic), got {getattr(fm, 'name', type(fm).__name__)!r}"
+        )
+    W, sqrt_xi = form
     return W.contiguous(), sqrt_xi.contiguous()
 
 
@@ -417,10 +408,8 @@ def triton_feature_attention(
             ),
         )
     fm = check_feature_map(feature_map, D)
-    if fm.name not in POSITIVE_FORM_MAPS:
-        raise ValueError(
-            f"triton_feature_attention supports the maps {POSITIVE_FORM_MAPS}, got {fm.name!r}"
-        )
+    if not has_positive_form(fm):
+        positive_form(fm, {}, q.device)  # raises, naming the map
     if q.dtype not in DTYPES:
         raise TypeError(
             f"triton_feature_attention needs float32, bfloat16 or float16 inputs, got {q.dtype}"

@@ -1,4 +1,4 @@
-"""Triton kernels of positive-feature attention (imported only by :mod:`.triton_kernels`).
+"""Triton kernels of positive-feature attention (imported only by :mod:`.attention`).
 
 Features
 --------
