@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from kernelapprox.attention import benchmark as bench
+from kernelapprox.bench import attention as bench
 
 
 def targets(rows: list[dict]) -> list[dict]:

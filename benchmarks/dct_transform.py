@@ -15,9 +15,9 @@ import argparse
 import json
 
 import torch
-from _timing import median_time
 
 from kernelapprox import features, kernels
+from kernelapprox.bench.timing import median_time
 
 
 def main() -> None:

@@ -36,8 +36,8 @@ import time
 
 import numpy as np
 import torch
-from _timing import median_time
 
+from kernelapprox.bench.timing import median_time
 from kernelapprox.dynamics.est import (
     SCHEDULES,
     SubnetworkSampler,

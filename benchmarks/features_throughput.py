@@ -21,10 +21,10 @@ import platform
 
 import numpy as np
 import torch
-from _timing import median_time
 from sklearn.kernel_approximation import RBFSampler
 
 from kernelapprox import features, kernels
+from kernelapprox.bench.timing import median_time
 
 
 def main() -> None:

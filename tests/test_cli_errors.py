@@ -33,7 +33,7 @@ class WorkStarted(AssertionError):
 
 @pytest.fixture(autouse=True)
 def no_slow_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kernelapprox.attention import benchmark
+    from kernelapprox.bench import attention as benchmark
     from kernelapprox.integrations import minilm_experiment
 
     def model_loaded(*args: Any, **kwargs: Any) -> None:
@@ -525,7 +525,7 @@ def test_a_checkpoint_that_cannot_be_written_is_an_environment_failure(tmp_path)
 
 
 def test_bench_json_stdout_stays_json_when_a_peer_prints(capsys, monkeypatch):
-    from kernelapprox.attention import benchmark
+    from kernelapprox.bench import attention as benchmark
 
     def noisy_run(self: Any, progress: Any = None) -> list[dict[str, Any]]:
         print("unable to import cuda code for auto-regressive Performer")  # as performer does

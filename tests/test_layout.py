@@ -24,7 +24,7 @@ RANKS: dict[str, int] = {
     "features": 3,
     "estimators": 4,
     "attention": 5, "dynamics": 5, "compression": 5, "testing": 5,
-    "integrations": 6,
+    "integrations": 6, "bench": 6,
     "study": 7,
     "cli": 8,
     "__main__": 9,

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from kernelapprox._io import json_text
-    from kernelapprox.attention import benchmark as bench
+    from kernelapprox.bench import attention as bench
 
     device = _check_device(args.device)
     _check_options(args)

@@ -417,7 +417,7 @@ def test_rejects_bad_padding_params_and_state(fm):
 def test_benchmark_runs_the_triton_impl(mode):
     """The bench's ``triton`` entry builds and runs (forward and forward+backward); nothing
     is timed here. Its error against exact attention is the torch path's (same features)."""
-    from kernelapprox.attention import benchmark
+    from kernelapprox.bench import attention as benchmark
 
     case = benchmark.Case("triton", mode, 20, 8, 32, heads=2, device=DEVICE)
     q, k, v = benchmark.make_inputs(case)

@@ -32,7 +32,6 @@ import io
 import math
 import os
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from kernelapprox.attention.functional import (
     feature_attention_step,
 )
 from kernelapprox.attention.naive import relative_rms
+from kernelapprox.bench import timing
 
 IMPLS = ("ours", "sdpa", "performer", "fla", "triton")
 #: Our implementations (the ones compared against every peer in :func:`summarize`).
@@ -165,21 +165,8 @@ def _sync(device: str) -> None:
 
 
 def _time(fn: Callable[[], Any], device: str, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds of ``repeats`` runs after one warm-up run.
-
-    On a shared CPU the wall time includes time the process waited for a core; the process
-    CPU time (all threads) does not, and is the steadier number there.
-    """
-    fn()  # warm-up (autotuning, allocator, caches)
-    _sync(device)
-    times, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return times, cpu
+    """Wall-clock and process CPU seconds of ``repeats`` runs (:func:`.timing.measure`)."""
+    return timing.measure(fn, repeats, sync=(lambda: _sync(device)))
 
 
 def _decode_fn(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Callable[[], Any]:

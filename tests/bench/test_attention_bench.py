@@ -9,8 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kernelapprox.cli import bench as bench_cli
-from kernelapprox.attention.benchmark import (
+from kernelapprox.bench.attention import (
     Case,
     algorithm_flops,
     build,
@@ -19,6 +18,7 @@ from kernelapprox.attention.benchmark import (
     roofline_row,
     summarize,
 )
+from kernelapprox.cli import bench as bench_cli
 
 
 def _parse(argv):
@@ -163,7 +163,7 @@ def test_roofline_row_is_achieved_rate_over_matmul_rate():
 
 
 def test_written_results_are_valid_json_when_a_value_is_not_finite(tmp_path):
-    from kernelapprox.attention.benchmark import write_results
+    from kernelapprox.bench.attention import write_results
 
     row = {"impl": "ours", "mode": "fwd", "T": 8, "head_dim": 8, "n_features": 8,
            "status": "ok", "time_ms": 1.0, "rel_error": float("nan")}

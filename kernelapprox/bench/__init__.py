@@ -1,0 +1,9 @@
+"""Speed and memory measurement: the harness of ``kernelapprox bench`` and one timer.
+
+* :mod:`kernelapprox.bench.attention`: feature attention against torch SDPA and
+  performer-pytorch, with the roofline ratio against a same-run matmul;
+* :mod:`kernelapprox.bench.timing`: wall-clock and CPU seconds of a callable, used here and
+  by the opt-in scripts in ``benchmarks/``.
+
+Measurements only: nothing here is asserted as a time limit in the tests.
+"""
