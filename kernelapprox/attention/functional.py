@@ -61,8 +61,17 @@ from torch.utils.checkpoint import checkpoint
 from kernelapprox._validation import (
     check_bool,
     check_choice,
-    check_positive_float,
     check_positive_int,
+)
+from kernelapprox.attention.checks import (
+    check_key_padding,
+    check_qkv,
+    check_tensor,
+    dims,
+    initial_state_tensors,
+    per_feature_reference,
+    per_head_reference,
+    resolve_scale,
 )
 from kernelapprox.attention.maps import (
     LOG_FLOOR,
@@ -90,73 +99,6 @@ LOG_FLOOR_EXACT = {
 
 
 # --------------------------------------------------------------------------- validation
-def _check_tensor(x: Any, name: str, ndim: int) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point() or x.is_complex():
-        raise TypeError(f"{name} must be a real floating-point tensor, got dtype {x.dtype}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
-    return x
-
-
-def _dims(x: torch.Tensor, layout: str) -> tuple[int, int, int, int]:
-    """``(B, T, H, D)`` of a 4-d tensor in ``layout``."""
-    if layout == "bthd":
-        B, T, H, D = x.shape
-    else:
-        B, H, T, D = x.shape
-    return B, T, H, D
-
-
-def _check_qkv(
-    q: Any, k: Any, v: Any, layout: str, causal: bool
-) -> tuple[int, int, int, int, int, int, int]:
-    q, k, v = (_check_tensor(x, n, 4) for x, n in ((q, "q"), (k, "k"), (v, "v")))
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if not (q.device == k.device == v.device):
-        raise ValueError("q, k and v must be on the same device")
-    B, Tq, H, D = _dims(q, layout)
-    Bk, Tk, Hk, Dk = _dims(k, layout)
-    Bv, Tv, Hv, Dv = _dims(v, layout)
-    if not (B == Bk == Bv):
-        raise ValueError(f"q, k, v must share the batch size, got {B}, {Bk}, {Bv}")
-    if Dk != D:
-        raise ValueError(f"q and k must share the head dimension, got {D} and {Dk}")
-    if Tk != Tv or Hk != Hv:
-        raise ValueError(
-            f"k and v must have the same length and heads ({layout!r}), got {tuple(k.shape)} "
-            f"and {tuple(v.shape)}"
-        )
-    if H % Hk != 0:
-        raise ValueError(
-            f"the number of query heads ({H}) must be a multiple of the key/value heads ({Hk})"
-        )
-    if min(B, Tq, Tk, H, D, Dv) < 1:
-        raise ValueError(f"q, k, v must be non-empty, got {tuple(q.shape)}, {tuple(k.shape)}")
-    if causal and Tq != Tk:
-        raise ValueError(f"causal attention needs as many queries as keys, got {Tq} and {Tk}")
-    return B, Tq, Tk, H, Hk, D, Dv
-
-
-def _check_key_padding(mask: Any, batch: int, keys: int) -> None:
-    """``mask`` is ``None`` or a bool ``(B, T_k)`` tensor (``True`` marks padding)."""
-    if mask is None:
-        return
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
-    if tuple(mask.shape) != (batch, keys):
-        raise ValueError(
-            f"key_padding_mask must have shape (B, T_k) = {(batch, keys)}, got "
-            f"{tuple(mask.shape)}"
-        )
-
-
-def _resolve_scale(scale: Any, head_dim: int) -> float:
-    return 1.0 / math.sqrt(head_dim) if scale is None else check_positive_float(scale, "scale")
-
-
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64 (oracle checks); everything else accumulates in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -183,53 +125,6 @@ def _no_grad_needed(*tensors: Any) -> bool:
         else:
             flat.append(x)
     return not any(isinstance(x, torch.Tensor) and x.requires_grad for x in flat)
-
-
-def _initial_state(
-    state: Any, B: int, Hk: int, Fd: int, Dv: int, device: torch.device, dtype: torch.dtype,
-    name: str = "initial_state",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(S0 (B, H_kv, F, D_v + 1), R0 (B, H_kv))`` from an :class:`AttentionState` or ``None``
-    (``name``: the parameter, for the error messages)."""
-    if state is None:
-        return (
-            torch.zeros(B, Hk, Fd, Dv + 1, device=device, dtype=dtype),
-            torch.full((B, Hk), LOG_FLOOR, device=device, dtype=dtype),
-        )
-    if not isinstance(state, tuple) or len(state) != 3:
-        raise TypeError(f"{name} must be an AttentionState (kv, z, log_scale)")
-    for part, x in zip(("kv", "z", "log_scale"), state, strict=True):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(
-                f"{name} must be an AttentionState of real floating-point tensors "
-                f"(kv, z, log_scale); its {part} is {type(x).__name__}"
-                + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else "")
-            )
-    kv, z, r = (x.to(device=device, dtype=dtype) for x in state)
-    expected = ((B, Hk, Fd, Dv), (B, Hk, Fd), (B, Hk))
-    shapes = (tuple(kv.shape), tuple(z.shape), tuple(r.shape))
-    if shapes[:2] != expected[:2] or shapes[2] not in (expected[2], expected[1]):
-        raise ValueError(
-            f"{name} must have shapes kv {expected[0]}, z {expected[1]}, log_scale "
-            f"{expected[2]} or {expected[1]} (per feature); got {shapes[0]}, {shapes[1]}, "
-            f"{shapes[2]}"
-        )
-    return torch.cat((kv, z[..., None]), dim=-1), r.detach()
-
-
-def _per_head_reference(S0: torch.Tensor, R0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A state relative to one reference per head: a per-feature ``R0`` ``(B, H_kv, F)`` is
-    folded into ``R = max_f R0_f`` (``S0_f`` times ``exp(R0_f - R) <= 1``; features more than
-    the dtype's range below the largest underflow, which the denominator checks then catch)."""
-    if R0.ndim == S0.ndim - 2:
-        return S0, R0
-    R = R0.amax(-1)
-    return S0 * torch.exp(R0 - R[..., None])[..., None], R
-
-
-def _per_feature_reference(R0: torch.Tensor, n_features: int) -> torch.Tensor:
-    """``R0`` as ``(B, H_kv, F)`` (a per-head reference broadcast over the features)."""
-    return R0 if R0.ndim == 3 else R0[..., None].expand(*R0.shape, n_features)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -575,10 +470,10 @@ def feature_attention(
     causal = check_bool(causal, "causal")
     output_final_state = check_bool(output_final_state, "output_final_state")
     recompute = check_bool(recompute, "recompute")
-    B, _, Tk, _, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
+    B, _, Tk, _, Hk, D, Dv = check_qkv(q, k, v, layout, causal)
     fm = check_feature_map(feature_map, D)
     chunk = check_positive_int(chunk_size, "chunk_size")
-    s = _resolve_scale(scale, D)
+    s = resolve_scale(scale, D)
     if cu_seqlens is not None:
         return packed_as_padded(
             q, k, v, cu_seqlens, layout=layout, key_padding_mask=key_padding_mask,
@@ -590,10 +485,10 @@ def feature_attention(
                 recompute=recompute,
             ),
         )
-    _check_key_padding(key_padding_mask, B, Tk)
+    check_key_padding(key_padding_mask, B, Tk)
     cdt = _compute_dtype(q.dtype)
     t = _map_params(fm, params, q.device, cdt)
-    S0, R0 = _initial_state(initial_state, B, Hk, fm.output_dim, Dv, q.device, cdt)
+    S0, R0 = initial_state_tensors(initial_state, B, Hk, fm.output_dim, Dv, q.device, cdt)
     inplace = _no_grad_needed(q, k, v, S0, t)
     options = {
         "fm": fm, "scale": s, "layout": layout, "causal": causal, "chunk": chunk,
@@ -618,7 +513,7 @@ def _attend(
     inplace: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validated inputs to ``(output in layout, S_final, R_final)``."""
-    Hk, Dv = _dims(k, layout)[2], v.shape[-1]
+    Hk, Dv = dims(k, layout)[2], v.shape[-1]
     cdt = S0.dtype
     mult = input_multiplier(fm, scale)
     opts = {"log_weight": log_weight, "inplace": inplace}
@@ -649,7 +544,7 @@ def _attend(
     if pad is not None:
         phi_k = phi_k.masked_fill(pad[..., None], 0.0)
         ck = ck.masked_fill(pad, LOG_FLOOR)
-    S0h, R0h = _per_head_reference(S0, R0)
+    S0h, R0h = per_head_reference(S0, R0)
     if causal:
         out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0h, R0h, chunk, inplace=inplace)
         seen = bad_kv.cumsum(-1)  # (B, H_kv, T): nan from the first non-finite key on
@@ -669,7 +564,7 @@ def _attend(
         keep = None if pad is None else ~pad
         lq = exponential_log_features(fm, _finite_rows(qw)[0], t, mult, row_scale=False)
         lk = exponential_log_features(fm, _finite_rows(kw)[0], t, mult)
-        xi, R0f = feature_weights(fm, t), _per_feature_reference(R0, lk.shape[-1])
+        xi, R0f = feature_weights(fm, t), per_feature_reference(R0, lk.shape[-1])
         if causal:
             out, S, R = _exact_causal(lq, lk, xi, va, keep, S0, R0f, min(chunk, EXACT_CHUNK))
         else:
@@ -728,7 +623,9 @@ def feature_attention_step(
     non-finite one, see ``_finite_rows``). Cost ``O(H F D_v)`` per token, whatever the
     position.
     """
-    q_t, k_t, v_t = (_check_tensor(x, n, 3) for x, n in ((q_t, "q_t"), (k_t, "k_t"), (v_t, "v_t")))
+    q_t, k_t, v_t = (
+        check_tensor(x, n, 3) for x, n in ((q_t, "q_t"), (k_t, "k_t"), (v_t, "v_t"))
+    )
     B, H, D = q_t.shape
     Hk, Dv = k_t.shape[1], v_t.shape[2]
     if tuple(k_t.shape) != (B, Hk, D) or tuple(v_t.shape[:2]) != (B, Hk) or H % Hk:
@@ -738,7 +635,7 @@ def feature_attention_step(
             f"{tuple(v_t.shape)}"
         )
     fm = check_feature_map(feature_map, D)
-    s = _resolve_scale(scale, D)
+    s = resolve_scale(scale, D)
     cdt = _compute_dtype(q_t.dtype)
     t = _map_params(fm, params, q_t.device, cdt)
     mult = input_multiplier(fm, s)
@@ -748,8 +645,8 @@ def feature_attention_step(
     )
     phi_q, _ = stabilized_features(fm, qw, t, mult, **opts)
     phi_k, ck = stabilized_features(fm, kw, t, mult, **opts)
-    S0, R0 = _initial_state(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt, "state")
-    S0h, R0h = _per_head_reference(S0, R0)
+    S0, R0 = initial_state_tensors(state, B, Hk, phi_k.shape[-1], Dv, q_t.device, cdt, "state")
+    S0h, R0h = per_head_reference(S0, R0)
     R = torch.maximum(R0h, ck)
     va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
     new_kv = (phi_k * torch.exp(ck - R)[..., None])[..., :, None] * va[..., None, :]
@@ -764,7 +661,7 @@ def feature_attention_step(
         # per-feature references (see _exact_causal), kept in the state: exact at any norm
         lq = exponential_log_features(fm, qw, t, mult, row_scale=False)  # (B, H_kv, G, F)
         lk = exponential_log_features(fm, kw, t, mult)  # (B, H_kv, F)
-        R0f = _per_feature_reference(R0, lk.shape[-1])
+        R0f = per_feature_reference(R0, lk.shape[-1])
         R = torch.maximum(R0f, lk.detach())
         new_kv = torch.exp(lk - R)[..., :, None] * va[..., None, :]
         S = S0 * torch.exp(R0f - R)[..., None] + new_kv + seen[..., None, None]
@@ -791,7 +688,7 @@ def packed_as_padded(
     """
     if key_padding_mask is not None:
         raise ValueError("pass either cu_seqlens or key_padding_mask, not both")
-    B, Tq, Tk = q.shape[0], _dims(q, layout)[1], _dims(k, layout)[1]
+    B, Tq, Tk = q.shape[0], dims(q, layout)[1], dims(k, layout)[1]
     if B != 1 or Tq != Tk:
         raise ValueError(
             f"cu_seqlens needs packed self-attention inputs with B == 1 and T_q == T_k, got "

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kernelapprox.cli import main
+from kernelapprox.cli.convert import format_table
 from kernelapprox.integrations.minilm_experiment import (
     agreement,
     docstring_sentences,
     split_corpus,
 )
-from kernelapprox.cli import main
-from kernelapprox.cli.convert import format_table
 
 
 def test_docstring_sentences_are_filtered_prose():

@@ -13,11 +13,12 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 # transformers >= 5.24 deprecates ``past_key_values=`` (FutureWarning): the tests pass the cache
-# with the keyword the installed version takes (integrations.cache.cache_kwargs), and must stay silent
+# with the keyword the installed version takes (integrations.cache.cache_kwargs), and must stay
+# silent
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 
-from kernelapprox.integrations.convert import convert, feature_attentions  # noqa: E402
 from kernelapprox.integrations.cache import cache_kwargs, output_cache  # noqa: E402
+from kernelapprox.integrations.convert import convert, feature_attentions  # noqa: E402
 
 VOCAB = 16
 

@@ -39,14 +39,14 @@ from typing import Any
 import torch
 
 from kernelapprox._validation import check_bool, check_choice, check_positive_int
-from kernelapprox.attention.functional import (
-    _check_key_padding,
-    _check_qkv,
-    _initial_state,
-    _per_head_reference,
-    _resolve_scale,
-    packed_as_padded,
+from kernelapprox.attention.checks import (
+    check_key_padding,
+    check_qkv,
+    initial_state_tensors,
+    per_head_reference,
+    resolve_scale,
 )
+from kernelapprox.attention.functional import packed_as_padded
 from kernelapprox.attention.maps import AnyMap, check_feature_map, input_multiplier
 from kernelapprox.attention.state import AttentionState
 
@@ -395,7 +395,7 @@ def triton_feature_attention(
     check_choice(layout, "layout", ("bthd", "bhtd"))
     causal = check_bool(causal, "causal")
     output_final_state = check_bool(output_final_state, "output_final_state")
-    B, Tq, Tk, H, Hk, D, Dv = _check_qkv(q, k, v, layout, causal)
+    B, Tq, Tk, H, Hk, D, Dv = check_qkv(q, k, v, layout, causal)
     if cu_seqlens is not None:
         return packed_as_padded(
             q, k, v, cu_seqlens, layout=layout, key_padding_mask=key_padding_mask,
@@ -429,22 +429,22 @@ def triton_feature_attention(
             )
     W, sqrt_xi = positive_form(fm, t, q.device)
     Fd = fm.output_dim
-    _check_key_padding(key_padding_mask, B, Tk)
+    check_key_padding(key_padding_mask, B, Tk)
     pad = None
     if key_padding_mask is not None:
         pad = key_padding_mask.to(q.device).contiguous().view(torch.uint8)
     kv0 = z0 = r0 = None
     if initial_state is not None:
-        S0, r0 = _initial_state(initial_state, B, Hk, Fd, Dv, q.device, torch.float32)
+        S0, r0 = initial_state_tensors(initial_state, B, Hk, Fd, Dv, q.device, torch.float32)
         if r0.ndim == 3:
             # the kernels keep one reference per head: fold a per-feature state into it
-            S0, r0 = _per_head_reference(S0, r0)
+            S0, r0 = per_head_reference(S0, r0)
             initial_state = AttentionState(S0[..., :Dv], S0[..., Dv], r0)
         kv0, z0, r0 = (x.to(device=q.device, dtype=torch.float32).contiguous()
                        for x in initial_state)
         r0 = r0.detach()
     plan = _Plan(
-        causal=bool(causal), layout=layout, mult=input_multiplier(fm, _resolve_scale(scale, D)),
+        causal=bool(causal), layout=layout, mult=input_multiplier(fm, resolve_scale(scale, D)),
         B=B, Tq=Tq, Tk=Tk, H=H, Hk=Hk, D=D, Dv=Dv, F=Fd, chunk=chunk, block=block,
         upcast=q.dtype == torch.bfloat16 and _interpreted(),
     )
