@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import pytest
 import torch
 
@@ -18,32 +16,7 @@ from kernelapprox.compression.quantization.tree import (
     level_weights,
     tree_objective,
 )
-
-
-def _enumerated(v: list[float], w: list[float], seed_bits: int, top_bits: int) -> float:
-    """min J over every nested tree, by recursion over every split point."""
-
-    def cost(a: int, b: int) -> float:
-        sw = sum(w[a:b])
-        if sw <= 0:
-            return 0.0
-        mean = sum(x * y for x, y in zip(w[a:b], v[a:b], strict=True)) / sw
-        return sum(x * (y - mean) ** 2 for x, y in zip(w[a:b], v[a:b], strict=True))
-
-    @cache
-    def subtree(bits: int, a: int, b: int) -> float:
-        own = 4.0 ** (bits - seed_bits) * cost(a, b)
-        if bits == top_bits:
-            return own
-        return own + min(subtree(bits + 1, a, s) + subtree(bits + 1, s, b) for s in range(a, b + 1))
-
-    @cache
-    def runs(m: int, b: int) -> float:
-        if m == 1:
-            return subtree(seed_bits, 0, b)
-        return min(runs(m - 1, a) + subtree(seed_bits, a, b) for a in range(b + 1))
-
-    return runs(2**seed_bits, len(v))
+from proofs.quant_tree_nesting import _enumerated  # brute force over every nested tree
 
 
 def _objective(v: torch.Tensor, w: torch.Tensor, bounds: dict, seed_bits: int, top: int):

@@ -31,13 +31,12 @@ raises ``ImportError``).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
-import os
 from typing import Any
 
 import torch
 
+from kernelapprox._triton import triton_available, triton_interpreted
 from kernelapprox._validation import check_bool, check_choice, check_positive_int
 from kernelapprox.attention.checks import (
     check_key_padding,
@@ -50,16 +49,8 @@ from kernelapprox.attention.functional import packed_as_padded
 from kernelapprox.attention.maps import AnyMap, check_feature_map, input_multiplier
 from kernelapprox.attention.state import AttentionState
 
-
-def _has_triton() -> bool:
-    try:
-        return importlib.util.find_spec("triton") is not None
-    except (ImportError, ValueError):  # a module set to None in sys.modules
-        return False
-
-
 #: Whether the ``triton`` package can be imported.
-HAS_TRITON = _has_triton()
+HAS_TRITON = triton_available()
 #: Operand dtypes of the kernels (accumulation is always float32).
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 #: Chunk/block size used under the interpreter when none is given.
@@ -69,7 +60,7 @@ MAX_ROW_SPLITS = 16
 
 
 def _kernels() -> Any:
-    if not _has_triton():
+    if not triton_available():
         raise ImportError(
             "triton_feature_attention needs the 'triton' package (pip install triton); use "
             "kernelapprox.attention.feature_attention without it"
@@ -77,11 +68,6 @@ def _kernels() -> Any:
     from kernelapprox.attention.triton import _kernels
 
     return _kernels
-
-
-def _interpreted() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
 
 
 def _block(n: int, minimum: int = 16) -> int:
@@ -137,7 +123,7 @@ def _launch(plan: _Plan, name: str, grid: Any, *args: Any, tile: str, **meta: An
     with the given size (or :data:`INTERPRETER_TILE` under the interpreter)."""
     kern = _kernels()
     size = plan.chunk if tile == "CHUNK" else plan.block
-    if size is None and not _interpreted():
+    if size is None and not triton_interpreted():
         getattr(kern, name + "_tuned")[grid](*args, **meta)
     else:
         getattr(kern, name)[grid](*args, **{tile: size or INTERPRETER_TILE}, **meta)
@@ -446,7 +432,7 @@ def triton_feature_attention(
     plan = _Plan(
         causal=bool(causal), layout=layout, mult=input_multiplier(fm, resolve_scale(scale, D)),
         B=B, Tq=Tq, Tk=Tk, H=H, Hk=Hk, D=D, Dv=Dv, F=Fd, chunk=chunk, block=block,
-        upcast=q.dtype == torch.bfloat16 and _interpreted(),
+        upcast=q.dtype == torch.bfloat16 and triton_interpreted(),
     )
     q, k, v = (_unit_stride(x) for x in (q, k, v))
     o, S, z, R, bad = _TritonAttention.apply(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)

@@ -14,34 +14,23 @@ module imports without ``triton`` (``HAS_TRITON`` is then ``False`` and the func
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from typing import Any
 
 import torch
 
+from kernelapprox._triton import triton_available, triton_interpreted
+
 __all__ = ["HAS_TRITON", "triton_quantized_linear"]
 
 
-def _has_triton() -> bool:
-    try:
-        return importlib.util.find_spec("triton") is not None
-    except (ImportError, ValueError):  # a module set to None in sys.modules
-        return False
-
-
 #: Whether the ``triton`` package can be imported.
-HAS_TRITON = _has_triton()
+HAS_TRITON = triton_available()
 #: Tile of output rows per program; tokens take 16 (or 32 above 16 tokens).
 BLOCK_N = 32
 
 
-def _interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
-
-
 def _kernel() -> Any:
-    if not _has_triton():
+    if not triton_available():
         raise ImportError(
             "backend='triton' needs the 'triton' package (pip install triton); use "
             "backend='auto' (torch) without it"
@@ -65,7 +54,7 @@ def triton_quantized_linear(
     ``table`` ``(out, 2**bits)``; float32 accumulation.
     """
     kernel = _kernel()
-    if x.device.type != "cuda" and not _interpreted():
+    if x.device.type != "cuda" and not triton_interpreted():
         raise ValueError(
             "backend='triton' needs CUDA tensors, or TRITON_INTERPRET=1 (set before triton "
             f"is imported) for CPU tensors; x is on {x.device}"
