@@ -55,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             if variant is not None:
                 c = dataclasses.replace(config, adapted=ADAPTER_SETS[variant])
             r = train_method(method, c, base, data)
-            row = {"seed": seed, "method": method, "variant": variant, **{
-                k: r[k] for k in ("accuracy", "kept_params_fraction", "peak_mem_mb", "train_s")
-            }}
+            row = {
+                "seed": seed,
+                "method": method,
+                "variant": variant,
+                **{k: r[k] for k in ("accuracy", "kept_params_fraction", "peak_mem_mb", "train_s")},
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     return 0

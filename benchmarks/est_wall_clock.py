@@ -83,8 +83,12 @@ def measure(args: argparse.Namespace) -> dict:
         t3 = sync()
         opt.step()
         t4 = sync()
-        for name, a, b in (("draw", t0, t1), ("forward", t1, t2), ("backward", t2, t3),
-                           ("optimizer", t3, t4)):
+        for name, a, b in (
+            ("draw", t0, t1),
+            ("forward", t1, t2),
+            ("backward", t2, t3),
+            ("optimizer", t3, t4),
+        ):
             parts.setdefault(name, []).append(b - a)
 
     if args.train is not None:
@@ -148,10 +152,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--format", default="text", choices=("text", "json"))
-    p.add_argument("--optimizer", default="fused", choices=("fused", "foreach", "loop"),
-                   help="AdamW implementation")
-    p.add_argument("--train", choices=("full", "est"), default=None,
-                   help="train --steps steps of the scaled schedule, then exit")
+    p.add_argument(
+        "--optimizer",
+        default="fused",
+        choices=("fused", "foreach", "loop"),
+        help="AdamW implementation",
+    )
+    p.add_argument(
+        "--train",
+        choices=("full", "est"),
+        default=None,
+        help="train --steps steps of the scaled schedule, then exit",
+    )
     p.add_argument("--steps", type=int, default=40)
     args = p.parse_args()
     torch.set_num_threads(args.threads)

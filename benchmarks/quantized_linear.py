@@ -128,7 +128,9 @@ def paired_ratios(fns: dict, rounds: int, min_seconds: float = 2e-3) -> dict:
     if "lookup" in times and "dequantize" in times:
         pair = np.array(times["lookup"]) / np.array(times["dequantize"])
         result["lookup_over_dequantize"] = {
-            "median": float(np.median(pair)), "min": float(pair.min()), "max": float(pair.max())
+            "median": float(np.median(pair)),
+            "min": float(pair.min()),
+            "max": float(pair.max()),
         }
     return result
 
@@ -146,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     paths = [p for p in PATHS[1:] if p in args.paths]
     header = f"{'shape':>9} {'bits':>4} {'tok':>4} " + " ".join(f"{p:>10}" for p in paths)
-    print(f"time / time(nn.Linear), median of {args.rounds} paired rounds, "
-          f"{args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"time / time(nn.Linear), median of {args.rounds} paired rounds, "
+        f"{args.threads} thread(s), load average {os.getloadavg()[0]:.1f}"
+    )
     print(header + f" {'linear_us':>9} {'auto':>10} {'lk/dq':>6}")
     for out, cols in SHAPES:
         for bits in args.bits:
@@ -159,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
                     res = paired_ratios(fns, args.rounds)
                 pair = res.get("lookup_over_dequantize", {}).get("median", float("nan"))
                 row = {
-                    "shape": [out, cols], "bits": bits, "tokens": tokens,
-                    "auto_path": auto.path(tokens), **res,
+                    "shape": [out, cols],
+                    "bits": bits,
+                    "tokens": tokens,
+                    "auto_path": auto.path(tokens),
+                    **res,
                 }
                 rows.append(row)
                 print(

@@ -108,9 +108,7 @@ def _package_gaps(single: sp.Expr) -> dict[str, float]:
             single,
             (_W, _B, _S),
             grid,
-            lambda p: [
-                discrepancy.box_mean_embedding([[w]], scale=s, b=b)[0] for w, b, s in p
-            ],
+            lambda p: [discrepancy.box_mean_embedding([[w]], scale=s, b=b)[0] for w, b, s in p],
         ),
         "box_constant (1-D)": package_gap(
             double_integral_closed_form(),
@@ -125,9 +123,7 @@ def _package_gaps(single: sp.Expr) -> dict[str, float]:
             (_B, _S),
             grid[:, 1:],
             lambda p: [
-                discrepancy.box_constant(
-                    scale=[s, s / 2, 3 * s], b=[b, 2 * b, b / 3], dim=3
-                )
+                discrepancy.box_constant(scale=[s, s / 2, 3 * s], b=[b, 2 * b, b / 3], dim=3)
                 for b, s in p
             ],
         ),

@@ -130,9 +130,7 @@ def package_gaps() -> dict[str, float]:
         base = sp.Matrix(np.column_stack([kv0[0, 0].numpy(), z0[0, 0].numpy()]))
         s0 = sp.exp(sp.Float(log_start.item(), 30)) * base
         out, state = quadratic_form(phi_q, phi_k, v_aug, s0, causal=causal)
-        ratio = sp.Matrix(
-            n_tokens, value_dim, lambda i, j, out=out: out[i, j] / out[i, value_dim]
-        )
+        ratio = sp.Matrix(n_tokens, value_dim, lambda i, j, out=out: out[i, j] / out[i, value_dim])
         expected = np.array(ratio.evalf(20).tolist(), dtype=np.float64)
         # with a gradient the autograd path (not the in-place one) runs
         qg = q.clone().requires_grad_(True) if grad else q
@@ -191,9 +189,7 @@ def run(*, thorough: bool = False) -> Verdict:
             f"matches the derivation to {max(gaps.values()):.1e} relative ({len(gaps)} checks, "
             "causal chunk sizes 1, 2, 3, 7 and non-causal, rescaled and dominant initial state)"
         )
-    return Verdict.decide(
-        not bad and not off, summary, cases=cases, nonzero=bad, package_gaps=gaps
-    )
+    return Verdict.decide(not bad and not off, summary, cases=cases, nonzero=bad, package_gaps=gaps)
 
 
 CLAIM = Claim(

@@ -70,7 +70,9 @@ def run(*, thorough: bool = False) -> Verdict:
             variance,
             deltas,
             input_grid(24, d, low=0.6, high=1.5),
-            lambda p: analytic.cos_variance(np.exp(-norms(p) ** 2 / 2), np.exp(-2 * norms(p) ** 2)),
+            lambda p: analytic.cos_variance(
+                np.exp(-(norms(p) ** 2) / 2), np.exp(-2 * norms(p) ** 2)
+            ),
         )
     return residual_verdict(residuals, f"d = {', '.join(map(str, dims))}", package_gaps=gaps)
 

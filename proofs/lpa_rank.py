@@ -92,7 +92,5 @@ CLAIM = Claim(
     seed=SEED,
     tolerance="numerical rank with relative singular-value threshold 1e-10 (float64)",
     requires=("kernelapprox.dynamics",),
-    verifies=(
-        "kernelapprox.dynamics.lpa.LowRankLinear.forward",
-    ),
+    verifies=("kernelapprox.dynamics.lpa.LowRankLinear.forward",),
 )

@@ -104,8 +104,12 @@ def _experiment(torch, thorough: bool) -> Verdict:
         w = torch.rand(n, generator=gen, dtype=torch.float64)
         w = torch.where(torch.rand(n, generator=gen) < 0.2, torch.zeros_like(w), w)
         bounds = best_nested_tree(
-            v[None], w[None], torch.arange(n + 1)[None],
-            seed_bits=seed_bits, top_bits=top_bits, band=None,
+            v[None],
+            w[None],
+            torch.arange(n + 1)[None],
+            seed_bits=seed_bits,
+            top_bits=top_bits,
+            band=None,
         )
         prefix = _prefix((v - v.mean())[None], w[None])
         got = float(tree_objective(prefix, bounds, level_weights(seed_bits, top_bits))[0])
@@ -145,8 +149,10 @@ def _experiment(torch, thorough: bool) -> Verdict:
         return out
 
     objective_ok = bool(
-        (tree_objective(prefix, bounds_of(tree), lam)
-         <= tree_objective(prefix, bounds_of(upscale), lam) * (1 + 1e-12)).all()
+        (
+            tree_objective(prefix, bounds_of(tree), lam)
+            <= tree_objective(prefix, bounds_of(upscale), lam) * (1 + 1e-12)
+        ).all()
     )
     ok = (
         exact

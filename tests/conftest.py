@@ -16,7 +16,10 @@ THOROUGH = os.environ.get("KERNELAPPROX_THOROUGH", "") not in ("", "0")
 # The fast profile is derandomized: CI draws the same examples on every run, so a statistical
 # test sees fixed inputs (as its fixed seeds intend); the thorough profile explores.
 settings.register_profile(
-    "fast", max_examples=15, deadline=None, derandomize=True,
+    "fast",
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(

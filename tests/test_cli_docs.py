@@ -55,8 +55,11 @@ def test_help_is_plain_text(path, parser, monkeypatch):
     ("rst", "plain", "markdown"),
     [
         ("``--out``", "--out", "`--out`"),
-        ("see :func:`~kernelapprox.dynamics.run_completion`", "see run_completion",
-         "see `run_completion`"),
+        (
+            "see :func:`~kernelapprox.dynamics.run_completion`",
+            "see run_completion",
+            "see `run_completion`",
+        ),
         (":mod:`kernelapprox.lm`", "kernelapprox.lm", "`kernelapprox.lm`"),
         (":func:`the runner <kernelapprox.study.run_study>`", "the runner", "the runner"),
         (":math:`\\\\gamma>0`", "\\gamma>0", "`\\gamma>0`"),

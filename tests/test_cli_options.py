@@ -143,13 +143,19 @@ def test_a_deprecated_spelling_is_printed_once_on_stderr(capsys):
     assert len(lines) == 2 and ": error: " in lines[1]
 
 
-def test_convert_writes_the_report_to_out_and_to_the_deprecated_output(tmp_path, capsys,
-                                                                       monkeypatch):
+def test_convert_writes_the_report_to_out_and_to_the_deprecated_output(
+    tmp_path, capsys, monkeypatch
+):
     from kernelapprox.integrations import minilm_experiment
 
     report = {
-        "model": "m", "n_train": 1, "n_heldout": 2, "n_features": None, "train": "map",
-        "threads": 1, "rows": [],
+        "model": "m",
+        "n_train": 1,
+        "n_heldout": 2,
+        "n_features": None,
+        "train": "map",
+        "threads": 1,
+        "rows": [],
     }
     seen = {}
 
@@ -158,8 +164,16 @@ def test_convert_writes_the_report_to_out_and_to_the_deprecated_output(tmp_path,
         return dict(report)
 
     monkeypatch.setattr(minilm_experiment, "run_experiment", experiment)
-    argv = ["convert", "--format", "json", "--out", str(tmp_path / "d"), "--quiet",
-            "--output", str(tmp_path / "r.json")]
+    argv = [
+        "convert",
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "d"),
+        "--quiet",
+        "--output",
+        str(tmp_path / "r.json"),
+    ]
     assert cli.main(argv) == 0
     out, err = capsys.readouterr()
     printed = json.loads(out)
@@ -167,5 +181,6 @@ def test_convert_writes_the_report_to_out_and_to_the_deprecated_output(tmp_path,
     assert json.loads((tmp_path / "d" / "report.json").read_text()) == printed
     assert json.loads((tmp_path / "r.json").read_text()) == printed
     assert [line.split(": warning: ")[1].split()[0] for line in err.splitlines()] == [
-        "--quiet", "--output"
+        "--quiet",
+        "--output",
     ]

@@ -70,8 +70,13 @@ def test_the_placeholders_list_the_same_lines():
 
 @pytest.mark.parametrize(
     ("argv", "command"),
-    [([], None), (["--version"], None), (["-h", "study"], "study"),
-     (["bench", "--lengths", "8"], "bench"), (["nosuch"], "nosuch")],
+    [
+        ([], None),
+        (["--version"], None),
+        (["-h", "study"], "study"),
+        (["bench", "--lengths", "8"], "bench"),
+        (["nosuch"], "nosuch"),
+    ],
 )
 def test_command_in(argv, command):
     assert cli.command_in(argv) == command

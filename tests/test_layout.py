@@ -105,9 +105,7 @@ def test_no_import_cycles() -> None:
     graph = _graph()
     # a package's __init__ re-exports its children; a child importing a sibling through the
     # package name is a real edge, but the parent -> child re-export edge is not a cycle
-    edges = {
-        m: {t for t in targets if not t.startswith(m + ".")} for m, targets in graph.items()
-    }
+    edges = {m: {t for t in targets if not t.startswith(m + ".")} for m, targets in graph.items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -11,8 +11,19 @@ import pytest
 import kernelapprox as ka
 
 SUBPACKAGES = (
-    "features", "kernels", "sampling", "estimators", "study", "attention", "dynamics",
-    "compression", "discrepancy", "lm", "testing", "cli", "errors",
+    "features",
+    "kernels",
+    "sampling",
+    "estimators",
+    "study",
+    "attention",
+    "dynamics",
+    "compression",
+    "discrepancy",
+    "lm",
+    "testing",
+    "cli",
+    "errors",
 )
 
 

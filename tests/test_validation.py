@@ -69,8 +69,15 @@ def test_seed_like_is_a_type_alias_of_every_accepted_seed() -> None:
 
     args = typing.get_args(SeedLike)
     assert {int, np.random.SeedSequence, np.random.Generator, type(None)} <= set(args)
-    assert any(isinstance(a, typing.ForwardRef) and a.__forward_arg__ == "torch.Generator"
-               for a in args)
-    for seed in (None, 3, np.int64(3), np.random.SeedSequence(3), np.random.default_rng(3),
-                 torch.Generator().manual_seed(3)):
+    assert any(
+        isinstance(a, typing.ForwardRef) and a.__forward_arg__ == "torch.Generator" for a in args
+    )
+    for seed in (
+        None,
+        3,
+        np.int64(3),
+        np.random.SeedSequence(3),
+        np.random.default_rng(3),
+        torch.Generator().manual_seed(3),
+    ):
         assert isinstance(as_seed_sequence(seed), np.random.SeedSequence)

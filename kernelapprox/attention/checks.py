@@ -89,8 +89,7 @@ def check_key_padding(mask: Any, batch: int, keys: int) -> None:
         raise TypeError("key_padding_mask must be a bool tensor (True marks padding)")
     if tuple(mask.shape) != (batch, keys):
         raise ValueError(
-            f"key_padding_mask must have shape (B, T_k) = {(batch, keys)}, got "
-            f"{tuple(mask.shape)}"
+            f"key_padding_mask must have shape (B, T_k) = {(batch, keys)}, got {tuple(mask.shape)}"
         )
 
 
@@ -99,7 +98,13 @@ def resolve_scale(scale: Any, head_dim: int) -> float:
 
 
 def initial_state_tensors(
-    state: Any, B: int, Hk: int, Fd: int, Dv: int, device: torch.device, dtype: torch.dtype,
+    state: Any,
+    B: int,
+    Hk: int,
+    Fd: int,
+    Dv: int,
+    device: torch.device,
+    dtype: torch.dtype,
     name: str = "initial_state",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(S0 (B, H_kv, F, D_v + 1), R0 (B, H_kv))`` from an :class:`AttentionState` or ``None``

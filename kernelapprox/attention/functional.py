@@ -164,8 +164,12 @@ def _safe_denominator(den: torch.Tensor, fm: AnyMap) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- algorithms
 def _noncausal(
-    phi_q: torch.Tensor, phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor,
-    S0: torch.Tensor, R0: torch.Tensor,
+    phi_q: torch.Tensor,
+    phi_k: torch.Tensor,
+    ck: torch.Tensor,
+    va: torch.Tensor,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One reduction of the state, then one output pass. Shapes as in :func:`_causal_chunked`."""
     B, Hk, T, G, Fd = phi_q.shape
@@ -177,8 +181,15 @@ def _noncausal(
 
 
 def _causal_chunked(
-    phi_q: torch.Tensor, phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor,
-    S0: torch.Tensor, R0: torch.Tensor, chunk: int, *, inplace: bool = False,
+    phi_q: torch.Tensor,
+    phi_k: torch.Tensor,
+    ck: torch.Tensor,
+    va: torch.Tensor,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
+    chunk: int,
+    *,
+    inplace: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Chunked causal feature attention.
 
@@ -279,8 +290,13 @@ def _floored_exp(x: torch.Tensor, floor: float) -> torch.Tensor:
 
 
 def _exact_noncausal(
-    lq: torch.Tensor, lk: torch.Tensor, xi: torch.Tensor, va: torch.Tensor,
-    keep: torch.Tensor | None, S0: torch.Tensor, R0: torch.Tensor,
+    lq: torch.Tensor,
+    lk: torch.Tensor,
+    xi: torch.Tensor,
+    va: torch.Tensor,
+    keep: torch.Tensor | None,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Non-causal attention of an exponential map with per-feature key references.
 
@@ -318,8 +334,14 @@ def _exact_noncausal(
 
 
 def _exact_causal(
-    lq: torch.Tensor, lk: torch.Tensor, xi: torch.Tensor, va: torch.Tensor,
-    keep: torch.Tensor | None, S0: torch.Tensor, R0: torch.Tensor, chunk: int,
+    lq: torch.Tensor,
+    lk: torch.Tensor,
+    xi: torch.Tensor,
+    va: torch.Tensor,
+    keep: torch.Tensor | None,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
+    chunk: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Causal attention of an exponential map with per-feature references (log space).
 
@@ -476,12 +498,24 @@ def feature_attention(
     s = resolve_scale(scale, D)
     if cu_seqlens is not None:
         return packed_as_padded(
-            q, k, v, cu_seqlens, layout=layout, key_padding_mask=key_padding_mask,
+            q,
+            k,
+            v,
+            cu_seqlens,
+            layout=layout,
+            key_padding_mask=key_padding_mask,
             output_final_state=output_final_state,
             attend=lambda *qkv, key_padding_mask: feature_attention(
-                *qkv, fm, causal=causal, scale=s, layout=layout,
-                key_padding_mask=key_padding_mask, initial_state=initial_state,
-                output_final_state=output_final_state, chunk_size=chunk, params=params,
+                *qkv,
+                fm,
+                causal=causal,
+                scale=s,
+                layout=layout,
+                key_padding_mask=key_padding_mask,
+                initial_state=initial_state,
+                output_final_state=output_final_state,
+                chunk_size=chunk,
+                params=params,
                 recompute=recompute,
             ),
         )
@@ -491,8 +525,13 @@ def feature_attention(
     S0, R0 = initial_state_tensors(initial_state, B, Hk, fm.output_dim, Dv, q.device, cdt)
     inplace = _no_grad_needed(q, k, v, S0, t)
     options = {
-        "fm": fm, "scale": s, "layout": layout, "causal": causal, "chunk": chunk,
-        "log_weight": uniform_log_weight(fm, params), "inplace": inplace,
+        "fm": fm,
+        "scale": s,
+        "layout": layout,
+        "causal": causal,
+        "chunk": chunk,
+        "log_weight": uniform_log_weight(fm, params),
+        "inplace": inplace,
     }
     if recompute and not inplace:
         # Save only the inputs for backward; features and products are recomputed there.
@@ -507,9 +546,20 @@ def feature_attention(
 
 
 def _attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None,
-    S0: torch.Tensor, R0: torch.Tensor, t: dict[str, torch.Tensor], *, fm: AnyMap,
-    scale: float, layout: str, causal: bool, chunk: int, log_weight: float | None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_padding_mask: torch.Tensor | None,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
+    t: dict[str, torch.Tensor],
+    *,
+    fm: AnyMap,
+    scale: float,
+    layout: str,
+    causal: bool,
+    chunk: int,
+    log_weight: float | None,
     inplace: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validated inputs to ``(output in layout, S_final, R_final)``."""
@@ -553,7 +603,8 @@ def _attend(
         seen = bad_kv.sum(-1, keepdim=True)  # every query sees every key
     poison = (seen[..., None] + bad_q)[..., None]  # (B, H_kv, T_q, G, 1)
     checks = {
-        "dtype": q.dtype, "rows_may_be_empty": key_padding_mask is not None,
+        "dtype": q.dtype,
+        "rows_may_be_empty": key_padding_mask is not None,
         "ignore": torch.isnan(poison[..., 0]),  # rows that are nan anyway
     }
     imprecise, underflow, ill = denominator_flags(out[..., Dv], fm, out[..., :Dv], vw, **checks)
@@ -623,9 +674,7 @@ def feature_attention_step(
     non-finite one, see ``_finite_rows``). Cost ``O(H F D_v)`` per token, whatever the
     position.
     """
-    q_t, k_t, v_t = (
-        check_tensor(x, n, 3) for x, n in ((q_t, "q_t"), (k_t, "k_t"), (v_t, "v_t"))
-    )
+    q_t, k_t, v_t = (check_tensor(x, n, 3) for x, n in ((q_t, "q_t"), (k_t, "k_t"), (v_t, "v_t")))
     B, H, D = q_t.shape
     Hk, Dv = k_t.shape[1], v_t.shape[2]
     if tuple(k_t.shape) != (B, Hk, D) or tuple(v_t.shape[:2]) != (B, Hk) or H % Hk:
@@ -677,8 +726,15 @@ def feature_attention_step(
 
 
 def packed_as_padded(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: Any, *, layout: str,
-    key_padding_mask: Any, output_final_state: bool, attend: Callable[..., Any],
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens: Any,
+    *,
+    layout: str,
+    key_padding_mask: Any,
+    output_final_state: bool,
+    attend: Callable[..., Any],
 ) -> torch.Tensor | tuple[torch.Tensor, AttentionState]:
     """Packed sequences: gather into a padded batch with a key padding mask, run
     ``attend(q, k, v, key_padding_mask=...)`` on it (any implementation), scatter back.
@@ -694,8 +750,10 @@ def packed_as_padded(
             f"cu_seqlens needs packed self-attention inputs with B == 1 and T_q == T_k, got "
             f"B={B}, T_q={Tq}, T_k={Tk}"
         )
-    if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.ndim != 1 or (
-        cu_seqlens.is_floating_point() or cu_seqlens.dtype == torch.bool
+    if (
+        not isinstance(cu_seqlens, torch.Tensor)
+        or cu_seqlens.ndim != 1
+        or (cu_seqlens.is_floating_point() or cu_seqlens.dtype == torch.bool)
     ):
         raise TypeError("cu_seqlens must be a 1-d integer tensor [0, l_1, l_1 + l_2, ..., T]")
     bounds = cu_seqlens.tolist()

@@ -384,8 +384,9 @@ def denominator_flags(
     return bool(flags[0]), bool(flags[1]), len(flags) > 2 and bool(flags[2])
 
 
-def warn_denominator(feature_map: AnyMap, dtype: torch.dtype, underflow: bool,
-                     ill_conditioned: bool) -> None:
+def warn_denominator(
+    feature_map: AnyMap, dtype: torch.dtype, underflow: bool, ill_conditioned: bool
+) -> None:
     """The :class:`NumericalWarning` for the flags of :func:`denominator_flags` (``dtype``:
     the compute dtype), once per map and call site."""
     name = feature_map.name or type(feature_map).__name__

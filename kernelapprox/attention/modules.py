@@ -203,16 +203,34 @@ class FeatureAttention(nn.Module):
         self._maybe_redraw()
         if self._use_triton(query, cu_seqlens):
             return triton_feature_attention(
-                query, key, value, self.feature_map, causal=is_causal, scale=scale,
-                layout=self.layout, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
-                initial_state=initial_state, output_final_state=output_final_state,
+                query,
+                key,
+                value,
+                self.feature_map,
+                causal=is_causal,
+                scale=scale,
+                layout=self.layout,
+                key_padding_mask=key_padding_mask,
+                cu_seqlens=cu_seqlens,
+                initial_state=initial_state,
+                output_final_state=output_final_state,
                 params=self.map_tensors,
             )
         return feature_attention(
-            query, key, value, self.feature_map, causal=is_causal, scale=scale,
-            layout=self.layout, key_padding_mask=key_padding_mask, cu_seqlens=cu_seqlens,
-            initial_state=initial_state, output_final_state=output_final_state,
-            chunk_size=self.chunk_size, params=self.map_tensors, recompute=self.recompute,
+            query,
+            key,
+            value,
+            self.feature_map,
+            causal=is_causal,
+            scale=scale,
+            layout=self.layout,
+            key_padding_mask=key_padding_mask,
+            cu_seqlens=cu_seqlens,
+            initial_state=initial_state,
+            output_final_state=output_final_state,
+            chunk_size=self.chunk_size,
+            params=self.map_tensors,
+            recompute=self.recompute,
         )
 
     def _use_triton(self, query: torch.Tensor, cu_seqlens: torch.Tensor | None) -> bool:
@@ -221,13 +239,20 @@ class FeatureAttention(nn.Module):
         if self.backend == "triton":
             return True
         return (
-            HAS_TRITON and query.is_cuda and query.dtype in TRITON_DTYPES
+            HAS_TRITON
+            and query.is_cuda
+            and query.dtype in TRITON_DTYPES
             and has_positive_form(self.feature_map)
         )
 
     def step(
-        self, q_t: torch.Tensor, k_t: torch.Tensor, v_t: torch.Tensor,
-        state: AttentionState | None, *, scale: float | None = None,
+        self,
+        q_t: torch.Tensor,
+        k_t: torch.Tensor,
+        v_t: torch.Tensor,
+        state: AttentionState | None,
+        *,
+        scale: float | None = None,
     ) -> tuple[torch.Tensor, AttentionState]:
         """One decoding step (``(B, H, D)`` inputs); see :func:`feature_attention_step`."""
         return feature_attention_step(
@@ -300,9 +325,17 @@ class MultiheadFeatureAttention(nn.Module):
         self.v_proj = nn.Linear(E, Hk * self.head_dim, bias=bias, **factory)
         self.out_proj = nn.Linear(H * self.head_dim, E, bias=bias, **factory)
         self.attention = FeatureAttention(
-            self.head_dim, n_features, feature_map=feature_map, sampler=sampler, seed=seed,
-            layout="bthd", redraw=redraw, learnable=learnable, chunk_size=chunk_size,
-            recompute=recompute, **map_options,
+            self.head_dim,
+            n_features,
+            feature_map=feature_map,
+            sampler=sampler,
+            seed=seed,
+            layout="bthd",
+            redraw=redraw,
+            learnable=learnable,
+            chunk_size=chunk_size,
+            recompute=recompute,
+            **map_options,
         )
         if device is not None:
             self.attention.to(device)
@@ -331,8 +364,14 @@ class MultiheadFeatureAttention(nn.Module):
         return_state = check_bool(return_state, "return_state")
         q, k, v = self._heads(x)
         result = self.attention(
-            q, k, v, is_causal=self.causal, key_padding_mask=key_padding_mask,
-            cu_seqlens=cu_seqlens, initial_state=state, output_final_state=return_state,
+            q,
+            k,
+            v,
+            is_causal=self.causal,
+            key_padding_mask=key_padding_mask,
+            cu_seqlens=cu_seqlens,
+            initial_state=state,
+            output_final_state=return_state,
         )
         o, new_state = result if return_state else (result, None)
         out = self.out_proj(o.flatten(-2))

@@ -81,7 +81,11 @@ def _masked_product(weights: torch.Tensor, v: torch.Tensor, allowed: torch.Tenso
 
 
 def _oracle_inputs(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feature_map: AnyMap, scale: float | None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    feature_map: AnyMap,
+    scale: float | None,
     params: dict[str, torch.Tensor] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     H = q.shape[2]

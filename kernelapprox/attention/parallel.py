@@ -76,8 +76,10 @@ def combine_states(*states: AttentionState) -> AttentionState:
     if not states:
         raise ValueError("combine_states needs at least one AttentionState")
     for s in states:
-        if not isinstance(s, tuple) or len(s) != 3 or not all(
-            isinstance(x, torch.Tensor) for x in s
+        if (
+            not isinstance(s, tuple)
+            or len(s) != 3
+            or not all(isinstance(x, torch.Tensor) for x in s)
         ):
             raise TypeError("combine_states takes AttentionState objects (kv, z, log_scale)")
     states = tuple(AttentionState(*s) for s in states)
@@ -134,11 +136,13 @@ def _gather_states(state: AttentionState, group: Any) -> list[AttentionState]:
     states = []
     for row, was_per_head in zip(rows.unbind(0), heads, strict=True):
         r_p = row[n_kv + n_z : -1].detach().view(z.shape)
-        states.append(AttentionState(
-            row[:n_kv].view(kv.shape),
-            row[n_kv : n_kv + n_z].view(z.shape),
-            r_p[..., 0] if was_per_head else r_p,
-        ))
+        states.append(
+            AttentionState(
+                row[:n_kv].view(kv.shape),
+                row[n_kv : n_kv + n_z].view(z.shape),
+                r_p[..., 0] if was_per_head else r_p,
+            )
+        )
     return states
 
 
@@ -220,13 +224,22 @@ def sequence_parallel_attention(
             "torch.distributed.init_process_group first (e.g. under torchrun)"
         )
     options = {
-        "scale": scale, "layout": layout, "chunk_size": chunk_size, "params": params,
+        "scale": scale,
+        "layout": layout,
+        "chunk_size": chunk_size,
+        "params": params,
         "recompute": recompute,
     }
     # 1. The local contribution: a non-causal reduction over the local keys (one dummy query).
     _, local = feature_attention(
-        _time_slice(q, layout, 1), k, v, feature_map, causal=False,
-        key_padding_mask=key_padding_mask, output_final_state=True, **options,
+        _time_slice(q, layout, 1),
+        k,
+        v,
+        feature_map,
+        causal=False,
+        key_padding_mask=key_padding_mask,
+        output_final_state=True,
+        **options,
     )
     # 2. Everyone's contributions; combine those this rank's queries see.
     states = _gather_states(local, group)
@@ -235,8 +248,14 @@ def sequence_parallel_attention(
     initial = combine_states(*seen) if seen else _empty_state(states[0])
     # 3. The ordinary pass over the local slice from the combined state.
     out = feature_attention(
-        q, k, v, feature_map, causal=causal, key_padding_mask=key_padding_mask,
-        initial_state=initial, **options,
+        q,
+        k,
+        v,
+        feature_map,
+        causal=causal,
+        key_padding_mask=key_padding_mask,
+        initial_state=initial,
+        **options,
     )
     if output_final_state:
         return out, combine_states(*states)

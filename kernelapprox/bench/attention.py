@@ -100,8 +100,12 @@ def _feature_map(case: Case) -> Any:
     from kernelapprox import features, kernels
 
     return features.make(
-        "positive", kernels.Softmax(), case.n_features, dim=case.head_dim,
-        sampler="orthogonal", seed=case.seed,
+        "positive",
+        kernels.Softmax(),
+        case.n_features,
+        dim=case.head_dim,
+        sampler="orthogonal",
+        seed=case.seed,
     )
 
 
@@ -183,9 +187,7 @@ def _decode_fn(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) ->
             state = state0
             with torch.no_grad():
                 for t in range(n):
-                    _, state = feature_attention_step(
-                        q[:, :, t], k[:, :, t], v[:, :, t], state, fm
-                    )
+                    _, state = feature_attention_step(q[:, :, t], k[:, :, t], v[:, :, t], state, fm)
 
         return run
     if case.impl == "sdpa":
@@ -214,9 +216,14 @@ def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) 
             return {**row, "status": "n/a (no decode path)"}
         times, cpu = _time(_decode_fn(case, q, k, v), case.device, repeats)
         med = statistics.median(times)
-        return {**row, "status": "ok", "time_ms": 1e3 * med, "time_min_ms": 1e3 * min(times),
-                "cpu_ms": 1e3 * statistics.median(cpu),
-                "tokens_per_s": case.decode_tokens * case.batch / med}
+        return {
+            **row,
+            "status": "ok",
+            "time_ms": 1e3 * med,
+            "time_min_ms": 1e3 * min(times),
+            "cpu_ms": 1e3 * statistics.median(cpu),
+            "tokens_per_s": case.decode_tokens * case.batch / med,
+        }
     fn = build(case)
     if case.mode == "fwd":
 
@@ -234,8 +241,12 @@ def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) 
             return out
 
     times, cpu = _time(run, case.device, repeats)
-    row.update(status="ok", time_ms=1e3 * statistics.median(times), time_min_ms=1e3 * min(times),
-               cpu_ms=1e3 * statistics.median(cpu))
+    row.update(
+        status="ok",
+        time_ms=1e3 * statistics.median(times),
+        time_min_ms=1e3 * min(times),
+        cpu_ms=1e3 * statistics.median(cpu),
+    )
     if exact is not None:
         with torch.no_grad():
             row["rel_error"] = relative_rms(fn(q, k, v).float(), exact.float())
@@ -315,8 +326,12 @@ def roofline_row(case: Case, time_ms: float, matmul_gflops: float) -> dict[str, 
     the ``roofline`` ratio ``gflops / matmul_gflops`` of one timed case."""
     gflop = algorithm_flops(case)["total"] / 1e9
     achieved = gflop / (time_ms / 1e3)
-    return {"gflop": gflop, "gflops": achieved, "matmul_gflops": matmul_gflops,
-            "roofline": achieved / matmul_gflops}
+    return {
+        "gflop": gflop,
+        "gflops": achieved,
+        "matmul_gflops": matmul_gflops,
+        "roofline": achieved / matmul_gflops,
+    }
 
 
 def _status_kib(field: str) -> int:
@@ -415,11 +430,23 @@ class Sweep:
                         for impl in impls:
                             if impl == "sdpa" and mult != self.feature_multipliers[0]:
                                 continue  # exact attention does not depend on m
-                            out.append(Case(
-                                impl, mode, T, d, m, self.batch, self.heads, self.causal,
-                                self.dtype, self.device, self.seed, self.input_std,
-                                self.decode_tokens,
-                            ))
+                            out.append(
+                                Case(
+                                    impl,
+                                    mode,
+                                    T,
+                                    d,
+                                    m,
+                                    self.batch,
+                                    self.heads,
+                                    self.causal,
+                                    self.dtype,
+                                    self.device,
+                                    self.seed,
+                                    self.input_std,
+                                    self.decode_tokens,
+                                )
+                            )
         return out
 
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
@@ -430,8 +457,10 @@ class Sweep:
         for case in self.cases():
             key = (case.impl, case.mode, case.head_dim, case.n_features)
             if key in too_slow:
-                row = {**dataclasses.asdict(case),
-                       "status": f"skipped (a shorter T took > {self.max_seconds:g} s)"}
+                row = {
+                    **dataclasses.asdict(case),
+                    "status": f"skipped (a shorter T took > {self.max_seconds:g} s)",
+                }
             else:
                 exact = None
                 if case.mode != "decode" and case.T <= self.error_max_length:
@@ -477,19 +506,34 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["impl"] not in OURS:
             continue
         key = (r["mode"], r["T"], r["head_dim"], r["n_features"])
-        peers = ("sdpa", "performer", "fla", "ours") if r["impl"] == "triton" else (
-            "sdpa", "performer", "fla")
+        peers = (
+            ("sdpa", "performer", "fla", "ours")
+            if r["impl"] == "triton"
+            else ("sdpa", "performer", "fla")
+        )
         for peer in peers:
-            other = (sdpa.get((r["mode"], r["T"], r["head_dim"])) if peer == "sdpa"
-                     else index.get((peer, *key)))
+            other = (
+                sdpa.get((r["mode"], r["T"], r["head_dim"]))
+                if peer == "sdpa"
+                else index.get((peer, *key))
+            )
             if other is not None:
-                ratios.append({"impl": r["impl"], "mode": r["mode"], "T": r["T"],
-                               "head_dim": r["head_dim"],
-                               "n_features": r["n_features"], "peer": peer,
-                               "speedup": other["time_ms"] / r["time_ms"],
-                               "cpu_time_speedup": (other["cpu_ms"] / r["cpu_ms"]
-                                                    if other.get("cpu_ms") and r.get("cpu_ms")
-                                                    else None)})
+                ratios.append(
+                    {
+                        "impl": r["impl"],
+                        "mode": r["mode"],
+                        "T": r["T"],
+                        "head_dim": r["head_dim"],
+                        "n_features": r["n_features"],
+                        "peer": peer,
+                        "speedup": other["time_ms"] / r["time_ms"],
+                        "cpu_time_speedup": (
+                            other["cpu_ms"] / r["cpu_ms"]
+                            if other.get("cpu_ms") and r.get("cpu_ms")
+                            else None
+                        ),
+                    }
+                )
     for r in ratios:
         if r["peer"] != "sdpa":
             continue
@@ -499,27 +543,65 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["speedup"] >= 1.0 and (crossover.get(name) is None or r["T"] < crossover[name]):
             crossover[name] = r["T"]
         crossover.setdefault(name, None)
-    roofline = [{k: r[k] for k in ("impl", "mode", "T", "head_dim", "n_features", "gflops",
-                                   "matmul_gflops", "roofline")}
-                for r in ok if "roofline" in r]
+    roofline = [
+        {
+            k: r[k]
+            for k in (
+                "impl",
+                "mode",
+                "T",
+                "head_dim",
+                "n_features",
+                "gflops",
+                "matmul_gflops",
+                "roofline",
+            )
+        }
+        for r in ok
+        if "roofline" in r
+    ]
     return {"speedups": ratios, "crossover_with_sdpa": crossover, "roofline": roofline}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of the rows."""
-    head = ["impl", "mode", "T", "d", "m", "time_ms", "cpu_ms", "tok/s", "peak_MiB", "rel_err",
-            "GFLOP/s", "roofline", "status"]
+    head = [
+        "impl",
+        "mode",
+        "T",
+        "d",
+        "m",
+        "time_ms",
+        "cpu_ms",
+        "tok/s",
+        "peak_MiB",
+        "rel_err",
+        "GFLOP/s",
+        "roofline",
+        "status",
+    ]
     lines = [" ".join(f"{h:>10}" for h in head)]
+
     def num(r: dict[str, Any], key: str, fmt: str) -> str:
         val = r.get(key)
         return format(val, fmt) if isinstance(val, (int, float)) else str(val or "")
 
     for r in rows:
-        cells = [r["impl"], r["mode"], str(r["T"]), str(r["head_dim"]), str(r["n_features"]),
-                 num(r, "time_ms", ".1f"), num(r, "cpu_ms", ".1f"), num(r, "tokens_per_s", ".0f"),
-                 num(r, "peak_mb", ".0f"), num(r, "rel_error", ".3f"),
-                 num(r, "gflops", ".1f"), num(r, "roofline", ".1%"),
-                 "" if r.get("status") == "ok" else r.get("status", "")]
+        cells = [
+            r["impl"],
+            r["mode"],
+            str(r["T"]),
+            str(r["head_dim"]),
+            str(r["n_features"]),
+            num(r, "time_ms", ".1f"),
+            num(r, "cpu_ms", ".1f"),
+            num(r, "tokens_per_s", ".0f"),
+            num(r, "peak_mb", ".0f"),
+            num(r, "rel_error", ".3f"),
+            num(r, "gflops", ".1f"),
+            num(r, "roofline", ".1%"),
+            "" if r.get("status") == "ok" else r.get("status", ""),
+        ]
         lines.append(" ".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)
 
@@ -530,8 +612,10 @@ def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = T
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.csv", out / "table.txt"]
-    atomic_write(written[0], json_text({"rows": rows, "summary": summarize(rows),
-                                        "environment": environment()}))
+    atomic_write(
+        written[0],
+        json_text({"rows": rows, "summary": summarize(rows), "environment": environment()}),
+    )
     keys = sorted({k for r in rows for k in r})
     table = io.StringIO()
     w = csv.DictWriter(table, fieldnames=keys)
@@ -554,21 +638,33 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
     modes = sorted({r["mode"] for r in ok}) or ["fwd"]
     fig, axes = plt.subplots(1, len(modes) + 1, figsize=(5 * (len(modes) + 1), 4), squeeze=False)
     for ax, mode in zip(axes[0], modes, strict=False):
-        for curve in sorted({(r["impl"], r["head_dim"], r["n_features"]) for r in ok
-                             if r["mode"] == mode}):
-            pts = sorted((r["T"], r["time_ms"]) for r in ok
-                         if (r["impl"], r["head_dim"], r["n_features"]) == curve
-                         and r["mode"] == mode)
+        for curve in sorted(
+            {(r["impl"], r["head_dim"], r["n_features"]) for r in ok if r["mode"] == mode}
+        ):
+            pts = sorted(
+                (r["T"], r["time_ms"])
+                for r in ok
+                if (r["impl"], r["head_dim"], r["n_features"]) == curve and r["mode"] == mode
+            )
             label = curve[0] if curve[0] == "sdpa" else f"{curve[0]} m={curve[2]}"
             ax.loglog(*zip(*pts, strict=True), marker="o", label=f"{label} d={curve[1]}")
         ax.set(xlabel="sequence length T", ylabel="time (ms)", title=mode)
         ax.legend(fontsize=7)
     ax = axes[0][-1]
-    for curve in sorted({(r["impl"], r["head_dim"], r["n_features"]) for r in ok
-                         if isinstance(r.get("peak_mb"), float) and r["mode"] == modes[0]}):
-        pts = sorted((r["T"], r["peak_mb"]) for r in ok
-                     if (r["impl"], r["head_dim"], r["n_features"]) == curve
-                     and r["mode"] == modes[0] and isinstance(r.get("peak_mb"), float))
+    for curve in sorted(
+        {
+            (r["impl"], r["head_dim"], r["n_features"])
+            for r in ok
+            if isinstance(r.get("peak_mb"), float) and r["mode"] == modes[0]
+        }
+    ):
+        pts = sorted(
+            (r["T"], r["peak_mb"])
+            for r in ok
+            if (r["impl"], r["head_dim"], r["n_features"]) == curve
+            and r["mode"] == modes[0]
+            and isinstance(r.get("peak_mb"), float)
+        )
         ax.loglog(*zip(*pts, strict=True), marker="s", label=f"{curve[0]} m={curve[2]}")
     ax.set(xlabel="sequence length T", ylabel="peak memory (MiB)", title=f"memory ({modes[0]})")
     if ax.lines:
@@ -582,8 +678,11 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def environment() -> dict[str, Any]:
     """What the numbers were measured on."""
-    env: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                           "cpu_count": os.cpu_count()}
+    env: dict[str, Any] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         env["load_average"] = os.getloadavg()
     except OSError:  # pragma: no cover

@@ -90,32 +90,65 @@ def register(subparsers: Any) -> None:
         description=__doc__,
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 "
-                   "(default float32 on cpu, bfloat16 on cuda)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        help="float32, bfloat16 or float16 (default float32 on cpu, bfloat16 on cuda)",
+    )
     p.add_argument("--lengths", type=_ints, default=None, help="sequence lengths T")
     p.add_argument("--head-dims", type=_ints, default=None, help="head dimensions d")
-    p.add_argument("--feature-multipliers", type=_floats, default=None,
-                   help="numbers of features as multiples of d (default 4)")
+    p.add_argument(
+        "--feature-multipliers",
+        type=_floats,
+        default=None,
+        help="numbers of features as multiples of d (default 4)",
+    )
     p.add_argument("--modes", type=_names, default=None, help="fwd, fwdbwd, decode")
-    p.add_argument("--impls", type=_names, default=None,
-                   help="ours, sdpa, performer, fla, triton (default: all importable; "
-                   "fla and triton on cuda only)")
+    p.add_argument(
+        "--impls",
+        type=_names,
+        default=None,
+        help="ours, sdpa, performer, fla, triton (default: all importable; "
+        "fla and triton on cuda only)",
+    )
     p.add_argument("--non-causal", action="store_true", help="non-causal attention")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
     p.add_argument("--heads", type=int, default=8, help="attention heads (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="timed runs per case, the median is reported (default: %(default)s)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed runs per case, the median is reported (default: %(default)s)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--max-seconds", type=float, default=30.0,
-                   help="skip longer T for an implementation once one run takes longer")
-    p.add_argument("--memory", action="store_true",
-                   help="measure peak memory (a fresh process per case on CPU)")
-    p.add_argument("--error-max-length", type=int, default=16384,
-                   help="compute the error against exact attention up to this T")
-    p.add_argument("--decode-tokens", type=int, default=64,
-                   help="decode mode: tokens generated after the context (default: %(default)s)")
-    p.add_argument("--full", action="store_true",
-                   help="the full grid: T = 512..65536, d = 64 and 128, m = d, 2d, 4d, every mode")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="skip longer T for an implementation once one run takes longer",
+    )
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure peak memory (a fresh process per case on CPU)",
+    )
+    p.add_argument(
+        "--error-max-length",
+        type=int,
+        default=16384,
+        help="compute the error against exact attention up to this T",
+    )
+    p.add_argument(
+        "--decode-tokens",
+        type=int,
+        default=64,
+        help="decode mode: tokens generated after the context (default: %(default)s)",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the full grid: T = 512..65536, d = 64 and 128, m = d, 2d, 4d, every mode",
+    )
     add_common_options(
         p, writes="results.json, results.csv, table.txt and a plot", extra_formats=("table",)
     )
@@ -140,14 +173,22 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     sweep = bench.Sweep(
-        lengths=args.lengths or ([512 * 2**i for i in range(8)] if args.full
-                                 else [512, 1024, 2048, 4096]),
+        lengths=args.lengths
+        or ([512 * 2**i for i in range(8)] if args.full else [512, 1024, 2048, 4096]),
         head_dims=args.head_dims or ([64, 128] if args.full else [64]),
         feature_multipliers=args.feature_multipliers or ([1, 2, 4] if args.full else [4]),
-        modes=modes, impls=args.impls, causal=not args.non_causal, batch=args.batch,
-        heads=args.heads, dtype=dtype, device=device, repeats=args.repeats,
-        max_seconds=args.max_seconds, memory=args.memory,
-        error_max_length=args.error_max_length, decode_tokens=args.decode_tokens,
+        modes=modes,
+        impls=args.impls,
+        causal=not args.non_causal,
+        batch=args.batch,
+        heads=args.heads,
+        dtype=dtype,
+        device=device,
+        repeats=args.repeats,
+        max_seconds=args.max_seconds,
+        memory=args.memory,
+        error_max_length=args.error_max_length,
+        decode_tokens=args.decode_tokens,
         seed=args.seed,
     )
     if "decode" in modes and args.decode_tokens > min(sweep.lengths):
@@ -161,8 +202,12 @@ def run(args: argparse.Namespace) -> int:
         if args.format != "json" and not args.no_progress:
             t = row.get("time_ms")
             shown = f"{t:.1f} ms" if isinstance(t, float) else row.get("status")
-            print(f"  {row['impl']:>9} {row['mode']:>6} T={row['T']:<6} d={row['head_dim']} "
-                  f"m={row['n_features']}: {shown}", file=sys.stderr, flush=True)
+            print(
+                f"  {row['impl']:>9} {row['mode']:>6} T={row['T']:<6} d={row['head_dim']} "
+                f"m={row['n_features']}: {shown}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     with contextlib.redirect_stdout(sys.stderr):  # peers that print keep stdout to the table
         rows = sweep.run(progress)
@@ -173,13 +218,14 @@ def run(args: argparse.Namespace) -> int:
         print(json_text({"rows": rows, "summary": summary, "environment": bench.environment()}))
         return 0
     print(bench.format_table(rows))
-    print("\nspeed-up of ours/triton (peer time / our time; in brackets: the same for CPU "
-          "time):")
+    print("\nspeed-up of ours/triton (peer time / our time; in brackets: the same for CPU time):")
     for r in summary["speedups"]:
         cpu = r.get("cpu_time_speedup")
-        print(f"  {r.get('impl', 'ours'):>6} {r['mode']:>6} T={r['T']:<6} d={r['head_dim']} "
-              f"m={r['n_features']} vs {r['peer']:<9} {r['speedup']:.2f}x"
-              + (f" ({cpu:.2f}x)" if cpu else ""))
+        print(
+            f"  {r.get('impl', 'ours'):>6} {r['mode']:>6} T={r['T']:<6} d={r['head_dim']} "
+            f"m={r['n_features']} vs {r['peer']:<9} {r['speedup']:.2f}x"
+            + (f" ({cpu:.2f}x)" if cpu else "")
+        )
     for name, T in summary["crossover_with_sdpa"].items():
         print(f"  crossover with sdpa ({name}): {'T = ' + str(T) if T else 'not reached'}")
     return 0

@@ -30,8 +30,9 @@ def register(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[0],
     )
     methods = p.add_subparsers(dest="method", metavar="METHOD", parser_class=type(p))
-    present = [(name, module) for name, module in METHODS
-               if importlib.util.find_spec(module) is not None]
+    present = [
+        (name, module) for name, module in METHODS if importlib.util.find_spec(module) is not None
+    ]
     for _name, module in present:
         importlib.import_module(module).register(methods)
     names = ", ".join(name for name, _ in present)

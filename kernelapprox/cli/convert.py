@@ -46,11 +46,22 @@ def _run(args: argparse.Namespace) -> int:
     from kernelapprox.integrations.minilm_experiment import run_experiment
 
     report = run_experiment(
-        maps=args.maps, n_features=args.n_features, budget=args.budget, steps=args.steps,
-        train=args.train, lr=args.lr, map_lr=args.map_lr, attention_weight=args.attention_weight,
-        output_weight=args.output_weight, batch_size=args.batch_size,
-        max_train=args.max_train, max_heldout=args.max_heldout, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.no_progress,
+        maps=args.maps,
+        n_features=args.n_features,
+        budget=args.budget,
+        steps=args.steps,
+        train=args.train,
+        lr=args.lr,
+        map_lr=args.map_lr,
+        attention_weight=args.attention_weight,
+        output_weight=args.output_weight,
+        batch_size=args.batch_size,
+        max_train=args.max_train,
+        max_heldout=args.max_heldout,
+        seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        progress=not args.no_progress,
     )
     report["total_seconds"] = time.perf_counter() - start
     text = json_text(report)
@@ -69,30 +80,66 @@ def register(subparsers: Any) -> None:
         help=SUMMARIES["convert"],
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--maps", nargs="+", default=["dct", "positive", "dct_released"],
-                   choices=MAPS, help="the maps to convert to, one distillation each")
+    p.add_argument(
+        "--maps",
+        nargs="+",
+        default=["dct", "positive", "dct_released"],
+        choices=MAPS,
+        help="the maps to convert to, one distillation each",
+    )
     p.add_argument("--n-features", type=int, default=None, help="features per layer (head_dim)")
     p.add_argument("--budget", type=float, default=180.0, help="distillation seconds per map")
     p.add_argument("--steps", type=int, default=100000, help="maximum steps per map")
-    p.add_argument("--train", choices=["map", "all"], default="all",
-                   help="train the maps only, or all weights (default: %(default)s)")
+    p.add_argument(
+        "--train",
+        choices=["map", "all"],
+        default="all",
+        help="train the maps only, or all weights (default: %(default)s)",
+    )
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate of the weights")
     p.add_argument("--map-lr", type=float, default=1e-2, help="learning rate of the maps")
-    p.add_argument("--attention-weight", type=float, default=1.0,
-                   help="weight of the layer-wise attention-output loss")
-    p.add_argument("--output-weight", type=float, default=10.0,
-                   help="weight of the final embedding (1 - cosine) loss")
+    p.add_argument(
+        "--attention-weight",
+        type=float,
+        default=1.0,
+        help="weight of the layer-wise attention-output loss",
+    )
+    p.add_argument(
+        "--output-weight",
+        type=float,
+        default=10.0,
+        help="weight of the final embedding (1 - cosine) loss",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="sentences per step")
     p.add_argument("--max-train", type=int, default=20000, help="training sentences, at most")
     p.add_argument("--max-heldout", type=int, default=1000, help="held-out sentences, at most")
-    p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
-                   help="checkpoint each map's distillation in DIR/<map>/ (never overwritten)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the checkpoints in --checkpoint-dir (same options)")
+    p.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        default=None,
+        help="checkpoint each map's distillation in DIR/<map>/ (never overwritten)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the checkpoints in --checkpoint-dir (same options)",
+    )
     add_common_options(p, writes="report.json (the report as JSON)")
-    p.add_argument("--output", metavar="FILE", default=None, action=DeprecatedAlias,
-                   replacement="--out DIR (which writes DIR/report.json)",
-                   help="deprecated: use --out DIR; writes the report as JSON to FILE")
-    p.add_argument("--quiet", dest="no_progress", nargs=0, const=True, default=False,
-                   action=DeprecatedAlias, replacement="--no-progress")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        default=None,
+        action=DeprecatedAlias,
+        replacement="--out DIR (which writes DIR/report.json)",
+        help="deprecated: use --out DIR; writes the report as JSON to FILE",
+    )
+    p.add_argument(
+        "--quiet",
+        dest="no_progress",
+        nargs=0,
+        const=True,
+        default=False,
+        action=DeprecatedAlias,
+        replacement="--no-progress",
+    )
     p.set_defaults(func=_run)

@@ -75,8 +75,7 @@ def completion_setting(dim: int) -> CompletionSetting:
     ref = REFERENCE_SETTINGS.get(f"d{dim}")
     if ref is not None:
         return ref
-    return CompletionSetting(f"d{dim}", dim, min(5, dim // 2), 0.2, lr=scaled_step(dim),
-                             gamma=0.01)
+    return CompletionSetting(f"d{dim}", dim, min(5, dim // 2), 0.2, lr=scaled_step(dim), gamma=0.01)
 
 
 def scaled_step(dim: int) -> float:

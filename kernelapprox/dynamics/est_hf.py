@@ -175,8 +175,9 @@ class HFSubnetworks:
                 _check_index(part.neurons, self.n_neurons, f"subnetwork.layers[{i}].neurons")
         return layers
 
-    def __call__(self, subnetwork: Subnetwork | Sequence[LayerSlice | None] | None, *args: Any,
-                 **kwargs: Any) -> Any:
+    def __call__(
+        self, subnetwork: Subnetwork | Sequence[LayerSlice | None] | None, *args: Any, **kwargs: Any
+    ) -> Any:
         """``model(*args, **kwargs)`` computed on ``subnetwork`` (``None``: the full model)."""
         if subnetwork is None:
             return self.model(*args, **kwargs)
@@ -258,8 +259,7 @@ def _slice_llama(layer: nn.Module, part: LayerSlice, slices: dict, attrs: list) 
         for name in ("gate_proj", "up_proj"):
             _rows_of(slices, f"mlp.{name}", getattr(mlp, name), idx)
         w_2 = w_2.index_select(1, idx)
-    _output(slices, "mlp.down_proj", w_2, mlp.down_proj.bias, part, part.neurons,
-            part.neuron_scale)
+    _output(slices, "mlp.down_proj", w_2, mlp.down_proj.bias, part, part.neurons, part.neuron_scale)
 
 
 def _slice_gpt_neox(layer: nn.Module, part: LayerSlice, slices: dict, attrs: list) -> None:
@@ -277,15 +277,23 @@ def _slice_gpt_neox(layer: nn.Module, part: LayerSlice, slices: dict, attrs: lis
         idx = part.neurons.to(w_2.device)
         _rows_of(slices, "mlp.dense_h_to_4h", mlp.dense_h_to_4h, idx)
         w_2 = w_2.index_select(1, idx)
-    _output(slices, "mlp.dense_4h_to_h", w_2, mlp.dense_4h_to_h.bias, part, part.neurons,
-            part.neuron_scale)
+    _output(
+        slices,
+        "mlp.dense_4h_to_h",
+        w_2,
+        mlp.dense_4h_to_h.bias,
+        part,
+        part.neurons,
+        part.neuron_scale,
+    )
 
 
 _SLICERS = {"gpt2": _slice_gpt2, "llama": _slice_llama, "gpt_neox": _slice_gpt_neox}
 
 
-def _rows_of(slices: dict[str, torch.Tensor], name: str, linear: nn.Linear, rows: torch.Tensor
-             ) -> None:
+def _rows_of(
+    slices: dict[str, torch.Tensor], name: str, linear: nn.Linear, rows: torch.Tensor
+) -> None:
     """The kept output rows of an ``nn.Linear`` (weight and bias, if any)."""
     slices[f"{name}.weight"] = linear.weight.index_select(0, rows)
     if linear.bias is not None:

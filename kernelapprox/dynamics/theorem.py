@@ -276,9 +276,7 @@ def verify_invariant_subspace(
                 u_in, u_out = bases[l], bases[l + 1]
                 resid = max(
                     resid,
-                    complement_residual(
-                        rec.factors[i][l], u_in[:, k:], u_out[:, k:], rho[i]
-                    ),
+                    complement_residual(rec.factors[i][l], u_in[:, k:], u_out[:, k:], rho[i]),
                 )
         full = rec.end_to_end[i]
         predicted = small_e2e[i] + (rho[i] ** depth) * unit_complement if exact else small_e2e[i]

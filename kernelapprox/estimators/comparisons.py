@@ -142,8 +142,10 @@ def features_ratio_point(ms: Any, curve: Any, baseline_curve: Any) -> tuple[floa
     b = np.log(_positive(baseline_curve, "baseline_curve")).reshape(1, -1)
     lr, code, target = _log_ratio(log_m, s, b)
     relation = _RELATION[int(code[0])]
-    return (float(np.exp(lr[0])) if relation != "?" else float("nan")), relation, float(
-        np.exp(target[0])
+    return (
+        (float(np.exp(lr[0])) if relation != "?" else float("nan")),
+        relation,
+        float(np.exp(target[0])),
     )
 
 

@@ -56,9 +56,7 @@ def krr_predict(K_train: Any, K_test_train: Any, y_train: Any, ridge: float) -> 
     return np.asarray(K_test_train, dtype=np.float64) @ alpha
 
 
-def krr_mse(
-    K: Any, y: Any, train: np.ndarray, test: np.ndarray, *, ridge: float = 1e-3
-) -> float:
+def krr_mse(K: Any, y: Any, train: np.ndarray, test: np.ndarray, *, ridge: float = 1e-3) -> float:
     """Relative test mean squared error of KRR with kernel matrix ``K`` (all rows)."""
     y = np.asarray(y, dtype=np.float64).ravel()
     K_tt, K_st = _split_blocks(K, train, test)

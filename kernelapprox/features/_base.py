@@ -242,9 +242,7 @@ class FeatureMap:
     def output_dim(self) -> int:
         return self.n_features * self.components
 
-    def positive_form(
-        self, t: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         r"""``(W', sqrt_xi')`` with :math:`\phi_f(u) = \sqrt{\xi'_f} \exp(w'_f \cdot u -
         |u|^2/2)` for the softmax kernel, from the map's tensors ``t`` (:meth:`tensors`, or a
         module's learnable ones; built with torch operations, so gradients reach them), or

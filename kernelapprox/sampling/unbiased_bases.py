@@ -111,8 +111,8 @@ def unbiased_alternating_set(k: int, size: int, *, restarts: int = 2000) -> list
         while candidates.size and len(chosen) < size:
             bits = int(candidates[rng.integers(candidates.size)])
             chosen.append(bits)
-            compatible = table[candidates ^ bits] if table is not None else nonsingular(
-                candidates ^ bits
+            compatible = (
+                table[candidates ^ bits] if table is not None else nonsingular(candidates ^ bits)
             )
             candidates = candidates[compatible]
         if len(chosen) > len(best):

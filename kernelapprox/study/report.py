@@ -67,9 +67,7 @@ def shares_randomness(a: Cell, b: Cell, root: int, replications: int) -> bool:
     that differ only in their sampler never share seeds today; comparisons then treat their
     replications as independent samples (Welch on log errors), not as pairs.
     """
-    return all(
-        a.seed(root, r).spawn_key == b.seed(root, r).spawn_key for r in range(replications)
-    )
+    return all(a.seed(root, r).spawn_key == b.seed(root, r).spawn_key for r in range(replications))
 
 
 def _cell_stats(values: np.ndarray, level: float, n: int) -> dict[str, Any]:
@@ -434,9 +432,7 @@ def format_skipped(summary: dict[str, Any]) -> str:
 
 
 #: One colour and one marker per sampler, the same in every panel and every figure.
-SAMPLER_STYLE = {
-    name: (f"C{i % 10}", "osD^vP*Xh"[i % 9]) for i, name in enumerate(SAMPLERS)
-}
+SAMPLER_STYLE = {name: (f"C{i % 10}", "osD^vP*Xh"[i % 9]) for i, name in enumerate(SAMPLERS)}
 
 
 def sampler_style(sampler: str) -> tuple[str, str]:

@@ -31,8 +31,13 @@ def tiny_bert(init: float = 0.2, seed: int = 0, layers: int = 2) -> torch.nn.Mod
     (with the default 0.02 every attention row is nearly uniform and any map looks exact)."""
     torch.manual_seed(seed)
     config = transformers.BertConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64, initializer_range=init,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        initializer_range=init,
     )
     return transformers.BertModel(config).eval()
 
@@ -50,8 +55,10 @@ class WordTokenizer:
     """A deterministic offline stand-in for a transformers tokenizer: words hashed to ids."""
 
     def __call__(self, texts, *, padding, truncation, max_length, return_tensors):
-        rows = [[5 + zlib.crc32(w.encode()) % (VOCAB - 5) for w in t.split()][:max_length]
-                for t in texts]
+        rows = [
+            [5 + zlib.crc32(w.encode()) % (VOCAB - 5) for w in t.split()][:max_length]
+            for t in texts
+        ]
         T = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), T, dtype=torch.long)
         mask = torch.zeros(len(rows), T, dtype=torch.long)
@@ -61,9 +68,7 @@ class WordTokenizer:
         return transformers.BatchEncoding({"input_ids": ids, "attention_mask": mask})
 
 
-TEXTS = [
-    " ".join(f"w{(i * 7 + j * 3) % 40}" for j in range(4 + i % 9)) for i in range(64)
-]
+TEXTS = [" ".join(f"w{(i * 7 + j * 3) % 40}" for j in range(4 + i % 9)) for i in range(64)]
 
 
 def layer0_attention_output(model, ids, mask):
@@ -129,8 +134,13 @@ def test_layer_output_is_feature_attention_of_the_pretrained_projections(feature
             return lin(x).view(B, T, 4, 8).transpose(1, 2)
 
         attn: FeatureAttention = getattr(module, ATTENTION_ATTR)
-        want = attn(heads(module.query), heads(module.key), heads(module.value),
-                    scale=8**-0.5, key_padding_mask=mask == 0).transpose(1, 2)
+        want = attn(
+            heads(module.query),
+            heads(module.key),
+            heads(module.value),
+            scale=8**-0.5,
+            key_padding_mask=mask == 0,
+        ).transpose(1, 2)
     torch.testing.assert_close(got, want.reshape(B, T, 32), rtol=1e-5, atol=1e-6)
 
 
@@ -209,8 +219,16 @@ def test_distillation_reduces_the_loss_and_trains_only_the_map():
     teacher = tiny_bert()
     student = convert(teacher, feature_map="positive", n_features=8, seed=0)
     frozen = {k: v.clone() for k, v in student.state_dict().items() if ATTENTION_ATTR not in k}
-    result = distill(teacher, student, TEXTS, tokenizer=WordTokenizer(), steps=40,
-                     batch_size=8, lr=3e-2, progress=False)
+    result = distill(
+        teacher,
+        student,
+        TEXTS,
+        tokenizer=WordTokenizer(),
+        steps=40,
+        batch_size=8,
+        lr=3e-2,
+        progress=False,
+    )
     assert result.steps == 40 and len(result.losses) == 40
     first, last = np.mean(result.losses[:5]), np.mean(result.losses[-5:])
     assert last < 0.7 * first, (first, last)
@@ -224,8 +242,16 @@ def test_distill_all_weights_changes_pretrained_weights():
     teacher = tiny_bert(layers=1)
     student = convert(teacher, feature_map="dct", seed=0)
     w0 = student.encoder.layer[0].attention.self.query.weight.clone()
-    distill(teacher, student, TEXTS, tokenizer=WordTokenizer(), steps=3, batch_size=4,
-            train="all", progress=False)
+    distill(
+        teacher,
+        student,
+        TEXTS,
+        tokenizer=WordTokenizer(),
+        steps=3,
+        batch_size=4,
+        train="all",
+        progress=False,
+    )
     assert not torch.equal(student.encoder.layer[0].attention.self.query.weight, w0)
     assert torch.equal(teacher.encoder.layer[0].attention.self.query.weight, w0)
 
@@ -240,8 +266,7 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
     r1 = distill(teacher, part, TEXTS, steps=5, checkpoint_dir=tmp_path, **options)
     assert r1.steps == 5 and (tmp_path / "checkpoint.pt").exists()
     fresh = convert(teacher, feature_map="positive", n_features=8, seed=1)  # a new process
-    r2 = distill(teacher, fresh, TEXTS, steps=12, checkpoint_dir=tmp_path, resume=True,
-                 **options)
+    r2 = distill(teacher, fresh, TEXTS, steps=12, checkpoint_dir=tmp_path, resume=True, **options)
     assert r2.steps == 12 and len(r2.losses) == 12
     np.testing.assert_allclose(r2.losses, r_full.losses, rtol=1e-5)
     for (k, a), (_, b) in zip(full.state_dict().items(), fresh.state_dict().items(), strict=True):
@@ -250,22 +275,39 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize(
     "change, named",
-    [({"lr": 5e-3}, "lr"), ({"seed": 8}, "seed"), ({"batch_size": 5}, "batch_size"),
-     ({"texts": TEXTS[:-1]}, "texts")],
+    [
+        ({"lr": 5e-3}, "lr"),
+        ({"seed": 8}, "seed"),
+        ({"batch_size": 5}, "batch_size"),
+        ({"texts": TEXTS[:-1]}, "texts"),
+    ],
 )
 def test_resume_with_other_options_refuses_and_names_them(tmp_path, change, named):
     """The checkpoint holds its config: continuing it with other options (or other training
     texts) would silently mix two runs, so it is refused before any step."""
     teacher = tiny_bert(layers=1)
     options = dict(tokenizer=WordTokenizer(), batch_size=6, lr=1e-2, seed=7, progress=False)
-    distill(teacher, convert(teacher, feature_map="positive", n_features=8, seed=1), TEXTS,
-            steps=2, checkpoint_dir=tmp_path, **options)
+    distill(
+        teacher,
+        convert(teacher, feature_map="positive", n_features=8, seed=1),
+        TEXTS,
+        steps=2,
+        checkpoint_dir=tmp_path,
+        **options,
+    )
     stored = (tmp_path / "checkpoint.pt").read_bytes()
     texts = change.pop("texts", TEXTS)
     student = convert(teacher, feature_map="positive", n_features=8, seed=1)
     with pytest.raises(ValueError, match=rf"other options: .*\b{named}\b"):
-        distill(teacher, student, texts, steps=4, checkpoint_dir=tmp_path, resume=True,
-                **{**options, **change})
+        distill(
+            teacher,
+            student,
+            texts,
+            steps=4,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            **{**options, **change},
+        )
     assert (tmp_path / "checkpoint.pt").read_bytes() == stored
     assert json.loads((tmp_path / "progress.json").read_text())["step"] == 2
 

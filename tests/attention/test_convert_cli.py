@@ -42,18 +42,30 @@ def test_agreement_metrics():
     # three directions: nearest neighbours of a, b, c are b, a, b; moving c next to a
     # changes the neighbour of a (b -> c) and of c (b -> a), b's stays a.
     ref = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.3], [1.0, 0.7]]), dim=-1)
-    other = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.5], [1.0, -0.1]]),
-                                          dim=-1)
+    other = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [1.0, 0.5], [1.0, -0.1]]), dim=-1
+    )
     got = agreement(ref, other)
     assert got["retrieval"] == pytest.approx(1 / 3)
     assert got["cosine"] == pytest.approx((ref * other).sum(-1).mean().item())
 
 
 def test_table_lists_every_map():
-    row = {"before": {"cosine": 0.5, "retrieval": 0.3}, "after": {"cosine": 0.9,
-           "retrieval": 0.6}, "steps": 10, "seconds": 1.0}
-    report = {"model": "m", "n_train": 5, "n_heldout": 2, "n_features": None, "train": "all",
-              "threads": 2, "rows": [dict(row, map="dct"), dict(row, map="positive")]}
+    row = {
+        "before": {"cosine": 0.5, "retrieval": 0.3},
+        "after": {"cosine": 0.9, "retrieval": 0.6},
+        "steps": 10,
+        "seconds": 1.0,
+    }
+    report = {
+        "model": "m",
+        "n_train": 5,
+        "n_heldout": 2,
+        "n_features": None,
+        "train": "all",
+        "threads": 2,
+        "rows": [dict(row, map="dct"), dict(row, map="positive")],
+    }
     table = format_table(report)
     assert "dct" in table and "positive" in table and "0.9000" in table
 
@@ -75,9 +87,22 @@ def test_minilm_experiment_smoke():
     from kernelapprox.integrations.minilm_experiment import run_experiment
 
     report = run_experiment(
-        maps=["dct"], n_features=None, budget=60.0, steps=2, train="map", lr=1e-4,
-        map_lr=1e-2, attention_weight=1.0, output_weight=1.0, batch_size=4, max_train=16,
-        max_heldout=12, seed=0, checkpoint_dir=None, resume=False, progress=False,
+        maps=["dct"],
+        n_features=None,
+        budget=60.0,
+        steps=2,
+        train="map",
+        lr=1e-4,
+        map_lr=1e-2,
+        attention_weight=1.0,
+        output_weight=1.0,
+        batch_size=4,
+        max_train=16,
+        max_heldout=12,
+        seed=0,
+        checkpoint_dir=None,
+        resume=False,
+        progress=False,
     )
     (row,) = report["rows"]
     assert row["steps"] == 2

@@ -48,13 +48,26 @@ def train_from_scratch(model: torch.nn.Module, steps: int = 60) -> list[float]:
 def tiny(kind: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if kind == "gpt2":
-        config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2,
-                                         n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
-                                         attn_pdrop=0.0)
+        config = transformers.GPT2Config(
+            vocab_size=VOCAB,
+            n_positions=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
         return transformers.GPT2LMHeadModel(config)
-    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=2, max_position_embeddings=64)
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return transformers.LlamaForCausalLM(config)
 
 
@@ -71,17 +84,20 @@ def test_cached_decoding_equals_full_recomputation(trained):
     assert len(feature_attentions(student)) == 2
     prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
     with torch.no_grad():
-        cached = student.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=True,
-                                  pad_token_id=0)
-        full = student.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=False,
-                                pad_token_id=0)
+        cached = student.generate(
+            prompt, max_new_tokens=10, do_sample=False, use_cache=True, pad_token_id=0
+        )
+        full = student.generate(
+            prompt, max_new_tokens=10, do_sample=False, use_cache=False, pad_token_id=0
+        )
         assert torch.equal(cached, full)
         # token by token: logits of each cached step == logits of the whole prefix
         out = student(input_ids=cached[:, :6], use_cache=True)
         past = output_cache(out)
         for t in range(6, cached.shape[1]):
-            step = student(input_ids=cached[:, t : t + 1], use_cache=True,
-                           **cache_kwargs(student, past))
+            step = student(
+                input_ids=cached[:, t : t + 1], use_cache=True, **cache_kwargs(student, past)
+            )
             past = output_cache(step)
             whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
             torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
@@ -109,11 +125,17 @@ def test_state_cache_decoding_equals_full_recomputation(trained):
     student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
     with torch.no_grad():
-        full = student.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=False,
-                                pad_token_id=0)
+        full = student.generate(
+            prompt, max_new_tokens=10, do_sample=False, use_cache=False, pad_token_id=0
+        )
         cache = FeatureStateCache()
-        cached = student.generate(prompt, max_new_tokens=10, do_sample=False,
-                                  **cache_kwargs(student, cache), pad_token_id=0)
+        cached = student.generate(
+            prompt,
+            max_new_tokens=10,
+            do_sample=False,
+            **cache_kwargs(student, cache),
+            pad_token_id=0,
+        )
         assert torch.equal(cached, full)
         assert all(layer.keys is None for layer in cache.layers)
 
@@ -122,8 +144,9 @@ def test_state_cache_decoding_equals_full_recomputation(trained):
         size_after_prompt = cache.nbytes
         assert size_after_prompt > 0
         for t in range(6, cached.shape[1]):
-            step = student(input_ids=cached[:, t : t + 1], use_cache=True,
-                           **cache_kwargs(student, cache))
+            step = student(
+                input_ids=cached[:, t : t + 1], use_cache=True, **cache_kwargs(student, cache)
+            )
             whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
             torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
             assert cache.get_seq_length() == t + 1
@@ -142,10 +165,21 @@ def test_state_cache_respects_left_padding(trained):
     mask = torch.ones_like(ids)
     mask[0, :3] = 0
     with torch.no_grad():
-        batched = student.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
-                                   **cache_kwargs(student, FeatureStateCache()), pad_token_id=0)
-        alone = student.generate(short, max_new_tokens=6, do_sample=False,
-                                 **cache_kwargs(student, FeatureStateCache()), pad_token_id=0)
+        batched = student.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=6,
+            do_sample=False,
+            **cache_kwargs(student, FeatureStateCache()),
+            pad_token_id=0,
+        )
+        alone = student.generate(
+            short,
+            max_new_tokens=6,
+            do_sample=False,
+            **cache_kwargs(student, FeatureStateCache()),
+            pad_token_id=0,
+        )
     assert torch.equal(batched[0, 3:], alone[0])
 
 
@@ -166,10 +200,17 @@ def test_state_cache_beam_search_runs(trained):
     student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     prompt = pattern_batch(torch.Generator().manual_seed(5), B=2, T=5)
     with torch.no_grad():
-        beams = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
-                                 **cache_kwargs(student, FeatureStateCache()), pad_token_id=0)
-        full = student.generate(prompt, max_new_tokens=5, num_beams=3, do_sample=False,
-                                use_cache=False, pad_token_id=0)
+        beams = student.generate(
+            prompt,
+            max_new_tokens=5,
+            num_beams=3,
+            do_sample=False,
+            **cache_kwargs(student, FeatureStateCache()),
+            pad_token_id=0,
+        )
+        full = student.generate(
+            prompt, max_new_tokens=5, num_beams=3, do_sample=False, use_cache=False, pad_token_id=0
+        )
     assert torch.equal(beams, full)
 
 
@@ -178,17 +219,24 @@ def test_state_cache_with_gpt_neox():
     from kernelapprox.integrations.cache import FeatureStateCache
 
     torch.manual_seed(0)
-    config = transformers.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=2, num_attention_heads=4,
-                                        max_position_embeddings=64)
+    config = transformers.GPTNeoXConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+    )
     model = transformers.GPTNeoXForCausalLM(config).eval()
     student = convert(model, feature_map="positive", n_features=32, seed=0).eval()
     ids = pattern_batch(torch.Generator().manual_seed(6), B=2, T=6)
     with torch.no_grad():
-        full = student.generate(ids, max_new_tokens=8, do_sample=False, use_cache=False,
-                                pad_token_id=0)
+        full = student.generate(
+            ids, max_new_tokens=8, do_sample=False, use_cache=False, pad_token_id=0
+        )
         cache = FeatureStateCache()
-        cached = student.generate(ids, max_new_tokens=8, do_sample=False,
-                                  **cache_kwargs(student, cache), pad_token_id=0)
+        cached = student.generate(
+            ids, max_new_tokens=8, do_sample=False, **cache_kwargs(student, cache), pad_token_id=0
+        )
     assert torch.equal(cached, full)
     assert cache.get_seq_length() == full.shape[1] - 1 and cache.nbytes > 0

@@ -35,18 +35,53 @@ START_METHOD = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
 # moves between ranks (or stays on rank 0) and the scan has to rescale.
 CASES = {
     2: [
-        {"split": [5, 18], "causal": True, "layout": "bthd", "name": "positive", "chunk": 4,
-         "growth": 3.0, "mask": False},
-        {"split": [9, 7], "causal": False, "layout": "bhtd", "name": "elu", "chunk": 64,
-         "growth": 1.0, "mask": True},
+        {
+            "split": [5, 18],
+            "causal": True,
+            "layout": "bthd",
+            "name": "positive",
+            "chunk": 4,
+            "growth": 3.0,
+            "mask": False,
+        },
+        {
+            "split": [9, 7],
+            "causal": False,
+            "layout": "bhtd",
+            "name": "elu",
+            "chunk": 64,
+            "growth": 1.0,
+            "mask": True,
+        },
     ],
     4: [
-        {"split": [9, 9, 9, 10], "causal": True, "layout": "bhtd", "name": "hyperbolic",
-         "chunk": 4, "growth": 1.0, "mask": False},
-        {"split": [1, 20, 3, 13], "causal": True, "layout": "bthd", "name": "positive",
-         "chunk": 8, "growth": 1 / 3, "mask": True},
-        {"split": [6, 4, 11, 2], "causal": False, "layout": "bthd", "name": "positive",
-         "chunk": 64, "growth": 3.0, "mask": False},
+        {
+            "split": [9, 9, 9, 10],
+            "causal": True,
+            "layout": "bhtd",
+            "name": "hyperbolic",
+            "chunk": 4,
+            "growth": 1.0,
+            "mask": False,
+        },
+        {
+            "split": [1, 20, 3, 13],
+            "causal": True,
+            "layout": "bthd",
+            "name": "positive",
+            "chunk": 8,
+            "growth": 1 / 3,
+            "mask": True,
+        },
+        {
+            "split": [6, 4, 11, 2],
+            "causal": False,
+            "layout": "bthd",
+            "name": "positive",
+            "chunk": 64,
+            "growth": 3.0,
+            "mask": False,
+        },
     ],
 }
 B, H, HK, D, DV, M = 2, 4, 2, 4, 3, 8
@@ -80,7 +115,10 @@ def _loss(o: torch.Tensor, w: torch.Tensor, state: AttentionState | None, u) -> 
 def _worker(rank: int, world: int, store: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=world,
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
         timeout=timedelta(seconds=30),  # a missed collective fails instead of hanging
     )
     try:
@@ -89,11 +127,15 @@ def _worker(rank: int, world: int, store: str, out_dir: str) -> None:
             lo = sum(case["split"][:rank])
             hi = lo + case["split"][rank]
             layout = case["layout"]
-            q, k, v = (
-                _to_layout(x[:, lo:hi], layout).clone().requires_grad_() for x in full
-            )
+            q, k, v = (_to_layout(x[:, lo:hi], layout).clone().requires_grad_() for x in full)
             o, state = sequence_parallel_attention(
-                q, k, v, fm, causal=case["causal"], layout=layout, chunk_size=case["chunk"],
+                q,
+                k,
+                v,
+                fm,
+                causal=case["causal"],
+                layout=layout,
+                chunk_size=case["chunk"],
                 key_padding_mask=None if mask is None else mask[:, lo:hi],
                 output_final_state=True,
             )
@@ -101,8 +143,11 @@ def _worker(rank: int, world: int, store: str, out_dir: str) -> None:
             last = rank == world - 1
             _loss(_to_layout(o, layout), w[:, lo:hi], state if last else None, u).backward()
             torch.save(
-                {"o": _to_layout(o.detach(), layout), "state": [s.detach() for s in state],
-                 "grads": [_to_layout(x.grad, layout) for x in (q, k, v)]},
+                {
+                    "o": _to_layout(o.detach(), layout),
+                    "state": [s.detach() for s in state],
+                    "grads": [_to_layout(x.grad, layout) for x in (q, k, v)],
+                },
                 f"{out_dir}/case{i}_rank{rank}.pt",
             )
     finally:
@@ -146,8 +191,9 @@ def test_combined_block_states_equal_the_state_of_one_pass(cuts, name, growth, s
     _, whole = feature_attention(q, k, v, fm, causal=True, chunk_size=4, output_final_state=True)
     bounds = [0, *sorted(cuts), T]
     blocks = [
-        feature_attention(q[:, a:b], k[:, a:b], v[:, a:b], fm, causal=True, chunk_size=4,
-                          output_final_state=True)[1]
+        feature_attention(
+            q[:, a:b], k[:, a:b], v[:, a:b], fm, causal=True, chunk_size=4, output_final_state=True
+        )[1]
         for a, b in itertools.pairwise(bounds)
     ]
     combined = combine_states(*blocks)

@@ -243,8 +243,9 @@ def _oracle_grads(oracle, ins64, g, **kw):
 
 
 def _check(what: str, actual, expected, tol: float) -> None:
-    assert torch.isfinite(actual).all(), f"{what}: {int((~torch.isfinite(actual)).sum())} " \
-        "non-finite entries"
+    assert torch.isfinite(actual).all(), (
+        f"{what}: {int((~torch.isfinite(actual)).sum())} non-finite entries"
+    )
     err = relative_rms(actual, expected)
     assert err <= tol, f"{what}: relative RMS {err:.3g} > tolerance {tol:.3g}"
 
@@ -280,8 +281,9 @@ def _target_cases():
     for name in EXPONENTIAL:
         for causal in (True, False):
             for scale in SCALES:
-                yield pytest.param(name, causal, scale,
-                                   id=f"{name}-{'causal' if causal else 'full'}-x{scale}")
+                yield pytest.param(
+                    name, causal, scale, id=f"{name}-{'causal' if causal else 'full'}-x{scale}"
+                )
 
 
 @pytest.mark.parametrize("T", LENGTHS)
@@ -469,8 +471,9 @@ def test_signed_split_and_resume_matches_one_pass_or_warns(name, dtype):
             first, state = feature_attention(
                 q[:, :s], k[:, :s], v[:, :s], fm, causal=True, output_final_state=True
             )
-            rest = feature_attention(q[:, s:], k[:, s:], v[:, s:], fm, causal=True,
-                                     initial_state=state)
+            rest = feature_attention(
+                q[:, s:], k[:, s:], v[:, s:], fm, causal=True, initial_state=state
+            )
             split = torch.cat((first, rest), dim=1)
             assert torch.isfinite(split).all()
             diff = relative_rms(split, whole)
@@ -489,8 +492,12 @@ def _check_states(what: str, a: AttentionState, b: AttentionState, tol: float) -
     feature (``exp(log_scale)`` itself overflows at these norms)."""
     r = torch.maximum(a.feature_log_scale(), b.feature_log_scale()).double()
     for f in range(r.shape[-1]):  # every feature row on its own scale
-        _check(f"{what}, feature {f}", _relative_to(a, r)[..., f, :], _relative_to(b, r)[..., f, :],
-               tol)
+        _check(
+            f"{what}, feature {f}",
+            _relative_to(a, r)[..., f, :],
+            _relative_to(b, r)[..., f, :],
+            tol,
+        )
 
 
 @pytest.mark.parametrize("name", ["positive", "hyperbolic", "dct"])
@@ -511,15 +518,23 @@ def test_per_feature_states_resume_decode_and_combine_at_large_norms(name):
         first, state = feature_attention(
             q[:, :s], k[:, :s], v[:, :s], fm, causal=True, output_final_state=True
         )
-        rest, after = feature_attention(q[:, s:], k[:, s:], v[:, s:], fm, causal=True,
-                                        initial_state=state, output_final_state=True)
+        rest, after = feature_attention(
+            q[:, s:],
+            k[:, s:],
+            v[:, s:],
+            fm,
+            causal=True,
+            initial_state=state,
+            output_final_state=True,
+        )
         steps, st = [], state
         for t in range(s, s + 4):
             o_t, st = feature_attention_step(q[:, t], k[:, t], v[:, t], st, fm)
             steps.append(o_t)
         parts = [
-            feature_attention(q[:, :1], k[:, a:b], v[:, a:b], fm, causal=False,
-                              output_final_state=True)[1]
+            feature_attention(
+                q[:, :1], k[:, a:b], v[:, a:b], fm, causal=False, output_final_state=True
+            )[1]
             for a, b in ((0, s), (s, T - 5), (T - 5, T))
         ]
     _check("one pass", whole, ref, tol)
@@ -581,9 +596,16 @@ def test_row_scale_hook_factors_the_features(name):
         return
     assert r.shape == (5,)
     full = fm.per_frequency(u, t)
-    torch.testing.assert_close(full, torch.exp(r)[:, None, None] * fm.per_frequency(
-        u, t, row_scale=False), rtol=1e-13, atol=0)
+    torch.testing.assert_close(
+        full,
+        torch.exp(r)[:, None, None] * fm.per_frequency(u, t, row_scale=False),
+        rtol=1e-13,
+        atol=0,
+    )
     if fm.exponential:
-        torch.testing.assert_close(fm.log_per_frequency(u, t), r[:, None, None]
-                                   + fm.log_per_frequency(u, t, row_scale=False),
-                                   rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(
+            fm.log_per_frequency(u, t),
+            r[:, None, None] + fm.log_per_frequency(u, t, row_scale=False),
+            rtol=1e-13,
+            atol=1e-13,
+        )

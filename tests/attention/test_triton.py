@@ -200,8 +200,9 @@ def test_gradients_match_oracle_fp32(fm, causal, B, T, H, Hk, Dv):
     (q, k, v), exact = _inputs(B, T, H, Hk, Dv, seed=T)
     g = _output_grad(B, T, H, Dv)
     params = fm.tensors("cpu", torch.float64)
-    o, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16,
-                             block_size=16, params=params)
+    o, grads = _triton_grads(
+        (q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16, block_size=16, params=params
+    )
     o64, grads64 = _oracle_grads(exact, g, fm, causal=causal, params=params)
     assert_close(o, o64, TOLERANCE[torch.float32], "output")
     _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32], f"causal={causal}")
@@ -217,8 +218,9 @@ def test_gradients_head_dim_60_and_266_features(causal):
     exact = (q, k, v)
     inputs = tuple(x.float().transpose(1, 2).to(DEVICE) for x in exact)
     go = _output_grad(1, 20, 2, 60)
-    o, grads = _triton_grads(inputs, go.to(DEVICE), fm60, causal=causal, layout="bhtd",
-                             chunk_size=16, block_size=16)
+    o, grads = _triton_grads(
+        inputs, go.to(DEVICE), fm60, causal=causal, layout="bhtd", chunk_size=16, block_size=16
+    )
     o64, grads64 = _oracle_grads(exact, go, fm60, causal=causal)
     assert_close(o, o64, TOLERANCE[torch.float32], "output")
     _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32], "d=60 m=266")
@@ -229,8 +231,9 @@ def test_gradients_head_dim_60_and_266_features(causal):
 def test_gradients_half_operands(fm, dtype, causal):
     (q, k, v), exact = _inputs(1, 23, 2, 1, 8, seed=8, dtype=dtype)
     g = _output_grad(1, 23, 2, 8, dtype=dtype)
-    _, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16,
-                             block_size=16)
+    _, grads = _triton_grads(
+        (q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16, block_size=16
+    )
     assert all(x.dtype == dtype for x in grads)
     _, grads64 = _oracle_grads(exact, g, fm, causal=causal)
     u = torch.finfo(dtype).eps / 2
@@ -253,13 +256,15 @@ def test_large_norm_gradients_stay_finite_and_exact(fm, causal):
     exact = (exact[0], exact[1] * ramp, exact[2])
     k = exact[1].float().to(DEVICE)
     g = _output_grad(1, 40, 2, 8)
-    _, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, scale=1.0,
-                             chunk_size=16, block_size=16)
+    _, grads = _triton_grads(
+        (q, k, v), g.to(DEVICE), fm, causal=causal, scale=1.0, chunk_size=16, block_size=16
+    )
     _, grads64 = _oracle_grads(exact, g, fm, causal=causal, scale=1.0)
     _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32], "large norms")
     (q, k, v), _ = _inputs(1, 40, 2, 1, 8, seed=5, std=6.0, dtype=torch.float16)
-    o, grads = _triton_grads((q, k, v), g.half().to(DEVICE), fm, causal=causal, scale=1.0,
-                             chunk_size=16, block_size=16)
+    o, grads = _triton_grads(
+        (q, k, v), g.half().to(DEVICE), fm, causal=causal, scale=1.0, chunk_size=16, block_size=16
+    )
     assert all(torch.isfinite(x).all() for x in (o, *grads))
 
 
@@ -317,10 +322,16 @@ def test_initial_state_equals_one_pass(fm, causal):
     g = _output_grad(1, T1 + T2, 4, 6).to(DEVICE)
     opts = {"causal": causal, "chunk_size": 16, "block_size": 16}
     ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
-    o1, state = triton_feature_attention(*(x[:, :T1] for x in ins), fm, output_final_state=True,
-                                         **opts)
-    o2 = triton_feature_attention(*(x[:, T1:] for x in ins[:1]), *(x[:, T1:] for x in ins[1:]),
-                                  fm, initial_state=state, **opts)
+    o1, state = triton_feature_attention(
+        *(x[:, :T1] for x in ins), fm, output_final_state=True, **opts
+    )
+    o2 = triton_feature_attention(
+        *(x[:, T1:] for x in ins[:1]),
+        *(x[:, T1:] for x in ins[1:]),
+        fm,
+        initial_state=state,
+        **opts,
+    )
     ((o1 * g[:, :T1]).sum() + (o2 * g[:, T1:]).sum()).backward()
     ref = [x.detach().clone().requires_grad_() for x in (q, k, v)]
     if causal:
@@ -342,8 +353,9 @@ def test_initial_state_gradient_matches_torch(fm, causal):
     """d/d(kv, z) of the initial state against feature_attention's autograd (torch path)."""
     (q, k, v), _ = _inputs(1, 18, 2, 1, 4, seed=31)
     with torch.no_grad():
-        _, state = feature_attention(*(x.cpu() for x in (q, k, v)), fm, causal=True,
-                                     output_final_state=True)
+        _, state = feature_attention(
+            *(x.cpu() for x in (q, k, v)), fm, causal=True, output_final_state=True
+        )
     g = _output_grad(1, 18, 2, 4)
     grads = []
     for fn, dev in ((triton_feature_attention, DEVICE), (feature_attention, "cpu")):
@@ -406,8 +418,9 @@ def test_rejects_bad_padding_params_and_state(fm):
             q, k, v, fm, causal=False, key_padding_mask=torch.zeros(1, 5, dtype=torch.bool)
         )
     with pytest.raises(ValueError, match=r"params\[.W.\] must have shape"):
-        triton_feature_attention(q, k, v, fm, causal=False,
-                                 params={"W": torch.zeros(3, D), "sqrt_xi": torch.ones(3)})
+        triton_feature_attention(
+            q, k, v, fm, causal=False, params={"W": torch.zeros(3, D), "sqrt_xi": torch.ones(3)}
+        )
     with pytest.raises(ValueError, match="initial_state must have shapes"):
         bad = (torch.zeros(1, 1, F, 5), torch.zeros(1, 1, F), torch.zeros(1, 1))
         triton_feature_attention(q, k, v, fm, causal=True, initial_state=bad)
@@ -443,8 +456,9 @@ def test_dct_and_hyperbolic_maps_in_positive_form(name, causal):
     grad_names = [n for n in ("radii", "W", "sqrt_xi") if n in params]
     ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
     t32 = {n: p.float().clone().requires_grad_(n in grad_names) for n, p in params.items()}
-    o, state = triton_feature_attention(*ins, fm_, causal=causal, chunk_size=16,
-                                        block_size=16, params=t32, output_final_state=True)
+    o, state = triton_feature_attention(
+        *ins, fm_, causal=causal, chunk_size=16, block_size=16, params=t32, output_final_state=True
+    )
     o.backward(g.to(DEVICE))
     ref_ins = [x.detach().clone().requires_grad_() for x in exact]
     t64 = {n: p.clone().requires_grad_(n in grad_names) for n, p in params.items()}
@@ -457,13 +471,15 @@ def test_dct_and_hyperbolic_maps_in_positive_form(name, causal):
     assert_close(S, ref_S.detach(), TOLERANCE[torch.float32], f"{name} final state S")
     assert_close(z, ref_z.detach(), TOLERANCE[torch.float32], f"{name} final state z")
     for label, a, e in zip("qkv", ins, ref_ins, strict=True):
-        assert_close(a.grad.cpu(), e.grad, GRAD_TOLERANCE[torch.float32], f"{name} d{label}",
-                     atol=1e-6)
+        assert_close(
+            a.grad.cpu(), e.grad, GRAD_TOLERANCE[torch.float32], f"{name} d{label}", atol=1e-6
+        )
     for n in grad_names:
         if n == "W" and "radii" in params:
             continue  # the fast-transform DCT map's W is not used (radii and signs are)
-        assert_close(t32[n].grad.cpu(), t64[n].grad, GRAD_TOLERANCE[torch.float32],
-                     f"{name} d{n}", atol=1e-6)
+        assert_close(
+            t32[n].grad.cpu(), t64[n].grad, GRAD_TOLERANCE[torch.float32], f"{name} d{n}", atol=1e-6
+        )
 
 
 # --------------------------------------------------------------------------- module backend
@@ -473,8 +489,10 @@ def test_module_triton_backend_equals_torch_backend(name):
     same gradients for q, k, v and the learnable map tensors (DCT radii, sqrt_xi, W)."""
     from kernelapprox.attention import FeatureAttention
 
-    mods = {b: FeatureAttention(D, F, feature_map=name, seed=3, learnable=True, backend=b)
-            for b in ("torch", "triton")}
+    mods = {
+        b: FeatureAttention(D, F, feature_map=name, seed=3, learnable=True, backend=b)
+        for b in ("torch", "triton")
+    }
     mods["triton"].load_state_dict(mods["torch"].state_dict())
     (q, k, v), _ = _inputs(2, 21, 2, 1, 6, seed=8, layout="bhtd")
     pad = torch.zeros(2, 21, dtype=torch.bool)
@@ -485,8 +503,11 @@ def test_module_triton_backend_equals_torch_backend(name):
         ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
         o = mod(*ins, is_causal=True, key_padding_mask=pad.to(DEVICE))
         (o * torch.linspace(-1, 1, o.numel(), device=DEVICE).view_as(o)).sum().backward()
-        results[b] = [o.detach()] + [x.grad for x in ins] + [
-            p.grad for _, p in sorted(mod.named_parameters())]
+        results[b] = (
+            [o.detach()]
+            + [x.grad for x in ins]
+            + [p.grad for _, p in sorted(mod.named_parameters())]
+        )
     names = ["output", "dq", "dk", "dv"]
     names += [n for n, _ in sorted(mods["torch"].named_parameters())]
     for n, a, e in zip(names, results["triton"], results["torch"], strict=True):
@@ -514,8 +535,9 @@ def test_packed_sequences_equal_separate_calls(fm, causal):
     (q, k, v), _ = _inputs(1, sum(lengths), 2, 1, 4, seed=12)
     cu = torch.tensor([0, 5, 22, 23])
     ins = [x.detach().clone().requires_grad_() for x in (q, k, v)]
-    o = triton_feature_attention(*ins, fm, causal=causal, cu_seqlens=cu, chunk_size=16,
-                                 block_size=16)
+    o = triton_feature_attention(
+        *ins, fm, causal=causal, cu_seqlens=cu, chunk_size=16, block_size=16
+    )
     g = torch.randn(o.shape, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     grads = torch.autograd.grad((o * g).sum(), ins)
     for a, b in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
@@ -544,15 +566,33 @@ def test_zero_weights_get_the_oracle_gradient(fm, causal):
     z0 = torch.rand(B, Hk, Fd, generator=gen, dtype=torch.float64) + 0.5
     for with_state in (False, True):
         state = AttentionState(S0.float(), z0.float(), torch.zeros(B, Hk)) if with_state else None
-        o, grads = _triton_grads((q, k, v), g.to(DEVICE), fm, causal=causal, chunk_size=16,
-                                 block_size=16, params=params, initial_state=state)
-        o64, grads64 = _oracle_grads(exact, g, fm, causal=causal, params=params,
-                                     initial_state=(S0, z0) if with_state else None)
+        o, grads = _triton_grads(
+            (q, k, v),
+            g.to(DEVICE),
+            fm,
+            causal=causal,
+            chunk_size=16,
+            block_size=16,
+            params=params,
+            initial_state=state,
+        )
+        o64, grads64 = _oracle_grads(
+            exact,
+            g,
+            fm,
+            causal=causal,
+            params=params,
+            initial_state=(S0, z0) if with_state else None,
+        )
         at_zero = float(grads64[-1][::3].abs().max())
         assert (at_zero > 1e-3) if with_state else (at_zero == 0.0)
         assert_close(o, o64, TOLERANCE[torch.float32], "output")
-        _check_grads(grads, grads64, GRAD_TOLERANCE[torch.float32],
-                     f"zero weights causal={causal} state={with_state}")
+        _check_grads(
+            grads,
+            grads64,
+            GRAD_TOLERANCE[torch.float32],
+            f"zero weights causal={causal} state={with_state}",
+        )
 
 
 # --------------------------------------------------------------------------- masking
@@ -588,8 +628,9 @@ def _rows(x, tm, keep):
         (False, "q", "inf", torch.float32, "bthd"),
     ],
 )
-def test_a_non_finite_token_reaches_no_output_that_must_not_see_it(causal, which, value,
-                                                                   dtype, layout):
+def test_a_non_finite_token_reaches_no_output_that_must_not_see_it(
+    causal, which, value, dtype, layout
+):
     """The kernels mask by selection (tl.where): with ``nan``/``inf`` (or a finite number whose
     features overflow) at token 9, in the chunk of earlier tokens, every earlier output
     (causal; non-causal: every other query's output) is bit-identical and their gradients
@@ -619,8 +660,13 @@ def test_a_padded_key_may_hold_anything_in_the_kernels(causal):
     (q, k, v), tm = _masking_inputs(torch.float32, "bthd")
     mask = torch.zeros(1, q.shape[1], dtype=torch.bool)
     mask[0, 9] = True
-    opts = {"causal": causal, "chunk_size": 16, "block_size": 16,
-            "key_padding_mask": mask.to(DEVICE), "output_final_state": True}
+    opts = {
+        "causal": causal,
+        "chunk_size": 16,
+        "block_size": 16,
+        "key_padding_mask": mask.to(DEVICE),
+        "output_final_state": True,
+    }
     bad = {"q": q, "k": _with(k, tm, 9, float("nan")), "v": _with(v, tm, 9, float("inf"))}
     results = []
     for x in ((q, k, v), tuple(bad.values())):
@@ -639,12 +685,24 @@ def test_a_large_initial_log_scale_is_kept(fm, causal):
     gen = torch.Generator().manual_seed(7)
     S0 = torch.rand(1, 1, fm.output_dim, 4, generator=gen, dtype=torch.float64)
     z0 = torch.rand(1, 1, fm.output_dim, generator=gen, dtype=torch.float64) + 0.5
-    state = AttentionState(S0.float().to(DEVICE), z0.float().to(DEVICE),
-                           torch.full((1, 1), 200.0, device=DEVICE))
-    o, new = triton_feature_attention(q, k, v, fm, causal=causal, chunk_size=16, block_size=16,
-                                      initial_state=state, output_final_state=True)
-    absolute = (S0 * torch.exp(torch.tensor(200.0, dtype=torch.float64)),
-                z0 * torch.exp(torch.tensor(200.0, dtype=torch.float64)))
+    state = AttentionState(
+        S0.float().to(DEVICE), z0.float().to(DEVICE), torch.full((1, 1), 200.0, device=DEVICE)
+    )
+    o, new = triton_feature_attention(
+        q,
+        k,
+        v,
+        fm,
+        causal=causal,
+        chunk_size=16,
+        block_size=16,
+        initial_state=state,
+        output_final_state=True,
+    )
+    absolute = (
+        S0 * torch.exp(torch.tensor(200.0, dtype=torch.float64)),
+        z0 * torch.exp(torch.tensor(200.0, dtype=torch.float64)),
+    )
     ref, _ = quadratic_oracle(*exact, fm, causal=causal, initial_state=absolute)
     assert_close(o.cpu(), ref, TOLERANCE[torch.float32], "large initial log-scale")
     assert torch.isfinite(new.kv).all() and float(new.log_scale.min()) >= 200.0

@@ -107,18 +107,30 @@ def test_bench_rejects_bad_choices(bad):
 
 def test_summary_compares_triton_with_every_peer_and_the_torch_path():
     def row(impl, T, ms):
-        return {"impl": impl, "mode": "fwdbwd", "T": T, "head_dim": 64, "n_features": 128,
-                "status": "ok", "time_ms": ms}
+        return {
+            "impl": impl,
+            "mode": "fwdbwd",
+            "T": T,
+            "head_dim": 64,
+            "n_features": 128,
+            "status": "ok",
+            "time_ms": ms,
+        }
 
-    rows = [row("triton", 2048, 2.0), row("ours", 2048, 8.0), row("sdpa", 2048, 1.0),
-            row("triton", 8192, 4.0), row("ours", 8192, 30.0), row("sdpa", 8192, 16.0)]
+    rows = [
+        row("triton", 2048, 2.0),
+        row("ours", 2048, 8.0),
+        row("sdpa", 2048, 1.0),
+        row("triton", 8192, 4.0),
+        row("ours", 8192, 30.0),
+        row("sdpa", 8192, 16.0),
+    ]
     s = summarize(rows)
     speed = {(r["impl"], r["peer"], r["T"]): r["speedup"] for r in s["speedups"]}
     assert speed[("triton", "ours", 8192)] == 7.5
     assert speed[("triton", "sdpa", 2048)] == 0.5
     assert ("ours", "ours", 2048) not in speed
-    assert s["crossover_with_sdpa"] == {"triton fwdbwd d=64 m=128": 8192,
-                                        "fwdbwd d=64 m=128": None}
+    assert s["crossover_with_sdpa"] == {"triton fwdbwd d=64 m=128": 8192, "fwdbwd d=64 m=128": None}
 
 
 MATMUL_PARTS = ("projection", "chunk_products", "state")
@@ -165,10 +177,21 @@ def test_roofline_row_is_achieved_rate_over_matmul_rate():
 def test_written_results_are_valid_json_when_a_value_is_not_finite(tmp_path):
     from kernelapprox.bench.attention import write_results
 
-    row = {"impl": "ours", "mode": "fwd", "T": 8, "head_dim": 8, "n_features": 8,
-           "status": "ok", "time_ms": 1.0, "rel_error": float("nan")}
+    row = {
+        "impl": "ours",
+        "mode": "fwd",
+        "T": 8,
+        "head_dim": 8,
+        "n_features": 8,
+        "status": "ok",
+        "time_ms": 1.0,
+        "rel_error": float("nan"),
+    }
     write_results([row], tmp_path, plot=False)
     stored = json.loads((tmp_path / "results.json").read_text())
     assert stored["rows"][0]["rel_error"] is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.json",
-                                                          "table.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "results.csv",
+        "results.json",
+        "table.txt",
+    ]

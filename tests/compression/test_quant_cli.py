@@ -95,11 +95,27 @@ def test_bad_options_fail_before_any_model_loads(argv, message, monkeypatch, cap
     assert message in capsys.readouterr().err
 
 
-
 def test_tiny_run_upscale_alone_and_the_text_table(capsys) -> None:
-    argv = ["compress", "quantize", "--model", "tiny", "--train-steps", "3", "--calibration",
-            "1", "--evaluation", "1", "--iterations", "2", "--max-bits", "4", "--optimal-rows",
-            "0", "--no-progress", "--method"]
+    argv = [
+        "compress",
+        "quantize",
+        "--model",
+        "tiny",
+        "--train-steps",
+        "3",
+        "--calibration",
+        "1",
+        "--evaluation",
+        "1",
+        "--iterations",
+        "2",
+        "--max-bits",
+        "4",
+        "--optimal-rows",
+        "0",
+        "--no-progress",
+        "--method",
+    ]
     assert main([*argv, "upscale", "--format", "json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["method"] == "upscale"
@@ -108,6 +124,7 @@ def test_tiny_run_upscale_alone_and_the_text_table(capsys) -> None:
     assert main([*argv, "tree"]) == 0
     text = capsys.readouterr().out
     assert "nested quantization (tree)" in text and "upsc/ind" in text
+
 
 def test_out_that_is_a_file_is_refused(tmp_path, capsys) -> None:
     path = tmp_path / "file"

@@ -36,8 +36,9 @@ def test_the_recursion_equals_enumeration_of_every_tree(trial: int) -> None:
         v[None], w[None], torch.arange(n + 1)[None], seed_bits=seed_bits, top_bits=top, band=None
     )
     got = float(_objective(v[None], w[None], bounds, seed_bits, top)[0])
-    assert got == pytest.approx(_enumerated(v.tolist(), w.tolist(), seed_bits, top), rel=1e-9,
-                                abs=1e-12)
+    assert got == pytest.approx(
+        _enumerated(v.tolist(), w.tolist(), seed_bits, top), rel=1e-9, abs=1e-12
+    )
     for bits in range(seed_bits, top):  # run j of width l = runs 2j, 2j+1 of width l + 1
         assert torch.equal(bounds[bits + 1][:, ::2], bounds[bits])
     for bits, b in bounds.items():
@@ -66,8 +67,10 @@ def test_row_blocks_give_the_same_answer_as_one_block() -> None:
     w = torch.rand_like(v)
     atoms = torch.arange(31).expand(v.shape[0], -1)
     whole = best_nested_tree(v, w, atoms, seed_bits=2, top_bits=3)
-    parts = [best_nested_tree(v[i : i + 5], w[i : i + 5], atoms[i : i + 5], seed_bits=2,
-                              top_bits=3) for i in range(0, v.shape[0], 5)]
+    parts = [
+        best_nested_tree(v[i : i + 5], w[i : i + 5], atoms[i : i + 5], seed_bits=2, top_bits=3)
+        for i in range(0, v.shape[0], 5)
+    ]
     for bits in whole:
         assert torch.equal(whole[bits], torch.cat([p[bits] for p in parts]))
 

@@ -22,21 +22,39 @@ def _model(family: str, *, eager: bool = False) -> torch.nn.Module:
     kwargs = {"attn_implementation": "eager"} if eager else {}
     if family == "gpt2":
         config = transformers.GPT2Config(
-            vocab_size=VOCAB, n_positions=T, n_embd=D, n_layer=LAYERS, n_head=HEADS,
-            n_inner=MLP, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **kwargs,
+            vocab_size=VOCAB,
+            n_positions=T,
+            n_embd=D,
+            n_layer=LAYERS,
+            n_head=HEADS,
+            n_inner=MLP,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **kwargs,
         )
         cls = transformers.GPT2LMHeadModel
     elif family == "llama":  # grouped-query attention: 2 key-value groups of 2 query heads
         config = transformers.LlamaConfig(
-            vocab_size=VOCAB, hidden_size=D, intermediate_size=MLP, num_hidden_layers=LAYERS,
-            num_attention_heads=HEADS, num_key_value_heads=2, max_position_embeddings=T,
+            vocab_size=VOCAB,
+            hidden_size=D,
+            intermediate_size=MLP,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            num_key_value_heads=2,
+            max_position_embeddings=T,
             **kwargs,
         )
         cls = transformers.LlamaForCausalLM
     else:
         config = transformers.GPTNeoXConfig(
-            vocab_size=VOCAB, hidden_size=D, intermediate_size=MLP, num_hidden_layers=LAYERS,
-            num_attention_heads=HEADS, max_position_embeddings=T, **kwargs,
+            vocab_size=VOCAB,
+            hidden_size=D,
+            intermediate_size=MLP,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            max_position_embeddings=T,
+            **kwargs,
         )
         cls = transformers.GPTNeoXForCausalLM
     torch.manual_seed(0)
@@ -64,7 +82,9 @@ def _parts(model, family):
         return base.layers, lambda lay: lay.self_attn, lambda lay: lay.self_attn.o_proj, base.norm
     base = model.gpt_neox
     return (
-        base.layers, lambda lay: lay.attention, lambda lay: lay.attention.dense,
+        base.layers,
+        lambda lay: lay.attention,
+        lambda lay: lay.attention.dense,
         base.final_layer_norm,
     )
 
@@ -131,9 +151,7 @@ def test_sampled_layer_equals_the_explicit_sub_computation(family) -> None:
     layers, _, out_proj, final_norm = _parts(model, family)
     sampler = est.sampler(seed=5)
     rates = (0.5, 0.5, 0.75)  # 3 of 4 layers, scale 4/3 ("inverse")
-    sub = next(
-        s for s in (sampler.sample(t, rates) for t in range(100)) if s.layers[0] is not None
-    )
+    sub = next(s for s in (sampler.sample(t, rates) for t in range(100)) if s.layers[0] is not None)
     part = sub.layers[0]
     assert part.heads.numel() == est.n_heads // 2 and part.neurons.numel() == MLP // 2
     assert part.layer_scale == pytest.approx(4 / 3)
@@ -198,8 +216,10 @@ def test_sampled_sublayers_are_unbiased_by_exact_enumeration(family) -> None:
             k = n // 2
             for subset in itertools.combinations(range(n), k):
                 idx = torch.tensor(subset)
-                first = LayerSlice(heads=idx, head_scale=n / k) if kind == "heads" else (
-                    LayerSlice(neurons=idx, neuron_scale=n / k)
+                first = (
+                    LayerSlice(heads=idx, head_scale=n / k)
+                    if kind == "heads"
+                    else (LayerSlice(neurons=idx, neuron_scale=n / k))
                 )
                 est(Subnetwork((first,) + (LayerSlice(),) * (LAYERS - 1)), ids)
         hook.remove()
@@ -312,7 +332,10 @@ def _gloo_worker(rank: int, world: int, store: str, out_dir: str, steps: int) ->
 
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=world,
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
         timeout=timedelta(seconds=30),  # a missed collective fails instead of hanging
     )
     try:
@@ -327,7 +350,9 @@ def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
     steps = 6  # stages (1, 3, 6): half the layers, then half width, then the full model
     start = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     mp.start_processes(
-        _gloo_worker, args=(2, str(tmp_path / "store"), str(tmp_path), steps), nprocs=2,
+        _gloo_worker,
+        args=(2, str(tmp_path / "store"), str(tmp_path), steps),
+        nprocs=2,
         start_method=start,
     )
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]

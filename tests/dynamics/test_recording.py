@@ -39,7 +39,8 @@ def test_recorder_matches_scipy_and_the_theorem():
     # angles against scipy's (subspace_angles returns them largest first)
     learned = np.linalg.svd(rec.end_to_end[-1].numpy())[0][:, :r]
     np.testing.assert_allclose(
-        rec.target_angles[-1], np.sort(scipy.linalg.subspace_angles(learned, u_phi.numpy())),
+        rec.target_angles[-1],
+        np.sort(scipy.linalg.subspace_angles(learned, u_phi.numpy())),
         atol=1e-10,
     )
     # the theorem: no leakage, complement mapped onto the next one by rho(t)
@@ -53,8 +54,14 @@ def test_recorder_matches_scipy_and_the_theorem():
 def test_recorder_without_bases_keeps_spectra_only():
     target = low_rank_target(8, 1, seed=0)
     rec = TrajectoryRecorder()
-    train(DeepFactorization(8, depth=2, eps=1e-2, seed=0), FullObservation(target), lr=0.1,
-          steps=5, record_steps=[0, 5], recorder=rec)
+    train(
+        DeepFactorization(8, depth=2, eps=1e-2, seed=0),
+        FullObservation(target),
+        lr=0.1,
+        steps=5,
+        record_steps=[0, 5],
+        recorder=rec,
+    )
     assert rec.steps == [0, 5] and rec.leakage == [] and rec.target_angles == []
     assert rec.spectra_array().shape == (2, 2, 8)
     with pytest.raises(ValueError, match="bases and n_block"):

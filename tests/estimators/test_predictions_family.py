@@ -27,9 +27,15 @@ def test_a_new_map_of_a_known_family_needs_no_edit_of_the_predictions(monkeypatc
 
 @pytest.mark.parametrize(
     ("name", "family"),
-    [("sincos", "sincos"), ("fourier", "sincos"), ("cos_offset", "cos_offset"),
-     ("positive", "positive"), ("hyperbolic", "hyperbolic"), ("dct", None),
-     ("dct_released", None)],
+    [
+        ("sincos", "sincos"),
+        ("fourier", "sincos"),
+        ("cos_offset", "cos_offset"),
+        ("positive", "positive"),
+        ("hyperbolic", "hyperbolic"),
+        ("dct", None),
+        ("dct_released", None),
+    ],
 )
 def test_each_registered_map_names_its_family(name: str, family: str | None) -> None:
     assert features.MAPS[name].variance_family == family

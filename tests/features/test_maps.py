@@ -220,10 +220,7 @@ def test_dct_is_biased_for_fixed_directions():
 
     limit = np.array(
         [
-            [
-                np.exp(-x @ x - y @ y) * np.mean([chi_mgf(v @ (x + y)) for v in C])
-                for y in Z
-            ]
+            [np.exp(-x @ x - y @ y) * np.mean([chi_mgf(v @ (x + y)) for v in C]) for y in Z]
             for x in Z
         ]
     )

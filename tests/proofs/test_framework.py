@@ -258,8 +258,8 @@ def test_package_gap_detects_a_wrong_package_function() -> None:
 
     x = sp.Symbol("x", real=True)
     grid = input_grid(8, 1)
-    exact = package_gap(sp.exp(-(x**2) / 2), (x,), grid, lambda p: np.exp(-p[:, 0] ** 2 / 2))
-    off = package_gap(sp.exp(-(x**2) / 2), (x,), grid, lambda p: np.exp(-p[:, 0] ** 2 / 2.001))
+    exact = package_gap(sp.exp(-(x**2) / 2), (x,), grid, lambda p: np.exp(-(p[:, 0] ** 2) / 2))
+    off = package_gap(sp.exp(-(x**2) / 2), (x,), grid, lambda p: np.exp(-(p[:, 0] ** 2) / 2.001))
     assert exact <= 1e-15 and off > AGREEMENT_RTOL
     assert package_gap(x, (x,), grid, lambda p: np.full(len(p), np.nan)) == float("inf")
     verdict = residual_verdict({"r": sp.Integer(0)}, "t", package_gaps={"f": off})

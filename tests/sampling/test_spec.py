@@ -31,9 +31,10 @@ def test_spec_strings_build_the_configured_sampler():
     assert from_spec("sobol:scramble=FALSE").scramble is False
     assert from_spec("lattice:shift=0").shift is False
     assert from_spec("lattice:shift=yes").shift is True
-    assert type(from_spec("mc")) is SAMPLERS["mc"] and type(from_spec("orthogonal:")) is SAMPLERS[
-        "orthogonal"
-    ]
+    assert (
+        type(from_spec("mc")) is SAMPLERS["mc"]
+        and type(from_spec("orthogonal:")) is SAMPLERS["orthogonal"]
+    )
 
 
 def test_a_spec_is_accepted_wherever_a_name_is():

@@ -47,9 +47,7 @@ def test_a_study_cell_is_the_direct_computation():
     assert row["class_error"] == pytest.approx(class_error(K_hat, y, train, test, ridge=1e-2))
     assert row["krr_mse"] == pytest.approx(krr_mse(K_hat, y, train, test, ridge=1e-2))
     floor = summarize(run)["datasets"][0]["exact_kernel"]["gaussian"]
-    assert floor["class_error"] == pytest.approx(
-        class_error(kernel(X), y, train, test, ridge=1e-2)
-    )
+    assert floor["class_error"] == pytest.approx(class_error(kernel(X), y, train, test, ridge=1e-2))
 
 
 def test_learning_metrics_need_labels(tmp_path):

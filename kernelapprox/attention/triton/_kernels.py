@@ -93,14 +93,16 @@ INF: tl.constexpr = tl.constexpr(float("inf"))
 
 # --------------------------------------------------------------------------- loads
 @triton.jit
-def _load_rows(x_ptr, row0, end, stride_t, n_cols,
-               BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+def _load_rows(x_ptr, row0, end, stride_t, n_cols, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
     """``(x[row0 : row0 + BLOCK_T, :n_cols], valid)`` with rows ``>= end`` zeroed."""
     rows = row0 + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_C)
     valid = rows < end
-    x = tl.load(x_ptr + rows[:, None] * stride_t + cols[None, :],
-                mask=valid[:, None] & (cols[None, :] < n_cols), other=0.0)
+    x = tl.load(
+        x_ptr + rows[:, None] * stride_t + cols[None, :],
+        mask=valid[:, None] & (cols[None, :] < n_cols),
+        other=0.0,
+    )
     return x, valid
 
 
@@ -132,19 +134,34 @@ def _load_w(w_ptr, F, D, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr):
     """The frequency matrix ``W`` (BLOCK_F, BLOCK_D), zero-padded, float32."""
     feats = tl.arange(0, BLOCK_F)
     dims = tl.arange(0, BLOCK_D)
-    return tl.load(w_ptr + feats[:, None] * D + dims[None, :],
-                   mask=(feats[:, None] < F) & (dims[None, :] < D), other=0.0)
+    return tl.load(
+        w_ptr + feats[:, None] * D + dims[None, :],
+        mask=(feats[:, None] < F) & (dims[None, :] < D),
+        other=0.0,
+    )
 
 
 @triton.jit
-def _load_state(kv_ptr, z_ptr, r_ptr, state, F, Dv,
-                BLOCK_F: tl.constexpr, BLOCK_DV: tl.constexpr, HAS_INIT: tl.constexpr):
+def _load_state(
+    kv_ptr,
+    z_ptr,
+    r_ptr,
+    state,
+    F,
+    Dv,
+    BLOCK_F: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    HAS_INIT: tl.constexpr,
+):
     """``(S (F, Dv), z (F), R)`` of an incoming state, or the empty state (0, 0, FLOOR)."""
     feats = tl.arange(0, BLOCK_F)
     cols = tl.arange(0, BLOCK_DV)
     if HAS_INIT:
-        S = tl.load(kv_ptr + state * F * Dv + feats[:, None] * Dv + cols[None, :],
-                    mask=(feats[:, None] < F) & (cols[None, :] < Dv), other=0.0)
+        S = tl.load(
+            kv_ptr + state * F * Dv + feats[:, None] * Dv + cols[None, :],
+            mask=(feats[:, None] < F) & (cols[None, :] < Dv),
+            other=0.0,
+        )
         z = tl.load(z_ptr + state * F + feats, mask=feats < F, other=0.0)
         R = tl.load(r_ptr + state)
     else:
@@ -155,32 +172,42 @@ def _load_state(kv_ptr, z_ptr, r_ptr, state, F, Dv,
 
 
 @triton.jit
-def _store_state(kv_ptr, z_ptr, state, S, z, F, Dv,
-                 BLOCK_F: tl.constexpr, BLOCK_DV: tl.constexpr):
+def _store_state(kv_ptr, z_ptr, state, S, z, F, Dv, BLOCK_F: tl.constexpr, BLOCK_DV: tl.constexpr):
     feats = tl.arange(0, BLOCK_F)
     cols = tl.arange(0, BLOCK_DV)
-    tl.store(kv_ptr + state * F * Dv + feats[:, None] * Dv + cols[None, :], S,
-             mask=(feats[:, None] < F) & (cols[None, :] < Dv))
+    tl.store(
+        kv_ptr + state * F * Dv + feats[:, None] * Dv + cols[None, :],
+        S,
+        mask=(feats[:, None] < F) & (cols[None, :] < Dv),
+    )
     tl.store(z_ptr + state * F + feats, z, mask=feats < F)
 
 
 @triton.jit
-def _store_rows(x_ptr, row0, valid, stride_t, x, n_cols,
-                BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+def _store_rows(
+    x_ptr, row0, valid, stride_t, x, n_cols, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr
+):
     rows = row0 + tl.arange(0, BLOCK_T)
     cols = tl.arange(0, BLOCK_C)
-    tl.store(x_ptr + rows[:, None] * stride_t + cols[None, :], x.to(x_ptr.dtype.element_ty),
-             mask=valid[:, None] & (cols[None, :] < n_cols))
+    tl.store(
+        x_ptr + rows[:, None] * stride_t + cols[None, :],
+        x.to(x_ptr.dtype.element_ty),
+        mask=valid[:, None] & (cols[None, :] < n_cols),
+    )
 
 
 @triton.jit
-def _store_partial(dw_ptr, dxi_ptr, part, dW, dxi, F, D,
-                   BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr):
+def _store_partial(
+    dw_ptr, dxi_ptr, part, dW, dxi, F, D, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr
+):
     """One program's ``sum G u^T`` (F, D) and ``sum G`` (F) into its slot ``part``."""
     feats = tl.arange(0, BLOCK_F)
     dims = tl.arange(0, BLOCK_D)
-    tl.store(dw_ptr + part * F * D + feats[:, None] * D + dims[None, :], dW,
-             mask=(feats[:, None] < F) & (dims[None, :] < D))
+    tl.store(
+        dw_ptr + part * F * D + feats[:, None] * D + dims[None, :],
+        dW,
+        mask=(feats[:, None] < F) & (dims[None, :] < D),
+    )
     tl.store(dxi_ptr + part * F + feats, dxi, mask=feats < F)
 
 
@@ -299,11 +326,38 @@ def _frequency_grads(dW, dxi, G, unit_grad, u, NEED_DW: tl.constexpr):
 # --------------------------------------------------------------------------- forward
 @triton.jit
 def noncausal_state_kernel(
-    k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, kv0_ptr, z0_ptr, r0_ptr, s_ptr, z_ptr, r_ptr, bad_ptr,
-    T, T_BUCKET, Hk, F, D, Dv, mult,
-    stride_kb, stride_kh, stride_kt, stride_vb, stride_vh, stride_vt, stride_pb,
-    BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, UPCAST: tl.constexpr, HAS_PAD: tl.constexpr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    xi_ptr,
+    pad_ptr,
+    kv0_ptr,
+    z0_ptr,
+    r0_ptr,
+    s_ptr,
+    z_ptr,
+    r_ptr,
+    bad_ptr,
+    T,
+    T_BUCKET,
+    Hk,
+    F,
+    D,
+    Dv,
+    mult,
+    stride_kb,
+    stride_kh,
+    stride_kt,
+    stride_vb,
+    stride_vh,
+    stride_vt,
+    stride_pb,
+    BLOCK_T: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    UPCAST: tl.constexpr,
+    HAS_PAD: tl.constexpr,
     HAS_INIT: tl.constexpr,
 ):
     """State ``[S, z] = exp(-R) (S_0 e^{R_0} + sum_j phi(k_j) [v_j, 1]^T)`` of one (batch, kv
@@ -325,8 +379,9 @@ def noncausal_state_kernel(
         valid = _unpadded(pad_ptr + b * stride_pb, t0, valid, BLOCK_T, HAS_PAD)
         x, bad, _ = _finite_rows(x, valid)
         u = x.to(tl.float32) * mult
-        phi, c = _key_features(_project(u, w), 0.5 * tl.sum(u * u, axis=1), valid, feats, F,
-                               sqrt_xi)
+        phi, c = _key_features(
+            _project(u, w), 0.5 * tl.sum(u * u, axis=1), valid, feats, F, sqrt_xi
+        )
         R_new = tl.maximum(R, tl.max(c, axis=0))
         phi = phi * tl.where(valid, tl.exp(c - R_new), 0.0)[:, None]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, BLOCK_T, BLOCK_DV)
@@ -343,10 +398,30 @@ def noncausal_state_kernel(
 
 @triton.jit
 def noncausal_output_kernel(
-    q_ptr, w_ptr, xi_ptr, s_ptr, z_ptr, bad_ptr, o_ptr,
-    T, T_BUCKET, H, G, F, D, Dv, mult,
-    stride_qb, stride_qh, stride_qt, stride_ob, stride_oh, stride_ot,
-    BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
+    q_ptr,
+    w_ptr,
+    xi_ptr,
+    s_ptr,
+    z_ptr,
+    bad_ptr,
+    o_ptr,
+    T,
+    T_BUCKET,
+    H,
+    G,
+    F,
+    D,
+    Dv,
+    mult,
+    stride_qb,
+    stride_qh,
+    stride_qt,
+    stride_ob,
+    stride_oh,
+    stride_ot,
+    BLOCK_T: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
 ):
     """``o_i = pq_i^T S / pq_i^T z`` for one (batch, head) and block of queries (nan when
@@ -359,8 +434,9 @@ def noncausal_output_kernel(
     feats = tl.arange(0, BLOCK_F)
     sqrt_xi = tl.load(xi_ptr + feats, mask=feats < F, other=0.0)
     w = _load_w(w_ptr, F, D, BLOCK_F, BLOCK_D)
-    x, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D,
-                          BLOCK_T, BLOCK_D)
+    x, valid = _load_rows(
+        q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D, BLOCK_T, BLOCK_D
+    )
     x, bad, _ = _finite_rows(x, valid)
     phi = _query_features(_project(x.to(tl.float32) * mult, w), feats, F, sqrt_xi)
     S, z, _ = _load_state(s_ptr, z_ptr, s_ptr, state, F, Dv, BLOCK_F, BLOCK_DV, True)
@@ -368,19 +444,54 @@ def noncausal_output_kernel(
     den = tl.maximum(tl.sum(phi * z[None, :], axis=1), TINY)
     poisoned = tl.maximum(bad, tl.load(bad_ptr + state)) > 0.0
     o = tl.where(poisoned[:, None], NAN, num / den[:, None])
-    _store_rows(o_ptr + b * stride_ob + h * stride_oh, t0, valid, stride_ot, o, Dv, BLOCK_T,
-                BLOCK_DV)
+    _store_rows(
+        o_ptr + b * stride_ob + h * stride_oh, t0, valid, stride_ot, o, Dv, BLOCK_T, BLOCK_DV
+    )
 
 
 @triton.jit
 def causal_chunked_kernel(
-    q_ptr, k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, kv0_ptr, z0_ptr, r0_ptr,
-    o_ptr, s_ptr, z_ptr, r_ptr, bad_ptr,
-    T, T_BUCKET, H, G, F, D, Dv, mult,
-    stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
-    stride_vb, stride_vh, stride_vt, stride_ob, stride_oh, stride_ot, stride_pb,
-    CHUNK: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, UPCAST: tl.constexpr, HAS_PAD: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    xi_ptr,
+    pad_ptr,
+    kv0_ptr,
+    z0_ptr,
+    r0_ptr,
+    o_ptr,
+    s_ptr,
+    z_ptr,
+    r_ptr,
+    bad_ptr,
+    T,
+    T_BUCKET,
+    H,
+    G,
+    F,
+    D,
+    Dv,
+    mult,
+    stride_qb,
+    stride_qh,
+    stride_qt,
+    stride_kb,
+    stride_kh,
+    stride_kt,
+    stride_vb,
+    stride_vh,
+    stride_vt,
+    stride_ob,
+    stride_oh,
+    stride_ot,
+    stride_pb,
+    CHUNK: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    UPCAST: tl.constexpr,
+    HAS_PAD: tl.constexpr,
     HAS_INIT: tl.constexpr,
 ):
     """Chunked causal attention of one (batch, query head) (Yang et al., ICML 2024, Sec. 3.2).
@@ -414,23 +525,28 @@ def causal_chunked_kernel(
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
         xk, kbad, _ = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
-        phi_k, c = _key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
-                                 feats, F, sqrt_xi)
+        phi_k, c = _key_features(
+            _project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid, feats, F, sqrt_xi
+        )
         xq, _ = _load_rows(q_base, t0, T, stride_qt, D, CHUNK, BLOCK_D)
         xq, qbad, _ = _finite_rows(xq, rows_ok)
         phi_q = _query_features(_project(xq.to(tl.float32) * mult, w), feats, F, sqrt_xi)
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
         vals, vbad, _ = _finite_rows(vals, valid)
         M = _row_references(c, R, causal)
-        A = _masked(tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee"),
-                    _key_weights(c, M, causal), causal)
+        A = _masked(
+            tl.dot(phi_q, tl.trans(phi_k), input_precision="ieee"),
+            _key_weights(c, M, causal),
+            causal,
+        )
         row_scale = tl.exp(R - M)
         num = _mm(A, vals, UPCAST) + tl.dot(phi_q, S, input_precision="ieee") * row_scale[:, None]
         den = tl.sum(A, axis=1) + tl.sum(phi_q * z[None, :], axis=1) * row_scale
         kvbad = tl.maximum(kbad, vbad)
         sees = tl.maximum(tl.max(tl.where(causal, kvbad[None, :], 0.0), axis=1), seen)
-        o = tl.where((tl.maximum(sees, qbad) > 0.0)[:, None], NAN,
-                     num / tl.maximum(den, TINY)[:, None])
+        o = tl.where(
+            (tl.maximum(sees, qbad) > 0.0)[:, None], NAN, num / tl.maximum(den, TINY)[:, None]
+        )
         _store_rows(o_base, t0, rows_ok, stride_ot, o, Dv, CHUNK, BLOCK_DV)
         seen = tl.maximum(seen, tl.max(kvbad, axis=0))
         R_new = tl.maximum(R, tl.max(c, axis=0))
@@ -448,15 +564,54 @@ def causal_chunked_kernel(
 # --------------------------------------------------------------------------- causal backward
 @triton.jit
 def causal_dq_kernel(
-    q_ptr, k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, kv0_ptr, z0_ptr, r0_ptr, do_ptr,
-    dq_ptr, m_ptr, inv_ptr, delta_ptr, dw_ptr, dxi_ptr,
-    T, T_BUCKET, H, G, F, D, Dv, mult,
-    stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
-    stride_vb, stride_vh, stride_vt, stride_gb, stride_gh, stride_gt,
-    stride_dqb, stride_dqh, stride_dqt, stride_pb,
-    CHUNK: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, UPCAST: tl.constexpr, HAS_PAD: tl.constexpr,
-    HAS_INIT: tl.constexpr, NEED_DW: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    xi_ptr,
+    pad_ptr,
+    kv0_ptr,
+    z0_ptr,
+    r0_ptr,
+    do_ptr,
+    dq_ptr,
+    m_ptr,
+    inv_ptr,
+    delta_ptr,
+    dw_ptr,
+    dxi_ptr,
+    T,
+    T_BUCKET,
+    H,
+    G,
+    F,
+    D,
+    Dv,
+    mult,
+    stride_qb,
+    stride_qh,
+    stride_qt,
+    stride_kb,
+    stride_kh,
+    stride_kt,
+    stride_vb,
+    stride_vh,
+    stride_vt,
+    stride_gb,
+    stride_gh,
+    stride_gt,
+    stride_dqb,
+    stride_dqh,
+    stride_dqt,
+    stride_pb,
+    CHUNK: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    UPCAST: tl.constexpr,
+    HAS_PAD: tl.constexpr,
+    HAS_INIT: tl.constexpr,
+    NEED_DW: tl.constexpr,
 ):
     """Forward chunk scan of one (batch, query head) for ``dq`` (see the module docstring).
 
@@ -488,8 +643,9 @@ def causal_dq_kernel(
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
         xk, _, _ = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
-        phi_k, c = _key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
-                                 feats, F, sqrt_xi)
+        phi_k, c = _key_features(
+            _project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid, feats, F, sqrt_xi
+        )
         xq, _ = _load_rows(q_base, t0, T, stride_qt, D, CHUNK, BLOCK_D)
         xq, _, q_ok = _finite_rows(xq, rows_ok)
         uq = xq.to(tl.float32) * mult
@@ -515,12 +671,14 @@ def causal_dq_kernel(
         # dpq: intra-chunk then inter-chunk
         B_ = _masked(_score_grads(g, vals, delta, inv, UPCAST), E, causal)
         dphi = tl.dot(B_, phi_k, input_precision="ieee")
-        dphi += (tl.dot(dn, tl.trans(S), input_precision="ieee")
-                 + dn_z[:, None] * z[None, :]) * row_scale[:, None]
+        dphi += (
+            tl.dot(dn, tl.trans(S), input_precision="ieee") + dn_z[:, None] * z[None, :]
+        ) * row_scale[:, None]
         Gq = phi_q * dphi
         dq = tl.where(q_ok, _query_input_grad(Gq, w) * mult, 0.0)  # 0 at non-finite entries
-        _store_rows(dq_ptr + b * stride_dqb + h * stride_dqh, t0, rows_ok, stride_dqt, dq, D,
-                    CHUNK, BLOCK_D)
+        _store_rows(
+            dq_ptr + b * stride_dqb + h * stride_dqh, t0, rows_ok, stride_dqt, dq, D, CHUNK, BLOCK_D
+        )
         dW, dxi = _frequency_grads(dW, dxi, Gq, unit_q * dphi, uq, NEED_DW)
         # state update (as in the forward)
         R_new = tl.maximum(R, tl.max(c, axis=0))
@@ -535,15 +693,61 @@ def causal_dq_kernel(
 
 @triton.jit
 def causal_dkv_kernel(
-    q_ptr, k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, r0_ptr, do_ptr, m_ptr, inv_ptr, delta_ptr,
-    dsf_ptr, dzf_ptr, dk_ptr, dv_ptr, dkv0_ptr, dz0_ptr, dw_ptr, dxi_ptr,
-    T, T_BUCKET, H, G, F, D, Dv, mult,
-    stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
-    stride_vb, stride_vh, stride_vt, stride_gb, stride_gh, stride_gt,
-    stride_dkb, stride_dkh, stride_dkt, stride_dvb, stride_dvh, stride_dvt, stride_pb,
-    CHUNK: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, UPCAST: tl.constexpr, HAS_PAD: tl.constexpr,
-    HAS_DSTATE: tl.constexpr, NEED_DINIT: tl.constexpr, NEED_DW: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    xi_ptr,
+    pad_ptr,
+    r0_ptr,
+    do_ptr,
+    m_ptr,
+    inv_ptr,
+    delta_ptr,
+    dsf_ptr,
+    dzf_ptr,
+    dk_ptr,
+    dv_ptr,
+    dkv0_ptr,
+    dz0_ptr,
+    dw_ptr,
+    dxi_ptr,
+    T,
+    T_BUCKET,
+    H,
+    G,
+    F,
+    D,
+    Dv,
+    mult,
+    stride_qb,
+    stride_qh,
+    stride_qt,
+    stride_kb,
+    stride_kh,
+    stride_kt,
+    stride_vb,
+    stride_vh,
+    stride_vt,
+    stride_gb,
+    stride_gh,
+    stride_gt,
+    stride_dkb,
+    stride_dkh,
+    stride_dkt,
+    stride_dvb,
+    stride_dvh,
+    stride_dvt,
+    stride_pb,
+    CHUNK: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    UPCAST: tl.constexpr,
+    HAS_PAD: tl.constexpr,
+    HAS_DSTATE: tl.constexpr,
+    NEED_DINIT: tl.constexpr,
+    NEED_DW: tl.constexpr,
 ):
     """Reverse chunk scan of one (batch, kv head) for ``dk``, ``dv`` (module docstring).
 
@@ -565,8 +769,7 @@ def causal_dkv_kernel(
     w = _load_w(w_ptr, F, D, BLOCK_F, BLOCK_D)
     dW = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
     dxi = tl.zeros((BLOCK_F,), dtype=tl.float32)
-    dS, dz, _ = _load_state(dsf_ptr, dzf_ptr, dsf_ptr, pid, F, Dv, BLOCK_F, BLOCK_DV,
-                            HAS_DSTATE)
+    dS, dz, _ = _load_state(dsf_ptr, dzf_ptr, dsf_ptr, pid, F, Dv, BLOCK_F, BLOCK_DV, HAS_DSTATE)
     P = tl.load(m_ptr + pid * T + T - 1)
     n_chunks = tl.cdiv(T, CHUNK)
     for step in range(0, n_chunks):
@@ -576,8 +779,9 @@ def causal_dkv_kernel(
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, CHUNK, HAS_PAD)
         xk, _, k_ok = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
-        unit_k, c = _unit_key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
-                                       feats, F)
+        unit_k, c = _unit_key_features(
+            _project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid, feats, F
+        )
         phi_k = unit_k * sqrt_xi[None, :]
         vals, _ = _load_rows(v_base, t0, T, stride_vt, Dv, CHUNK, BLOCK_DV)
         vals, _, v_ok = _finite_rows(vals, valid)
@@ -593,12 +797,14 @@ def causal_dkv_kernel(
         dz_chunk = tl.zeros((BLOCK_F,), dtype=tl.float32)
         for gi in range(0, G):
             h = hk * G + gi
-            xq, _ = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D,
-                               CHUNK, BLOCK_D)
+            xq, _ = _load_rows(
+                q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D, CHUNK, BLOCK_D
+            )
             xq, _, _ = _finite_rows(xq, rows_ok)
             phi_q = _query_features(_project(xq.to(tl.float32) * mult, w), feats, F, sqrt_xi)
-            g, _ = _load_rows(do_ptr + b * stride_gb + h * stride_gh, t0, T, stride_gt, Dv,
-                              CHUNK, BLOCK_DV)
+            g, _ = _load_rows(
+                do_ptr + b * stride_gb + h * stride_gh, t0, T, stride_gt, Dv, CHUNK, BLOCK_DV
+            )
             stat = (b * H + h) * T + rows
             inv = tl.load(inv_ptr + stat, mask=rows_ok, other=0.0)
             delta = tl.load(delta_ptr + stat, mask=rows_ok, other=0.0)
@@ -613,10 +819,26 @@ def causal_dkv_kernel(
             dz_chunk += tl.sum(phi_r * dn_z[:, None], axis=0)
         Gk = phi_k * dphi
         dk = tl.where(k_ok, _key_input_grad(Gk, uk, w) * mult, 0.0)
-        _store_rows(dk_ptr + b * stride_dkb + hk * stride_dkh, t0, rows_ok, stride_dkt, dk, D,
-                    CHUNK, BLOCK_D)
-        _store_rows(dv_ptr + b * stride_dvb + hk * stride_dvh, t0, rows_ok, stride_dvt,
-                    tl.where(v_ok, dv, 0.0), Dv, CHUNK, BLOCK_DV)
+        _store_rows(
+            dk_ptr + b * stride_dkb + hk * stride_dkh,
+            t0,
+            rows_ok,
+            stride_dkt,
+            dk,
+            D,
+            CHUNK,
+            BLOCK_D,
+        )
+        _store_rows(
+            dv_ptr + b * stride_dvb + hk * stride_dvh,
+            t0,
+            rows_ok,
+            stride_dvt,
+            tl.where(v_ok, dv, 0.0),
+            Dv,
+            CHUNK,
+            BLOCK_DV,
+        )
         dW, dxi = _frequency_grads(dW, dxi, Gk, unit_k * dphi, uk, NEED_DW)
         decay = tl.exp(P_new - P)
         dS = dS * decay + dS_chunk
@@ -624,8 +846,7 @@ def causal_dkv_kernel(
         P = P_new
     if NEED_DINIT:
         to_init = tl.exp(tl.load(r0_ptr + pid) - P)
-        _store_state(dkv0_ptr, dz0_ptr, pid, dS * to_init, dz * to_init, F, Dv, BLOCK_F,
-                     BLOCK_DV)
+        _store_state(dkv0_ptr, dz0_ptr, pid, dS * to_init, dz * to_init, F, Dv, BLOCK_F, BLOCK_DV)
     if NEED_DW:
         _store_partial(dw_ptr, dxi_ptr, pid, dW, dxi, F, D, BLOCK_F, BLOCK_D)
 
@@ -633,12 +854,40 @@ def causal_dkv_kernel(
 # --------------------------------------------------------------------------- non-causal backward
 @triton.jit
 def noncausal_dq_kernel(
-    q_ptr, w_ptr, xi_ptr, s_ptr, z_ptr, do_ptr, dq_ptr, inv_ptr, delta_ptr, dw_ptr, dxi_ptr,
-    T, T_BUCKET, H, G, F, D, Dv, mult, rows_per_program,
-    stride_qb, stride_qh, stride_qt, stride_gb, stride_gh, stride_gt,
-    stride_dqb, stride_dqh, stride_dqt,
-    BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, NEED_DW: tl.constexpr,
+    q_ptr,
+    w_ptr,
+    xi_ptr,
+    s_ptr,
+    z_ptr,
+    do_ptr,
+    dq_ptr,
+    inv_ptr,
+    delta_ptr,
+    dw_ptr,
+    dxi_ptr,
+    T,
+    T_BUCKET,
+    H,
+    G,
+    F,
+    D,
+    Dv,
+    mult,
+    rows_per_program,
+    stride_qb,
+    stride_qh,
+    stride_qt,
+    stride_gb,
+    stride_gh,
+    stride_gt,
+    stride_dqb,
+    stride_dqh,
+    stride_dqt,
+    BLOCK_T: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    NEED_DW: tl.constexpr,
 ):
     """``dq`` for one (batch, head) and range of queries: ``dpq_i = [S, z] dn_i`` with the
     forward's state (relative to its one reference), ``dq = mult W^T (pq * dpq)``; writes
@@ -657,14 +906,16 @@ def noncausal_dq_kernel(
     start = part * rows_per_program
     end = tl.minimum(start + rows_per_program, T)
     for t0 in range(start, end, BLOCK_T):
-        xq, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, end, stride_qt, D,
-                               BLOCK_T, BLOCK_D)
+        xq, valid = _load_rows(
+            q_ptr + b * stride_qb + h * stride_qh, t0, end, stride_qt, D, BLOCK_T, BLOCK_D
+        )
         xq, _, q_ok = _finite_rows(xq, valid)
         uq = xq.to(tl.float32) * mult
         unit_q = _unit_query_features(_project(uq, w), feats, F)
         phi_q = unit_q * sqrt_xi[None, :]
-        g, _ = _load_rows(do_ptr + b * stride_gb + h * stride_gh, t0, end, stride_gt, Dv,
-                          BLOCK_T, BLOCK_DV)
+        g, _ = _load_rows(
+            do_ptr + b * stride_gb + h * stride_gh, t0, end, stride_gt, Dv, BLOCK_T, BLOCK_DV
+        )
         num = tl.dot(phi_q, S, input_precision="ieee")
         den = tl.sum(phi_q * z[None, :], axis=1)
         o = num / tl.maximum(den, TINY)[:, None]
@@ -674,22 +925,59 @@ def noncausal_dq_kernel(
         tl.store(delta_ptr + stat, delta, mask=valid)
         dphi = tl.dot(dn, tl.trans(S), input_precision="ieee") + dn_z[:, None] * z[None, :]
         Gq = phi_q * dphi
-        _store_rows(dq_ptr + b * stride_dqb + h * stride_dqh, t0, valid, stride_dqt,
-                    tl.where(q_ok, _query_input_grad(Gq, w) * mult, 0.0), D, BLOCK_T, BLOCK_D)
+        _store_rows(
+            dq_ptr + b * stride_dqb + h * stride_dqh,
+            t0,
+            valid,
+            stride_dqt,
+            tl.where(q_ok, _query_input_grad(Gq, w) * mult, 0.0),
+            D,
+            BLOCK_T,
+            BLOCK_D,
+        )
         dW, dxi = _frequency_grads(dW, dxi, Gq, unit_q * dphi, uq, NEED_DW)
     if NEED_DW:
-        _store_partial(dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D,
-                       BLOCK_F, BLOCK_D)
+        _store_partial(
+            dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D, BLOCK_F, BLOCK_D
+        )
 
 
 @triton.jit
 def noncausal_dstate_kernel(
-    q_ptr, w_ptr, xi_ptr, do_ptr, inv_ptr, delta_ptr, r_ptr, r0_ptr, dsf_ptr, dzf_ptr,
-    ds_ptr, dz_ptr, dkv0_ptr, dz0_ptr,
-    T, T_BUCKET, H, G, F, D, Dv, mult,
-    stride_qb, stride_qh, stride_qt, stride_gb, stride_gh, stride_gt,
-    BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, HAS_DSTATE: tl.constexpr, NEED_DINIT: tl.constexpr,
+    q_ptr,
+    w_ptr,
+    xi_ptr,
+    do_ptr,
+    inv_ptr,
+    delta_ptr,
+    r_ptr,
+    r0_ptr,
+    dsf_ptr,
+    dzf_ptr,
+    ds_ptr,
+    dz_ptr,
+    dkv0_ptr,
+    dz0_ptr,
+    T,
+    T_BUCKET,
+    H,
+    G,
+    F,
+    D,
+    Dv,
+    mult,
+    stride_qb,
+    stride_qh,
+    stride_qt,
+    stride_gb,
+    stride_gh,
+    stride_gt,
+    BLOCK_T: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    HAS_DSTATE: tl.constexpr,
+    NEED_DINIT: tl.constexpr,
 ):
     """``[dS, dz] = dS_T + sum_i pq_i [dn_i, dn_z_i]^T`` over every query of the ``G`` heads
     of one (batch, kv head), relative to the forward's reference ``R`` (all keys see the same
@@ -701,39 +989,70 @@ def noncausal_dstate_kernel(
     feats = tl.arange(0, BLOCK_F)
     sqrt_xi = tl.load(xi_ptr + feats, mask=feats < F, other=0.0)
     w = _load_w(w_ptr, F, D, BLOCK_F, BLOCK_D)
-    dS, dz, _ = _load_state(dsf_ptr, dzf_ptr, dsf_ptr, pid, F, Dv, BLOCK_F, BLOCK_DV,
-                            HAS_DSTATE)
+    dS, dz, _ = _load_state(dsf_ptr, dzf_ptr, dsf_ptr, pid, F, Dv, BLOCK_F, BLOCK_DV, HAS_DSTATE)
     for gi in range(0, G):
         h = hk * G + gi
         for t0 in range(0, T, BLOCK_T):
-            xq, valid = _load_rows(q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D,
-                                   BLOCK_T, BLOCK_D)
+            xq, valid = _load_rows(
+                q_ptr + b * stride_qb + h * stride_qh, t0, T, stride_qt, D, BLOCK_T, BLOCK_D
+            )
             xq, _, _ = _finite_rows(xq, valid)
             phi_q = _query_features(_project(xq.to(tl.float32) * mult, w), feats, F, sqrt_xi)
-            g, _ = _load_rows(do_ptr + b * stride_gb + h * stride_gh, t0, T, stride_gt, Dv,
-                              BLOCK_T, BLOCK_DV)
+            g, _ = _load_rows(
+                do_ptr + b * stride_gb + h * stride_gh, t0, T, stride_gt, Dv, BLOCK_T, BLOCK_DV
+            )
             stat = (b * H + h) * T + t0 + tl.arange(0, BLOCK_T)
             inv = tl.load(inv_ptr + stat, mask=valid, other=0.0)
             delta = tl.load(delta_ptr + stat, mask=valid, other=0.0)
-            dS += tl.dot(tl.trans(phi_q), g.to(tl.float32) * inv[:, None],
-                         input_precision="ieee")
+            dS += tl.dot(tl.trans(phi_q), g.to(tl.float32) * inv[:, None], input_precision="ieee")
             dz += tl.sum(phi_q * (-delta * inv)[:, None], axis=0)
     _store_state(ds_ptr, dz_ptr, pid, dS, dz, F, Dv, BLOCK_F, BLOCK_DV)
     if NEED_DINIT:
         to_init = tl.exp(tl.load(r0_ptr + pid) - tl.load(r_ptr + pid))
-        _store_state(dkv0_ptr, dz0_ptr, pid, dS * to_init, dz * to_init, F, Dv, BLOCK_F,
-                     BLOCK_DV)
+        _store_state(dkv0_ptr, dz0_ptr, pid, dS * to_init, dz * to_init, F, Dv, BLOCK_F, BLOCK_DV)
 
 
 @triton.jit
 def noncausal_dkv_kernel(
-    k_ptr, v_ptr, w_ptr, xi_ptr, pad_ptr, r_ptr, ds_ptr, dz_ptr, dk_ptr, dv_ptr, dw_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    xi_ptr,
+    pad_ptr,
+    r_ptr,
+    ds_ptr,
+    dz_ptr,
+    dk_ptr,
+    dv_ptr,
+    dw_ptr,
     dxi_ptr,
-    T, T_BUCKET, Hk, F, D, Dv, mult, rows_per_program,
-    stride_kb, stride_kh, stride_kt, stride_vb, stride_vh, stride_vt,
-    stride_dkb, stride_dkh, stride_dkt, stride_dvb, stride_dvh, stride_dvt, stride_pb,
-    BLOCK_T: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_DV: tl.constexpr, UPCAST: tl.constexpr, HAS_PAD: tl.constexpr,
+    T,
+    T_BUCKET,
+    Hk,
+    F,
+    D,
+    Dv,
+    mult,
+    rows_per_program,
+    stride_kb,
+    stride_kh,
+    stride_kt,
+    stride_vb,
+    stride_vh,
+    stride_vt,
+    stride_dkb,
+    stride_dkh,
+    stride_dkt,
+    stride_dvb,
+    stride_dvh,
+    stride_dvt,
+    stride_pb,
+    BLOCK_T: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    UPCAST: tl.constexpr,
+    HAS_PAD: tl.constexpr,
     NEED_DW: tl.constexpr,
 ):
     """``dk``, ``dv`` for one (batch, kv head) and range of keys: with ``s_j = exp(c_j - R)``,
@@ -752,29 +1071,49 @@ def noncausal_dkv_kernel(
     start = part * rows_per_program
     end = tl.minimum(start + rows_per_program, T)
     for t0 in range(start, end, BLOCK_T):
-        xk, rows_ok = _load_rows(k_ptr + b * stride_kb + h * stride_kh, t0, end, stride_kt, D,
-                                 BLOCK_T, BLOCK_D)
+        xk, rows_ok = _load_rows(
+            k_ptr + b * stride_kb + h * stride_kh, t0, end, stride_kt, D, BLOCK_T, BLOCK_D
+        )
         valid = _unpadded(pad_ptr + b * stride_pb, t0, rows_ok, BLOCK_T, HAS_PAD)
         xk, _, k_ok = _finite_rows(xk, valid)
         uk = xk.to(tl.float32) * mult
-        unit_k, c = _unit_key_features(_project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid,
-                                       feats, F)
+        unit_k, c = _unit_key_features(
+            _project(uk, w), 0.5 * tl.sum(uk * uk, axis=1), valid, feats, F
+        )
         phi_k = unit_k * sqrt_xi[None, :]
-        vals, _ = _load_rows(v_ptr + b * stride_vb + h * stride_vh, t0, end, stride_vt, Dv,
-                             BLOCK_T, BLOCK_DV)
+        vals, _ = _load_rows(
+            v_ptr + b * stride_vb + h * stride_vh, t0, end, stride_vt, Dv, BLOCK_T, BLOCK_DV
+        )
         vals, _, v_ok = _finite_rows(vals, valid)
         kscale = tl.where(valid, tl.exp(c - R), 0.0)
         dphi = (_mm(vals, tl.trans(dS), UPCAST) + dz[None, :]) * kscale[:, None]
         Gk = phi_k * dphi
         dv = tl.dot(phi_k, dS, input_precision="ieee") * kscale[:, None]
-        _store_rows(dk_ptr + b * stride_dkb + h * stride_dkh, t0, rows_ok, stride_dkt,
-                    tl.where(k_ok, _key_input_grad(Gk, uk, w) * mult, 0.0), D, BLOCK_T, BLOCK_D)
-        _store_rows(dv_ptr + b * stride_dvb + h * stride_dvh, t0, rows_ok, stride_dvt,
-                    tl.where(v_ok, dv, 0.0), Dv, BLOCK_T, BLOCK_DV)
+        _store_rows(
+            dk_ptr + b * stride_dkb + h * stride_dkh,
+            t0,
+            rows_ok,
+            stride_dkt,
+            tl.where(k_ok, _key_input_grad(Gk, uk, w) * mult, 0.0),
+            D,
+            BLOCK_T,
+            BLOCK_D,
+        )
+        _store_rows(
+            dv_ptr + b * stride_dvb + h * stride_dvh,
+            t0,
+            rows_ok,
+            stride_dvt,
+            tl.where(v_ok, dv, 0.0),
+            Dv,
+            BLOCK_T,
+            BLOCK_DV,
+        )
         dW, dxi = _frequency_grads(dW, dxi, Gk, unit_k * dphi, uk, NEED_DW)
     if NEED_DW:
-        _store_partial(dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D,
-                       BLOCK_F, BLOCK_D)
+        _store_partial(
+            dw_ptr, dxi_ptr, pid * tl.num_programs(1) + part, dW, dxi, F, D, BLOCK_F, BLOCK_D
+        )
 
 
 # --------------------------------------------------------------------------- autotuning

@@ -111,8 +111,7 @@ class _Plan:
 
     @property
     def sizes(self) -> dict[str, int]:
-        return {"BLOCK_F": _block(self.F), "BLOCK_D": _block(self.D),
-                "BLOCK_DV": _block(self.Dv)}
+        return {"BLOCK_F": _block(self.F), "BLOCK_D": _block(self.D), "BLOCK_DV": _block(self.Dv)}
 
     def bucket(self, T: int) -> int:
         return _block(T)
@@ -134,9 +133,16 @@ def _dummy(device: torch.device) -> torch.Tensor:
 
 
 def _forward(
-    plan: _Plan, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: torch.Tensor,
-    sqrt_xi: torch.Tensor, kv0: torch.Tensor | None, z0: torch.Tensor | None,
-    r0: torch.Tensor | None, pad: torch.Tensor | None,
+    plan: _Plan,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    W: torch.Tensor,
+    sqrt_xi: torch.Tensor,
+    kv0: torch.Tensor | None,
+    z0: torch.Tensor | None,
+    r0: torch.Tensor | None,
+    pad: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(o, kv, z, log_scale, bad)``: the output and the float32 state after the last key;
     ``bad`` ``(B, H_kv)`` is 1 where a key or value was non-finite (the kernels ran on finite
@@ -154,24 +160,88 @@ def _forward(
     flags = {"HAS_PAD": has_pad, "HAS_INIT": has_init, "UPCAST": p.upcast, **p.sizes}
     if p.causal:
         _launch(
-            p, "causal_chunked_kernel", (p.B * p.H,),
-            q, k, v, W, sqrt_xi, pad_t, *init, o, S, z, R, bad,
-            p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
-            *_strides(q, p.layout), *_strides(k, p.layout), *_strides(v, p.layout),
-            *_strides(o, p.layout), stride_p, tile="CHUNK", **flags,
+            p,
+            "causal_chunked_kernel",
+            (p.B * p.H,),
+            q,
+            k,
+            v,
+            W,
+            sqrt_xi,
+            pad_t,
+            *init,
+            o,
+            S,
+            z,
+            R,
+            bad,
+            p.Tq,
+            p.bucket(p.Tq),
+            p.H,
+            p.G,
+            p.F,
+            p.D,
+            p.Dv,
+            p.mult,
+            *_strides(q, p.layout),
+            *_strides(k, p.layout),
+            *_strides(v, p.layout),
+            *_strides(o, p.layout),
+            stride_p,
+            tile="CHUNK",
+            **flags,
         )
         return o, S, z, R, bad
     _launch(
-        p, "noncausal_state_kernel", (p.B * p.Hk,),
-        k, v, W, sqrt_xi, pad_t, *init, S, z, R, bad,
-        p.Tk, p.bucket(p.Tk), p.Hk, p.F, p.D, p.Dv, p.mult,
-        *_strides(k, p.layout), *_strides(v, p.layout), stride_p, tile="BLOCK_T", **flags,
+        p,
+        "noncausal_state_kernel",
+        (p.B * p.Hk,),
+        k,
+        v,
+        W,
+        sqrt_xi,
+        pad_t,
+        *init,
+        S,
+        z,
+        R,
+        bad,
+        p.Tk,
+        p.bucket(p.Tk),
+        p.Hk,
+        p.F,
+        p.D,
+        p.Dv,
+        p.mult,
+        *_strides(k, p.layout),
+        *_strides(v, p.layout),
+        stride_p,
+        tile="BLOCK_T",
+        **flags,
     )
     _launch(
-        p, "noncausal_output_kernel",
+        p,
+        "noncausal_output_kernel",
         lambda meta: (p.B * p.H, -(-p.Tq // meta["BLOCK_T"])),
-        q, W, sqrt_xi, S, z, bad, o, p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
-        *_strides(q, p.layout), *_strides(o, p.layout), tile="BLOCK_T", **p.sizes,
+        q,
+        W,
+        sqrt_xi,
+        S,
+        z,
+        bad,
+        o,
+        p.Tq,
+        p.bucket(p.Tq),
+        p.H,
+        p.G,
+        p.F,
+        p.D,
+        p.Dv,
+        p.mult,
+        *_strides(q, p.layout),
+        *_strides(o, p.layout),
+        tile="BLOCK_T",
+        **p.sizes,
     )
     return o, S, z, R, bad
 
@@ -183,8 +253,12 @@ def _row_splits(T: int) -> tuple[int, int]:
 
 
 def _backward(
-    plan: _Plan, saved: tuple[Any, ...], do: torch.Tensor | None, dSf: torch.Tensor | None,
-    dzf: torch.Tensor | None, needs: tuple[bool, ...],
+    plan: _Plan,
+    saved: tuple[Any, ...],
+    do: torch.Tensor | None,
+    dSf: torch.Tensor | None,
+    dzf: torch.Tensor | None,
+    needs: tuple[bool, ...],
 ) -> tuple[Any, ...]:
     """Gradients ``(dq, dk, dv, dW, d sqrt_xi, d kv0, d z0)`` (``None`` where not needed)."""
     q, k, v, W, sqrt_xi, kv0, z0, r0, pad, S, z, R = saved
@@ -213,8 +287,10 @@ def _backward(
     def partials(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not need_dw:
             return _dummy(dev), _dummy(dev)
-        return (torch.empty(n, p.F, p.D, device=dev, dtype=f32),
-                torch.empty(n, p.F, device=dev, dtype=f32))
+        return (
+            torch.empty(n, p.F, p.D, device=dev, dtype=f32),
+            torch.empty(n, p.F, device=dev, dtype=f32),
+        )
 
     common = {"UPCAST": p.upcast, "HAS_PAD": pad is not None, **p.sizes}
     if p.causal:
@@ -223,21 +299,84 @@ def _backward(
         dw_q, dxi_q = partials(p.B * p.H)
         dw_k, dxi_k = partials(p.B * p.Hk)
         _launch(
-            p, "causal_dq_kernel", (p.B * p.H,),
-            q, k, v, W, sqrt_xi, pad_t, *init, do, dq, M, inv, delta, dw_q, dxi_q,
-            p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
-            *_strides(q, p.layout), *_strides(k, p.layout), *_strides(v, p.layout),
-            *_strides(do, p.layout), *_strides(dq, p.layout), stride_p,
-            tile="CHUNK", HAS_INIT=kv0 is not None, NEED_DW=need_dw, **common,
+            p,
+            "causal_dq_kernel",
+            (p.B * p.H,),
+            q,
+            k,
+            v,
+            W,
+            sqrt_xi,
+            pad_t,
+            *init,
+            do,
+            dq,
+            M,
+            inv,
+            delta,
+            dw_q,
+            dxi_q,
+            p.Tq,
+            p.bucket(p.Tq),
+            p.H,
+            p.G,
+            p.F,
+            p.D,
+            p.Dv,
+            p.mult,
+            *_strides(q, p.layout),
+            *_strides(k, p.layout),
+            *_strides(v, p.layout),
+            *_strides(do, p.layout),
+            *_strides(dq, p.layout),
+            stride_p,
+            tile="CHUNK",
+            HAS_INIT=kv0 is not None,
+            NEED_DW=need_dw,
+            **common,
         )
         _launch(
-            p, "causal_dkv_kernel", (p.B * p.Hk,),
-            q, k, v, W, sqrt_xi, pad_t, r0_t, do, M, inv, delta, dSf, dzf, dk, dv, *dinit,
-            dw_k, dxi_k, p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
-            *_strides(q, p.layout), *_strides(k, p.layout), *_strides(v, p.layout),
-            *_strides(do, p.layout), *_strides(dk, p.layout), *_strides(dv, p.layout),
-            stride_p, tile="CHUNK", HAS_DSTATE=has_dstate, NEED_DINIT=need_dinit,
-            NEED_DW=need_dw, **common,
+            p,
+            "causal_dkv_kernel",
+            (p.B * p.Hk,),
+            q,
+            k,
+            v,
+            W,
+            sqrt_xi,
+            pad_t,
+            r0_t,
+            do,
+            M,
+            inv,
+            delta,
+            dSf,
+            dzf,
+            dk,
+            dv,
+            *dinit,
+            dw_k,
+            dxi_k,
+            p.Tq,
+            p.bucket(p.Tq),
+            p.H,
+            p.G,
+            p.F,
+            p.D,
+            p.Dv,
+            p.mult,
+            *_strides(q, p.layout),
+            *_strides(k, p.layout),
+            *_strides(v, p.layout),
+            *_strides(do, p.layout),
+            *_strides(dk, p.layout),
+            *_strides(dv, p.layout),
+            stride_p,
+            tile="CHUNK",
+            HAS_DSTATE=has_dstate,
+            NEED_DINIT=need_dinit,
+            NEED_DW=need_dw,
+            **common,
         )
     else:
         parts_q, rows_q = _row_splits(p.Tq)
@@ -247,25 +386,100 @@ def _backward(
         dS = torch.empty_like(S)
         dz = torch.empty_like(z)
         _launch(
-            p, "noncausal_dq_kernel", (p.B * p.H, parts_q),
-            q, W, sqrt_xi, S, z, do, dq, inv, delta, dw_q, dxi_q,
-            p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult, rows_q,
-            *_strides(q, p.layout), *_strides(do, p.layout), *_strides(dq, p.layout),
-            tile="BLOCK_T", NEED_DW=need_dw, **p.sizes,
+            p,
+            "noncausal_dq_kernel",
+            (p.B * p.H, parts_q),
+            q,
+            W,
+            sqrt_xi,
+            S,
+            z,
+            do,
+            dq,
+            inv,
+            delta,
+            dw_q,
+            dxi_q,
+            p.Tq,
+            p.bucket(p.Tq),
+            p.H,
+            p.G,
+            p.F,
+            p.D,
+            p.Dv,
+            p.mult,
+            rows_q,
+            *_strides(q, p.layout),
+            *_strides(do, p.layout),
+            *_strides(dq, p.layout),
+            tile="BLOCK_T",
+            NEED_DW=need_dw,
+            **p.sizes,
         )
         _launch(
-            p, "noncausal_dstate_kernel", (p.B * p.Hk,),
-            q, W, sqrt_xi, do, inv, delta, R, r0_t, dSf, dzf, dS, dz, *dinit,
-            p.Tq, p.bucket(p.Tq), p.H, p.G, p.F, p.D, p.Dv, p.mult,
-            *_strides(q, p.layout), *_strides(do, p.layout),
-            tile="BLOCK_T", HAS_DSTATE=has_dstate, NEED_DINIT=need_dinit, **p.sizes,
+            p,
+            "noncausal_dstate_kernel",
+            (p.B * p.Hk,),
+            q,
+            W,
+            sqrt_xi,
+            do,
+            inv,
+            delta,
+            R,
+            r0_t,
+            dSf,
+            dzf,
+            dS,
+            dz,
+            *dinit,
+            p.Tq,
+            p.bucket(p.Tq),
+            p.H,
+            p.G,
+            p.F,
+            p.D,
+            p.Dv,
+            p.mult,
+            *_strides(q, p.layout),
+            *_strides(do, p.layout),
+            tile="BLOCK_T",
+            HAS_DSTATE=has_dstate,
+            NEED_DINIT=need_dinit,
+            **p.sizes,
         )
         _launch(
-            p, "noncausal_dkv_kernel", (p.B * p.Hk, parts_k),
-            k, v, W, sqrt_xi, pad_t, R, dS, dz, dk, dv, dw_k, dxi_k,
-            p.Tk, p.bucket(p.Tk), p.Hk, p.F, p.D, p.Dv, p.mult, rows_k,
-            *_strides(k, p.layout), *_strides(v, p.layout), *_strides(dk, p.layout),
-            *_strides(dv, p.layout), stride_p, tile="BLOCK_T", NEED_DW=need_dw, **common,
+            p,
+            "noncausal_dkv_kernel",
+            (p.B * p.Hk, parts_k),
+            k,
+            v,
+            W,
+            sqrt_xi,
+            pad_t,
+            R,
+            dS,
+            dz,
+            dk,
+            dv,
+            dw_k,
+            dxi_k,
+            p.Tk,
+            p.bucket(p.Tk),
+            p.Hk,
+            p.F,
+            p.D,
+            p.Dv,
+            p.mult,
+            rows_k,
+            *_strides(k, p.layout),
+            *_strides(v, p.layout),
+            *_strides(dk, p.layout),
+            *_strides(dv, p.layout),
+            stride_p,
+            tile="BLOCK_T",
+            NEED_DW=need_dw,
+            **common,
         )
     dW = dxi = None
     if need_dw:
@@ -279,9 +493,17 @@ class _TritonAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, plan: _Plan, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-        W: torch.Tensor, sqrt_xi: torch.Tensor, kv0: torch.Tensor | None,
-        z0: torch.Tensor | None, r0: torch.Tensor | None, pad: torch.Tensor | None,
+        ctx: Any,
+        plan: _Plan,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        W: torch.Tensor,
+        sqrt_xi: torch.Tensor,
+        kv0: torch.Tensor | None,
+        z0: torch.Tensor | None,
+        r0: torch.Tensor | None,
+        pad: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         o, S, z, R, bad = _forward(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
         ctx.plan = plan
@@ -292,16 +514,22 @@ class _TritonAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(  # type: ignore[override]
-        ctx: Any, do: torch.Tensor | None, dS: torch.Tensor | None, dz: torch.Tensor | None,
-        _dR: Any, _dbad: Any,
+        ctx: Any,
+        do: torch.Tensor | None,
+        dS: torch.Tensor | None,
+        dz: torch.Tensor | None,
+        _dR: Any,
+        _dbad: Any,
     ) -> tuple[Any, ...]:
         needs = ctx.needs_input_grad[1:8]
-        dq, dk, dv, dW, dxi, dkv0, dz0 = _backward(
-            ctx.plan, ctx.saved_tensors, do, dS, dz, needs
-        )
+        dq, dk, dv, dW, dxi, dkv0, dz0 = _backward(ctx.plan, ctx.saved_tensors, do, dS, dz, needs)
         grads = (dq, dk, dv, dW, dxi, dkv0, dz0)
-        return (None, *(g if need else None for g, need in zip(grads, needs, strict=True)),
-                None, None)
+        return (
+            None,
+            *(g if need else None for g, need in zip(grads, needs, strict=True)),
+            None,
+            None,
+        )
 
 
 def has_positive_form(fm: AnyMap) -> bool:
@@ -384,13 +612,25 @@ def triton_feature_attention(
     B, Tq, Tk, H, Hk, D, Dv = check_qkv(q, k, v, layout, causal)
     if cu_seqlens is not None:
         return packed_as_padded(
-            q, k, v, cu_seqlens, layout=layout, key_padding_mask=key_padding_mask,
+            q,
+            k,
+            v,
+            cu_seqlens,
+            layout=layout,
+            key_padding_mask=key_padding_mask,
             output_final_state=output_final_state,
             attend=lambda *qkv, key_padding_mask: triton_feature_attention(
-                *qkv, feature_map, causal=causal, scale=scale, layout=layout,
-                key_padding_mask=key_padding_mask, initial_state=initial_state,
-                output_final_state=output_final_state, chunk_size=chunk_size,
-                block_size=block_size, params=params,
+                *qkv,
+                feature_map,
+                causal=causal,
+                scale=scale,
+                layout=layout,
+                key_padding_mask=key_padding_mask,
+                initial_state=initial_state,
+                output_final_state=output_final_state,
+                chunk_size=chunk_size,
+                block_size=block_size,
+                params=params,
             ),
         )
     fm = check_feature_map(feature_map, D)
@@ -426,12 +666,24 @@ def triton_feature_attention(
             # the kernels keep one reference per head: fold a per-feature state into it
             S0, r0 = per_head_reference(S0, r0)
             initial_state = AttentionState(S0[..., :Dv], S0[..., Dv], r0)
-        kv0, z0, r0 = (x.to(device=q.device, dtype=torch.float32).contiguous()
-                       for x in initial_state)
+        kv0, z0, r0 = (
+            x.to(device=q.device, dtype=torch.float32).contiguous() for x in initial_state
+        )
         r0 = r0.detach()
     plan = _Plan(
-        causal=bool(causal), layout=layout, mult=input_multiplier(fm, resolve_scale(scale, D)),
-        B=B, Tq=Tq, Tk=Tk, H=H, Hk=Hk, D=D, Dv=Dv, F=Fd, chunk=chunk, block=block,
+        causal=bool(causal),
+        layout=layout,
+        mult=input_multiplier(fm, resolve_scale(scale, D)),
+        B=B,
+        Tq=Tq,
+        Tk=Tk,
+        H=H,
+        Hk=Hk,
+        D=D,
+        Dv=Dv,
+        F=Fd,
+        chunk=chunk,
+        block=block,
         upcast=q.dtype == torch.bfloat16 and triton_interpreted(),
     )
     q, k, v = (_unit_stride(x) for x in (q, k, v))

@@ -50,9 +50,9 @@ def quantized_linear_kernel(
         for p in tl.static_range(BITS):
             word = tl.load(q_ptr + (p * N + rn) * WORDS + u, mask=row_ok, other=0)
             code = code * 2 + ((word[:, None] >> lanes[None, :]) & 1)
-        w = tl.load(
-            t_ptr + rn[:, None] * (1 << BITS) + code, mask=row_ok[:, None], other=0.0
-        ).to(tl.float32)
+        w = tl.load(t_ptr + rn[:, None] * (1 << BITS) + code, mask=row_ok[:, None], other=0.0).to(
+            tl.float32
+        )
         w = tl.where(col_ok[None, :], w, 0.0)
         xt = tl.load(
             x_ptr + rm[:, None] * stride_xm + cols[None, :],

@@ -304,8 +304,13 @@ def run_quantization(
     upscaled: dict[str, Any] = {}
     if upscale_net is not None:
         upscaled = quantize_linears(
-            upscale_net, fisher, seed_bits=seed_bits, max_bits=max_bits,
-            iterations=iterations, seed=seed, method="upscale",
+            upscale_net,
+            fisher,
+            seed_bits=seed_bits,
+            max_bits=max_bits,
+            iterations=iterations,
+            seed=seed,
+            method="upscale",
         )
     layer_seeds = dict(zip(fisher, spawn(seed, len(fisher)), strict=True))
     ind_modules = dict(independent_net.named_modules())

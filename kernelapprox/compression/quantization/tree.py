@@ -127,8 +127,15 @@ def best_nested_tree(
         raise ValueError(f"weights must have one entry per width {seed_bits}..{top_bits}")
     if rows > _CHUNK:  # the recursion's tensors stay small enough for the cache
         parts = [
-            _best_tree(v[i : i + _CHUNK], w[i : i + _CHUNK], atoms[i : i + _CHUNK],
-                       seed_bits, top_bits, lam, band)
+            _best_tree(
+                v[i : i + _CHUNK],
+                w[i : i + _CHUNK],
+                atoms[i : i + _CHUNK],
+                seed_bits,
+                top_bits,
+                lam,
+                band,
+            )
             for i in range(0, rows, _CHUNK)
         ]
         return {bits: torch.cat([p[bits] for p in parts]) for bits in parts[0]}
@@ -209,4 +216,3 @@ def _best_tree(
         children = torch.stack([a, a + s], 2).reshape(rows, -1)
         bounds_atoms[bits + 1] = torch.cat([children, b[:, -1:]], 1)
     return {bits: atoms.gather(1, b) for bits, b in bounds_atoms.items()}
-
