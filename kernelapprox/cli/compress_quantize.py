@@ -15,16 +15,13 @@ payload (a list ``per_bits``); ``--out DIR`` also gets ``results.json``.
 
 Every option is checked before any model loads.
 
-Measured once (seed 0, defaults, one torch thread on a shared 2-core machine at load 8):
-``--model minilm`` ran in 23 minutes, of which the nested quantization of all 37 linear
-layers (10.8 M weights) took 60 s, independent k-means at every width 756 s and the optimum
-287 s. Mean embedding cosine nested / independent: 0.904 / 0.904 at 3 bits, 0.977 / 0.978
-at 4, 0.9946 / 0.9954 at 5, 0.9988 / 0.9991 at 6; 1 - cosine is 7 %, 19 % and 34 % worse
-nested at 4, 5, 6 bits (the issue's target was 5 %); weighted error nested / independent
-1.00, 1.07, 1.14, 1.29, 1.64, 2.68 at 3..8 bits, nested / optimal 1.11, 1.22, 1.40 at 3..5
-(independent k-means itself 1.11, 1.16, 1.25). All widths cost 1.49x one 8-bit model (rows of
-384 and 1536) and 2.05x less than six separate models. ``--model tiny`` (300 training steps)
-ran in 81 s (19 s of CPU).
+Measured (seed 0, defaults; docs/results/quantization.md): with ``--method tree`` the nested
+model's 1 - cosine against the full MiniLM is 0.90, 0.87, 0.91 and 1.01 times that of
+independent k-means at 3, 4, 5 and 6 bits (the paper's upscaling: 1.00, 1.06, 1.23, 1.34),
+and its weighted error 1.07, 1.07, 1.10 times the exact optimum at 3..5 bits. All widths cost
+1.49x one 8-bit model (rows of 384 and 1536) and 2.05x less than six separate models. The
+tree's recursion is the slow part (1967 s of wall time on a machine at load 10-16, against
+60 s for ``--method upscale`` alone in an earlier run at load 8).
 """
 
 from __future__ import annotations
