@@ -161,6 +161,8 @@ class MutuallyUnbiased(Sampler):
         (``d`` directions, or ``2d`` rows when antithetic), stratified over the frames: the
         frame's degree-2 direction error then cancels exactly, at the price of fewer radii.
 
+    Notes
+    -----
     Measured against ORF (``benchmarks/sampler_moonshot.py``: mean of 10 replications,
     +- its standard error). Gram error of 500 digits (d = 64), Gaussian kernel with the
     median length scale, ``sincos``, 1024 frequencies, relative Frobenius: ORF 0.00746
