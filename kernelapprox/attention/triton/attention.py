@@ -48,6 +48,7 @@ from kernelapprox.attention.checks import (
 from kernelapprox.attention.functional import packed_as_padded
 from kernelapprox.attention.maps import AnyMap, check_feature_map, input_multiplier
 from kernelapprox.attention.state import AttentionState
+from kernelapprox.features import FeatureMap
 
 #: Whether the ``triton`` package can be imported.
 HAS_TRITON = triton_available()
@@ -533,10 +534,10 @@ class _TritonAttention(torch.autograd.Function):
 
 
 def has_positive_form(fm: AnyMap) -> bool:
-    """Whether the kernels can compute ``fm``: it answers with a positive form
-    (:meth:`kernelapprox.features.FeatureMap.positive_form`)."""
-    form = getattr(fm, "positive_form", None)
-    return form is not None and form(fm.tensors(torch.device("cpu"), torch.float32)) is not None
+    """Whether the kernels can compute ``fm``: its class implements
+    :meth:`kernelapprox.features.FeatureMap.positive_form` (decided from the class, so that
+    ``FeatureAttention``'s per-call backend choice computes nothing)."""
+    return isinstance(fm, FeatureMap) and type(fm).positive_form is not FeatureMap.positive_form
 
 
 def positive_form(
