@@ -303,6 +303,10 @@ def algorithm_flops(case: Case, *, chunk: int = DEFAULT_CHUNK) -> dict[str, floa
     return scaled
 
 
+#: The fewest timed runs of the peer matmul behind each roofline ratio.
+MATMUL_REPEATS = 7
+
+
 def matmul_rate(case: Case, *, repeats: int = 3) -> float:
     """GFLOP/s of a plain ``torch.matmul`` shaped like the largest product of ``case``.
 
@@ -453,7 +457,6 @@ class Sweep:
         rows: list[dict[str, Any]] = []
         too_slow: set[tuple[str, str, int, int]] = set()
         exact_cache: dict[tuple[int, int], torch.Tensor] = {}
-        rates: dict[tuple[int, int, int], float] = {}  # matmul GFLOP/s per shape, this run
         for case in self.cases():
             key = (case.impl, case.mode, case.head_dim, case.n_features)
             if key in too_slow:
@@ -479,10 +482,11 @@ class Sweep:
                     row = {**dataclasses.asdict(case), "status": f"error: {exc}"[:200]}
                 linear = case.impl in LINEAR_IMPLS and case.mode != "decode"
                 if row.get("status") == "ok" and linear:
-                    rk = (case.T, case.head_dim, case.n_features)
-                    if rk not in rates:
-                        rates[rk] = matmul_rate(case, repeats=self.repeats)
-                    row.update(roofline_row(case, row["time_ms"], rates[rk]))
+                    # The peer matmul is timed right after the case it is compared with, with
+                    # at least MATMUL_REPEATS runs: one rate per shape for the whole run drifted
+                    # by 2x with the machine's state (a ratio above 100 % in a quiet run).
+                    rate = matmul_rate(case, repeats=max(self.repeats, MATMUL_REPEATS))
+                    row.update(roofline_row(case, row["time_ms"], rate))
                 if row.get("status") == "ok" and self.memory:
                     row["peak_mb"] = peak_memory_mb(case)
                 if row.get("time_ms", 0.0) > 1e3 * self.max_seconds:
@@ -577,6 +581,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "peak_MiB",
         "rel_err",
         "GFLOP/s",
+        "matmul",
         "roofline",
         "status",
     ]
@@ -599,6 +604,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             num(r, "peak_mb", ".0f"),
             num(r, "rel_error", ".3f"),
             num(r, "gflops", ".1f"),
+            num(r, "matmul_gflops", ".1f"),
             num(r, "roofline", ".1%"),
             "" if r.get("status") == "ok" else r.get("status", ""),
         ]
