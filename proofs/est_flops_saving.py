@@ -108,5 +108,12 @@ CLAIM = Claim(
     run=run,
     module=__name__,
     requires=("kernelapprox.dynamics.est",),
-    verifies=("kernelapprox.dynamics.est",),
+    verifies=(
+        "kernelapprox.dynamics.est.layer_forward_flops",
+        "kernelapprox.dynamics.est.head_forward_flops",
+        "kernelapprox.dynamics.est.flops_saving",
+        "kernelapprox.dynamics.est.subnetwork_flops",
+        "kernelapprox.dynamics.est.schedule_flops",
+        "kernelapprox.dynamics.est.StageSchedule.preset",
+    ),
 )

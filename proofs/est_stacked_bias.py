@@ -164,5 +164,9 @@ CLAIM = Claim(
     seed=SEED,
     tolerance="exact bias > 1e-6 relative (round-off 1e-15); Monte Carlo error > 5 SE",
     requires=("kernelapprox.dynamics.est",),
-    verifies=("kernelapprox.dynamics.est", "kernelapprox.lm.model"),
+    verifies=(
+        "kernelapprox.dynamics.est.SubnetworkSampler.sample",
+        "kernelapprox.lm.model.Decoder.run_blocks",
+        "kernelapprox.lm.model.Block.forward",
+    ),
 )

@@ -136,5 +136,11 @@ CLAIM = Claim(
     seed=SEED,
     tolerance="1e-12 relative for the exact subset average; 5 SE for the Monte Carlo mean",
     requires=("kernelapprox.dynamics.est",),
-    verifies=("kernelapprox.dynamics.est", "kernelapprox.lm.model"),
+    verifies=(
+        "kernelapprox.dynamics.est.SubnetworkSampler.sample",
+        "kernelapprox.dynamics.est.kept_count",
+        "kernelapprox.lm.model.CausalSelfAttention.forward",
+        "kernelapprox.lm.model.MLP.forward",
+        "kernelapprox.lm.model.Block.forward",
+    ),
 )
