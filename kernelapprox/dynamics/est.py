@@ -122,6 +122,17 @@ def _step_seed(root: np.random.SeedSequence, *key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(child.generate_state(1, dtype=np.uint64)[0]))
 
 
+def _shared_across_ranks(root: np.random.SeedSequence) -> np.random.SeedSequence:
+    """``root``, or rank 0's fresh entropy inside an initialized multi-rank process group."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return root
+    box = [root.entropy]
+    dist.broadcast_object_list(box, src=0)  # picklable ints: any backend, CPU or GPU
+    return np.random.SeedSequence(box[0])
+
+
 def _draw(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     """``k`` of ``range(n)`` uniformly without replacement, sorted."""
     return torch.randperm(n, generator=gen)[:k].sort().values
@@ -135,8 +146,14 @@ class SubnetworkSampler:
     ----------
     n_layers, n_heads, n_neurons : int
         :math:`N_L`, :math:`N_H` (per layer), :math:`N_M` (MLP width).
-    seed : int or SeedSequence
-        Root seed; the subnetwork of step ``t`` depends only on ``(seed, t)``.
+    seed : int, SeedSequence or None
+        Root seed; the subnetwork of step ``t`` depends only on ``(seed, t)``. ``None`` (the
+        default, the package's rule for objects that draw for the caller, see
+        :data:`~kernelapprox._validation.SeedLike`) draws fresh entropy once, at construction;
+        inside an initialized ``torch.distributed`` group of several ranks that entropy is
+        rank 0's, broadcast to every rank (construct the sampler on all ranks), so the ranks
+        still draw the same subnetworks. Generators are refused: they are streams, and a
+        step's subnetwork must not depend on what was drawn before.
     layer_scale : {"inverse", "none"}
         Residual updates of kept layers multiplied by :math:`N_L / k_L`, or not.
 
@@ -151,24 +168,27 @@ class SubnetworkSampler:
     n_layers: int
     n_heads: int
     n_neurons: int
-    seed: Any = 0
+    seed: Any = None
     layer_scale: str = "inverse"
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "n_heads", "n_neurons"):
             check_positive_int(getattr(self, name), name)
         check_choice(self.layer_scale, "layer_scale", LAYER_SCALES)
-        if self.seed is None or isinstance(self.seed, (torch.Generator, np.random.Generator)):
+        if isinstance(self.seed, (torch.Generator, np.random.Generator)):
             raise TypeError(
-                "seed must be an int or a numpy SeedSequence, got "
+                "seed must be None, an int or a numpy SeedSequence, got "
                 f"{type(self.seed).__name__}: the subnetwork of a step must depend on "
                 "(seed, step) only, the same on every rank"
             )
-        object.__setattr__(self, "_root", as_seed_sequence(self.seed))
+        root = as_seed_sequence(self.seed)
+        if self.seed is None:
+            root = _shared_across_ranks(root)
+        object.__setattr__(self, "_root", root)
 
     @classmethod
     def for_config(
-        cls, config: DecoderConfig, *, seed: Any = 0, layer_scale: str = "inverse"
+        cls, config: DecoderConfig, *, seed: Any = None, layer_scale: str = "inverse"
     ) -> SubnetworkSampler:
         """A sampler for a :class:`~kernelapprox.lm.model.DecoderConfig`."""
         if not isinstance(config, DecoderConfig):
@@ -362,7 +382,8 @@ def subnetwork_flops(
     """
     if not isinstance(config, DecoderConfig):
         raise TypeError(f"config must be a DecoderConfig, got {type(config).__name__}")
-    sampler = SubnetworkSampler.for_config(config)
+    # only the sizes are used: a fixed seed, no entropy drawn (nor broadcast under distributed)
+    sampler = SubnetworkSampler.for_config(config, seed=0)
     k_h, k_m, k_l = sampler.sizes(rates)
     layer = layer_forward_flops(
         config.d_model, config.context, k_h * config.head_dim, k_m, scores=scores

@@ -150,8 +150,9 @@ class HFSubnetworks:
             layer.mlp.dense_4h_to_h.in_features,
         )
 
-    def sampler(self, *, seed: Any = 0, layer_scale: str = "inverse") -> SubnetworkSampler:
-        """A :class:`~kernelapprox.dynamics.est.SubnetworkSampler` of this model's sizes."""
+    def sampler(self, *, seed: Any = None, layer_scale: str = "inverse") -> SubnetworkSampler:
+        """A :class:`~kernelapprox.dynamics.est.SubnetworkSampler` of this model's sizes
+        (``seed=None``: fresh entropy, shared by the ranks of a process group)."""
         return SubnetworkSampler(
             self.n_layers, self.n_heads, self.n_neurons, seed=seed, layer_scale=layer_scale
         )

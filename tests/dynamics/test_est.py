@@ -7,6 +7,7 @@ import json
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -139,6 +140,22 @@ def test_rate_one_is_exactly_the_full_model() -> None:
     assert torch.equal(model(idx, sub), model(idx))
 
 
+def test_default_seed_is_fresh_entropy_fixed_at_construction() -> None:
+    """``seed=None`` (the package's default for samplers): two samplers differ, one repeats."""
+    rates = (0.5, 0.5, 0.5)
+
+    def key(sub) -> str:
+        return str([None if p is None else (p.heads, p.neurons) for p in sub.layers])
+
+    a, b = SubnetworkSampler(8, 8, 64), SubnetworkSampler(8, 8, 64)
+    assert SubnetworkSampler.__dataclass_fields__["seed"].default is None
+    assert key(a.sample(3, rates)) == key(a.sample(3, rates))
+    # 70 layer sets x (70 x C(64, 32))^4 subnetworks: equal draws of two roots are impossible
+    assert [key(a.sample(t, rates)) for t in range(3)] != [
+        key(b.sample(t, rates)) for t in range(3)
+    ]
+
+
 def test_at_least_one_layer_and_one_unit() -> None:
     sampler = SubnetworkSampler(3, 2, 2, seed=0)
     for step in range(20):
@@ -163,7 +180,7 @@ def test_sampler_bad_input_names_the_parameter() -> None:
     with pytest.raises(TypeError, match="seed"):
         SubnetworkSampler(3, 2, 2, seed=torch.Generator())
     with pytest.raises(TypeError, match="seed"):
-        SubnetworkSampler(3, 2, 2, seed=None)  # fresh entropy would differ between ranks
+        SubnetworkSampler(3, 2, 2, seed=np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_heads"):
         SubnetworkSampler(3, 0, 2)
 
@@ -427,6 +444,8 @@ def _data_parallel_run(rank: int, world: int, steps: int) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     train, _ = _tokens()
     losses, keys = [], []
+    fresh = SubnetworkSampler.for_config(TINY)  # seed=None: rank 0's entropy on every rank
+    fresh_keys = [str(fresh.sample(t, (0.5, 0.5, 0.5))) for t in range(4)]
     for t in range(steps):
         x, y = random_windows(train, 8, 16, seed=1, step=t)
         share = slice(rank * 8 // world, (rank + 1) * 8 // world)
@@ -444,7 +463,12 @@ def _data_parallel_run(rank: int, world: int, steps: int) -> dict:
             loss /= world
         losses.append(float(loss.detach()))
         opt.step()
-    return {"losses": losses, "keys": keys, "params": [p.detach() for p in model.parameters()]}
+    return {
+        "losses": losses,
+        "keys": keys,
+        "fresh_keys": fresh_keys,
+        "params": [p.detach() for p in model.parameters()],
+    }
 
 
 def _gloo_worker(rank: int, world: int, store: str, out_dir: str, steps: int) -> None:
@@ -481,6 +505,8 @@ def test_two_gloo_ranks_sample_the_same_subnetwork_and_match_one_process(tmp_pat
     single = _data_parallel_run(0, 1, steps)
     assert ranks[0]["keys"] == ranks[1]["keys"] == single["keys"]
     assert len(set(single["keys"])) > 1  # the subnetwork changes from step to step
+    assert ranks[0]["fresh_keys"] == ranks[1]["fresh_keys"]  # seed=None: entropy broadcast
+    assert ranks[0]["fresh_keys"] != single["fresh_keys"]  # ... and it is fresh entropy
     for r in ranks:
         assert r["losses"] == pytest.approx(single["losses"], rel=1e-12)
         for p, q in zip(r["params"], single["params"], strict=True):
