@@ -7,10 +7,13 @@ instead of producing a NaN or a silently wrong answer.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Union
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import numpy as np
 
@@ -21,10 +24,19 @@ if TYPE_CHECKING:  # torch is imported only where a torch.Generator is really us
 #: entropy, a non-negative integer, a ``numpy.random.SeedSequence`` or ``Generator``, or a
 #: ``torch.Generator``. The same seed gives the same draws on every device.
 #:
-#: Defaults follow one rule: objects that draw random frequencies, masks or initial weights
-#: for the caller (samplers, feature maps, modules, factorizations) default to ``seed=None``
-#: like numpy and scipy.stats.qmc; experiments and commands that report a result default to
-#: ``seed=0``, so that running one twice prints the same numbers.
+#: Defaults follow one rule, by what the randomness is for:
+#:
+#: * ``seed=None`` (fresh entropy, like numpy and scipy.stats.qmc) where the random draw *is*
+#:   the product handed to the caller: samplers and their frequencies, feature maps, modules
+#:   with random initial weights, factorizations, random problems, masks and data splits;
+#: * ``seed=0`` where the randomness is only a means to a reported number: experiments,
+#:   verifications, studies, commands, benchmarks, and statistics of given data computed from
+#:   a random subsample or resample (a median distance, fitted weights, a bootstrap
+#:   interval), so that the same input gives the same number twice;
+#: * no default where a protocol method receives a seed already spawned by its caller
+#:   (``Sampler.draw``, ``PointSetSampler.points``).
+#:
+#: ``tests/test_names.py`` checks every public signature against this rule.
 SeedLike = Union[
     int, np.integer, np.random.SeedSequence, np.random.Generator, "torch.Generator", None
 ]
@@ -185,3 +197,72 @@ def spawn(seed: Any, n: int, name: str = "seed") -> list[np.random.SeedSequence]
         )
         for i in range(n)
     ]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The release in which keywords deprecated by :func:`renamed_keywords` stop being accepted.
+REMOVED_IN = "0.2"
+
+
+def renamed_keywords(
+    renames: Mapping[str, str], *, notes: Mapping[str, str] | None = None
+) -> Callable[[F], F]:
+    """Accept old keyword names for one release, with a ``DeprecationWarning`` naming the new.
+
+    ``renames`` maps each old keyword to its new name; ``notes`` adds a sentence to the
+    warning of an old keyword (e.g. that the value it took had another meaning). Passing an
+    old and its new keyword together is a ``TypeError``. The wrapper keeps the function's
+    signature (``inspect.signature`` shows the new names only) and lists the renames in its
+    ``__renamed_keywords__`` attribute, which ``tests/test_names.py`` reads.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> @renamed_keywords({"m": "n_features"})
+    ... def count(*, n_features: int) -> int:
+    ...     return n_features
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     count(m=3), str(caught[0].message).split(";")[0]
+    (3, "count(): the keyword 'm' is deprecated")
+    """
+    renames = dict(renames)
+    notes = dict(notes or {})
+    unknown = set(notes) - set(renames)
+    if unknown:
+        raise ValueError(f"notes name keywords that are not renamed: {sorted(unknown)}")
+
+    def decorate(func: F) -> F:
+        params = inspect.signature(func).parameters
+        for old, new in renames.items():
+            if new not in params:
+                raise ValueError(
+                    f"{func.__qualname__} has no parameter {new!r} (new name of {old!r})"
+                )
+            if old in params:
+                raise ValueError(f"{func.__qualname__} still has the old parameter {old!r}")
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old in renames.keys() & kwargs.keys():
+                new = renames[old]
+                if new in kwargs:
+                    raise TypeError(
+                        f"{func.__qualname__}() got {old}= and {new}=: pass only {new}= "
+                        f"({old}= is its deprecated name)"
+                    )
+                note = f" {notes[old]}" if old in notes else ""
+                warnings.warn(
+                    f"{func.__qualname__}(): the keyword {old!r} is deprecated; pass "
+                    f"{new}= instead ({old}= stops working in kernelapprox {REMOVED_IN}).{note}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        wrapper.__renamed_keywords__ = dict(renames)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -11,6 +11,10 @@ Notation: shift-invariant kernel :math:`k(x, y) = k(\Delta)`, :math:`\Delta = x 
 :math:`k(\Delta) = E \cos(\omega^\top \Delta)`); for the Gaussian kernel of length scale
 :math:`\sigma`, :math:`z = \|\Delta\| / \sigma`. Softmax kernel
 :math:`\mathrm{SM}(x, y) = \exp(x^\top y)` with :math:`w \sim N(0, I_d)`.
+
+Names (as in the whole package): ``n_features`` is the number :math:`m` of frequencies
+(random vectors :math:`w_i`), ``output_dim`` the number :math:`D` of output columns of the
+feature map (:math:`D = 2m` for sin/cos, :math:`D = m` for cos+offset).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from kernelapprox._validation import as_finite_array, check_positive_int
+from kernelapprox._validation import as_finite_array, check_positive_int, renamed_keywords
 from kernelapprox.estimators._result import ErrorEstimate
 
 __all__ = [
@@ -82,7 +86,14 @@ def gaussian_cos_variance(z: Any) -> np.ndarray:
     return 0.5 * (-np.expm1(-(z**2))) ** 2
 
 
-def sincos_variance(k: Any, k2: Any, *, n_features: int) -> np.ndarray:
+@renamed_keywords(
+    {"n_features": "output_dim"},
+    notes={
+        "n_features": "Here it meant the output width D = 2m; everywhere else n_features is "
+        "the number of frequencies m."
+    },
+)
+def sincos_variance(k: Any, k2: Any, *, output_dim: int) -> np.ndarray:
     r"""Variance of :math:`\tilde z(x)^\top \tilde z(y)` for the sin/cos map with ``D`` outputs.
 
     :math:`\tilde z(x) = \sqrt{2/D}\,[\sin\omega_j^\top x, \cos\omega_j^\top x]_{j \le D/2}`
@@ -99,17 +110,19 @@ def sincos_variance(k: Any, k2: Any, *, n_features: int) -> np.ndarray:
     ----------
     k, k2 : array_like
         :math:`k(\Delta)` and :math:`k(2\Delta)`.
-    n_features : int
-        Output dimension :math:`D` (even: :math:`D/2` frequencies).
+    output_dim : int
+        Output dimension :math:`D` (even: :math:`m = D/2` frequencies). Its old name
+        ``n_features=`` (the output width here, unlike everywhere else) still works until
+        kernelapprox 0.2, with a ``DeprecationWarning``.
     """
-    D = check_positive_int(n_features, "n_features", minimum=2)
+    D = check_positive_int(output_dim, "output_dim", minimum=2)
     if D % 2:
-        raise ValueError(f"n_features must be even for the sin/cos map (D/2 frequencies), got {D}")
+        raise ValueError(f"output_dim must be even for the sin/cos map (D/2 frequencies), got {D}")
     return 2.0 * cos_variance(k, k2) / D
 
 
 def cos_offset_variance(k: Any, k2: Any, *, n_features: int) -> np.ndarray:
-    r"""Variance of :math:`\breve z(x)^\top \breve z(y)` for the cos+offset map with ``D`` outputs.
+    r"""Variance of :math:`\breve z(x)^\top \breve z(y)` for the cos+offset map, ``D = m`` outputs.
 
     :math:`\breve z(x) = \sqrt{2/D}\,[\cos(\omega_j^\top x + b_j)]_{j \le D}`,
     :math:`b_j \sim U[0, 2\pi)`; each term :math:`2\cos(a + b)\cos(c + b) = \cos(a - c) +
@@ -122,6 +135,14 @@ def cos_offset_variance(k: Any, k2: Any, *, n_features: int) -> np.ndarray:
 
     (Sutherland & Schneider, UAI 2015). It exceeds :func:`sincos_variance` by
     :math:`(k^2 - k(2\Delta)/2)/D`, which is :math:`\ge 0` for the Gaussian kernel.
+
+    Parameters
+    ----------
+    k, k2 : array_like
+        :math:`k(\Delta)` and :math:`k(2\Delta)`.
+    n_features : int
+        Number of frequencies :math:`m`, which is also the output dimension :math:`D` (one
+        column per frequency).
     """
     D = check_positive_int(n_features, "n_features")
     k, k2 = _as_finite(k, "k"), _as_finite(k2, "k2")
@@ -171,7 +192,8 @@ def orf_pair_moment(z: Any, *, dim: int) -> np.ndarray:
     return special.hyp1f1(float(d), 0.5 * d, -0.5 * z * z)
 
 
-def orf_variance(z: Any, *, dim: int, n_frequencies: int) -> np.ndarray:
+@renamed_keywords({"n_frequencies": "n_features"})
+def orf_variance(z: Any, *, dim: int, n_features: int) -> np.ndarray:
     r"""Exact variance of the orthogonal-random-features Gaussian kernel estimate.
 
     For :math:`\hat k = \frac1D \sum_{i \le D} \cos(w_i^\top \Delta)` with :math:`w_i` rows of
@@ -201,12 +223,14 @@ def orf_variance(z: Any, *, dim: int, n_frequencies: int) -> np.ndarray:
         :math:`\|\Delta\| / \sigma`.
     dim : int
         Input dimension :math:`d` (block size).
-    n_frequencies : int
-        Number of frequencies :math:`D` (rows).
+    n_features : int
+        Number of frequencies :math:`D` (rows; the :math:`m` of the rest of the package).
+        Its old name ``n_frequencies=`` still works until kernelapprox 0.2, with a
+        ``DeprecationWarning``.
     """
     z = _as_finite(z, "z")
     d = check_positive_int(dim, "dim")
-    D = check_positive_int(n_frequencies, "n_frequencies")
+    D = check_positive_int(n_features, "n_features")
     full, rest = divmod(D, d)
     same_block_pairs = full * d * (d - 1) + rest * (rest - 1)
     iid = D * gaussian_cos_variance(z)
@@ -225,7 +249,8 @@ def _exp(log_value: np.ndarray) -> np.ndarray:
         return np.exp(log_value)
 
 
-def performer_positive_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray:
+@renamed_keywords({"n_samples": "n_features"})
+def performer_positive_mse(x: Any, y: Any, *, n_features: int) -> np.ndarray:
     r"""MSE of the positive random features for the softmax kernel :math:`\exp(x^\top y)`.
 
     :math:`\phi^+(x) = m^{-1/2} e^{-\|x\|^2/2} [e^{w_i^\top x}]_{i \le m}`,
@@ -243,17 +268,19 @@ def performer_positive_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray:
     ----------
     x, y : array_like, shape (..., d)
         Pairs of inputs (broadcast together).
-    n_samples : int
-        Number :math:`m` of random vectors (= features).
+    n_features : int
+        Number :math:`m` of random vectors (frequencies). Its old name ``n_samples=`` still
+        works until kernelapprox 0.2, with a ``DeprecationWarning``.
     """
-    m = check_positive_int(n_samples, "n_samples")
+    m = check_positive_int(n_features, "n_features")
     x, y = _pair_vectors(x, y)
     u2 = np.sum((x + y) ** 2, axis=-1)
     xy = np.sum(x * y, axis=-1)
     return _exp(u2 + 2.0 * xy + _log1mexp(u2) - np.log(m))
 
 
-def performer_trigonometric_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray:
+@renamed_keywords({"n_samples": "n_features"})
+def performer_trigonometric_mse(x: Any, y: Any, *, n_features: int) -> np.ndarray:
     r"""MSE of the trigonometric random features for the softmax kernel :math:`\exp(x^\top y)`.
 
     :math:`\mathrm{SM}(x, y) = e^{(\|x\|^2 + \|y\|^2)/2} E\cos(w^\top(x - y))`, estimated with
@@ -266,7 +293,7 @@ def performer_trigonometric_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray
 
     (Choromanski et al., ICLR 2021, Lemma 2). Parameters as in :func:`performer_positive_mse`.
     """
-    m = check_positive_int(n_samples, "n_samples")
+    m = check_positive_int(n_features, "n_features")
     x, y = _pair_vectors(x, y)
     u2 = np.sum((x + y) ** 2, axis=-1)
     v2 = np.sum((x - y) ** 2, axis=-1)
@@ -274,7 +301,8 @@ def performer_trigonometric_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray
     return _exp(u2 - 2.0 * xy + 2.0 * _log1mexp(v2) - np.log(2.0 * m))
 
 
-def performer_hyperbolic_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray:
+@renamed_keywords({"n_samples": "n_features"})
+def performer_hyperbolic_mse(x: Any, y: Any, *, n_features: int) -> np.ndarray:
     r"""MSE of the hyperbolic positive features for the softmax kernel :math:`\exp(x^\top y)`.
 
     :math:`\phi^{\mathrm{hyp}}(x) = (2m)^{-1/2} e^{-\|x\|^2/2}[e^{w_i^\top x}, e^{-w_i^\top x}]`
@@ -289,7 +317,7 @@ def performer_hyperbolic_mse(x: Any, y: Any, *, n_samples: int) -> np.ndarray:
     (Choromanski et al., ICLR 2021, Sec. 2.3, hyperbolic features). Parameters as in
     :func:`performer_positive_mse`.
     """
-    m = check_positive_int(n_samples, "n_samples")
+    m = check_positive_int(n_features, "n_features")
     x, y = _pair_vectors(x, y)
     u2 = np.sum((x + y) ** 2, axis=-1)
     xy = np.sum(x * y, axis=-1)

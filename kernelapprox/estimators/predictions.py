@@ -31,7 +31,11 @@ from kernelapprox.kernels import Kernel
 def entrywise_variance(
     map_name: str, kernel: Kernel, sampler: str, X: np.ndarray, n_features: int
 ) -> np.ndarray | None:
-    """``Var K_hat_ij`` over the frequency draw, shape ``(n, n)``, or ``None`` (no closed form)."""
+    """``Var K_hat_ij`` over the frequency draw, shape ``(n, n)``, or ``None`` (no closed form).
+
+    ``n_features`` is the number of frequencies ``m`` (the study's ``n_features`` column);
+    the sin/cos closed form is written in the output width ``D = 2m``.
+    """
     U = X * kernel.input_scale
     family = MAPS[map_name].variance_family
     trig = family == "sincos"
@@ -39,11 +43,11 @@ def entrywise_variance(
         if sampler == "mc" and (trig or family == "cos_offset"):
             k, k2 = kernel(X), kernel(2.0 * X)
             if trig:
-                return analytic.sincos_variance(k, k2, n_features=2 * n_features)
+                return analytic.sincos_variance(k, k2, output_dim=2 * n_features)
             return analytic.cos_offset_variance(k, k2, n_features=n_features)
         if sampler == "orthogonal" and trig and kernel.unit == "gaussian":
             z = cdist(U, U)
-            return analytic.orf_variance(z, dim=X.shape[1], n_frequencies=n_features)
+            return analytic.orf_variance(z, dim=X.shape[1], n_features=n_features)
     if sampler != "mc" or kernel.unit not in ("softmax", "gaussian"):
         return None
     formulas = {
@@ -54,7 +58,7 @@ def entrywise_variance(
         formulas["sincos"] = analytic.performer_trigonometric_mse
     if family not in formulas:
         return None
-    var = formulas[family](U[:, None, :], U[None, :, :], n_samples=n_features)
+    var = formulas[family](U[:, None, :], U[None, :, :], n_features=n_features)
     if kernel.unit == "gaussian":
         sq = (U * U).sum(1)
         var = var * np.exp(-(sq[:, None] + sq[None, :]))

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc as scipy_qmc
 
-from kernelapprox._validation import check_choice
+from kernelapprox._validation import SeedLike, check_choice, renamed_keywords
 from kernelapprox.kernels import Kernel, SpectralMeasure
 from kernelapprox.sampling._base import PointSetSampler, Sampler, reemit_once
 from kernelapprox.sampling.mc import MonteCarlo
@@ -176,18 +176,25 @@ def from_spec(text: str) -> Sampler:
         raise ValueError(f"sampler spec {text!r}: {exc}") from None
 
 
+@renamed_keywords({"m": "n_features", "d": "dim"})
 def sample_frequencies(
     sampler: str | Sampler | scipy_qmc.QMCEngine,
     kernel: Kernel | SpectralMeasure,
-    m: int,
-    d: int,
+    n_features: int,
+    dim: int,
     *,
-    seed: Any = None,
+    seed: SeedLike = None,
     replications: int | None = None,
 ) -> np.ndarray:
-    """Standardized frequencies of the unit kernel: ``(m, d)`` or ``(R, m, d)``."""
+    """Standardized frequencies of the unit kernel: ``(n_features, dim)`` or
+    ``(R, n_features, dim)``.
+
+    The old keywords ``m=`` and ``d=`` still work until kernelapprox 0.2, with a
+    ``DeprecationWarning``."""
     measure = kernel.spectral_measure if isinstance(kernel, Kernel) else kernel
-    return make_sampler(sampler).frequencies(measure, m, d, seed=seed, replications=replications)
+    return make_sampler(sampler).frequencies(
+        measure, n_features, dim, seed=seed, replications=replications
+    )
 
 
 __all__ = [

@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int, spawn
+from kernelapprox._validation import (
+    SeedLike,
+    as_seed_sequence,
+    check_positive_int,
+    renamed_keywords,
+    spawn,
+)
 from kernelapprox.kernels import SpectralMeasure
 
 
@@ -37,7 +43,8 @@ def _spec_text(value: Any) -> str:
 
 
 class Sampler(ABC):
-    """Draws ``m`` frequencies in dimension ``d`` from a spectral measure.
+    """Draws ``n_features`` (``m``) frequencies in dimension ``dim`` (``d``) from a spectral
+    measure.
 
     Subclasses implement :meth:`draw` for one randomization; :meth:`frequencies` adds the
     replication axis, with every replication an independent randomization spawned from the
@@ -54,9 +61,12 @@ class Sampler(ABC):
 
     @abstractmethod
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
-        """One randomization: standardized frequencies of shape ``(m, d)``."""
+        """One randomization: standardized frequencies of shape ``(n_features, dim)``.
+
+        The hook a subclass implements; :meth:`frequencies` calls it positionally, with
+        checked sizes and a seed it has already spawned (so ``seed`` has no default)."""
 
     def check_measure(self, measure: SpectralMeasure) -> None:
         if self.needs_rotation_invariance and not measure.rotation_invariant:
@@ -66,22 +76,25 @@ class Sampler(ABC):
                 "'halton', 'lattice'"
             )
 
+    @renamed_keywords({"m": "n_features", "d": "dim"})
     def frequencies(
         self,
         measure: SpectralMeasure,
-        m: int,
-        d: int,
+        n_features: int,
+        dim: int,
         *,
-        seed: Any = None,
+        seed: SeedLike = None,
         replications: int | None = None,
     ) -> np.ndarray:
-        """Frequencies of shape ``(m, d)``, or ``(R, m, d)`` when ``replications=R``.
+        """Frequencies of shape ``(n_features, dim)``, or ``(R, n_features, dim)`` when
+        ``replications=R``.
 
         A warning of the draws (e.g. :class:`~kernelapprox.sampling.QMCBalanceWarning`) is
-        issued once per call, not once per replication.
+        issued once per call, not once per replication. The old keywords ``m=`` and ``d=``
+        still work until kernelapprox 0.2, with a ``DeprecationWarning``.
         """
-        m = check_positive_int(m, "n_features")
-        d = check_positive_int(d, "dim")
+        m = check_positive_int(n_features, "n_features")
+        d = check_positive_int(dim, "dim")
         self.check_measure(measure)
         if replications is None:
             return self.draw(measure, m, d, as_seed_sequence(seed))
@@ -89,7 +102,7 @@ class Sampler(ABC):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             W = np.stack([self.draw(measure, m, d, child) for child in spawn(seed, R)])
-        reemit_once(caught)
+        reemit_once(caught, stacklevel=4)  # past the renamed_keywords wrapper
         return W
 
     @property
@@ -129,7 +142,7 @@ class PointSetSampler(Sampler):
         """One randomization of the point set: ``(n, d)`` uniforms in ``[0, 1)``."""
 
     def uniform_points(
-        self, n: int, d: int, *, seed: Any = None, replications: int | None = None
+        self, n: int, d: int, *, seed: SeedLike = None, replications: int | None = None
     ) -> np.ndarray:
         """The point set itself, ``(n, d)`` or ``(R, n, d)``: what the frequencies are made of."""
         n = check_positive_int(n, "n")
@@ -140,6 +153,6 @@ class PointSetSampler(Sampler):
         return np.stack([self.points(n, d, child) for child in spawn(seed, R)])
 
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
-        return measure.ppf(self.points(m, d, seed))
+        return measure.ppf(self.points(n_features, dim, seed))

@@ -17,11 +17,11 @@ Rademacher; inputs are zero-padded to ``p``. SORF is **biased** (:attr:`Sampler.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 from scipy.linalg import hadamard
 
+from kernelapprox._validation import SeedLike, renamed_keywords
 from kernelapprox.kernels import SpectralMeasure
 from kernelapprox.sampling._base import Sampler
 
@@ -39,9 +39,10 @@ def haar_orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
     return Q * signs
 
 
-def stacked_blocks(m: int, block: int) -> int:
-    """Number of blocks of size ``block`` needed for ``m`` rows."""
-    return -(-m // block)
+@renamed_keywords({"m": "n_features"})
+def stacked_blocks(n_features: int, block: int) -> int:
+    """Number of blocks of size ``block`` needed for ``n_features`` rows (frequencies)."""
+    return -(-n_features // block)
 
 
 class Orthogonal(Sampler):
@@ -51,8 +52,9 @@ class Orthogonal(Sampler):
     needs_rotation_invariance = True
 
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
+        m, d = n_features, dim
         rng = np.random.default_rng(seed)
         blocks = []
         for _ in range(stacked_blocks(m, d)):
@@ -105,16 +107,18 @@ class StructuredOrthogonal(Sampler):
     def __init__(self) -> None:
         self._warned = False
 
+    @renamed_keywords({"m": "n_features", "d": "dim"})
     def frequencies(
         self,
         measure: SpectralMeasure,
-        m: int,
-        d: int,
+        n_features: int,
+        dim: int,
         *,
-        seed: Any = None,
+        seed: SeedLike = None,
         replications: int | None = None,
     ) -> np.ndarray:
-        W = super().frequencies(measure, m, d, seed=seed, replications=replications)
+        W = super().frequencies(measure, n_features, dim, seed=seed, replications=replications)
+        d = dim
         if d <= SORF_WARN_MAX_DIM and not self._warned:
             self._warned = True
             floor = SORF_ERROR_FLOORS.get(d)
@@ -125,13 +129,14 @@ class StructuredOrthogonal(Sampler):
                 f"at a floor{measured}; see StructuredOrthogonal. Use 'orthogonal' for an "
                 "unbiased estimate",
                 SORFBiasWarning,
-                stacklevel=2,
+                stacklevel=3,  # past the renamed_keywords wrapper
             )
         return W
 
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
+        m, d = n_features, dim
         rng = np.random.default_rng(seed)
         p = 1 << max(0, (d - 1).bit_length())
         H = hadamard(p).astype(np.float64) / np.sqrt(p)

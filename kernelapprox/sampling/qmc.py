@@ -81,7 +81,7 @@ class Sobol(EngineSampler):
                 f"Sobol' with n={n} points: n is not a power of 2, so the point set is not a "
                 "balanced net and loses its QMC accuracy; use n = 2^k",
                 QMCBalanceWarning,
-                stacklevel=4,
+                stacklevel=5,  # points <- draw <- frequencies <- its wrapper <- caller
             )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*balance properties of Sobol.*")

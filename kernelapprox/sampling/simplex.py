@@ -44,8 +44,9 @@ class Simplex(Sampler):
     needs_rotation_invariance = True
 
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
+        m, d = n_features, dim
         rng = np.random.default_rng(seed)
         S = simplex_directions(d)
         blocks = []

@@ -54,8 +54,9 @@ class Spherical(Sampler):
         return Sobol() if option == "points" else default
 
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
+        m, d = n_features, dim
         point_seed, direction_seed = spawn(seed, 2)
         if self.directions == "qmc":
             u = self.points.points(m, d + 1, point_seed)

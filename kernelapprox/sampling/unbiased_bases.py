@@ -198,8 +198,9 @@ class MutuallyUnbiased(Sampler):
         return V * rng.choice([-1.0, 1.0], size=(n, 1))
 
     def draw(
-        self, measure: SpectralMeasure, m: int, d: int, seed: np.random.SeedSequence
+        self, measure: SpectralMeasure, n_features: int, dim: int, seed: np.random.SeedSequence
     ) -> np.ndarray:
+        m, d = n_features, dim
         rng = np.random.default_rng(seed)
         n = -(-m // 2) if self.antithetic else m
         V = self.directions(n, d, rng)

@@ -22,7 +22,12 @@ import numpy as np
 from scipy import linalg, optimize
 
 from kernelapprox import discrepancy
-from kernelapprox._validation import check_bool, check_nonnegative_float, check_positive_int
+from kernelapprox._validation import (
+    check_bool,
+    check_nonnegative_float,
+    check_positive_int,
+    renamed_keywords,
+)
 
 __all__ = [
     "DEFAULT_BOX_WIDTH",
@@ -43,9 +48,11 @@ DEFAULT_BOX_WIDTH = 3.0
 _JITTER = 1e-10
 
 
-def uniform_weights(m: int) -> np.ndarray:
-    """Equal weights ``1/m`` of plain Monte Carlo and QMC, shape ``(m,)``."""
-    m = check_positive_int(m, "m")
+@renamed_keywords({"m": "n_features"})
+def uniform_weights(n_features: int) -> np.ndarray:
+    """Equal weights ``1/m`` of plain Monte Carlo and QMC, shape ``(m,)``, for
+    ``m = n_features`` frequencies."""
+    m = check_positive_int(n_features, "n_features")
     return np.full(m, 1.0 / m)
 
 

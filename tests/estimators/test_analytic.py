@@ -97,7 +97,7 @@ def test_sincos_variance_monte_carlo(x, y):
     D = 16
     k, k2 = gaussian_k(x - y), gaussian_k(2 * (x - y))
     _assert_within_5se(
-        sincos_variance(k, k2, n_features=D), _sincos_estimates(np.random.default_rng(12), x, y, D)
+        sincos_variance(k, k2, output_dim=D), _sincos_estimates(np.random.default_rng(12), x, y, D)
     )
 
 
@@ -114,18 +114,18 @@ def test_cos_offset_variance_monte_carlo(x, y):
 def test_cos_offset_never_better_for_gaussian():
     z = np.linspace(0, 4, 81)
     k, k2 = np.exp(-(z**2) / 2), np.exp(-2 * z**2)
-    assert np.all(cos_offset_variance(k, k2, n_features=8) >= sincos_variance(k, k2, n_features=8))
+    assert np.all(cos_offset_variance(k, k2, n_features=8) >= sincos_variance(k, k2, output_dim=8))
 
 
 def test_variances_vectorise_over_pairs():
     k = np.array([[0.2, 0.5], [0.9, 1.0]])
     k2 = k**4
-    out = sincos_variance(k, k2, n_features=4)
+    out = sincos_variance(k, k2, output_dim=4)
     assert out.shape == (2, 2)
     assert out[1, 1] == 0.0  # Delta = 0: the estimate is exact
     for i in range(2):
         for j in range(2):
-            assert out[i, j] == sincos_variance(k[i, j], k2[i, j], n_features=4)
+            assert out[i, j] == sincos_variance(k[i, j], k2[i, j], output_dim=4)
 
 
 # --------------------------------------------------------------------------------------
@@ -164,21 +164,21 @@ def test_performer_mse_monte_carlo(kind, mse, pair):
     x, y = SOFTMAX_PAIRS[pair]
     estimates = _performer_estimates(kind, x, y, seed=20 + pair)
     # MSE about the true kernel value (all three estimators are unbiased)
-    _assert_within_5se(mse(x, y, n_samples=M), estimates, centre=np.exp(x @ y))
+    _assert_within_5se(mse(x, y, n_features=M), estimates, centre=np.exp(x @ y))
 
 
 def test_performer_identities_and_broadcasting():
     rng = np.random.default_rng(1)
     x, y = rng.normal(scale=0.5, size=(5, 3)), rng.normal(scale=0.5, size=(5, 3))
-    pos = performer_positive_mse(x, y, n_samples=8)
-    hyp = performer_hyperbolic_mse(x, y, n_samples=8)
+    pos = performer_positive_mse(x, y, n_features=8)
+    hyp = performer_hyperbolic_mse(x, y, n_features=8)
     u2 = np.sum((x + y) ** 2, axis=1)
     np.testing.assert_allclose(hyp, 0.5 * (1 - np.exp(-u2)) * pos, rtol=1e-12)
     assert pos.shape == (5,)
     # x = y: the trigonometric estimator is exact
-    assert performer_trigonometric_mse(x[0], x[0], n_samples=3) == 0.0
+    assert performer_trigonometric_mse(x[0], x[0], n_features=3) == 0.0
     # huge inputs overflow to inf, never NaN, and without a warning
-    assert performer_positive_mse(np.full(3, 30.0), np.full(3, 30.0), n_samples=4) == np.inf
+    assert performer_positive_mse(np.full(3, 30.0), np.full(3, 30.0), n_features=4) == np.inf
 
 
 # --------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_orf_variance_below_iid(d, z):
     assert abs(estimates.mean() - np.exp(-(z**2) / 2)) <= 5 * estimates.std() / np.sqrt(R)
     mc, se = _variance_and_se(estimates)
     assert mc + 5 * se < gaussian_cos_variance(z) / d
-    assert orf_variance(z, dim=d, n_frequencies=d) < gaussian_cos_variance(z) / d
+    assert orf_variance(z, dim=d, n_features=d) < gaussian_cos_variance(z) / d
 
 
 @pytest.mark.parametrize("z", [1.0, 1.5])
@@ -216,7 +216,7 @@ def test_orf_leading_term_monte_carlo(z):
     d, D, reps = 64, 16, 5000
     estimates = _orf_estimates(np.random.default_rng(40), d, D, z, reps)
     mc, se = _variance_and_se(estimates)
-    lead = orf_variance(z, dim=d, n_frequencies=D)
+    lead = orf_variance(z, dim=d, n_features=D)
     correction = gaussian_cos_variance(z) / D - lead
     assert abs(mc - lead) <= 5 * se + correction / d
 
@@ -224,10 +224,10 @@ def test_orf_leading_term_monte_carlo(z):
 def test_orf_variance_blocks():
     z = 1.2
     # D = 2d: two independent full blocks -> half the one-block variance
-    one = orf_variance(z, dim=8, n_frequencies=8)
-    assert orf_variance(z, dim=8, n_frequencies=16) == pytest.approx(one / 2, rel=1e-12)
+    one = orf_variance(z, dim=8, n_features=8)
+    assert orf_variance(z, dim=8, n_features=16) == pytest.approx(one / 2, rel=1e-12)
     # one frequency: no pairs, the iid value
-    assert orf_variance(z, dim=8, n_frequencies=1) == pytest.approx(gaussian_cos_variance(z))
+    assert orf_variance(z, dim=8, n_features=1) == pytest.approx(gaussian_cos_variance(z))
 
 
 # --------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_analytic_interval_coverage_for_sincos():
         terms = np.cos(omega @ (x - y))
         terms2 = np.cos(2 * omega @ (x - y))
         k_hat, k2_hat = terms.mean(), terms2.mean()
-        interval = analytic_interval(k_hat, sincos_variance(k_hat, k2_hat, n_features=D), n=D)
+        interval = analytic_interval(k_hat, sincos_variance(k_hat, k2_hat, output_dim=D), n=D)
         covered += interval.covers(truth)
     p = covered / trials
     assert abs(p - 0.95) <= 5 * np.sqrt(0.95 * 0.05 / trials), p
@@ -261,7 +261,7 @@ def test_analytic_interval_coverage_for_sincos():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="even"):
-        sincos_variance(0.5, 0.1, n_features=3)
+        sincos_variance(0.5, 0.1, output_dim=3)
     with pytest.raises(ValueError, match="NaN"):
         cos_variance(np.nan, 0.1)
     with pytest.raises(ValueError, match="level"):
@@ -269,6 +269,6 @@ def test_bad_input():
     with pytest.raises(ValueError, match="variance"):
         analytic_interval(0.1, -0.01)
     with pytest.raises(ValueError, match="last dimension"):
-        performer_positive_mse(np.zeros(3), np.zeros(4), n_samples=2)
-    with pytest.raises(ValueError, match="n_samples"):
-        performer_positive_mse(np.zeros(3), np.zeros(3), n_samples=0)
+        performer_positive_mse(np.zeros(3), np.zeros(4), n_features=2)
+    with pytest.raises(ValueError, match="n_features"):
+        performer_positive_mse(np.zeros(3), np.zeros(3), n_features=0)

@@ -40,7 +40,7 @@ def variance_and_se(x: np.ndarray) -> tuple[float, float]:
 def test_exact_variance_within_3_se_of_monte_carlo(d, D, reps, seed, z):
     estimates = orf_estimates(seed, d, D, z, reps)
     mc, se = variance_and_se(estimates)
-    assert abs(mc - orf_variance(z, dim=d, n_frequencies=D)) <= 3 * se
+    assert abs(mc - orf_variance(z, dim=d, n_features=D)) <= 3 * se
 
 
 def test_pair_moment_within_3_se_of_monte_carlo():
@@ -87,9 +87,9 @@ def test_large_dimension_limit_and_leading_term():
         scaled.append(d**2 * np.abs(cov - lead).max())
     assert 0 < scaled[1] < 1 and scaled[1] == pytest.approx(scaled[0], rel=0.05)
     # one frequency: no pairs, the iid variance; two full blocks halve one block's variance
-    assert orf_variance(1.2, dim=8, n_frequencies=1) == pytest.approx(gaussian_cos_variance(1.2))
-    one = orf_variance(1.2, dim=8, n_frequencies=8)
-    assert orf_variance(1.2, dim=8, n_frequencies=16) == pytest.approx(one / 2, rel=1e-12)
+    assert orf_variance(1.2, dim=8, n_features=1) == pytest.approx(gaussian_cos_variance(1.2))
+    one = orf_variance(1.2, dim=8, n_features=8)
+    assert orf_variance(1.2, dim=8, n_features=16) == pytest.approx(one / 2, rel=1e-12)
 
 
 def test_even_dimension_is_the_kummer_polynomial():

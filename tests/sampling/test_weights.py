@@ -48,9 +48,9 @@ def _d2_and_magnitude(nodes, scale, b, xi):
 
 def test_uniform_weights():
     np.testing.assert_array_equal(uniform_weights(4), [0.25] * 4)
-    with pytest.raises(ValueError, match="m must"):
+    with pytest.raises(ValueError, match="n_features must"):
         uniform_weights(0)
-    with pytest.raises(TypeError, match="m must"):
+    with pytest.raises(TypeError, match="n_features must"):
         uniform_weights(2.5)
 
 
