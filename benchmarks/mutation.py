@@ -196,7 +196,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            return torch.stack((torch.cos(phase), torch.sin(phase)), dim=-2).transpose(-1, -2)\n",
         "            return torch.stack((torch.cos(phase), torch.cos(phase)), dim=-2).transpose(-1, -2)\n",
         "sin/cos map with cos twice",
-        (F + "test_maps.py",),
+        (F + "test_maps.py", F + "test_map_formulas.py"),
         ("sincos_vs_offset", "bochner_gaussian", "orf_variance"),
     ),
     Mutant(
@@ -205,7 +205,7 @@ MUTANTS: tuple[Mutant, ...] = (
         '        return u @ t["W"].T + t["b"]\n',
         '        return u @ t["W"].T - t["b"] * 2\n',
         "cos+offset map with phase w.u - 2b",
-        (F + "test_maps.py",),
+        (F + "test_maps.py", F + "test_map_formulas.py"),
     ),
     Mutant(
         "exponential_row_scale_gaussian",
@@ -230,7 +230,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "        return torch.stack((z, -z), dim=-2).transpose(-1, -2)  # see FeatureMap.flatten\n",
         "        return torch.stack((z, z), dim=-2).transpose(-1, -2)  # see FeatureMap.flatten\n",
         "hyperbolic map with e^{+w.x} twice",
-        (F + "test_maps.py",),
+        (F + "test_maps.py", F + "test_map_formulas.py"),
     ),
     Mutant(
         "dct_matrix_first_row",
