@@ -10,8 +10,12 @@ Each study writes to ``.cache/results/<name>`` and is resumed from there, so an 
 regeneration, or a second one, only runs the cells that are missing (a resumed run keeps the
 timing of the last fresh one).
 
+It also redraws the figure of the attention benchmark (``attention_bench.png``) from the
+rows of its run stored in ``docs/results/attention_bench.json`` (see
+:func:`render_bench_figure`).
+
 Usage: ``python docs/generate_results.py [--render-only]`` (``--render-only`` rewrites the
-page from the stored ``.json`` files without running anything).
+page and the benchmark figure from the stored ``.json`` files without running anything).
 """
 
 from __future__ import annotations
@@ -223,6 +227,22 @@ def _render(records: dict[str, dict], stamp: str, machine: str) -> str:
     return "\n".join(parts)
 
 
+def render_bench_figure() -> Path | None:
+    """Redraw ``attention_bench.png`` of the benchmarks page from the stored rows of its run.
+
+    ``docs/results/attention_bench.json`` holds the rows (the format of the ``results.json``
+    that ``kernelapprox bench --out DIR`` writes) of the run the benchmarks page reports; a new
+    run's ``results.json`` copied there replaces them. ``None`` when the file is missing.
+    """
+    from kernelapprox.bench.attention import plot_results
+
+    source = OUT / "attention_bench.json"
+    if not source.exists():
+        return None
+    stored = json.loads(source.read_text(encoding="utf-8"))
+    return plot_results(stored["rows"], OUT / "attention_bench.png", stored.get("environment"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -240,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         records[name]["machine"] = _machine()
         text = json.dumps(records[name], indent=1, ensure_ascii=False) + "\n"
         (OUT / f"{name}.json").write_text(text, encoding="utf-8")
+    bench = render_bench_figure()
+    if bench is not None:
+        print(f"wrote {bench}")
     first = records[STUDIES[0][0]]
     page = _render(records, first["generated"], first["machine"])
     (OUT / "index.md").write_text(page, encoding="utf-8")

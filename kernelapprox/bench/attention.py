@@ -31,6 +31,7 @@ import importlib.util
 import io
 import math
 import os
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from kernelapprox._io import atomic_path, atomic_write, json_text
+from kernelapprox._style import GUIDE_COLOR, implementation_style
 from kernelapprox.attention.functional import (
     DEFAULT_CHUNK,
     feature_attention,
@@ -614,7 +616,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = True) -> list[Path]:
     """Write ``results.csv``, ``results.json`` (rows + summary), ``table.txt`` and
-    ``attention_bench.png`` (time and memory against ``T``, log-log) into ``out``."""
+    ``attention_bench.png`` (:func:`plot_results`) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.csv", out / "table.txt"]
@@ -630,51 +632,211 @@ def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = T
     atomic_write(written[1], table.getvalue())
     atomic_write(written[2], format_table(rows) + "\n")
     if plot:
-        written.append(_plot(rows, out / "attention_bench.png"))
+        written.append(plot_results(rows, out / "attention_bench.png", environment()))
     return written
 
 
-def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
+_MODE_TITLES = {
+    "fwd": "forward",
+    "fwdbwd": "forward + backward",
+    "decode": "decode",
+}
+_COMBO_LINES = ("-", "--", ":", "-.")
+_SKIP_LIMIT = re.compile(r"> ([0-9.]+) s")
+
+
+def _describe(rows: list[dict[str, Any]], env: dict[str, Any] | None) -> tuple[str, bool]:
+    """The figure's title (what every curve shares) and whether the curves differ in d or m."""
+    first = rows[0]
+    shared = {k: {r.get(k) for r in rows} for k in ("device", "dtype", "batch", "heads", "causal")}
+    combos = {(r["head_dim"], r["n_features"]) for r in rows if r["impl"] != "sdpa"}
+    heads = {r["head_dim"] for r in rows}
+    parts = [
+        ("causal" if first.get("causal", True) else "non-causal") + " attention",
+        f"{str(first.get('device', 'cpu')).replace('cpu', 'CPU')} {first.get('dtype', 'float32')}",
+        f"batch {first.get('batch')}",
+        f"{first.get('heads')} heads",
+    ]
+    if any(len(v) > 1 for v in shared.values()):
+        parts = ["attention (mixed settings: see the table)"]
+    if len(heads) == 1:
+        parts.append(f"head dim d = {next(iter(heads))}")
+    if len(combos) == 1:
+        parts.append(f"m = {next(iter(combos))[1]} features")
+    if env:
+        if env.get("gpu"):
+            parts.append(str(env["gpu"]))
+        elif env.get("threads"):
+            parts.append(f"{env['threads']} torch threads")
+    return ", ".join(parts), len(combos) > 1 or len(heads) > 1
+
+
+def _curves(rows: list[dict[str, Any]], mode: str | None, key: str) -> dict[tuple, list]:
+    """``(impl, d, m) -> [(T, value), ...]`` of the rows with a number under ``key``."""
+    curves: dict[tuple, list] = {}
+    for r in rows:
+        value = r.get(key)
+        if (mode is not None and r["mode"] != mode) or not isinstance(value, (int, float)):
+            continue
+        curves.setdefault((r["impl"], r["head_dim"], r["n_features"]), []).append((r["T"], value))
+    order = {name: i for i, name in enumerate(IMPLS)}
+    return {
+        c: sorted(pts)
+        for c, pts in sorted(curves.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0]))
+    }
+
+
+def _label(curve: tuple, with_shape: bool) -> str:
+    impl, d, m = curve
+    name = f"{impl} (exact)" if impl == "sdpa" else impl
+    if with_shape:
+        name += f" d={d}" if impl == "sdpa" else f" d={d} m={m}"
+    return name
+
+
+def _guides(ax: Any, lengths: list[int], anchor: float, powers: tuple[int, ...]) -> None:
+    """Dashed grey lines proportional to T**p through (min T, anchor), labelled at their end."""
+    lo, hi = min(lengths), max(lengths)
+    grid = [lo, hi]
+    ax.set_xlim(lo / 1.2, hi * 1.6)  # room for the labels
+    for power, ls in zip(powers, (":", "--"), strict=False):
+        ys = [anchor * (t / lo) ** power for t in grid]
+        ax.loglog(grid, ys, color=GUIDE_COLOR, ls=ls, lw=1, zorder=1)
+        text = r"$\propto T$" if power == 1 else rf"$\propto T^{power}$"
+        ax.annotate(text, (hi, ys[-1]), xytext=(3, 0), textcoords="offset points",
+                    fontsize=8, color="0.4", va="center")  # fmt: skip
+
+
+def _skip_notes(rows: list[dict[str, Any]], mode: str) -> list[str]:
+    """Why a curve stops: the first skipped T of each implementation and the time that
+    made the sweep skip it (``Sweep.max_seconds``)."""
+    notes = []
+    skipped: dict[tuple, int] = {}
+    for r in rows:
+        if r["mode"] == mode and str(r.get("status", "")).startswith("skipped"):
+            key = (r["impl"], r["head_dim"], r["n_features"])
+            skipped[key] = min(skipped.get(key, r["T"]), r["T"])
+    for (impl, d, m), first in sorted(skipped.items()):
+        done = [
+            r
+            for r in rows
+            if (r["impl"], r["mode"], r["head_dim"], r["n_features"]) == (impl, mode, d, m)
+            and r.get("status") == "ok"
+            and r["T"] < first
+        ]
+        status = next(
+            r["status"]
+            for r in rows
+            if (r["impl"], r["mode"], r["T"], r["head_dim"]) == (impl, mode, first, d)
+        )
+        limit = _SKIP_LIMIT.search(status)
+        reason = f"{status}"
+        if done and limit:
+            last = max(done, key=lambda r: r["T"])
+            reason = (
+                f"T = {last['T']} took {last['time_ms'] / 1e3:.1f} s > {limit.group(1)} s, "
+                "so longer T were not run"
+            )
+        notes.append(f"{impl}: stops before T = {first}: {reason}")
+    return notes
+
+
+def plot_results(
+    rows: list[dict[str, Any]], path: Path, environment: dict[str, Any] | None = None
+) -> Path:
+    """Time, peak memory and error against ``T`` (log-log), one panel each, into ``path``.
+
+    One panel per mode (time, with guides proportional to ``T`` and ``T^2``), one of peak
+    memory (solid: the first mode, dashed: the second) and one of the relative error against
+    exact attention. Each implementation has its colour and marker from
+    :data:`kernelapprox._style.IMPLEMENTATION_STYLE`; a curve that stops early says why (a
+    shorter ``T`` ran longer than the sweep's ``max_seconds``). The title states what every
+    curve shares (device, dtype, batch, heads, d, m, threads: ``environment``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if r.get("status") == "ok"]
-    modes = sorted({r["mode"] for r in ok}) or ["fwd"]
-    fig, axes = plt.subplots(1, len(modes) + 1, figsize=(5 * (len(modes) + 1), 4), squeeze=False)
-    for ax, mode in zip(axes[0], modes, strict=False):
-        for curve in sorted(
-            {(r["impl"], r["head_dim"], r["n_features"]) for r in ok if r["mode"] == mode}
-        ):
-            pts = sorted(
-                (r["T"], r["time_ms"])
-                for r in ok
-                if (r["impl"], r["head_dim"], r["n_features"]) == curve and r["mode"] == mode
-            )
-            label = curve[0] if curve[0] == "sdpa" else f"{curve[0]} m={curve[2]}"
-            ax.loglog(*zip(*pts, strict=True), marker="o", label=f"{label} d={curve[1]}")
-        ax.set(xlabel="sequence length T", ylabel="time (ms)", title=mode)
-        ax.legend(fontsize=7)
-    ax = axes[0][-1]
-    for curve in sorted(
-        {
-            (r["impl"], r["head_dim"], r["n_features"])
-            for r in ok
-            if isinstance(r.get("peak_mb"), float) and r["mode"] == modes[0]
-        }
-    ):
-        pts = sorted(
-            (r["T"], r["peak_mb"])
-            for r in ok
-            if (r["impl"], r["head_dim"], r["n_features"]) == curve
-            and r["mode"] == modes[0]
-            and isinstance(r.get("peak_mb"), float)
-        )
-        ax.loglog(*zip(*pts, strict=True), marker="s", label=f"{curve[0]} m={curve[2]}")
-    ax.set(xlabel="sequence length T", ylabel="peak memory (MiB)", title=f"memory ({modes[0]})")
-    if ax.lines:
-        ax.legend(fontsize=7)
+    if not ok:
+        raise ValueError("rows: no measured row (status 'ok') to plot")
+    modes = [m for m in MODES if any(r["mode"] == m for r in ok)]
+    title, with_shape = _describe(ok, environment)
+    combos = sorted({(r["head_dim"], r["n_features"]) for r in ok})
+    lines = {c: _COMBO_LINES[i % len(_COMBO_LINES)] for i, c in enumerate(combos)}
+    memory = any(isinstance(r.get("peak_mb"), (int, float)) for r in ok)
+    errors = [m for m in modes if any(isinstance(r.get("rel_error"), float) for r in ok
+                                      if r["mode"] == m and r["impl"] != "sdpa")]  # fmt: skip
+    n_panels = len(modes) + memory + bool(errors)
+    ncols = min(2, n_panels)
+    nrows = -(-n_panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 4.4 * nrows), squeeze=False)
+    panels = iter(axes.flat)
+
+    def draw(ax: Any, curve: tuple, pts: list, ls: str | None = None) -> None:
+        color, marker = implementation_style(curve[0])
+        style = ls or (lines[(curve[1], curve[2])] if with_shape else "-")
+        ax.loglog(*zip(*pts, strict=True), color=color, marker=marker, ms=5, ls=style,
+                  label=_label(curve, with_shape), zorder=3)  # fmt: skip
+
+    for mode in modes:
+        ax = next(panels)
+        curves = _curves(ok, mode, "time_ms")
+        for curve, pts in curves.items():
+            draw(ax, curve, pts)
+        lengths = sorted({t for pts in curves.values() for t, _ in pts})
+        if mode != "decode" and len(lengths) > 1:
+            start = min(v for pts in curves.values() for t, v in pts if t == lengths[0])
+            _guides(ax, lengths, start / 4, (1, 2))
+        notes = _skip_notes(rows, mode)
+        if notes:
+            ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=7,
+                    va="bottom", color="0.25", wrap=True)  # fmt: skip
+        what = _MODE_TITLES.get(mode, mode)
+        if mode == "decode":
+            what += f" ({ok[0].get('decode_tokens', '?')} one-token steps after T tokens)"
+        ax.set(xlabel="sequence length T", ylabel="time (ms, median)", title=what)
+        ax.legend(fontsize=7, loc="upper left")
+    if memory:
+        ax = next(panels)
+        for i, mode in enumerate(m for m in modes if m != "decode"):
+            for curve, pts in _curves(ok, mode, "peak_mb").items():
+                draw(ax, curve, pts, ls="-" if i == 0 else "--")
+                ax.lines[-1].set_label(f"{_label(curve, with_shape)}, {mode}")
+        shown = [_MODE_TITLES.get(m, m) for m in modes if m != "decode"]
+        styles = " (solid), ".join(shown[:2]) + (" (dashed)" if len(shown) > 1 else "")
+        ax.set(xlabel="sequence length T", ylabel="peak memory (MiB)",
+               title=f"peak memory: {styles}")  # fmt: skip
+        if ax.lines:
+            lengths = sorted({r["T"] for r in ok if isinstance(r.get("peak_mb"), (int, float))})
+            low = min(r["peak_mb"] for r in ok if isinstance(r.get("peak_mb"), (int, float)))
+            if len(lengths) > 1:
+                _guides(ax, lengths, low / 2, (1,))
+            # one entry per implementation: the title says which line style is which mode
+            firsts = {}
+            for line in ax.lines:
+                firsts.setdefault(line.get_color(), line)
+            handles = [h for h in firsts.values() if not h.get_label().startswith("_")]
+            ax.legend(handles, [h.get_label().rsplit(", ", 1)[0] for h in handles],
+                      fontsize=7, loc="lower right")  # fmt: skip
+    if errors:
+        ax = next(panels)
+        mode = errors[0]
+        for curve, pts in _curves(ok, mode, "rel_error").items():
+            if curve[0] != "sdpa":
+                draw(ax, curve, pts)
+        ax.set_yscale("linear")
+        ax.set_ylim(bottom=0)
+        std = ok[0].get("input_std", 1.0)
+        ax.set(xlabel="sequence length T", ylabel="relative RMS error",
+               title=f"error against exact attention (N(0, {std:g}) q, k; {mode})")  # fmt: skip
+        ax.text(0.98, 0.02, "sdpa is the reference (error 0)", transform=ax.transAxes,
+                fontsize=7, ha="right", va="bottom", color="0.25")  # fmt: skip
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in panels:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
