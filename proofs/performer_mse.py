@@ -84,7 +84,7 @@ def run(*, thorough: bool = False) -> Verdict:
                 mse[kind].subs(m, n_samples),
                 (*xs, *ys),
                 grid,
-                lambda p, f=package[kind], d=d: f(p[:, :d], p[:, d:], n_samples=n_samples),
+                lambda p, f=package[kind], d=d: f(p[:, :d], p[:, d:], n_features=n_samples),
             )
         residuals[f"d={d} MSE_hyp - (1 - exp(-|u|^2))/2 MSE_pos"] = residual(
             mse["hyperbolic"], (1 - sp.exp(-uu)) / 2 * mse["positive"]

@@ -98,7 +98,7 @@ def run(*, thorough: bool = False) -> Verdict:
             (*xs, *ys),
             grid,
             lambda p: analytic.sincos_variance(
-                kernel_at(p, 0.5), kernel_at(p, 2.0), n_features=n_out
+                kernel_at(p, 0.5), kernel_at(p, 2.0), output_dim=n_out
             ),
         )
         gaps[f"d={d} cos_offset_variance"] = package_gap(

@@ -145,7 +145,7 @@ VAR_DRAWS = 4000 if THOROUGH else 1500
 
 def positive_variance(m):
     def variance(A, B):
-        return analytic.performer_positive_mse(A[:, None], B[None, :], n_samples=m)
+        return analytic.performer_positive_mse(A[:, None], B[None, :], n_features=m)
 
     return variance
 
@@ -153,7 +153,7 @@ def positive_variance(m):
 def sincos_variance(kernel, m):
     def variance(A, B):
         k = kernel(A, B)
-        return analytic.sincos_variance(k, kernel(2 * A, 2 * B), n_features=2 * m)
+        return analytic.sincos_variance(k, kernel(2 * A, 2 * B), output_dim=2 * m)
 
     return variance
 
