@@ -185,3 +185,22 @@ def test_distillation_weight_and_snapshot():
         kl_divergence(torch.zeros(1, 2), torch.zeros(1, 3), 1.0)
     with pytest.raises(ValueError, match="same length"):
         distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), [torch.zeros(1)], [])
+
+
+def test_seed_defaults_follow_the_rule():
+    """Modules that draw initial weights default to ``seed=None`` (fresh entropy; the rule next
+    to ``SeedLike`` in kernelapprox/_validation.py); an explicit seed repeats."""
+    import inspect
+
+    for fn in (GrowingLoRALinear.__init__, GrowingLoRALinear.grow, add_adapters):
+        assert inspect.signature(fn).parameters["seed"].default is None, fn.__qualname__
+    fresh = [GrowingLoRALinear(nn.Linear(6, 5), rank=3).lora_a for _ in range(2)]
+    assert not torch.equal(*fresh)
+    seeded = [GrowingLoRALinear(nn.Linear(6, 5), rank=3, seed=7).lora_a for _ in range(2)]
+    assert torch.equal(*seeded)
+    grown = []
+    for _ in range(2):
+        layer = GrowingLoRALinear(nn.Linear(6, 5), rank=1, seed=7)
+        layer.grow(3)
+        grown.append(layer.lora_a[1:])
+    assert not torch.equal(*grown)

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelapprox._validation import as_seed_sequence
+from kernelapprox._validation import SeedLike, as_seed_sequence
 from kernelapprox.compression.pruning.salience import Site
 
 
@@ -64,7 +64,7 @@ def _check_rank(rank: Any, name: str = "rank") -> int:
     return int(rank)
 
 
-def _generator(seed: Any) -> torch.Generator:
+def _generator(seed: SeedLike) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
     state = as_seed_sequence(seed).generate_state(1, dtype="uint64")[0]
@@ -88,8 +88,10 @@ class GrowingLoRALinear(nn.Module):
         Initial rank :math:`r`.
     alpha : float or None
         :math:`\alpha` (default: ``2 * rank``).
-    seed : int, SeedSequence or torch.Generator
-        Initialization of :math:`A` (:math:`B` starts at zero).
+    seed : int, SeedSequence, numpy or torch Generator, or None
+        Initialization of :math:`A` (:math:`B` starts at zero); ``None`` (the default, as for
+        every module that draws initial weights: :data:`kernelapprox._validation.SeedLike`)
+        draws fresh entropy.
 
     Examples
     --------
@@ -103,7 +105,7 @@ class GrowingLoRALinear(nn.Module):
     """
 
     def __init__(
-        self, base: nn.Linear, rank: int, *, alpha: float | None = None, seed: Any = 0
+        self, base: nn.Linear, rank: int, *, alpha: float | None = None, seed: SeedLike = None
     ) -> None:
         super().__init__()
         if not isinstance(base, nn.Linear):
@@ -165,9 +167,10 @@ class GrowingLoRALinear(nn.Module):
         return self.base(x) + self.scaling * F.linear(z, self.lora_b)
 
     @torch.no_grad()
-    def grow(self, new_rank: int, *, seed: Any = 0) -> None:
-        """Grow to ``new_rank`` without changing the output (module docstring). The parameters
-        are replaced: rebuild the optimizer (or its state for them) afterwards."""
+    def grow(self, new_rank: int, *, seed: SeedLike = None) -> None:
+        """Grow to ``new_rank`` without changing the output (module docstring); ``seed`` draws
+        the new rows of :math:`A` (``None``: fresh entropy). The parameters are replaced:
+        rebuild the optimizer (or its state for them) afterwards."""
         new_rank = _check_rank(new_rank, "new_rank")
         r = self.rank
         if new_rank < r:
@@ -199,12 +202,17 @@ class GrowingLoRALinear(nn.Module):
 
 
 def add_adapters(
-    model: nn.Module, names: Sequence[str], rank: int, *, alpha: float | None = None, seed: Any = 0
+    model: nn.Module,
+    names: Sequence[str],
+    rank: int,
+    *,
+    alpha: float | None = None,
+    seed: SeedLike = None,
 ) -> dict[str, GrowingLoRALinear]:
     """Replace each ``nn.Linear`` submodule whose dotted name ends with one of ``names`` (e.g.
     ``("attn.q", "attn.v")`` or ``("attention.self.query", "attention.self.value")``) by a
     :class:`GrowingLoRALinear`; returns them by full name. Each gets its own seed
-    (``SeedSequence.spawn``)."""
+    (``SeedSequence.spawn`` of ``seed``; ``None``, the default: fresh entropy)."""
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
         raise TypeError("names must be a sequence of strings")
     targets = [
