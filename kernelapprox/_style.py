@@ -19,6 +19,7 @@ IMPLEMENTATION_STYLE: dict[str, tuple[str, str]] = {
     "fla": ("#e7298a", "v"),  # flash-linear-attention's chunked kernel
     "full": ("0.35", "s"),  # the full-width model, the reference of the compressed one
     "compressed": ("#1b9e77", "o"),  # the compressed (width 2r) model
+    "frozen": ("#e6ab02", "v"),  # the compressed model with its outer factors frozen
 }
 
 #: The style of a reference curve (a rate guide such as ``T`` or ``T^2``).

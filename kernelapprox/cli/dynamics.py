@@ -131,7 +131,7 @@ def _theorem(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], 
     if args.out is not None and history is not None:
         from kernelapprox.dynamics.plots import plot_theorem
 
-        plot_theorem({"history": history}, _folder(args.out))
+        plot_theorem({**result, "history": history}, _folder(args.out))
     result.pop("seconds", None)
     payload = {"experiment": "theorem", **result}
     rows = [
@@ -194,7 +194,7 @@ def _completion(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any
     if args.out is not None:
         from kernelapprox.dynamics.plots import plot_completion
 
-        plot_completion(results, _folder(args.out))
+        plot_completion(results, _folder(args.out), setting)
     keys = (
         "iterations",
         "converged",
@@ -258,7 +258,7 @@ def _depth(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], st
     if args.out is not None:
         from kernelapprox.dynamics.plots import plot_depth
 
-        plot_depth(rows, _folder(args.out))
+        plot_depth(rows, _folder(args.out), setting)
     payload = {"experiment": "depth", "setting": setting, "rows": rows}
     head = (
         f"depth 2 vs 3 width sweep: d={setting['dim']} r={setting['rank']} "

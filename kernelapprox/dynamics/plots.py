@@ -1,4 +1,9 @@
-"""Figures of the dynamics experiments (matplotlib, Agg backend, written to files only)."""
+"""Figures of the dynamics experiments (matplotlib, Agg backend, written to files only).
+
+Each model (``full``, ``compressed``, ``frozen``) has one colour and marker in every figure
+(:data:`kernelapprox._style.IMPLEMENTATION_STYLE`), and each title states the setting (width
+``d``, rank ``r``, depth ``L``, initial scale ``eps``) the figure was made with.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from kernelapprox._style import GUIDE_COLOR, implementation_style
+
+#: The colour of what the theorem predicts (invariant values, gaps), no implementation's.
+_THEOREM_COLOUR = "#a6761d"
+#: Floor under quantities that are exactly 0 on a log axis (below every plotted value).
+_TINY = 1e-18
 
 
 def _pyplot():
@@ -17,63 +29,145 @@ def _pyplot():
     return plt
 
 
+def setting_title(setting: dict[str, Any]) -> str:
+    """``"d = 30, r = 3, L = 3, eps = 0.01, ..."`` from the keys of ``setting`` that are set
+    (``dim``, ``rank``, ``depth``, ``eps``, ``fraction``, ``lr``, ``steps``, ``optimizer``)."""
+    names = (("dim", "d"), ("rank", "r"), ("depth", "L"), ("eps", "ε"), ("fraction", "p"),
+             ("lr", "lr"), ("steps", "steps"), ("optimizer", ""))  # fmt: skip
+    parts = []
+    for key, name in names:
+        value = setting.get(key)
+        if value is None:
+            continue
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name} = {text}" if name else text)
+    return ", ".join(parts)
+
+
+def invariant_values(spectra: np.ndarray, rho: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` singular values closest to ``rho(t)``, per step and layer.
+
+    ``spectra`` has shape ``(n_steps, L, d)``; the result ``(n_steps, L, count)``. The
+    theorem (Yaras et al., ICML 2024, Thm. 1) says that ``d - 2r`` singular values of every
+    layer stay equal to ``rho(t)`` for all ``t``: these are the ones it speaks of.
+    """
+    dev = np.abs(spectra - rho[:, None, None])
+    order = np.argsort(dev, axis=2)[:, :, :count]
+    return np.take_along_axis(spectra, order, axis=2)
+
+
 def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
-    """Singular values of every layer with rho(t), principal angles, and loss full vs compressed.
+    """Three figures of the invariant-subspace theorem, written into ``out``.
+
+    * ``singular_values.png``: per layer, the singular values of ``W_l(t)`` (the ``d - 2r``
+      invariant ones as markers over the thin ``rho(t)`` line, the ``2r`` others as lines),
+      and below, the largest relative distance ``|sigma_i - rho| / rho`` of the invariant ones;
+    * ``principal_angles.png``: the principal angles the theorem keeps at 0 and the ones that
+      move;
+    * ``loss.png``: the loss of the full-width and the compressed (width ``2r``) model, and
+      below, the gap between them: the relative loss difference and the relative difference
+      of the end-to-end matrices once the predicted complement ``rho^L U_perp V_perp^T`` is
+      added to the compressed one.
 
     ``result`` is :func:`~kernelapprox.dynamics.verify_invariant_subspace` output with
-    ``keep_history=True``.
+    ``keep_history=True``: its ``history`` and its setting (``dim``, ``rank``, ``depth``,
+    ``eps``, ...), which the titles state.
     """
+    if "history" not in result or "rank" not in result:
+        raise ValueError("result must hold 'history' (keep_history=True) and 'rank'")
     plt = _pyplot()
     hist = result["history"]
     steps = np.asarray(hist["steps"])
     spectra = np.asarray(hist["spectra"])  # (n_steps, L, d)
-    depth = spectra.shape[1]
+    rho = np.asarray(hist["rho"], dtype=float)
+    n_steps, depth, dim = spectra.shape
+    count = dim - 2 * int(result["rank"])
+    title = setting_title({"dim": dim, "depth": depth, **result})
     paths = []
 
-    fig, axes = plt.subplots(1, depth, figsize=(4 * depth, 3.4), squeeze=False)
+    fig, axes = plt.subplots(2, depth, figsize=(4.2 * depth, 6.4), squeeze=False,
+                             sharex=True, height_ratios=(2, 1))  # fmt: skip
+    have_rho = bool(np.all(np.isfinite(rho)))
+    invariant = invariant_values(spectra, rho, count) if have_rho and count > 0 else None
+    every = max(1, n_steps // 25)  # markers at about 25 steps, so that the lines show through
+    full_colour = implementation_style("full")[0]
     for l in range(depth):
         ax = axes[0, l]
-        ax.semilogy(steps, spectra[:, l, :], color="tab:blue", lw=0.8, alpha=0.7)
-        if np.all(np.isfinite(hist["rho"])):
-            ax.semilogy(steps, hist["rho"], "k--", lw=1.5, label=r"$\rho(t)$")
-            ax.legend(loc="best")
+        moving = spectra[:, l, :]
+        if invariant is not None:
+            dev = np.abs(spectra[:, l, :] - rho[:, None])
+            keep = np.argsort(dev, axis=1)[:, count:]
+            moving = np.take_along_axis(spectra[:, l, :], keep, axis=1)
+            ax.semilogy(steps, rho, color="k", lw=0.8, zorder=2, label=r"$\rho(t)$")
+            ax.semilogy(steps[::every], invariant[::every, l, :], ls="none", marker="o",
+                        ms=3.5, mfc="none", color=_THEOREM_COLOUR, zorder=3)  # fmt: skip
+            ax.lines[-1].set_label(f"the {count} = d − 2r invariant values")
+        ax.semilogy(steps, moving, color=full_colour, lw=1.0, zorder=1)
+        ax.lines[-1].set_label(f"the other {moving.shape[1]}")
         ax.set_title(f"singular values of $W_{l + 1}(t)$")
-        ax.set_xlabel("step")
+        ax.set_ylabel("singular value")
+        ax.legend(fontsize=7, loc="upper left")
+        low = axes[1, l]
+        if invariant is not None:
+            rel = np.max(np.abs(invariant[:, l, :] - rho[:, None]), axis=1) / rho
+            low.semilogy(steps, rel + _TINY, color=_THEOREM_COLOUR)
+            low.axhline(np.finfo(float).eps, color=GUIDE_COLOR, ls=":", lw=1)
+            low.annotate("float64 eps", (steps[0], np.finfo(float).eps), fontsize=7,
+                         color="0.4", va="bottom")  # fmt: skip
+        low.set_ylabel(r"max $|\sigma_i - \rho| / \rho$")
+        low.set_xlabel("step")
+        low.set_title(f"distance of the {count} invariant values from $\\rho(t)$", fontsize=9)
+    fig.suptitle(f"invariant singular values of each layer: {title}", fontsize=10)
     fig.tight_layout()
     paths.append(out / "singular_values.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    tiny = 1e-18
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     comp = np.max(np.asarray(hist["complement_angle"]), axis=1)
     block = np.max(np.asarray(hist["block_angle"]), axis=1)
-    ax.semilogy(steps, comp + tiny, label=r"largest angle $W_lU_{l,2}$ vs $t=0$ (invariant)")
-    ax.semilogy(steps, block + tiny, label=r"largest angle $W_lU_{l,1}$ vs $t=0$")
+    ax.semilogy(steps, comp + _TINY, label=r"largest angle $W_lU_{l,2}$ vs $t=0$ (invariant)")
+    ax.semilogy(steps, block + _TINY, label=r"largest angle $W_lU_{l,1}$ vs $t=0$")
     ax.semilogy(
         steps,
-        np.asarray(hist["target_angles_largest"]) + tiny,
+        np.asarray(hist["target_angles_largest"]) + _TINY,
         label=r"largest angle top-$r$ of $W_{L:1}$ vs $U_\Phi$",
     )
     ax.semilogy(
         steps,
-        np.asarray(hist["target_angles_smallest"]) + tiny,
+        np.asarray(hist["target_angles_smallest"]) + _TINY,
         label=r"smallest angle top-$r$ of $W_{L:1}$ vs $U_\Phi$",
     )
     ax.set_xlabel("step")
-    ax.set_ylabel("radians")
+    ax.set_ylabel("angle (radians)")
+    ax.set_title(f"principal angles: {title}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "principal_angles.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.semilogy(steps, hist["loss_full"], label="full width")
-    ax.semilogy(steps, hist["loss_compressed"], "--", label="compressed (2r)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend()
+    fig, (top, low) = plt.subplots(2, 1, figsize=(7, 6.2), sharex=True, height_ratios=(3, 2))
+    full = np.asarray(hist["loss_full"], dtype=float)
+    small = np.asarray(hist["loss_compressed"], dtype=float)
+    for name, loss, ls, label in (("full", full, "-", "full width d"),
+                                  ("compressed", small, "--", "compressed, width 2r")):  # fmt: skip
+        colour, marker = implementation_style(name)
+        marks = (0 if name == "full" else every // 2, every)  # alternate the two markers
+        top.semilogy(steps, loss, color=colour, ls=ls, marker=marker, ms=3, markevery=marks,
+                     label=label)  # fmt: skip
+    top.set_ylabel("loss")
+    top.set_title(f"loss, full vs compressed: {title}", fontsize=9)
+    top.legend(fontsize=8)
+    low.semilogy(steps, np.abs(full - small) / np.abs(full) + _TINY, color="0.25",
+                 label="relative loss gap |loss full − loss compressed| / loss full")  # fmt: skip
+    if "gap" in hist:
+        label = r"end-to-end gap with the predicted complement $\rho^L U_\perp V_\perp^T$"
+        low.semilogy(steps, np.asarray(hist["gap"]) + _TINY, color=_THEOREM_COLOUR, label=label)
+    low.axhline(np.finfo(float).eps, color=GUIDE_COLOR, ls=":", lw=1)
+    low.set_xlabel("step")
+    low.set_ylabel("relative gap")
+    low.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "loss.png")
     fig.savefig(paths[-1], dpi=110)
@@ -81,21 +175,27 @@ def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
-def plot_completion(results: dict[str, dict[str, Any]], out: Path) -> list[Path]:
-    """Training loss and relative unobserved error against steps for each model."""
+def plot_completion(
+    results: dict[str, dict[str, Any]], out: Path, setting: dict[str, Any] | None = None
+) -> list[Path]:
+    """Training loss and relative unobserved error against steps for each model; the title
+    states ``setting`` (the options of the run)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
     for name, res in results.items():
         curve = np.asarray(res["curve"])
         if curve.size == 0:
             continue
-        axes[0].semilogy(curve[:, 0], curve[:, 2], label=name)
-        axes[1].semilogy(curve[:, 0], curve[:, 1], label=name)
-    axes[0].set_title("training loss")
-    axes[1].set_title("relative error on unobserved entries")
+        colour, _ = implementation_style(name)
+        axes[0].semilogy(curve[:, 0], curve[:, 2], color=colour, label=name)
+        axes[1].semilogy(curve[:, 0], curve[:, 1], color=colour, label=name)
+    axes[0].set(title="training loss", ylabel="loss")
+    axes[1].set(title="relative error on unobserved entries", ylabel="relative error")
     for ax in axes:
         ax.set_xlabel("step")
         ax.legend()
+    if setting:
+        fig.suptitle(f"deep matrix completion: {setting_title(setting)}", fontsize=10)
     fig.tight_layout()
     path = out / "loss.png"
     fig.savefig(path, dpi=110)
@@ -103,20 +203,26 @@ def plot_completion(results: dict[str, dict[str, Any]], out: Path) -> list[Path]
     return [path]
 
 
-def plot_depth(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """Recovery error and iterations against width, one line per depth."""
+def plot_depth(
+    rows: list[dict[str, Any]], out: Path, setting: dict[str, Any] | None = None
+) -> list[Path]:
+    """Recovery error and iterations against width, one line per depth; the title states
+    ``setting``."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
     for depth in sorted({r["depth"] for r in rows}):
         sel = [r for r in rows if r["depth"] == depth]
         widths = [r["width"] for r in sel]
         axes[0].plot(widths, [r["recovery_error"] for r in sel], "o-", label=f"L={depth}")
         axes[1].plot(widths, [r["iterations"] for r in sel], "o-", label=f"L={depth}")
-    axes[0].set_title("recovery error (1/2 mean over unobserved)")
-    axes[1].set_title("iterations")
+    axes[0].set(title="recovery error (1/2 mean over unobserved)", ylabel="recovery error")
+    axes[1].set(title="iterations", ylabel="iterations")
     for ax in axes:
         ax.set_xlabel("width")
         ax.legend()
+    if setting:
+        shown = {k: v for k, v in setting.items() if k not in ("depth", "depths")}
+        fig.suptitle(f"depth 2 vs 3, width sweep: {setting_title(shown)}", fontsize=10)
     fig.tight_layout()
     path = out / "depth_sweep.png"
     fig.savefig(path, dpi=110)
