@@ -392,7 +392,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    return np.maximum(start + t * step, 0.0)\n",
         "    return start + t * step\n",
         "weight line search that lets weights go negative",
-        (S + "test_weights.py",),
+        (S + "test_weights.py", S + "test_weights_line_search.py"),
     ),
     # --- attention ----------------------------------------------------------------------------
     Mutant(
@@ -425,7 +425,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    S = S + S0 * torch.exp(R0 - M)[..., None, None]\n",
         "    S = S + S0\n",
         "non-causal initial state added without its rescaling",
-        (A + "test_oracle.py",),
+        (A + "test_oracle.py", A + "test_state_reference.py"),
     ),
     Mutant(
         "causal_row_scale",
@@ -458,7 +458,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    return rho**compressed.depth * compressed.complement\n",
         "    return rho ** (compressed.depth - 1) * compressed.complement\n",
         "complement term rho^(L-1) instead of rho^L",
-        (D + "test_dyn_theorem.py", D + "test_dyn_completion.py"),
+        (D + "test_dyn_theorem.py", D + "test_dyn_completion.py", D + "test_complement_term.py"),
     ),
     Mutant(
         "est_kept_count_rounding",
