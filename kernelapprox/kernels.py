@@ -34,7 +34,13 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from kernelapprox._validation import as_data_array, check_choice, check_positive_float
+from kernelapprox._validation import (
+    SeedLike,
+    as_data_array,
+    as_seed_sequence,
+    check_choice,
+    check_positive_float,
+)
 
 #: Inverse-CDF maps clip their uniform input to ``[PPF_EPS, 1 - PPF_EPS]``: an unrandomized
 #: QMC origin (``u = 0``) maps to a large finite frequency instead of ``-inf``. The same
@@ -284,20 +290,22 @@ def make_kernel(name: str | Kernel, *, length_scale: float = 1.0, scale: float =
 
 
 def median_pairwise_distance(
-    X: Any, *, max_points: int = 2000, seed: int = 0, metric: str = "euclidean"
+    X: Any, *, max_points: int = 2000, seed: SeedLike = 0, metric: str = "euclidean"
 ) -> float:
     """Median distance between distinct rows of ``X`` (the "median heuristic").
 
     ``metric`` is the kernel's own distance: ``"euclidean"`` (Gaussian) or ``"cityblock"``
     (L1, the Laplacian kernel's). Uses a fixed random subset of ``max_points`` rows when
-    ``X`` is larger.
+    ``X`` is larger, drawn from ``seed`` (default 0: a statistic of the data, the same on
+    every call, by the rule of :data:`~kernelapprox._validation.SeedLike`).
     """
     check_choice(metric, "metric", ("euclidean", "cityblock"))
     X = as_data_array(X, "X")
     if X.shape[0] < 2:
         raise ValueError("X needs at least 2 rows for a median pairwise distance")
     if X.shape[0] > max_points:
-        X = X[np.random.default_rng(seed).choice(X.shape[0], max_points, replace=False)]
+        rng = np.random.default_rng(as_seed_sequence(seed))
+        X = X[rng.choice(X.shape[0], max_points, replace=False)]
     dist = cdist(X, X, metric)
     med = float(np.median(dist[np.triu_indices(X.shape[0], k=1)]))
     if med <= 0:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int
+from kernelapprox._validation import SeedLike, as_seed_sequence, check_positive_int
 from kernelapprox.estimators._result import ErrorEstimate
 
 __all__ = ["bootstrap_columns", "bootstrap_replications"]
@@ -36,7 +36,7 @@ def bootstrap_columns(
     statistic: Callable[[np.ndarray], float] | None = None,
     n_resamples: int = 1000,
     level: float = 0.95,
-    seed: Any = None,
+    seed: SeedLike = 0,
 ) -> ErrorEstimate:
     r"""Percentile bootstrap over the ``m`` feature columns of a random-feature estimate.
 
@@ -60,8 +60,9 @@ def bootstrap_columns(
         :math:`B`.
     level : float, default 0.95
         Coverage of the percentile interval.
-    seed : int, SeedSequence, Generator or torch.Generator, optional
-        Randomness of the resampling.
+    seed : SeedLike, default 0
+        Randomness of the resampling (fixed by default, so an interval is reproducible: the
+        rule of :data:`~kernelapprox._validation.SeedLike`).
 
     Returns
     -------
@@ -141,7 +142,7 @@ def bootstrap_replications(
     *,
     n_resamples: int = 2000,
     level: float = 0.95,
-    seed: Any = 0,
+    seed: SeedLike = 0,
     vectorized: bool = False,
 ) -> ErrorEstimate:
     r"""Percentile bootstrap over independent replications, one or several groups.

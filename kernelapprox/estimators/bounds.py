@@ -30,6 +30,7 @@ from kernelapprox._validation import (
     check_nonnegative_float,
     check_positive_float,
     check_positive_int,
+    renamed_keywords,
 )
 
 __all__ = [
@@ -131,8 +132,9 @@ def _uniform_parts(eps: float, dim: int, sigma_p: float, diameter: float):
     return eps, d, (sp * ell / eps) ** 2
 
 
+@renamed_keywords({"n_frequencies": "n_features"})
 def rahimi_recht_probability(
-    eps: float, n_frequencies: int, *, dim: int, sigma_p: float, diameter: float
+    eps: float, n_features: int, *, dim: int, sigma_p: float, diameter: float
 ) -> float:
     r"""Rahimi & Recht's uniform bound on P(sup over X of |k_hat - k| >= eps).
 
@@ -157,8 +159,10 @@ def rahimi_recht_probability(
     ----------
     eps : float
         Error level.
-    n_frequencies : int
-        :math:`D`, the number of frequencies (sin/cos pairs).
+    n_features : int
+        :math:`D`, the number of frequencies (sin/cos pairs; the package's ``m``). Its old
+        name ``n_frequencies=`` still works until kernelapprox 0.2, with a
+        ``DeprecationWarning``.
     dim : int
         Input dimension :math:`d`.
     sigma_p : float
@@ -167,7 +171,7 @@ def rahimi_recht_probability(
         Diameter :math:`\ell` of the input set.
     """
     eps, d, ratio = _uniform_parts(eps, dim, sigma_p, diameter)
-    D = check_positive_int(n_frequencies, "n_frequencies")
+    D = check_positive_int(n_features, "n_features")
     return min(1.0, 2.0**8 * ratio * math.exp(-D * eps**2 / (4.0 * (d + 2))))
 
 
@@ -190,9 +194,16 @@ def rahimi_recht_features_needed(
 _SS_CONSTANTS = {"sincos": (66.0, 8.0), "cos_offset": (98.0, 32.0)}
 
 
+@renamed_keywords(
+    {"n_features": "output_dim"},
+    notes={
+        "n_features": "Here it meant the output width D; everywhere else n_features is the "
+        "number of frequencies m."
+    },
+)
 def sutherland_schneider_probability(
     eps: float,
-    n_features: int,
+    output_dim: int,
     *,
     dim: int,
     sigma_p: float,
@@ -223,8 +234,11 @@ def sutherland_schneider_probability(
 
     Parameters
     ----------
-    n_features : int
-        Output dimension :math:`D` of the embedding (:math:`D/2` frequencies for sin/cos).
+    output_dim : int
+        Output dimension :math:`D` of the embedding (:math:`D/2` frequencies for sin/cos,
+        :math:`D` for cos+offset). Its old name ``n_features=`` (the output width here,
+        unlike everywhere else) still works until kernelapprox 0.2, with a
+        ``DeprecationWarning``.
     eps, dim, sigma_p, diameter
         As in :func:`rahimi_recht_probability`.
     map : {"sincos", "cos_offset"}
@@ -232,7 +246,7 @@ def sutherland_schneider_probability(
     """
     map = check_choice(map, "map", _SS_CONSTANTS)
     eps, d, ratio = _uniform_parts(eps, dim, sigma_p, diameter)
-    D = check_positive_int(n_features, "n_features")
+    D = check_positive_int(output_dim, "output_dim")
     prefactor, c = _SS_CONSTANTS[map]
     return min(1.0, prefactor * ratio * math.exp(-D * eps**2 / (c * (d + 2))))
 
@@ -246,7 +260,8 @@ def sutherland_schneider_features_needed(
     diameter: float,
     map: str = "sincos",
 ) -> int:
-    r"""Smallest :math:`D` with :func:`sutherland_schneider_probability` :math:`\le \delta`."""
+    r"""Smallest output dimension :math:`D` with :func:`sutherland_schneider_probability`
+    :math:`\le \delta` (the sin/cos map needs :math:`D/2` frequencies)."""
     map = check_choice(map, "map", _SS_CONSTANTS)
     eps, d, ratio = _uniform_parts(eps, dim, sigma_p, diameter)
     delta = _check_probability(delta)

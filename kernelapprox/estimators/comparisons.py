@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from kernelapprox._validation import check_positive_int
+from kernelapprox._validation import SeedLike, check_positive_int
 from kernelapprox.estimators._result import ErrorEstimate
 from kernelapprox.estimators.bootstrap import bootstrap_replications
 from kernelapprox.estimators.replications import check_level
@@ -156,7 +156,7 @@ def features_ratio(
     *,
     level: float = 0.95,
     n_resamples: int = 1000,
-    seed: Any = 0,
+    seed: SeedLike = 0,
 ) -> tuple[ErrorEstimate, str, float]:
     r"""Ratio of the features a sampler needs to the features the baseline needs, equal error.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernelapprox._validation import check_choice
+from kernelapprox._validation import SeedLike, check_choice
 from kernelapprox.features._base import FeatureMap, check_weights
 from kernelapprox.features.dct import DCT, DCTReleased, dct2_ortho, dct3_ortho, dct_matrix
 from kernelapprox.features.exponential import Hyperbolic, Positive
@@ -42,10 +42,13 @@ def make(
     dim: int,
     sampler: Any = "mc",
     weights: Any = "uniform",
-    seed: Any = None,
+    seed: SeedLike = None,
     **options: Any,
 ) -> FeatureMap:
     """A feature map by name, for ``kernel``, with ``n_features`` frequencies in dimension ``dim``.
+
+    The map has ``output_dim = n_features * components`` output columns (2 per frequency
+    for ``sincos`` and ``hyperbolic``).
 
     Examples
     --------

@@ -26,11 +26,13 @@ import numpy as np
 import torch
 
 from kernelapprox._validation import (
+    SeedLike,
     as_data_array,
     as_seed_sequence,
     check_choice,
     check_positive_int,
     check_real_finite,
+    renamed_keywords,
     spawn,
 )
 from kernelapprox.kernels import Kernel
@@ -80,11 +82,15 @@ def check_float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype | None:
     return FLOAT_DTYPES[key]
 
 
-def check_weights(weights: Any, m: int) -> np.ndarray:
-    """Validate per-frequency weights: finite, non-negative, shape ``(m,)``, not all zero."""
+@renamed_keywords({"m": "n_features"})
+def check_weights(weights: Any, n_features: int) -> np.ndarray:
+    """Validate per-frequency weights: finite, non-negative, shape ``(n_features,)``, not
+    all zero."""
     w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (m,):
-        raise ValueError(f"weights must have shape ({m},) (one per frequency), got {w.shape}")
+    if w.shape != (n_features,):
+        raise ValueError(
+            f"weights must have shape ({n_features},) (one per frequency), got {w.shape}"
+        )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
         raise ValueError(
             "weights must be finite and non-negative with at least one positive entry "
@@ -101,15 +107,17 @@ class FeatureMap:
     kernel : Kernel
         The target kernel (see :attr:`supported_kernels`).
     n_features : int
-        Number of frequencies ``m``; the output width is ``m * components``.
+        Number of frequencies ``m``; the output width is :attr:`output_dim`
+        ``= m * components`` (the package's two names, docs/guide/architecture.md "Names").
     dim : int
         Input dimension ``d``.
     sampler : str, Sampler or scipy QMCEngine
         Where the frequencies come from (see :mod:`kernelapprox.sampling`).
     weights : "uniform" or array of shape (m,)
         Non-negative per-frequency weights ``xi`` (uniform ``1/m``).
-    seed : int, SeedSequence or torch.Generator
-        The same seed gives bit-identical frequencies on every device.
+    seed : SeedLike, default None
+        The same seed gives bit-identical frequencies on every device; ``None`` draws fresh
+        ones (the seed-default rule of :data:`~kernelapprox._validation.SeedLike`).
     dtype : None, numpy or torch floating dtype, or its name
         The dtype features are computed in and returned as; ``None`` (default) keeps the
         input's floating dtype (see the module docstring).
@@ -147,7 +155,7 @@ class FeatureMap:
         dim: int,
         sampler: Any = "mc",
         weights: Any = "uniform",
-        seed: Any = None,
+        seed: SeedLike = None,
         dtype: Any = None,
     ) -> None:
         if not isinstance(kernel, Kernel):
@@ -213,7 +221,7 @@ class FeatureMap:
         self._cache = {}
 
     def fit_weights(
-        self, X: Any, *, n_pairs: int = 4000, ridge: float = 0.0, seed: Any = 0
+        self, X: Any, *, n_pairs: int = 4000, ridge: float = 0.0, seed: SeedLike = 0
     ) -> np.ndarray:
         """Fit the weights to data: non-negative least squares on kernel entries.
 
@@ -240,6 +248,7 @@ class FeatureMap:
 
     @property
     def output_dim(self) -> int:
+        """Output columns ``m * components`` (``n_features`` counts frequencies, not columns)."""
         return self.n_features * self.components
 
     def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:

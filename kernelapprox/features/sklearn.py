@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from kernelapprox._validation import check_choice, check_positive_int
+from kernelapprox._validation import REMOVED_IN, check_choice, check_positive_int
 from kernelapprox.kernels import make_kernel, median_pairwise_distance
 from kernelapprox.sampling import reemit_once
 
@@ -35,7 +35,8 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     scale : float, default 1.0
         Softmax scale.
     n_components : int or None, default None
-        Output width, as ``RBFSampler``'s ``n_components``: ``n_components / c``
+        Output width (scikit-learn's name for it, kept here as in ``RBFSampler``; the rest of
+        the package calls the output width ``output_dim``): ``n_components / c``
         frequencies, with ``c`` the output columns per frequency (2 for ``sincos``,
         ``hyperbolic`` and the ``[Re, Im]`` of ``fourier``, else 1). Not a multiple of
         ``c``: rounded up, with a warning (dropping a column would bias the estimate; and
@@ -48,16 +49,19 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     sampler : str or scipy QMCEngine, default "mc"
     weights : "uniform" or array of shape (n_features,), default "uniform"
     random_state : int, RandomState, Generator or None
-        Seeds the frequency draw.
+        Seeds the frequency draw (scikit-learn's name for ``seed``).
 
     Attributes
     ----------
     map_ : FeatureMap
         The fitted map; ``map_.frequencies`` are the input-space frequencies.
-    frequencies_ : ndarray of shape (n_frequencies_, n_features_in_)
-    weights_ : ndarray of shape (n_frequencies_,)
-    n_frequencies_ : int
-        Number of frequencies drawn.
+    frequencies_ : ndarray of shape (n_features_, n_features_in_)
+    weights_ : ndarray of shape (n_features_,)
+    n_features_ : int
+        Number of frequencies ``m`` drawn, as the parameter ``n_features`` (the input width
+        is scikit-learn's ``n_features_in_``, the output width ``n_components`` columns).
+        ``n_frequencies_``, its old name, still works until kernelapprox 0.2, with a
+        ``DeprecationWarning``.
     length_scale_ : float
         The length scale used (the median when ``length_scale="median"``).
     n_features_in_ : int
@@ -74,7 +78,7 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     >>> RandomFeatures(n_features=64, sampler="sobol", random_state=0).fit_transform(X).shape
     (10, 128)
     >>> est = RandomFeatures(n_components=64, length_scale="median", random_state=0).fit(X)
-    >>> est.n_frequencies_, est.transform(X.astype(np.float32)).dtype
+    >>> est.n_features_, est.transform(X.astype(np.float32)).dtype
     (32, dtype('float32'))
     """
 
@@ -161,11 +165,23 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 seed=self._seed(),
             )
         reemit_once(caught)
-        self.n_frequencies_ = n_frequencies
+        self.n_features_ = n_frequencies
         self.frequencies_ = self.map_.frequencies
         self.weights_ = self.map_.weights
         self._n_features_out = n_frequencies * per_frequency
         return self
+
+    @property
+    def n_frequencies_(self) -> int:
+        """Deprecated name of :attr:`n_features_` (until kernelapprox 0.2)."""
+        value = self.n_features_  # AttributeError before fit, as for every fitted attribute
+        warnings.warn(
+            "RandomFeatures.n_frequencies_ is deprecated; use n_features_ (the number of "
+            f"frequencies m); n_frequencies_ stops working in kernelapprox {REMOVED_IN}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "map_")

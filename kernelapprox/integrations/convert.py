@@ -44,6 +44,7 @@ from torch import nn
 
 from kernelapprox._io import atomic_write
 from kernelapprox._validation import (
+    SeedLike,
     as_seed_sequence,
     check_choice,
     check_positive_float,
@@ -251,7 +252,7 @@ def convert(
     n_features: int | None = None,
     sampler: Any = None,
     weights: Any = "uniform",
-    seed: Any = 0,
+    seed: SeedLike = None,
     learnable: bool = True,
     chunk_size: int = DEFAULT_CHUNK,
     **map_options: Any,
@@ -277,8 +278,10 @@ def convert(
         Frequency sampler (default ``"orthogonal"``; ``"mc"`` for the DCT maps).
     weights : "uniform", "box" or array
         Per-frequency weights ``xi`` (DiJiang's ``D``; see ``FeatureMap.set_weights``).
-    seed : int or SeedSequence
-        Layer ``l`` draws its map from the ``l``-th child of ``seed``.
+    seed : SeedLike, default None
+        Layer ``l`` draws its map from the ``l``-th child of ``seed``; ``None`` draws fresh
+        maps (the converted model is the random object the caller asked for: the rule of
+        :data:`~kernelapprox._validation.SeedLike`). Pass a seed to reproduce a conversion.
     learnable : bool
         Make the map's frequencies, weights and radii trainable (for :func:`distill`).
     chunk_size : int

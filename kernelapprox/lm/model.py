@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int
+from kernelapprox._validation import SeedLike, as_seed_sequence, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -259,9 +259,11 @@ class Decoder(nn.Module):
     ----------
     config : DecoderConfig
         The sizes.
-    seed : int, SeedSequence, numpy or torch Generator
-        Initialization: weights :math:`N(0, 0.02^2)`, the output projections of each residual
-        branch :math:`N(0, (0.02/\\sqrt{2L})^2)` (GPT-2), biases 0, layer norms 1/0.
+    seed : SeedLike, default None
+        Randomness of the initialization (``None``: fresh, as for every module with random
+        initial weights, the rule of :data:`~kernelapprox._validation.SeedLike`): weights
+        :math:`N(0, 0.02^2)`, the output projections of each residual branch
+        :math:`N(0, (0.02/\\sqrt{2L})^2)` (GPT-2), biases 0, layer norms 1/0.
     dtype : torch.dtype
         Parameter type.
 
@@ -276,7 +278,7 @@ class Decoder(nn.Module):
         self,
         config: DecoderConfig | None = None,
         *,
-        seed: Any = 0,
+        seed: SeedLike = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
@@ -299,7 +301,7 @@ class Decoder(nn.Module):
         self.reset_parameters(seed)
 
     @torch.no_grad()
-    def reset_parameters(self, seed: Any = 0) -> None:
+    def reset_parameters(self, seed: SeedLike = None) -> None:
         """Re-initialize every parameter from ``seed`` (see the class docstring)."""
         seq = as_seed_sequence(seed)
         gen = torch.Generator().manual_seed(int(seq.generate_state(1, dtype="uint64")[0]))

@@ -82,7 +82,7 @@ def test_n_components_counts_output_columns(feature_map, columns_per_frequency):
     X = np.random.default_rng(0).normal(size=(7, 3)) / 3
     est = RandomFeatures(feature_map=feature_map, kernel="softmax", n_components=48).fit(X)
     assert est.transform(X).shape == (7, 48) and len(est.get_feature_names_out()) == 48
-    assert est.n_frequencies_ == 48 // columns_per_frequency == est.frequencies_.shape[0]
+    assert est.n_features_ == 48 // columns_per_frequency == est.frequencies_.shape[0]
     # n_features counts frequencies and takes precedence
     est = RandomFeatures(feature_map=feature_map, kernel="softmax", n_features=5, n_components=48)
     assert est.fit(X).transform(X).shape == (7, 5 * columns_per_frequency)
@@ -128,3 +128,13 @@ def test_qmc_balance_warning_once_per_fit_and_not_by_default():
             warnings.simplefilter("always")
             est.fit(X)
         assert [issubclass(w.category, QMCBalanceWarning) for w in caught] == [True]
+
+
+def test_n_frequencies_attribute_is_the_deprecated_name_of_n_features():
+    X = np.random.default_rng(1).normal(size=(6, 3))
+    est = RandomFeatures(n_components=24, random_state=0)
+    with pytest.raises(AttributeError):
+        est.n_frequencies_  # noqa: B018  (not fitted)
+    est.fit(X)
+    with pytest.warns(DeprecationWarning, match="use n_features_"):
+        assert est.n_frequencies_ == est.n_features_ == 12
