@@ -122,8 +122,11 @@ _X, _Y = np.array([[0.1, -0.2, 0.3]]), np.array([[0.2, 0.1, -0.1]])
 
 
 def _cases() -> list[tuple[str, str, str, tuple, dict]]:
+    import torch
+
     from kernelapprox.kernels import Gaussian
 
+    reference = torch.zeros(2, 3)  # a per-head log-scale reference (B, H_kv)
     measure = Gaussian().spectral_measure
     return [
         ("kernelapprox.estimators.analytic:sincos_variance", "n_features", "output_dim",
@@ -158,6 +161,10 @@ def _cases() -> list[tuple[str, str, str, tuple, dict]]:
          (), {"n_features": 4}),
         ("kernelapprox.features._base:check_weights", "m", "n_features",
          ([0.5, 0.5],), {"n_features": 2}),
+        ("kernelapprox.attention.state:AttentionState.zeros", "n_features", "output_dim",
+         (2, 1), {"output_dim": 6, "value_dim": 3}),
+        ("kernelapprox.attention.checks:per_feature_reference", "n_features", "output_dim",
+         (reference,), {"output_dim": 4}),
     ]  # fmt: skip
 
 
@@ -202,9 +209,16 @@ def test_old_keyword_warns_names_the_new_one_and_gives_the_same_result(
     old_kwargs = {(old if k == new else k): v for k, v in kwargs.items()}
     with pytest.warns(DeprecationWarning, match=rf"'{old}' is deprecated; pass {new}="):
         got = func(*args, **old_kwargs)
-    np.testing.assert_array_equal(got, expected)
+    for g, e in zip(_arrays(got), _arrays(expected), strict=True):
+        np.testing.assert_array_equal(g, e)
     with pytest.raises(TypeError, match=rf"pass only {new}="):
         func(*args, **kwargs, **{old: kwargs[new]})
+
+
+def _arrays(result: Any) -> list[Any]:
+    """A result as a list of arrays (a tuple of tensors such as an ``AttentionState``)."""
+    items = result if isinstance(result, tuple) else (result,)
+    return [np.asarray(item) for item in items]
 
 
 def test_the_meaning_change_is_named_in_the_warning():

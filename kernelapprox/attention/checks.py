@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import check_positive_float
+from kernelapprox._validation import check_positive_float, renamed_keywords
 from kernelapprox.attention.maps import LOG_FLOOR
 
 __all__ = [
@@ -145,6 +145,11 @@ def per_head_reference(S0: torch.Tensor, R0: torch.Tensor) -> tuple[torch.Tensor
     return S0 * torch.exp(R0 - R[..., None])[..., None], R
 
 
-def per_feature_reference(R0: torch.Tensor, n_features: int) -> torch.Tensor:
-    """``R0`` as ``(B, H_kv, F)`` (a per-head reference broadcast over the features)."""
-    return R0 if R0.ndim == 3 else R0[..., None].expand(*R0.shape, n_features)
+@renamed_keywords(
+    {"n_features": "output_dim"},
+    notes={"n_features": "Here it meant the feature width F, not the number of frequencies m."},
+)
+def per_feature_reference(R0: torch.Tensor, output_dim: int) -> torch.Tensor:
+    """``R0`` as ``(B, H_kv, F)`` with ``F = output_dim`` feature columns (a per-head
+    reference broadcast over the features)."""
+    return R0 if R0.ndim == 3 else R0[..., None].expand(*R0.shape, output_dim)

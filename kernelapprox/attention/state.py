@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import torch
 
+from kernelapprox._validation import renamed_keywords
 from kernelapprox.attention.maps import LOG_FLOOR
 
 
@@ -48,20 +49,29 @@ class AttentionState(NamedTuple):
     log_scale: torch.Tensor
 
     @classmethod
+    @renamed_keywords(
+        {"n_features": "output_dim"},
+        notes={
+            "n_features": "Here it meant the feature width F (the map's output_dim); "
+            "everywhere else n_features is the number of frequencies m."
+        },
+    )
     def zeros(
         cls,
         batch: int,
         kv_heads: int,
-        n_features: int,
+        output_dim: int,
         value_dim: int,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> AttentionState:
-        """The empty state (no key seen)."""
+        """The empty state (no key seen), for a map with ``output_dim`` feature columns ``F``
+        (``FeatureMap.output_dim``; ``n_features=``, its old name, works until kernelapprox
+        0.2 with a ``DeprecationWarning``)."""
         return cls(
-            torch.zeros(batch, kv_heads, n_features, value_dim, device=device, dtype=dtype),
-            torch.zeros(batch, kv_heads, n_features, device=device, dtype=dtype),
+            torch.zeros(batch, kv_heads, output_dim, value_dim, device=device, dtype=dtype),
+            torch.zeros(batch, kv_heads, output_dim, device=device, dtype=dtype),
             torch.full((batch, kv_heads), LOG_FLOOR, device=device, dtype=dtype),
         )
 
