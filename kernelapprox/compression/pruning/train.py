@@ -90,9 +90,9 @@ class APTConfig:
     keep: float = 0.4
     task: str = "classify"
     model: str = "minilm"
-    steps: int = 60
+    steps: int = 30
     batch_size: int = 16
-    max_length: int = 64
+    max_length: int = 32
     lr: float = 2e-3
     lr_full: float = 5e-5
     rank: int = 8
@@ -313,6 +313,19 @@ def train_method(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train one method from a copy of ``base``; returns its measurements."""
+    return fit_method(method, config, base, data, log=log)[1]
+
+
+def fit_method(
+    method: str,
+    config: APTConfig,
+    base: Encoder,
+    data: dict[str, Any],
+    *,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Encoder, dict[str, Any]]:
+    """Train one method from a copy of ``base``: ``(model, measurements)``, the model with its
+    adapters merged and, for the pruning methods, physically shrunk."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     model = snapshot(base).train()
@@ -414,7 +427,7 @@ def train_method(
             f"{method}: "
             + ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float))
         )
-    return result
+    return model, result
 
 
 def _tensor_bytes(model: nn.Module, opt: _Adam) -> int:
