@@ -348,3 +348,39 @@ def test_seed_parameters_of_the_core_are_annotated_seed_like():
         if note != "SeedLike":
             wrong[where] = note
     assert not wrong, wrong
+
+
+# ------------------------------------------------------------------- the helper itself
+def test_renamed_keywords_checks_its_renames_when_it_decorates():
+    from kernelapprox._validation import renamed_keywords
+
+    def f(*, n_features: int) -> int:
+        return n_features
+
+    with pytest.raises(ValueError, match="no parameter 'output_dim'"):
+        renamed_keywords({"m": "output_dim"})(f)
+    with pytest.raises(ValueError, match="still has the old parameter 'n_features'"):
+        renamed_keywords({"n_features": "n_features"})(f)
+    with pytest.raises(ValueError, match="notes name keywords that are not renamed"):
+        renamed_keywords({"m": "n_features"}, notes={"d": "?"})
+
+
+def test_renamed_keywords_warns_at_the_callers_line_and_keeps_positional_calls():
+    from kernelapprox._validation import REMOVED_IN, renamed_keywords
+
+    @renamed_keywords({"m": "n_features"}, notes={"m": "A note."})
+    def f(n_features: int, dim: int = 1) -> tuple[int, int]:
+        return n_features, dim
+
+    assert f(3, 2) == (3, 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert f(m=3, dim=2) == (3, 2)
+    (w,) = caught
+    assert w.category is DeprecationWarning and w.filename == __file__
+    assert str(w.message) == (
+        f"test_renamed_keywords_warns_at_the_callers_line_and_keeps_positional_calls.<locals>"
+        f".f(): the keyword 'm' is deprecated; pass n_features= instead (m= stops working in "
+        f"kernelapprox {REMOVED_IN}). A note."
+    )
+    assert list(inspect.signature(f).parameters) == ["n_features", "dim"]

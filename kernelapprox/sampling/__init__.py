@@ -1,8 +1,8 @@
 """Samplers: frequencies for a kernel's spectral measure, with a replication axis.
 
-``sample_frequencies(sampler, kernel, m, d, seed=..., replications=R)`` returns standardized
-frequencies ``(m, d)`` or ``(R, m, d)`` for the unit kernel (feature maps apply the kernel's
-input scale). Samplers by name:
+``sample_frequencies(sampler, kernel, n_features, dim, seed=..., replications=R)`` returns
+standardized frequencies ``(m, d)`` or ``(R, m, d)`` for the unit kernel, ``m = n_features``
+(feature maps apply the kernel's input scale). Samplers by name:
 
 ==============  ==============================================================
 ``mc``          iid (Rahimi & Recht 2007)

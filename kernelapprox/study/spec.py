@@ -68,6 +68,8 @@ class Cell:
     sampler: str
     weights: str
     dim: int
+    #: The number of frequencies ``m`` (not the output columns, ``m * components``), as
+    #: everywhere in the package; the ``n_features`` column of ``results.csv``.
     n_features: int
 
     @property

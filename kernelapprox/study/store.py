@@ -59,6 +59,8 @@ except ImportError:  # pragma: no cover - Windows
 FORMAT_VERSION = 2
 STORE_NAME = "kernelapprox study"
 #: The tidy columns of a row, in file order (the verification column follows them).
+#: ``n_features`` is the number of frequencies ``m`` of the cell's map (never its output
+#: columns): the meaning stored results were written with, so that resuming keeps working.
 COLUMNS = (
     "data", "kernel", "map", "sampler", "weights", "dim",
     "n_features", "replication", "metric", "value",
