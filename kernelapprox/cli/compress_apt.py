@@ -8,12 +8,25 @@ batches (:mod:`kernelapprox.compression.pruning.train`). ``--task classify``: wh
 docstring comes from (accuracy); ``--task embed``: keep the unpruned encoder's mean-pooled
 embedding (cosine with it).
 
+Every method is trained on ``--n-seeds`` seeds (``--seed``, ``--seed + 1``, ...); a seed fixes
+the training subsample, the initial head, the batch order and the adapters' initialization for
+every method alike, and all seeds share the test docstrings, so the methods are compared paired
+by seed: the APT/full ratio of the score (``accuracy_ratio`` or ``cosine_ratio``: the mean of the
+per-seed ratios with its paired Student-t interval, and the verdict against the issue's 95 %
+target: ``met`` when the whole interval is at or above 0.95, ``not met`` below, else
+``inconclusive``) and APT's paired differences with magnitude and random pruning and LoRA
+(:mod:`kernelapprox.compression.pruning.paired`). Right after APT trains on a seed, its shrunk
+model and the unpruned one (the full model's shape) are timed in the same process on one batch
+of test docstrings, rounds alternating which goes first (``infer_speedup``: median wall-clock
+ratio over all rounds, with ``infer_speedup_range`` and the CPU-time ratio).
+
 Prints a table (or ``--format json``: keys ``kept_params_fraction``, ``accuracy``,
 ``accuracy_full``, ``cosine``, ``train_s``, ``train_s_full``, ``peak_mem_mb``,
-``peak_mem_mb_full``, ``infer_speedup``, the same for every method under ``methods``, and
+``peak_mem_mb_full`` (means over the seeds), ``accuracy_ratio``, ``infer_speedup``, each
+method's means under ``methods``, every seed's measurements under ``per_seed``, and
 ``config``). With ``--out``, each finished method is stored in ``checkpoint.json`` with the
-options, and ``results.json`` at the end; ``--resume`` skips the methods a checkpoint made with
-the same options already holds.
+options, and ``results.json`` after every seed; ``--resume`` skips the methods a checkpoint
+made with the same options already holds.
 """
 
 from __future__ import annotations

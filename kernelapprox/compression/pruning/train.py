@@ -14,8 +14,8 @@ batches:
   cubic schedule (:class:`~kernelapprox.compression.pruning.schedule.Pruner`), and
   optionally self-distillation from a snapshot refreshed at every mask update, weighted by
   :math:`\mu` rising from 0 to ``distill`` over the pruning window (APT's is 1; Zhao,
-  Hajishirzi & Cao, ICML 2024). Off by default: on the default MiniLM run (60 steps) APT
-  reached 0.39 accuracy with ``distill=1`` and 0.81 without (full fine-tuning 0.79), since
+  Hajishirzi & Cao, ICML 2024). Off by default: on an earlier MiniLM run (60 steps of 64
+  tokens) APT reached 0.39 accuracy with ``distill=1`` and 0.81 without (full 0.79), since
   the snapshot of a barely trained model is a poor teacher and at :math:`\mu = 1` the
   cross-entropy leaves the loss;
 * ``magnitude`` / ``random`` -- the same loop, the masks chosen by the norm of each group's
