@@ -6,12 +6,12 @@ import torch
 
 from kernelapprox import features, kernels
 from kernelapprox.attention import EluPlusOneMap, IdentityMap, relative_rms
+from kernelapprox.testing.attention import TOLERANCES
 
 #: Relative-RMS tolerances of an output against the fp64 oracle fed the same (rounded)
-#: inputs: float64 is exact up to rounding; float32 accumulates ~1e-7 per product; the
-#: half types are limited by rounding the output itself (2^-8 bf16, 2^-11 fp16) plus the
-#: fp32 accumulation.
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 5e-6, torch.bfloat16: 6e-3, torch.float16: 8e-4}
+#: inputs: the ``oracle`` column of the one tolerance table,
+#: :data:`kernelapprox.testing.attention.TOLERANCES` (where each value is derived).
+TOLERANCE = {dtype: tol.oracle for dtype, tol in TOLERANCES.items()}
 
 
 def make_map(name: str, dim: int, m: int, *, sampler: str | None = None, seed: int = 0):

@@ -152,7 +152,7 @@ def test_state_mismatch_is_reported():
         assert_resumable(bad_state, q, k, v, split=4)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_low_precision_uses_dtype_tolerances(dtype):
     q, k, v = inputs(dtype=dtype, T=17)
     assert_causal(causal_linear_attention, q, k, v)
