@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the documentation site into site/ with warnings as errors.
 #
-#   bash docs/build.sh              execute the notebooks (about 1 minute), then build
-#   bash docs/build.sh --no-execute render the notebooks without outputs (fast)
+#   bash docs/build.sh              execute the notebooks and the example scripts (a few
+#                                   minutes), then build
+#   bash docs/build.sh --no-execute render the notebooks and examples without outputs (fast)
 #
 # Needs the docs extra (mkdocs-material, mkdocstrings[python], mkdocs-jupyter, nbclient,
 # ipykernel) and npm, which fetches MathJax from the npm registry into docs/javascripts/vendor/
@@ -31,4 +32,5 @@ if [[ "$(cat "$mathjax_dir/VERSION" 2>/dev/null)" != "$MATHJAX_VERSION" ]]; then
 fi
 
 python docs/execute_notebooks.py "$@"
+python docs/build_gallery.py "$@"   # runs examples/*.py; thumbnails of their figures
 python -m mkdocs build --strict
