@@ -245,3 +245,18 @@ def test_api_signatures_are_formatted_one_parameter_a_line() -> None:
     assert long_ones, "no long signature on the page"
     for sig in long_ones:
         assert "(\n    " in sig, f"signature on one line: {' '.join(sig.split())[:100]}"
+
+
+def test_gallery_shows_every_example_with_its_figure() -> None:
+    index = (SITE / "gallery" / "index.html").read_text(encoding="utf-8")
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        page = SITE / "gallery" / script.stem / "index.html"
+        assert page.is_file(), f"no gallery page for examples/{script.name}"
+        html = page.read_text(encoding="utf-8")
+        figures = re.findall(r'<img [^>]*src="([^"]+\.png)"', html)
+        assert figures, f"gallery/{script.stem}: no figure (was it built with --no-execute?)"
+        assert f'href="{script.stem}/"' in index, f"no card for {script.stem} on the index"
+    thumbs = re.findall(r'<img [^>]*src="(thumbs/[^"]+\.png)"', index)
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert len(thumbs) == len(list((ROOT / "examples").glob("*.py"))) + len(notebooks)
+    assert all((SITE / "gallery" / t).is_file() for t in thumbs)

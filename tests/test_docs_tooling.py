@@ -94,3 +94,73 @@ def test_claim_titles_get_their_math_as_tex() -> None:
     assert title_math("Bochner's theorem for the Gaussian kernel") == (
         "Bochner's theorem for the Gaussian kernel"
     )
+
+
+def _solid_png(path: Path, rgb: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+    from PIL import Image
+
+    Image.new("RGB", size, rgb).save(path, format="PNG")
+    return path.read_bytes()
+
+
+def test_gallery_runs_each_example_and_thumbnails_its_figure(tmp_path, monkeypatch) -> None:
+    """docs/build_gallery.py on a one-script gallery and a one-notebook folder: the script
+    runs, its page holds its output, figure and included source, and each thumbnail is drawn
+    from the figure of that run (a red figure gives a red thumbnail, a blue one a blue one)."""
+    import base64
+
+    import nbformat
+    from PIL import Image
+
+    gallery = _load("build_gallery")
+    examples, notebooks = tmp_path / "examples", tmp_path / "notebooks"
+    examples.mkdir()
+    notebooks.mkdir()
+    script = examples / "red_square.py"
+    script.write_text(
+        '"""A red square.\n\nDraws a red square. Nothing else.\n"""\n'
+        "from PIL import Image\n\n"
+        "print('side 800')\n"
+        "Image.new('RGB', (800, 400), (255, 0, 0)).save('red.png')\n",
+        encoding="utf-8",
+    )
+    png = _solid_png(tmp_path / "blue.png", (0, 0, 255), (720, 720))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# 7. A blue notebook\n\nText."),
+        nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output(
+            "display_data", data={"image/png": base64.b64encode(png).decode()})]),
+    ]  # fmt: skip
+    nbformat.write(nb, notebooks / "07_blue.ipynb")
+    monkeypatch.setattr(gallery, "ROOT", tmp_path)
+    monkeypatch.setattr(gallery, "EXAMPLES", examples)
+    monkeypatch.setattr(gallery, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(gallery, "GALLERY", tmp_path / "gallery")
+
+    pages = gallery.build(execute=True)
+    out = tmp_path / "gallery"
+    assert [p.name for p in pages] == ["index.md", "red_square.md"]
+    page = (out / "red_square.md").read_text(encoding="utf-8")
+    assert page.startswith("# A red square\n\nDraws a red square. Nothing else.")
+    assert "side 800" in page and "![A red square: red.png](red_square/red.png)" in page
+    assert '--8<-- "examples/red_square.py"' in page
+    for thumb, rgb, size in (("red.png", (255, 0, 0), (360, 181)),
+                             ("07_blue.png", (0, 0, 255), (360, 360))):  # fmt: skip
+        with Image.open(out / "thumbs" / thumb) as img:
+            assert img.size[0] == gallery.THUMB_WIDTH
+            assert abs(img.size[1] - size[1]) <= 1
+            assert img.convert("RGB").getpixel((10, 10)) == rgb
+    index = (out / "index.md").read_text(encoding="utf-8")
+    assert "(thumbs/red.png)" in index and "(../notebooks/07_blue.ipynb)" in index
+    assert "7. A blue notebook" in index
+
+    gallery.build(execute=False)  # the fast build: source only, no thumbnails
+    assert "Not executed in this build" in (out / "red_square.md").read_text(encoding="utf-8")
+    assert not (out / "thumbs" / "red.png").exists()
+
+    script.write_text('"""Fails."""\nraise SystemExit(3)\n', encoding="utf-8")
+    with pytest.raises(RuntimeError, match=r"red_square\.py failed"):
+        gallery.build(execute=True)
+    script.write_text("print('no docstring')\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="docstring"):
+        gallery.describe(script)
