@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,11 +77,16 @@ def docstring_documents(
         raise ValueError("modules must name at least one module")
     min_chars = check_positive_int(min_chars, "min_chars")
     found: set[str] = set()
+    # import every module before reading any docstring: importing scipy edits docstrings of
+    # numpy functions it re-exports (numpy.sinc gains an Array-API note), so reading numpy
+    # before or after scipy's import would give two corpora
+    loaded = {}
     for name in sorted(set(modules)):
         try:
-            module = importlib.import_module(name)
+            loaded[name] = importlib.import_module(name)
         except ImportError as exc:
             raise ValueError(f"modules: cannot import {name!r} ({exc})") from None
+    for module in loaded.values():
         docs = [inspect.getdoc(module) or ""]
         for attr in sorted(dir(module)):
             if attr.startswith("_"):
@@ -92,10 +98,27 @@ def docstring_documents(
             if callable(obj):
                 docs.append(inspect.getdoc(obj) or "")
         for doc in docs:
-            doc = "\n".join(line.rstrip() for line in doc.strip().splitlines())
+            doc = _stable_text(doc)
             if len(doc) >= min_chars:
                 found.add(doc)
     return sorted(found)
+
+
+#: A displayed set of strings, ``{'b', 'a'}``: Python prints its items in hash order, which
+#: changes from process to process (scipy's deprecation notes list argument names so).
+_STRING_SET = re.compile(r"\{'[^'{}]*'(?:, '[^'{}]*')+\}")
+
+
+def _stable_text(doc: str) -> str:
+    """``doc`` without what changes from one process to the next: lines of example output
+    marked ``# may vary`` (scipy.stats draws them at import time, from the global random
+    state) are dropped and displayed string sets are sorted; trailing spaces are stripped."""
+    lines = [line.rstrip() for line in doc.strip().splitlines()]
+    lines = [line for line in lines if not line.endswith("# may vary")]
+    text = "\n".join(lines)
+    return _STRING_SET.sub(
+        lambda m: "{" + ", ".join(sorted(m.group(0)[1:-1].split(", "))) + "}", text
+    )
 
 
 def labelled_docstrings(
