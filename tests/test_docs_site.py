@@ -225,10 +225,14 @@ def test_results_are_tables_and_figures_enlarge() -> None:
 
 
 def test_no_internal_wording() -> None:
-    internal = re.compile(r"\b(?:second|first|this|previous) session\b|\bthe \w+ issue\b", re.I)
+    internal = re.compile(
+        r"\b(?:second|first|this|previous|\w+th) session\b|\bthe \w+ issue\b|\bthe issue's\b"
+        r"|\bissue\s*#?\d+",
+        re.I,
+    )
     hits = [
         f"{p.relative_to(ROOT)}: {m.group(0)}"
-        for p in sorted((ROOT / "docs").rglob("*.md"))
+        for p in [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "CHANGELOG.md"]
         for m in internal.finditer(p.read_text(encoding="utf-8"))
     ]
     assert not hits, hits
