@@ -3,6 +3,11 @@
 Every public function validates its input here, so that bad input always raises a
 ``ValueError`` or ``TypeError`` that names the offending parameter and the allowed values,
 instead of producing a NaN or a silently wrong answer.
+
+Parameter names are one per concept (docs/guide/architecture.md, "Names"): ``n_features``
+is the number of frequencies ``m``, ``output_dim`` the number of output columns, ``dim`` the
+input dimension and ``seed`` a :data:`SeedLike`. A renamed keyword keeps working for one
+release through :func:`renamed_keywords`.
 """
 
 from __future__ import annotations
