@@ -29,7 +29,8 @@ from kernelapprox.dynamics import (
 from kernelapprox.dynamics.training import train
 
 D, R = 10, 2
-#: float64 products of L + 2 orthogonal-times-eps factors: ~1e3 u relative, with room.
+#: float64 products of L + 2 orthogonal-times-eps factors of size 10: rounding of order
+#: (L + 2) d u = 6e-15 relative at most (Higham 2002, §3.5); measured <= 2.1e-16.
 RTOL = 1e-12
 
 

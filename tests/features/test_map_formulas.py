@@ -27,8 +27,20 @@ import torch
 from kernelapprox import features, kernels
 
 X = 0.6 * np.random.default_rng(11).normal(size=(7, 3))
-#: float64 evaluations of the same formula in a different order: 1e-12 relative is ~5e3 u.
-RTOL = 1e-12
+U64 = 2.0**-53
+#: Rounding allowance in units of u: each side rounds the phase ``w.x`` (``d = 3`` products,
+#: error <= 3 u sum_k |w_k x_k|, Higham 2002, §3.1), the function and the weight (1 u
+#: each); two sides: ``2 * (3 + 1)``. Measured: at most 2.3 for the cases below.
+GROWTH = 8.0
+
+
+def _assert_within_rounding(got, expected, magnitude, size) -> None:
+    """``|got - expected| <= GROWTH u (1 + magnitude) size`` entry by entry, where
+    ``magnitude`` bounds the exponent or phase (``sum_k |w_k x_k|``, plus ``|u|^2`` for the
+    exponential maps) and ``size`` is the entry's scale (``sqrt(xi)``, or its value)."""
+    bound = GROWTH * U64 * (1.0 + magnitude) * size
+    excess = np.abs(got - expected) / bound
+    assert excess.max() <= 1.0, f"rounding allowance exceeded {excess.max():.3g}-fold"
 
 
 def _paths(X: np.ndarray) -> dict[str, torch.Tensor]:
@@ -41,25 +53,32 @@ def _evaluate(fm, x: torch.Tensor) -> np.ndarray:
     return fm(x).detach().reshape(-1, fm.output_dim).numpy()
 
 
-def sincos_reference(fm, X: np.ndarray) -> np.ndarray:
+def sincos_reference(fm, X: np.ndarray):
+    """Features, phase magnitudes and entry scales (see :func:`_assert_within_rounding`)."""
     phase = X @ fm.frequencies.T
     root = np.sqrt(fm.weights)
-    return np.concatenate((root * np.cos(phase), root * np.sin(phase)), axis=1)
+    magnitude = np.abs(X) @ np.abs(fm.frequencies).T
+    features_ = np.concatenate((root * np.cos(phase), root * np.sin(phase)), axis=1)
+    return features_, np.tile(magnitude, 2), np.tile(root, (len(X), 2))
 
 
-def cos_offset_reference(fm, X: np.ndarray) -> np.ndarray:
-    return np.sqrt(2.0 * fm.weights) * np.cos(X @ fm.frequencies.T + fm.offsets)
+def cos_offset_reference(fm, X: np.ndarray):
+    root = np.sqrt(2.0 * fm.weights)
+    magnitude = np.abs(X) @ np.abs(fm.frequencies).T + fm.offsets
+    return root * np.cos(X @ fm.frequencies.T + fm.offsets), magnitude, np.tile(root, (len(X), 1))
 
 
-def hyperbolic_reference(fm, X: np.ndarray) -> np.ndarray:
+def hyperbolic_reference(fm, X: np.ndarray):
     u = X * fm.kernel.input_scale
     projection = u @ fm.standard_frequencies.T
     norm2 = (u**2).sum(axis=1, keepdims=True)
     prefactor = np.exp(-0.5 * norm2 if fm.kernel.unit == "softmax" else -norm2)
     root = np.sqrt(fm.weights / 2.0)
-    return np.concatenate(
+    features_ = np.concatenate(
         (root * prefactor * np.exp(projection), root * prefactor * np.exp(-projection)), axis=1
     )
+    magnitude = np.abs(u) @ np.abs(fm.standard_frequencies).T + norm2
+    return features_, np.tile(magnitude, 2), np.abs(features_)
 
 
 CASES = [
@@ -77,9 +96,10 @@ CASES = [
 @pytest.mark.parametrize("path", ["no_grad", "requires_grad", "batched"])
 def test_every_path_equals_the_closed_form(name, kernel, reference, path):
     fm = features.make(name, kernel, 9, dim=3, seed=4)
-    expected = reference(fm, X)
+    expected, magnitude, size = reference(fm, X)
     got = _evaluate(fm, _paths(X)[path])
-    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=1e-15)
+    assert got.shape == expected.shape
+    _assert_within_rounding(got, expected, magnitude, size)
 
 
 @pytest.mark.parametrize(("name", "kernel", "reference"), CASES)
@@ -100,7 +120,13 @@ def test_sincos_gradient_is_the_derivative_of_the_closed_form():
     phase = X @ W.T
     m = fm.n_features
     d_phase = c[:m] * root * -np.sin(phase) + c[m:] * root * np.cos(phase)
-    np.testing.assert_allclose(grad.numpy(), d_phase @ W, rtol=RTOL, atol=1e-15)
+    # each term c_l sqrt(xi_l) trig(phase) w_lk: the allowance of a feature, times |c_l w_lk|
+    # (the final sums over l add m u relative to the absolute sum: GROWTH covers m = 6)
+    magnitude = (np.abs(X) @ np.abs(W).T).max()
+    size = (np.abs(c[:m]) + np.abs(c[m:])) * root @ np.abs(W)
+    _assert_within_rounding(
+        grad.numpy(), d_phase @ W, magnitude + m, np.broadcast_to(size, X.shape)
+    )
 
 
 def test_hyperbolic_pair_terms_are_the_cosh_formula():
@@ -112,4 +138,6 @@ def test_hyperbolic_pair_terms_are_the_cosh_formula():
     expected = np.exp(-0.5 * ((u**2).sum(1) + (v**2).sum(1)))[:, None] * np.cosh(
         (u + v) @ fm.standard_frequencies.T
     )
-    np.testing.assert_allclose(fm.pair_terms(X, Y), expected, rtol=RTOL)
+    magnitude = np.abs(u + v) @ np.abs(fm.standard_frequencies).T
+    magnitude = magnitude + ((u**2).sum(1) + (v**2).sum(1))[:, None]
+    _assert_within_rounding(fm.pair_terms(X, Y), expected, magnitude, np.abs(expected))
