@@ -203,8 +203,10 @@ def _causal_chunked(
 
     Returns ``(out (B, H_kv, T, G, D_v + 1), S_final, R_final)``: ``out`` holds numerator and
     denominator relative to each row's prefix maximum ``M_i``. The intra-chunk products run
-    for all chunks at once; the inter-chunk part walks the chunks with the state, so no
-    per-chunk state is ever stored (memory ``O(T (F + D_v) + F D_v)``).
+    for all chunks at once. Without gradients the inter-chunk part walks the chunks with one
+    state in place (memory ``O(T (F + D_v) + F D_v)``); with gradients every chunk's
+    increment ``K_n^T V_n`` and every read of a state are batched products around a walk of
+    one update per chunk (the ``T / C`` states are what the backward pass keeps anyway).
     """
     B, Hk, T, G, Fd = phi_q.shape
     Dv1 = va.shape[-1]
@@ -244,25 +246,43 @@ def _causal_chunked(
         A = (A * weight[..., :, None, :]).masked_fill(future[:, None, :], 0.0)
     out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)
 
-    # Inter-chunk: read the state before chunk n, then S <- S e^{R_n - R_{n+1}} + KV_n.
+    # Inter-chunk: the state before chunk n is P_0 = S0, P_{n+1} = P_n e^{R_n - R_{n+1}} + KV_n
+    # with KV_n = K_n^T V_n (values relative to R_{n+1}), and row i of chunk n reads it as
+    # out_i += e^{R_n - M_i} Q_i P_n.
     row_scale = torch.exp(R_before[..., None] - M)[..., None, None]  # (B, H_kv, N, C, 1, 1)
     Vw = V * torch.exp(c - R_after[..., None])[..., None]  # values weighted relative to R_after
     decay = torch.exp(R_before - R_after)[..., None, None]  # (B, H_kv, N, 1, 1)
-    # unbind (not Q[:, :, n]): the backward of n slices would zero-fill n full gradients
-    Qn, Ktn, Vwn, outn = (x.unbind(2) for x in (Q, K.transpose(-1, -2), Vw, out))
-    scale_n, decay_n = row_scale.unbind(2), decay.unbind(2)
-    S = S0.clone() if inplace else S0
-    rows = []
-    for n in range(N):
-        inter = (Qn[n] @ S).view(B, Hk, C, G, Dv1)
-        if inplace:
-            outn[n].addcmul_(inter, scale_n[n])
-            S.mul_(decay_n[n]).add_(Ktn[n] @ Vwn[n])
-        else:
-            rows.append(outn[n] + inter * scale_n[n])
-            S = S * decay_n[n] + Ktn[n] @ Vwn[n]
-    if not inplace:
-        out = torch.stack(rows, dim=2)
+    if inplace:
+        # One chunk at a time, so the state stays in cache. Where a chunk's scales are all
+        # exactly 1 (no key of the chunk raised the reference: most chunks once the running
+        # maximum has settled), the product accumulates straight into its target.
+        Bh = B * Hk
+        rescale = (row_scale != 1).view(Bh, N, C).any(-1).any(0).tolist()
+        redecay = (decay != 1).view(Bh, N).any(0).tolist()
+        Q3, K3, V3 = Q.view(Bh, N, C * G, Fd), K.view(Bh, N, C, Fd), Vw.view(Bh, N, C, Dv1)
+        out3, scale3 = out.view(Bh, N, C * G, Dv1), row_scale.view(Bh, N, C, 1, 1)
+        decay3 = decay.view(Bh, N, 1, 1)
+        S = S0.reshape(Bh, Fd, Dv1).clone()
+        for n in range(N):
+            if rescale[n]:
+                inter = (Q3[:, n] @ S).view(Bh, C, G, Dv1)
+                out3[:, n].view(Bh, C, G, Dv1).addcmul_(inter, scale3[:, n])
+            else:
+                out3[:, n].baddbmm_(Q3[:, n], S)
+            if redecay[n]:
+                S.mul_(decay3[:, n])
+            S.baddbmm_(K3[:, n].transpose(-1, -2), V3[:, n])
+        S = S.view(B, Hk, Fd, Dv1)
+    else:
+        # Every KV_n in one batched product, the walk as one update per chunk, and every
+        # chunk's read of its state in one batched product.
+        KV = K.transpose(-1, -2) @ Vw  # (B, H_kv, N, F, D_v + 1)
+        # unbind (not KV[:, :, n]): the backward of n slices would zero-fill n full gradients
+        KVn, decay_n, states = KV.unbind(2), decay.unbind(2), [S0]
+        for n in range(N):
+            states.append(states[-1] * decay_n[n] + KVn[n])
+        P, S = torch.stack(states[:-1], dim=2), states[-1]
+        out = out + (Q @ P).view(B, Hk, N, C, G, Dv1) * row_scale
     out = out.reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
     return out, S, R_after[..., -1]
 
