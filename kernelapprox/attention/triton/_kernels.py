@@ -405,6 +405,7 @@ def noncausal_output_kernel(
     z_ptr,
     bad_ptr,
     o_ptr,
+    den_ptr,
     T,
     T_BUCKET,
     H,
@@ -425,7 +426,8 @@ def noncausal_output_kernel(
     BLOCK_DV: tl.constexpr,
 ):
     """``o_i = pq_i^T S / pq_i^T z`` for one (batch, head) and block of queries (nan when
-    ``q_i`` or any key or value is non-finite)."""
+    ``q_i`` or any key or value is non-finite); ``den_i = pq_i^T z`` (stabilized units, nan
+    where ``o_i`` is) goes to ``den_ptr`` ``(B, H, T)`` for the caller's range check."""
     pid = tl.program_id(0)
     b = pid // H
     h = pid % H
@@ -441,12 +443,14 @@ def noncausal_output_kernel(
     phi = _query_features(_project(x.to(tl.float32) * mult, w), feats, F, sqrt_xi)
     S, z, _ = _load_state(s_ptr, z_ptr, s_ptr, state, F, Dv, BLOCK_F, BLOCK_DV, True)
     num = tl.dot(phi, S, input_precision="ieee")
-    den = tl.maximum(tl.sum(phi * z[None, :], axis=1), TINY)
+    den = tl.sum(phi * z[None, :], axis=1)
     poisoned = tl.maximum(bad, tl.load(bad_ptr + state)) > 0.0
-    o = tl.where(poisoned[:, None], NAN, num / den[:, None])
+    o = tl.where(poisoned[:, None], NAN, num / tl.maximum(den, TINY)[:, None])
     _store_rows(
         o_ptr + b * stride_ob + h * stride_oh, t0, valid, stride_ot, o, Dv, BLOCK_T, BLOCK_DV
     )
+    rows = t0 + tl.arange(0, BLOCK_T)
+    tl.store(den_ptr + pid * T + rows, tl.where(poisoned, NAN, den), mask=valid)
 
 
 @triton.jit
@@ -461,6 +465,7 @@ def causal_chunked_kernel(
     z0_ptr,
     r0_ptr,
     o_ptr,
+    den_ptr,
     s_ptr,
     z_ptr,
     r_ptr,
@@ -500,7 +505,9 @@ def causal_chunked_kernel(
     ``e_ij = exp(c_j - M_i)``, plus the inter-chunk read ``exp(R - M_i) pq [S, z]``; then
     ``[S, z] <- [S, z] exp(R - R') + sum_j exp(c_j - R') pk_j [v_j, 1]`` with ``R' = max(R,
     max_chunk c)``. The float32 state (starting from the incoming one) never leaves
-    registers; the final one is written for head ``h % G == 0``. Inputs are selected to
+    registers; the final one is written for head ``h % G == 0``. Each row's denominator (in
+    stabilized units, nan where the output is) goes to ``den_ptr`` ``(B, H, T)`` for the
+    caller's range check. Inputs are selected to
     finite numbers (``_finite_rows``); row ``i`` is nan when ``q_i`` or a key or value
     ``j <= i`` was not (``seen`` carries that across chunks; ``bad`` is its final value).
     """
@@ -544,10 +551,10 @@ def causal_chunked_kernel(
         den = tl.sum(A, axis=1) + tl.sum(phi_q * z[None, :], axis=1) * row_scale
         kvbad = tl.maximum(kbad, vbad)
         sees = tl.maximum(tl.max(tl.where(causal, kvbad[None, :], 0.0), axis=1), seen)
-        o = tl.where(
-            (tl.maximum(sees, qbad) > 0.0)[:, None], NAN, num / tl.maximum(den, TINY)[:, None]
-        )
+        poisoned = tl.maximum(sees, qbad) > 0.0
+        o = tl.where(poisoned[:, None], NAN, num / tl.maximum(den, TINY)[:, None])
         _store_rows(o_base, t0, rows_ok, stride_ot, o, Dv, CHUNK, BLOCK_DV)
+        tl.store(den_ptr + pid * T + t0 + pos, tl.where(poisoned, NAN, den), mask=rows_ok)
         seen = tl.maximum(seen, tl.max(kvbad, axis=0))
         R_new = tl.maximum(R, tl.max(c, axis=0))
         kw = phi_k * tl.where(valid, tl.exp(c - R_new), 0.0)[:, None]

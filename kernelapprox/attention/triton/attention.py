@@ -45,8 +45,13 @@ from kernelapprox.attention.checks import (
     per_head_reference,
     resolve_scale,
 )
-from kernelapprox.attention.functional import packed_as_padded
-from kernelapprox.attention.maps import AnyMap, check_feature_map, input_multiplier
+from kernelapprox.attention.functional import DEFAULT_CHUNK, feature_attention, packed_as_padded
+from kernelapprox.attention.maps import (
+    AnyMap,
+    check_feature_map,
+    denominator_flags,
+    input_multiplier,
+)
 from kernelapprox.attention.state import AttentionState
 from kernelapprox.features import FeatureMap
 
@@ -144,12 +149,15 @@ def _forward(
     z0: torch.Tensor | None,
     r0: torch.Tensor | None,
     pad: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(o, kv, z, log_scale, bad)``: the output and the float32 state after the last key;
-    ``bad`` ``(B, H_kv)`` is 1 where a key or value was non-finite (the kernels ran on finite
-    numbers, so the state itself is finite; the caller makes it nan)."""
+) -> tuple[torch.Tensor, ...]:
+    """``(o, kv, z, log_scale, bad, den)``: the output and the float32 state after the last
+    key; ``bad`` ``(B, H_kv)`` is 1 where a key or value was non-finite (the kernels ran on
+    finite numbers, so the state itself is finite; the caller makes it nan); ``den``
+    ``(B, H, T_q)`` float32 holds each row's denominator in stabilized units (nan where the
+    output is nan), for the range check of :func:`denominator_flags`."""
     p, dev = plan, q.device
     o = torch.empty((*q.shape[:-1], p.Dv), device=dev, dtype=q.dtype)
+    den = torch.empty(p.B, p.H, p.Tq, device=dev, dtype=torch.float32)
     S = torch.empty(p.B, p.Hk, p.F, p.Dv, device=dev, dtype=torch.float32)
     z = torch.empty(p.B, p.Hk, p.F, device=dev, dtype=torch.float32)
     R = torch.empty(p.B, p.Hk, device=dev, dtype=torch.float32)
@@ -172,6 +180,7 @@ def _forward(
             pad_t,
             *init,
             o,
+            den,
             S,
             z,
             R,
@@ -192,7 +201,7 @@ def _forward(
             tile="CHUNK",
             **flags,
         )
-        return o, S, z, R, bad
+        return o, S, z, R, bad, den
     _launch(
         p,
         "noncausal_state_kernel",
@@ -231,6 +240,7 @@ def _forward(
         z,
         bad,
         o,
+        den,
         p.Tq,
         p.bucket(p.Tq),
         p.H,
@@ -244,7 +254,7 @@ def _forward(
         tile="BLOCK_T",
         **p.sizes,
     )
-    return o, S, z, R, bad
+    return o, S, z, R, bad, den
 
 
 def _row_splits(T: int) -> tuple[int, int]:
@@ -505,13 +515,13 @@ class _TritonAttention(torch.autograd.Function):
         z0: torch.Tensor | None,
         r0: torch.Tensor | None,
         pad: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        o, S, z, R, bad = _forward(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
+    ) -> tuple[torch.Tensor, ...]:
+        o, S, z, R, bad, den = _forward(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
         ctx.plan = plan
         ctx.save_for_backward(q, k, v, W, sqrt_xi, kv0, z0, r0, pad, S, z, R)
-        ctx.mark_non_differentiable(R, bad)
+        ctx.mark_non_differentiable(R, bad, den)
         ctx.set_materialize_grads(False)
-        return o, S, z, R, bad
+        return o, S, z, R, bad, den
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -521,6 +531,7 @@ class _TritonAttention(torch.autograd.Function):
         dz: torch.Tensor | None,
         _dR: Any,
         _dbad: Any,
+        _dden: Any,
     ) -> tuple[Any, ...]:
         needs = ctx.needs_input_grad[1:8]
         dq, dk, dv, dW, dxi, dkv0, dz0 = _backward(ctx.plan, ctx.saved_tensors, do, dS, dz, needs)
@@ -661,6 +672,7 @@ def triton_feature_attention(
     if key_padding_mask is not None:
         pad = key_padding_mask.to(q.device).contiguous().view(torch.uint8)
     kv0 = z0 = r0 = None
+    initial_state_in = initial_state
     if initial_state is not None:
         S0, r0 = initial_state_tensors(initial_state, B, Hk, Fd, Dv, q.device, torch.float32)
         if r0.ndim == 3:
@@ -687,8 +699,31 @@ def triton_feature_attention(
         block=block,
         upcast=q.dtype == torch.bfloat16 and triton_interpreted(),
     )
+    q_in, k_in, v_in = q, k, v
     q, k, v = (_unit_stride(x) for x in (q, k, v))
-    o, S, z, R, bad = _TritonAttention.apply(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
+    o, S, z, R, bad, den = _TritonAttention.apply(plan, q, k, v, W, sqrt_xi, kv0, z0, r0, pad)
+    v_bhtd = v if layout == "bhtd" else v.transpose(1, 2)  # (B, H_kv, T_k, D_v)
+    imprecise, _, _ = denominator_flags(
+        den, fm, values=v_bhtd, rows_may_be_empty=key_padding_mask is not None
+    )
+    if imprecise:
+        # The kernels keep one reference per head; here some row's stabilized products fell
+        # below float32's normal range (large |q|, |k| peaking on different features). The
+        # torch path recomputes exactly those cases with per-feature references.
+        return feature_attention(
+            q_in,
+            k_in,
+            v_in,
+            feature_map,
+            causal=causal,
+            scale=scale,
+            layout=layout,
+            key_padding_mask=key_padding_mask,
+            initial_state=initial_state_in,
+            output_final_state=output_final_state,
+            chunk_size=DEFAULT_CHUNK if chunk_size is None else chunk_size,
+            params=params,
+        )
     if output_final_state:
         # the state after a non-finite key or value is nan (as feature_attention's)
         poison = torch.zeros_like(bad).masked_fill_(bad > 0, math.nan)
