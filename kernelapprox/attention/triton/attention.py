@@ -593,6 +593,13 @@ def triton_feature_attention(
     ``bfloat16`` or ``float16``, float32 accumulation, output in ``q``'s dtype.
     Differentiable (see the module docstring).
 
+    The kernels keep one log-scale reference per head. When some row's denominator falls
+    below float32's normal range (very large ``|q|``, ``|k|`` peaking on different features;
+    the range check of :func:`~kernelapprox.attention.maps.denominator_flags` on the
+    denominators the kernels return), the call is recomputed by
+    :func:`~kernelapprox.attention.feature_attention`, whose per-feature references are exact
+    there (slower; the result and its gradients are then that function's).
+
     Parameters
     ----------
     key_padding_mask : bool Tensor ``(B, T_k)``, optional
