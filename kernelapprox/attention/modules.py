@@ -201,36 +201,26 @@ class FeatureAttention(nn.Module):
         """
         is_causal = check_bool(is_causal, "is_causal")
         self._maybe_redraw()
+        shared = {
+            "causal": is_causal,
+            "scale": scale,
+            "layout": self.layout,
+            "key_padding_mask": key_padding_mask,
+            "cu_seqlens": cu_seqlens,
+            "initial_state": initial_state,
+            "output_final_state": output_final_state,
+            "params": self.map_tensors,
+        }
         if self._use_triton(query, cu_seqlens):
-            return triton_feature_attention(
-                query,
-                key,
-                value,
-                self.feature_map,
-                causal=is_causal,
-                scale=scale,
-                layout=self.layout,
-                key_padding_mask=key_padding_mask,
-                cu_seqlens=cu_seqlens,
-                initial_state=initial_state,
-                output_final_state=output_final_state,
-                params=self.map_tensors,
-            )
+            return triton_feature_attention(query, key, value, self.feature_map, **shared)
         return feature_attention(
             query,
             key,
             value,
             self.feature_map,
-            causal=is_causal,
-            scale=scale,
-            layout=self.layout,
-            key_padding_mask=key_padding_mask,
-            cu_seqlens=cu_seqlens,
-            initial_state=initial_state,
-            output_final_state=output_final_state,
             chunk_size=self.chunk_size,
-            params=self.map_tensors,
             recompute=self.recompute,
+            **shared,
         )
 
     def _use_triton(self, query: torch.Tensor, cu_seqlens: torch.Tensor | None) -> bool:
