@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", type=int, default=1, help="est: independent replications (intervals over seeds)"
     )
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help="est: one init and data order, one full run and this many EST runs that differ "
+        "only in their subnetworks (paired gaps, intervals over draws; not with --seeds)",
+    )
 
 
 def parse_schedule(text: str) -> Any:
@@ -71,6 +78,10 @@ def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], s
     from kernelapprox.dynamics.est import compare_over_seeds
 
     schedule = parse_schedule(args.schedule)
+    if getattr(args, "draws", None) is not None:
+        if args.seeds != 1:
+            raise ValueError("--draws replicates the subnetworks of one seed: leave --seeds at 1")
+        return _run_draws(args, schedule, progress)
     result = compare_over_seeds(
         seeds=args.seeds,
         schedule=schedule,
@@ -116,6 +127,51 @@ def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], s
         lines.append(f"{key:<{width}}  {value:>10.4f}{half:<9}  {desc}")
     if result["seeds"] > 1:
         lines.append("(mean over seeds ± 95 % Student-t half-width)")
+    return payload, "\n".join(lines)
+
+
+def _run_draws(args: argparse.Namespace, schedule: Any, progress: bool) -> tuple[dict, str]:
+    """``--draws R``: :func:`~kernelapprox.dynamics.est.compare_subnetwork_draws`."""
+    from kernelapprox.dynamics.est import compare_subnetwork_draws
+
+    result = compare_subnetwork_draws(
+        draws=args.draws,
+        schedule=schedule,
+        steps=600 if args.steps is None else args.steps,
+        lr=3e-3 if args.lr is None else args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        layer_scale=args.layer_scale,
+        progress=progress,
+    )
+    payload = {"experiment": "est", **result}
+    cfg = result["config"]
+    head = (
+        f"EST vs full training, paired: {cfg['n_layers']} layers, d={cfg['d_model']}, "
+        f"{cfg['n_heads']} heads, MLP {cfg['d_mlp']}, T={cfg['context']}; {result['steps']} "
+        f"steps, schedule {result['schedule']['boundaries']} {result['schedule']['rates']}, "
+        f"seed {result['seed']} (one init and data order), {result['draws']} subnetwork draws"
+    )
+    lines = [head, "-" * len(head)]
+    lines.append(f"{'flops_saving':<24}  {result['flops_saving']:>10.4f}  block FLOPs saved")
+    lines.append(
+        f"{'flops_saving_with_head':<24}  {result['flops_saving_with_head']:>10.4f}  "
+        "with the LM head"
+    )
+    lines.append(
+        f"{'val_loss_full':<24}  {result['val_loss_full']:>10.4f}  the one full run (nats/byte)"
+    )
+    for key, desc in (
+        ("val_loss_est", "final validation loss, EST"),
+        ("loss_gap", "EST / full - 1 at equal steps"),
+        ("loss_gap_at_equal_flops", "EST / full - 1 at EST's FLOPs"),
+        ("wall_saving", "1 - wall_est / wall_full"),
+    ):
+        iv = result["intervals"][key]
+        span = f"[{iv['ci_low']:.4f}, {iv['ci_high']:.4f}]" if iv["replications"] > 1 else ""
+        lines.append(f"{key:<24}  {iv['value']:>10.4f}  {span:<18}  {desc}")
+    lines.append("per-draw loss gaps: " + ", ".join(f"{g:.4f}" for g in result["draws_loss_gap"]))
+    lines.append("(mean over draws, 95 % Student-t interval; conditional on the init and data)")
     return payload, "\n".join(lines)
 
 

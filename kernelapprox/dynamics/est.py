@@ -489,60 +489,237 @@ def compare_training(
         step, cumulative training FLOPs of each run, validation loss of each run), and the
         setting.
     """
+    init_seed, data_seed, sampler_seed = _spawn_seeds(seed, 3)
+    setting = _TrainingSetting.check(
+        config, schedule, steps, batch_size, lr, weight_decay, warmup, layer_scale, eval_every,
+        eval_windows, tokens,
+    )  # fmt: skip
+    trained = _train_side_by_side(setting, init_seed, data_seed, [sampler_seed], progress)
+    run = _summarize(setting, trained["histories"][0], trained["wall_full"], trained["wall_est"][0])
+    return {
+        **run,
+        "seed": seed if isinstance(seed, int) else str(seed),
+        **setting.describe(),
+        "history": trained["histories"][0],
+    }
+
+
+#: Per-draw numbers of :func:`compare_subnetwork_draws` (the gaps of each EST run against the
+#: one full run).
+DRAW_METRICS = ("val_loss_est", "loss_gap", "loss_gap_at_equal_flops", "wall_saving")
+
+
+def compare_subnetwork_draws(
+    *,
+    draws: int = 8,
+    config: DecoderConfig = DEFAULT_LM,
+    schedule: StageSchedule | str = "gpt2",
+    steps: int = 600,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    warmup: int = 20,
+    seed: Any = 0,
+    layer_scale: str = "inverse",
+    eval_every: int = 50,
+    eval_windows: int = 64,
+    tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    r"""One full run and ``draws`` EST runs that differ only in their subnetworks.
+
+    Common random numbers: every run starts from the same initialization and sees the same
+    batches in the same order (both spawned from ``seed`` as in :func:`compare_training`); EST
+    run :math:`r` draws its subnetworks with the :math:`r`-th child of the sampler seed. The
+    full run is deterministic given init and data, so it is trained once, and the paired
+    gaps :math:`g_r = L^{\mathrm{EST}}_r / L^{\mathrm{full}} - 1` are independent and
+    identically distributed given the init and the data order: their Student-t interval
+    (:func:`~kernelapprox.estimators.replications.replication_interval`) is an interval for
+    the expected gap *at this initialization and data order*, the randomness of EST itself.
+    It says nothing about other initializations or data orders (replicate ``seed`` for
+    that: :func:`compare_over_seeds`), but its standard error is free of their variance.
+
+    Returns
+    -------
+    dict
+        ``val_loss_full`` (the one full run), per-draw lists ``draws_<key>`` for the keys of
+        :data:`DRAW_METRICS`, ``intervals[key]`` over draws, ``wall_s_full`` and the mean
+        ``wall_s_est``, the FLOPs savings and the setting.
+    """
+    from kernelapprox.estimators.replications import replication_interval
+
+    draws = check_positive_int(draws, "draws")
+    init_seed, data_seed, sampler_seed = _spawn_seeds(seed, 3)
+    setting = _TrainingSetting.check(
+        config, schedule, steps, batch_size, lr, weight_decay, warmup, layer_scale, eval_every,
+        eval_windows, tokens,
+    )  # fmt: skip
+    sampler_seeds = _spawn_seeds(sampler_seed, draws)
+    trained = _train_side_by_side(setting, init_seed, data_seed, sampler_seeds, progress)
+    runs = [
+        _summarize(setting, history, trained["wall_full"], wall)
+        for history, wall in zip(trained["histories"], trained["wall_est"], strict=True)
+    ]
+    first = runs[0]
+    return {
+        "flops_saving": first["flops_saving"],
+        "flops_saving_with_head": first["flops_saving_with_head"],
+        "val_loss_full": first["val_loss_full"],
+        "val_loss_full_at_est_flops": first["val_loss_full_at_est_flops"],
+        "wall_s_full": trained["wall_full"],
+        "wall_s_est": float(np.mean(trained["wall_est"])),
+        **{f"draws_{key}": [run[key] for run in runs] for key in DRAW_METRICS},
+        "intervals": {
+            key: replication_interval([run[key] for run in runs]).as_dict() for key in DRAW_METRICS
+        },
+        "draws": draws,
+        "seed": seed if isinstance(seed, int) else str(seed),
+        **setting.describe(),
+        "history_full": [
+            {k: row[k] for k in ("step", "flops_full", "val_loss_full")}
+            for row in trained["histories"][0]
+        ],
+    }
+
+
+def _spawn_seeds(seed: Any, n: int) -> list[np.random.SeedSequence]:
+    from kernelapprox._validation import spawn
+
+    return spawn(seed, n)
+
+
+@dataclass(frozen=True)
+class _TrainingSetting:
+    """The checked setting shared by :func:`compare_training` and its replications."""
+
+    config: DecoderConfig
+    scaled: StageSchedule
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup: int
+    layer_scale: str
+    eval_every: int
+    eval_windows: int
+    train_tokens: torch.Tensor
+    val_tokens: torch.Tensor
+    corpus_info: dict[str, Any]
+
+    @classmethod
+    def check(
+        cls,
+        config: Any,
+        schedule: Any,
+        steps: Any,
+        batch_size: Any,
+        lr: Any,
+        weight_decay: Any,
+        warmup: Any,
+        layer_scale: Any,
+        eval_every: Any,
+        eval_windows: Any,
+        tokens: Any,
+    ) -> _TrainingSetting:
+        from kernelapprox._validation import check_nonnegative_float, check_positive_float
+        from kernelapprox.lm.corpus import docstring_corpus
+
+        if not isinstance(config, DecoderConfig):
+            raise TypeError(f"config must be a DecoderConfig, got {type(config).__name__}")
+        if isinstance(schedule, str):
+            schedule = StageSchedule.preset(schedule)
+        if not isinstance(schedule, StageSchedule):
+            raise TypeError(f"schedule must be a StageSchedule or a preset name, got {schedule!r}")
+        steps = check_positive_int(steps, "steps")
+        check_choice(layer_scale, "layer_scale", LAYER_SCALES)
+        corpus_info: dict[str, Any] = {}
+        if tokens is None:
+            corpus = docstring_corpus()
+            train_tokens, val_tokens = corpus.tokens("train"), corpus.tokens("validation")
+            corpus_info = {"fingerprint": corpus.fingerprint, "versions": corpus.versions}
+        else:
+            train_tokens, val_tokens = tokens
+        return cls(
+            config=config,
+            scaled=schedule.scaled(steps),
+            steps=steps,
+            batch_size=check_positive_int(batch_size, "batch_size"),
+            lr=check_positive_float(lr, "lr"),
+            weight_decay=check_nonnegative_float(weight_decay, "weight_decay"),
+            warmup=check_positive_int(warmup, "warmup", minimum=0),
+            layer_scale=layer_scale,
+            eval_every=check_positive_int(eval_every, "eval_every"),
+            eval_windows=check_positive_int(eval_windows, "eval_windows"),
+            train_tokens=train_tokens,
+            val_tokens=val_tokens,
+            corpus_info=corpus_info,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The setting as plain JSON values."""
+        return {
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "layer_scale": self.layer_scale,
+            "schedule": {
+                "boundaries": list(self.scaled.boundaries),
+                "rates": [list(r) for r in self.scaled.rates],
+            },
+            "config": dict(self.config.__dict__),
+            "corpus": self.corpus_info,
+        }
+
+
+def _train_side_by_side(
+    setting: _TrainingSetting,
+    init_seed: np.random.SeedSequence,
+    data_seed: np.random.SeedSequence,
+    sampler_seeds: Sequence[np.random.SeedSequence],
+    progress: bool,
+) -> dict[str, Any]:
+    """Train one full model and one EST model per sampler seed (see :func:`compare_training`).
+
+    Returns ``histories`` (one per EST run, each row with the full run's numbers too),
+    ``wall_full`` and ``wall_est`` (one per EST run), in seconds.
+    """
     import copy
     import time
 
-    from kernelapprox._validation import check_nonnegative_float, check_positive_float, spawn
-    from kernelapprox.lm.corpus import docstring_corpus, evenly_spaced_windows, random_windows
+    from kernelapprox.lm.corpus import evenly_spaced_windows, random_windows
     from kernelapprox.lm.model import Decoder
 
-    if not isinstance(config, DecoderConfig):
-        raise TypeError(f"config must be a DecoderConfig, got {type(config).__name__}")
-    if isinstance(schedule, str):
-        schedule = StageSchedule.preset(schedule)
-    if not isinstance(schedule, StageSchedule):
-        raise TypeError(f"schedule must be a StageSchedule or a preset name, got {schedule!r}")
-    steps = check_positive_int(steps, "steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    lr = check_positive_float(lr, "lr")
-    weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
-    warmup = check_positive_int(warmup, "warmup", minimum=0)
-    eval_every = check_positive_int(eval_every, "eval_every")
-    eval_windows = check_positive_int(eval_windows, "eval_windows")
-    check_choice(layer_scale, "layer_scale", LAYER_SCALES)
-    scaled = schedule.scaled(steps)
-    init_seed, data_seed, sampler_seed = spawn(seed, 3)
-    corpus_info: dict[str, Any] = {}
-    if tokens is None:
-        corpus = docstring_corpus()
-        train_tokens, val_tokens = corpus.tokens("train"), corpus.tokens("validation")
-        corpus_info = {"fingerprint": corpus.fingerprint, "versions": corpus.versions}
-    else:
-        train_tokens, val_tokens = tokens
-    val_x, val_y = evenly_spaced_windows(val_tokens, eval_windows, config.context)
+    s = setting
+    config, steps = s.config, s.steps
+    val_x, val_y = evenly_spaced_windows(s.val_tokens, s.eval_windows, config.context)
     full_model = Decoder(config, seed=init_seed)
-    est_model = copy.deepcopy(full_model)
-    sampler = SubnetworkSampler.for_config(config, seed=sampler_seed, layer_scale=layer_scale)
+    samplers = [
+        SubnetworkSampler.for_config(config, seed=child, layer_scale=s.layer_scale)
+        for child in sampler_seeds
+    ]
+    est_models = [copy.deepcopy(full_model) for _ in samplers]
 
     def optimizer(model: torch.nn.Module) -> tuple[Any, Any]:
         # fused: one kernel updates every tensor; torch's CPU default loops over the tensors
         # in Python, 10 % of a small model's step, and does not shrink with the subnetwork
         # (benchmarks/est_wall_clock.py: 14 ms loop, 10 ms foreach, 3 ms fused on DEFAULT_LM)
         opt = torch.optim.AdamW(
-            model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay, fused=True
+            model.parameters(), lr=s.lr, betas=(0.9, 0.95), weight_decay=s.weight_decay, fused=True
         )
 
         def factor(t: int) -> float:
-            if t < warmup:
-                return (t + 1) / warmup
-            return max(0.0, (steps - t) / max(1, steps - warmup))
+            if t < s.warmup:
+                return (t + 1) / s.warmup
+            return max(0.0, (steps - t) / max(1, steps - s.warmup))
 
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
-    runs = {"full": (full_model, *optimizer(full_model)), "est": (est_model, *optimizer(est_model))}
-    wall = {"full": 0.0, "est": 0.0}
-    flops = {"full": 0, "est": 0}
-    tokens_per_step = batch_size * config.context
+    # (model, optimizer, lr schedule, sampler or None for the full run); index 0 is the full run
+    runs = [(full_model, *optimizer(full_model), None)]
+    runs += [(m, *optimizer(m), sampler) for m, sampler in zip(est_models, samplers, strict=True)]
+    wall = [0.0] * len(runs)
+    flops_full = flops_est = 0
+    tokens_per_step = s.batch_size * config.context
     full_step_flops = subnetwork_flops(config, include_head=True) * tokens_per_step
 
     @torch.no_grad()
@@ -552,52 +729,58 @@ def compare_training(
         model.train()
         return loss
 
-    history = [
-        {
-            "step": 0,
-            "flops_full": 0,
-            "flops_est": 0,
-            "val_loss_full": evaluate(full_model),
-            "val_loss_est": evaluate(est_model),
-        }
-    ]
+    def row(step: int) -> list[dict[str, Any]]:
+        full = evaluate(full_model)
+        return [
+            {
+                "step": step,
+                "flops_full": flops_full,
+                "flops_est": flops_est,
+                "val_loss_full": full,
+                "val_loss_est": evaluate(model),
+            }
+            for model in est_models
+        ]
+
+    histories: list[list[dict[str, Any]]] = [[r] for r in row(0)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="full vs EST", leave=False, mininterval=0.5)
     for t in range(steps):
-        x, y = random_windows(train_tokens, batch_size, config.context, seed=data_seed, step=t)
-        rates = scaled.rates_at(t)
-        for name, (model, opt, sched) in runs.items():
+        x, y = random_windows(s.train_tokens, s.batch_size, config.context, seed=data_seed, step=t)
+        rates = s.scaled.rates_at(t)
+        for i, (model, opt, sched, sampler) in enumerate(runs):
             start = time.perf_counter()
-            sub = sampler.sample(t, rates) if name == "est" else None
+            sub = None if sampler is None else sampler.sample(t, rates)
             opt.zero_grad(set_to_none=True)
             loss = model.loss(x, y, sub)
             loss.backward()
             opt.step()
             sched.step()
-            wall[name] += time.perf_counter() - start
+            wall[i] += time.perf_counter() - start
             if not torch.isfinite(loss):
+                name = "full" if sampler is None else "est"
                 raise FloatingPointError(
                     f"{name} training diverged at step {t} (loss {float(loss)}); lower lr"
                 )
-        flops["full"] += full_step_flops
-        flops["est"] += subnetwork_flops(config, rates, include_head=True) * tokens_per_step
-        if (t + 1) % eval_every == 0 or t + 1 == steps:
-            history.append(
-                {
-                    "step": t + 1,
-                    "flops_full": flops["full"],
-                    "flops_est": flops["est"],
-                    "val_loss_full": evaluate(full_model),
-                    "val_loss_est": evaluate(est_model),
-                }
-            )
+        flops_full += full_step_flops
+        flops_est += subnetwork_flops(config, rates, include_head=True) * tokens_per_step
+        if (t + 1) % s.eval_every == 0 or t + 1 == steps:
+            for history, r in zip(histories, row(t + 1), strict=True):
+                history.append(r)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    return {"histories": histories, "wall_full": wall[0], "wall_est": wall[1:]}
+
+
+def _summarize(
+    setting: _TrainingSetting, history: list[dict[str, Any]], wall_full: float, wall_est: float
+) -> dict[str, Any]:
+    """The numbers :func:`compare_training` reports for one EST run against the full run."""
     last = history[-1]
     at_equal_flops = _interpolate(
         [h["flops_full"] for h in history],
@@ -605,29 +788,19 @@ def compare_training(
         last["flops_est"],
     )
     return {
-        "flops_saving": float(flops_saving(config, scaled)),
-        "flops_saving_with_head": float(flops_saving(config, scaled, include_head=True)),
+        "flops_saving": float(flops_saving(setting.config, setting.scaled)),
+        "flops_saving_with_head": float(
+            flops_saving(setting.config, setting.scaled, include_head=True)
+        ),
         "measured_flops_saving_with_head": 1 - last["flops_est"] / last["flops_full"],
         "val_loss_full": last["val_loss_full"],
         "val_loss_est": last["val_loss_est"],
         "loss_gap": last["val_loss_est"] / last["val_loss_full"] - 1,
         "val_loss_full_at_est_flops": at_equal_flops,
         "loss_gap_at_equal_flops": last["val_loss_est"] / at_equal_flops - 1,
-        "wall_s_full": wall["full"],
-        "wall_s_est": wall["est"],
-        "wall_saving": 1 - wall["est"] / wall["full"],
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed if isinstance(seed, int) else str(seed),
-        "layer_scale": layer_scale,
-        "schedule": {
-            "boundaries": list(scaled.boundaries),
-            "rates": [list(r) for r in scaled.rates],
-        },
-        "config": dict(config.__dict__),
-        "corpus": corpus_info,
-        "history": history,
+        "wall_s_full": wall_full,
+        "wall_s_est": wall_est,
+        "wall_saving": 1 - wall_est / wall_full,
     }
 
 

@@ -396,6 +396,40 @@ def test_over_seeds_intervals_summarize_independent_runs() -> None:
         compare_over_seeds(seeds=0, config=TINY, tokens=_tokens())
 
 
+def test_subnetwork_draws_share_the_full_run_and_differ_only_in_subnetworks() -> None:
+    from kernelapprox.dynamics.est import compare_subnetwork_draws, compare_training
+
+    kwargs = dict(config=TINY, steps=6, batch_size=4, eval_every=3, tokens=_tokens(), seed=4)
+    paired = compare_subnetwork_draws(draws=3, **kwargs)
+    single = compare_training(**kwargs)
+    # the same init and batches: the one full run is compare_training's, bit for bit
+    assert paired["val_loss_full"] == single["val_loss_full"]
+    assert [h["val_loss_full"] for h in paired["history_full"]] == [
+        h["val_loss_full"] for h in single["history"]
+    ]
+    gaps = paired["draws_loss_gap"]
+    assert len(gaps) == 3 and len(set(gaps)) == 3  # other subnetworks, other EST runs
+    for g, loss in zip(gaps, paired["draws_val_loss_est"], strict=True):
+        assert g == pytest.approx(loss / paired["val_loss_full"] - 1, rel=1e-12)
+    interval = paired["intervals"]["loss_gap"]
+    assert interval["value"] == pytest.approx(sum(gaps) / 3, rel=1e-12)
+    assert interval["stderr"] == pytest.approx(np.std(gaps, ddof=1) / math.sqrt(3), rel=1e-9)
+    json.dumps(paired)
+    # at rate 1 every draw is the full model: all gaps exactly 0
+    same = compare_subnetwork_draws(draws=2, **{**kwargs, "schedule": "full"})
+    assert same["draws_loss_gap"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="draws"):
+        compare_subnetwork_draws(draws=0, **kwargs)
+
+
+def test_loss_gap_claim_reads_the_interval_three_ways() -> None:
+    from proofs.est_loss_gap import decision
+
+    assert decision(0.012, 0.03).startswith("refuted")
+    assert decision(-0.01, 0.009).startswith("shown")
+    assert decision(0.004, 0.022).startswith("undecided")
+
+
 def test_training_bad_input() -> None:
     from kernelapprox.dynamics.est import compare_training
 
@@ -427,6 +461,12 @@ def test_cli_est_json(capsys, monkeypatch, tmp_path) -> None:
     assert "--schedule" in capsys.readouterr().err
     assert cli.main([*argv, "--no-progress", "--schedule", "fast"]) == 2
     assert "--schedule" in capsys.readouterr().err
+    assert cli.main([*argv, "--no-progress", "--draws", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["draws"] == 2 and len(out["draws_loss_gap"]) == 2
+    assert set(out["intervals"]) >= {"loss_gap", "loss_gap_at_equal_flops"}
+    assert cli.main([*argv, "--no-progress", "--draws", "2", "--seeds", "2"]) == 2
+    assert "--draws" in capsys.readouterr().err
 
 
 # --- torch.distributed: every rank draws the same subnetwork ------------------------------------
