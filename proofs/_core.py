@@ -27,6 +27,7 @@ Verdicts
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import numbers
 import re
@@ -103,6 +104,14 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def seed_parameter(run: Callable[..., Any]) -> inspect.Parameter | None:
+    """The keyword-only ``seed`` parameter of a claim's ``run``, or ``None`` if it has none."""
+    parameter = inspect.signature(run).parameters.get("seed")
+    if parameter is None or parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+        return None
+    return parameter
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of checking one claim.
@@ -165,7 +174,9 @@ class Claim:
     family : str
         A key of :data:`FAMILIES`.
     run : callable
-        ``run(*, thorough: bool) -> Verdict``. ``thorough`` enlarges numerical experiments.
+        ``run(*, thorough: bool) -> Verdict``. ``thorough`` enlarges numerical experiments. A
+        seeded experiment also takes ``seed`` (keyword-only, default :attr:`seed`), the root
+        seed of its randomness (see :attr:`takes_seed` and :mod:`proofs._numerical`).
     module : str
         Dotted name of the module that defines the claim.
     seed : int or None
@@ -222,9 +233,24 @@ class Claim:
         object.__setattr__(self, "requires", tuple(self.requires))
         object.__setattr__(self, "verifies", tuple(self.verifies))
 
-    def check(self, *, thorough: bool = False) -> Verdict:
-        """Run the check and return its verdict (exceptions propagate; the runner catches them)."""
-        verdict = self.run(thorough=thorough)
+    @property
+    def takes_seed(self) -> bool:
+        """Whether ``run`` takes the root seed as the keyword-only argument ``seed``."""
+        return seed_parameter(self.run) is not None
+
+    def check(self, *, thorough: bool = False, seed: int | None = None) -> Verdict:
+        """Run the check and return its verdict (exceptions propagate; the runner catches them).
+
+        ``seed`` replaces the recorded root seed of an experiment that :attr:`takes_seed`;
+        ``None`` runs it with the recorded one. A claim that takes no seed refuses a seed
+        (``TypeError``).
+        """
+        if seed is None:
+            verdict = self.run(thorough=thorough)
+        elif self.takes_seed:
+            verdict = self.run(thorough=thorough, seed=seed)
+        else:
+            raise TypeError(f"claim {self.name!r} takes no seed (its run has no seed argument)")
         if not isinstance(verdict, Verdict):
             raise TypeError(f"claim {self.name!r}: run() returned {type(verdict).__name__}")
         return verdict

@@ -37,6 +37,18 @@ def _totals(report: Report, strict: bool) -> str:
     )
 
 
+def _seed_note(report: Report) -> str:
+    """One line on the seeds of a run with a non-zero ``--seed``; ``""`` for the recorded ones."""
+    if not report.seed_offset:
+        return ""
+    offset = report.seed_offset
+    note = f"seed offset {offset}: seeded experiments ran from their recorded seed + {offset}"
+    fixed = report.fixed_seed_claims()
+    if fixed:
+        note += f"; these take no seed and kept their recorded one: {', '.join(fixed)}"
+    return note
+
+
 def format_text(report: Report, *, strict: bool = False, width: int = 72) -> str:
     """An aligned table (long cells clipped), then the full evidence of every claim that did
     not pass, then the totals."""
@@ -65,15 +77,21 @@ def format_text(report: Report, *, strict: bool = False, width: int = 72) -> str
             label = "pending" if o.result == "pending" else "FAIL"
             out.append(f"[{label}] {o.claim.name}: {o.verdict.summary}")
     out += ["", _totals(report, strict)]
+    seeds = _seed_note(report)
+    if seeds:
+        out.append(seeds)
     return "\n".join(out) + "\n"
 
 
 def format_json(report: Report, *, strict: bool = False) -> str:
-    """The report as JSON: ``claims`` (one object per claim), ``counts``, ``exit_status``."""
+    """The report as JSON: ``claims`` (one object per claim, with the ``seed`` it ran from and
+    its ``recorded_seed``), ``counts``, ``seed`` (the run's seed offset), ``exit_status``."""
     payload = {
         "claims": [o.as_dict() for o in report.outcomes],
         "counts": report.counts(),
         "thorough": report.thorough,
+        "seed": report.seed_offset,
+        "fixed_seed_claims": report.fixed_seed_claims(),
         "strict": strict,
         "exit_status": report.exit_status(strict=strict),
         "seconds": round(report.seconds, 3),
@@ -113,6 +131,9 @@ def format_markdown(report: Report, *, strict: bool = False) -> str:
             + " |"
         )
     out += ["", _totals(report, strict), ""]
+    seeds = _seed_note(report)
+    if seeds:
+        out += [seeds, ""]
     return "\n".join(out)
 
 

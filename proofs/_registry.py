@@ -31,20 +31,46 @@ def claim_module_names() -> list[str]:
     )
 
 
+def _module_constants(tree: ast.Module) -> dict[str, object]:
+    """Module-level ``NAME = <literal>`` assignments (e.g. ``SEED = 20240329``)."""
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    constants[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+    return constants
+
+
 def _literal_keywords(tree: ast.Module) -> dict[str, object]:
-    """The literal keyword arguments of the module's ``CLAIM = Claim(...)`` call."""
+    """The literal keyword arguments of the module's ``CLAIM = Claim(...)`` (or
+    ``CLAIM = numerical_claim(...)``) call; a keyword given as a module constant is looked up.
+    For :func:`~proofs._numerical.numerical_claim` the method follows from the expected
+    verdict, as it does there."""
+    constants = _module_constants(tree)
     for node in tree.body:
         if (
             isinstance(node, ast.Assign)
             and any(isinstance(t, ast.Name) and t.id == "CLAIM" for t in node.targets)
             and isinstance(node.value, ast.Call)
         ):
-            found = {}
+            found: dict[str, object] = {}
             for kw in node.value.keywords:
+                if isinstance(kw.value, ast.Name) and kw.value.id in constants:
+                    found[kw.arg] = constants[kw.value.id]
+                    continue
                 try:
                     found[kw.arg] = ast.literal_eval(kw.value)
                 except ValueError:
                     continue
+            func = node.value.func
+            if isinstance(func, ast.Name) and func.id == "numerical_claim":
+                expected = found.get("expected", "holds")
+                found.setdefault("expected", expected)
+                found.setdefault("method", "refuted" if expected == "refuted" else "numerical")
             return found
     return {}
 

@@ -13,10 +13,19 @@ Exit status policy (:meth:`Report.exit_status`)
   exception in the check (reported as ``fails`` with the error). An ``ImportError`` from code of
   the package is such an exception: a module or name of ``kernelapprox`` that does not import
   fails the claim, it never makes it pending. Any failure gives exit status 1.
+
+Seeds (``kernelapprox verify --seed N``)
+----------------------------------------
+Every seeded experiment runs from its recorded seed plus the run's ``seed_offset`` ``N``
+(default 0: the recorded seeds, hence the recorded verdicts). A claim whose ``run`` takes no
+``seed`` (:attr:`~proofs._core.Claim.takes_seed`) keeps its recorded seed; the report says
+which claims those are. The tolerances are multiples of standard errors, so a claim that
+holds should hold for every offset except with the small probability those multiples allow.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import time
@@ -45,6 +54,12 @@ class Outcome:
     claim: Claim
     verdict: Verdict
     seconds: float
+    seed: int | None = None
+
+    @property
+    def reseeded(self) -> bool:
+        """Whether the check ran from a seed other than the claim's recorded one."""
+        return self.seed is not None and self.seed != self.claim.seed
 
     @property
     def result(self) -> str:
@@ -68,7 +83,8 @@ class Outcome:
             "evidence": dict(self.verdict.evidence),
             "seconds": round(self.seconds, 3),
             "module": c.module,
-            "seed": c.seed,
+            "seed": self.seed if self.seed is not None else c.seed,
+            "recorded_seed": c.seed,
             "tolerance": c.tolerance,
             "statement": c.statement,
         }
@@ -80,6 +96,18 @@ class Report:
 
     outcomes: tuple[Outcome, ...]
     thorough: bool = False
+    seed_offset: int = 0
+
+    def fixed_seed_claims(self) -> list[str]:
+        """Names of the seeded claims that kept their recorded seed under a non-zero offset
+        (their ``run`` takes no ``seed``)."""
+        if not self.seed_offset:
+            return []
+        return [
+            o.claim.name
+            for o in self.outcomes
+            if o.claim.seed is not None and not o.claim.takes_seed
+        ]
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(RESULTS, 0)
@@ -99,11 +127,25 @@ class Report:
         return sum(o.seconds for o in self.outcomes)
 
 
-def evaluate(claim: Claim, *, thorough: bool = False) -> Outcome:
-    """Check one claim, timing it; an exception becomes a ``fails`` verdict with the error."""
+def check_seed_offset(seed_offset: object) -> int:
+    """``seed_offset`` as an integer >= 0 (``TypeError`` / ``ValueError`` naming it)."""
+    if isinstance(seed_offset, bool) or not isinstance(seed_offset, numbers.Integral):
+        raise TypeError(f"seed_offset must be an integer >= 0, got {seed_offset!r}")
+    if seed_offset < 0:
+        raise ValueError(f"seed_offset must be an integer >= 0, got {seed_offset}")
+    return int(seed_offset)
+
+
+def evaluate(claim: Claim, *, thorough: bool = False, seed_offset: int = 0) -> Outcome:
+    """Check one claim, timing it; an exception becomes a ``fails`` verdict with the error.
+
+    A claim that takes a seed runs from its recorded seed plus ``seed_offset``.
+    """
+    seed_offset = check_seed_offset(seed_offset)
+    seed = claim.seed + seed_offset if claim.takes_seed and claim.seed is not None else None
     start = time.perf_counter()
     try:
-        verdict = claim.check(thorough=thorough)
+        verdict = claim.check(thorough=thorough, seed=seed)
     except ImportError as exc:
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         verdict = Verdict(
@@ -125,7 +167,7 @@ def evaluate(claim: Claim, *, thorough: bool = False) -> Outcome:
             f"pending on package code, which must import: {verdict.summary}",
             dict(verdict.evidence),
         )
-    return Outcome(claim, verdict, time.perf_counter() - start)
+    return Outcome(claim, verdict, time.perf_counter() - start, seed)
 
 
 def run_claims(
@@ -134,11 +176,14 @@ def run_claims(
     thorough: bool | None = None,
     progress: bool = True,
     file: IO[str] | None = None,
+    seed_offset: int = 0,
 ) -> Report:
     """Check ``claims`` in order with a tqdm progress bar (on ``file``, default stderr).
 
-    ``thorough=None`` reads the ``KERNELAPPROX_THOROUGH`` environment variable.
+    ``thorough=None`` reads the ``KERNELAPPROX_THOROUGH`` environment variable;
+    ``seed_offset`` shifts the root seed of every claim that takes one (module docstring).
     """
+    seed_offset = check_seed_offset(seed_offset)
     claims = list(claims)
     if thorough is None:
         thorough = thorough_from_env()
@@ -153,6 +198,6 @@ def run_claims(
     )
     for claim in bar:
         bar.set_postfix_str(claim.name, refresh=True)
-        outcomes.append(evaluate(claim, thorough=thorough))
+        outcomes.append(evaluate(claim, thorough=thorough, seed_offset=seed_offset))
     bar.close()
-    return Report(tuple(outcomes), thorough=bool(thorough))
+    return Report(tuple(outcomes), thorough=bool(thorough), seed_offset=seed_offset)

@@ -40,7 +40,8 @@ from scipy import special
 from kernelapprox import features, kernels
 from kernelapprox.sampling import sample_frequencies
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Verdict, try_import
+from ._numerical import Checks, numerical_claim
 from ._torch import single_threaded
 
 GAUSSIAN = kernels.Gaussian(1.0)
@@ -78,14 +79,14 @@ def _gram_error(frequencies: np.ndarray, weights: np.ndarray, x: np.ndarray) -> 
 
 
 @single_threaded
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     discrepancy, reason = try_import("kernelapprox.discrepancy")
     weights_mod, reason_w = try_import("kernelapprox.sampling.weights")
     if discrepancy is None or weights_mod is None:
         return Verdict.pending(reason or reason_w)
     box, box_weights = discrepancy.box, weights_mod.box_weights
-    root = np.random.SeedSequence(SEED)
-    rows, failures, ratios_1d = [], [], []
+    root = np.random.SeedSequence(seed)
+    rows, checks, ratios_1d = [], Checks(), []
     constant = float(special.erf(BOX) / (2 * np.sqrt(np.pi)))  # c = double integral, 1-D
     for (d, s), child in zip(CASES, root.spawn(len(CASES)), strict=True):
         node_seed, data_seed = child.spawn(2)
@@ -108,12 +109,18 @@ def run(*, thorough: bool = False) -> Verdict:
             "gram_error_weighted": _gram_error(nodes, xi, x),
         }
         rows.append(row)
-        if d_weighted > d_uniform * (1 + 1e-10) or sq_uniform < -1e-12:
-            failures.append(f"d={d} s={s}: weighted {d_weighted:.3e} > uniform {d_uniform:.3e}")
-        if d_simplex > d_uniform * (1 + 1e-10):
-            failures.append(f"d={d} s={s}: simplex {d_simplex:.3e} > uniform {d_uniform:.3e}")
-        if abs(simplex.sum() - 1) > 1e-12 or simplex.min() < 0 or xi.min() < 0:
-            failures.append(f"d={d} s={s}: simplex weights sum to {simplex.sum():.15f}")
+        checks.require(
+            d_weighted <= d_uniform * (1 + 1e-10) and sq_uniform >= -1e-12,
+            f"d={d} s={s}: weighted {d_weighted:.3e} > uniform {d_uniform:.3e}",
+        )
+        checks.require(
+            d_simplex <= d_uniform * (1 + 1e-10),
+            f"d={d} s={s}: simplex {d_simplex:.3e} > uniform {d_uniform:.3e}",
+        )
+        checks.require(
+            abs(simplex.sum() - 1) <= 1e-12 and simplex.min() >= 0 and xi.min() >= 0,
+            f"d={d} s={s}: simplex weights sum to {simplex.sum():.15f}",
+        )
         if d == 1:
             for label, wts in (("uniform", uniform), ("optimal", xi), ("simplex", simplex)):
                 sq = float(box(nodes, scale=1.0, b=b, weights=wts, squared=True))
@@ -121,8 +128,9 @@ def run(*, thorough: bool = False) -> Verdict:
                 # relative to the larger of D^2 and the constant term c it is the remainder of
                 gap = abs(sq - exact) / max(abs(exact), constant)
                 ratios_1d.append(gap)
-                if not gap <= 1e-10:
-                    failures.append(f"1-D s={s} {label}: box() - closed form = {gap:.2e} rel.")
+                checks.require(
+                    gap <= 1e-10, f"1-D s={s} {label}: box() - closed form = {gap:.2e} rel."
+                )
     spread = max(ratios_1d) if ratios_1d else 0.0
     shrink = ", ".join(f"{r['D_weighted'] / r['D_uniform']:.3f}" for r in rows)
     lower = sum(r["gram_error_weighted"] < r["gram_error_uniform"] for r in rows)
@@ -133,21 +141,15 @@ def run(*, thorough: bool = False) -> Verdict:
         f"asserted); simplex weights sum to 1; 1-D box() equals the closed form to "
         f"{spread:.1e} relative"
     )
-    if failures:
-        summary = "; ".join(failures)
-    return Verdict.decide(not failures, summary, rows=rows, closed_form_ratio_1d=ratios_1d)
+    return checks.verdict(summary, rows=rows, closed_form_ratio_1d=ratios_1d)
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="box_weights_discrepancy",
     title="DiJiang Theorem 3.3: weighted box discrepancy <= uniform",
-    statement=docstring_section(__doc__, "Statement"),
     source="DiJiang (ICML 2024) Thm 3.3, App. A.2; Avron et al. (JMLR 2016) Sec. 4",
-    method="numerical",
-    expected="holds",
     family="dijiang",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="relative slack 1e-10 on the inequality; 1e-8 on the 1-D closed-form cross-check",
     requires=("kernelapprox.discrepancy", "kernelapprox.sampling.weights"),

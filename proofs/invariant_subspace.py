@@ -30,17 +30,18 @@ control must show leakage $> 10^{-2}$."""
 
 from __future__ import annotations
 
-from ._core import Claim, Verdict, docstring_section, package_attr
+from ._core import Verdict, package_attr
+from ._numerical import numerical_claim
 
 SEED = 20240606
 TOLERANCE = 1e-10
 ADAM_MINIMUM = 1e-2
 
 
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     check = package_attr("kernelapprox.dynamics", "verify_invariant_subspace")
     steps = 3000 if thorough else 500
-    result = check(dim=30, rank=3, depth=3, eps=1e-2, steps=steps, seed=SEED)
+    result = check(dim=30, rank=3, depth=3, eps=1e-2, steps=steps, seed=seed)
     numbers = {
         key: float(result[key])
         for key in ("invariance_error", "trajectory_gap", "leakage", "adam_leakage")
@@ -56,16 +57,12 @@ def run(*, thorough: bool = False) -> Verdict:
     return Verdict.decide(exact and control, summary, steps=steps, **numbers)
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="invariant_subspace",
     title="Invariant subspace of deep factorisations under gradient descent (Yaras et al.)",
-    statement=docstring_section(__doc__, "Statement"),
     source="Yaras et al. (ICML 2024) Thm 1, Sec. 3",
-    method="numerical",
-    expected="holds",
     family="dynamics",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="1e-10 relative in float64 for GD; Adam control must exceed 1e-2",
     requires=("kernelapprox.dynamics",),

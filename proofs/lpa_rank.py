@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Claim, Verdict, docstring_section, package_attr
+from ._core import Verdict, package_attr
+from ._numerical import numerical_claim
 
 SEED = 20241102
 #: Class names the dynamics module may use for the LPA attention layer.
@@ -40,11 +41,11 @@ def numerical_rank(matrix: np.ndarray) -> int:
     return int(np.sum(s > 1e-10 * s[0])) if s.size and s[0] > 0 else 0
 
 
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     layer_cls = package_attr("kernelapprox.dynamics", "LowRankProjectedAttention")
     import torch
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     layer = layer_cls(D_MODEL, HEADS, rank=RANK).double()
     ranks = {}
     with torch.no_grad():
@@ -79,16 +80,12 @@ def run(*, thorough: bool = False) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="lpa_rank",
     title="LPA: each projected attention map has rank <= r",
-    statement=docstring_section(__doc__, "Statement"),
     source="Lv et al. (EMNLP 2024); TsinghuaC3I/LPA architecture/",
-    method="numerical",
-    expected="holds",
     family="dynamics",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="numerical rank with relative singular-value threshold 1e-10 (float64)",
     requires=("kernelapprox.dynamics",),

@@ -41,10 +41,12 @@ from __future__ import annotations
 import numpy as np
 
 from kernelapprox import features, kernels
+from kernelapprox.estimators.replications import mean_and_se, variance_and_se
 from kernelapprox.sampling import sample_frequencies
 
-from ._core import Claim, Verdict, docstring_section
-from ._stats import mean_and_se, uniform_directions, variance_and_se
+from ._core import Verdict
+from ._numerical import Checks, numerical_claim, z_score
+from ._stats import uniform_directions
 from ._torch import single_threaded
 
 SEED = 20161028
@@ -76,19 +78,20 @@ def law_checks(seed: np.random.SeedSequence, replications: int) -> dict[str, flo
     cross_se = np.sqrt(3 / (d * (d + 2)) - 1 / d**2) / np.sqrt(replications)
     norms = np.linalg.norm(W[:, :2], axis=-1)
     corr = np.corrcoef(norms[:, 0], norms[:, 1])[0, 1]
+    first_mean, first_se = mean_and_se(first)
     return {
-        "haar_first_coordinate_z": float(first.mean() / (first.std(ddof=1) / np.sqrt(first.size))),
-        "block_independence_z": float((cross.mean() - 1 / d) / cross_se),
-        "radius_correlation_z": float(corr * np.sqrt(replications)),
+        "haar_first_coordinate_z": z_score(first_mean, 0.0, first_se),
+        "block_independence_z": z_score(cross.mean(), 1 / d, cross_se),
+        "radius_correlation_z": z_score(corr, 0.0, 1 / np.sqrt(replications)),
     }
 
 
 @single_threaded
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     replications = 20000 if thorough else 3000
-    root = np.random.SeedSequence(SEED)
+    root = np.random.SeedSequence(seed)
     children = iter(root.spawn(len(DIMS) * (len(DISTANCES) + 1) + 2))
-    cells, failures = {}, []
+    cells, checks = {}, Checks()
     for d in DIMS:
         for z in (*DISTANCES, 3.0):
             delta_seed, frequency_seed = next(children).spawn(2)
@@ -104,22 +107,24 @@ def run(*, thorough: bool = False) -> Verdict:
             cells[key] = {
                 "ratio": var / iid_var,
                 "ratio_se": var_se / iid_var,
-                "bias_z": (mean - np.exp(-(z**2) / 2)) / mean_se,
+                "bias_z": z_score(mean, np.exp(-(z**2) / 2), mean_se),
             }
-            if abs(cells[key]["bias_z"]) > 5:
-                failures.append(f"{key} biased ({cells[key]['bias_z']:.1f} SE)")
-            if z in DISTANCES and var + 5 * var_se >= iid_var:
-                failures.append(f"{key} ORF/iid variance {var / iid_var:.3f} not below 1")
+            checks.within(cells[key]["bias_z"], 5, f"{key} biased ({cells[key]['bias_z']:.1f} SE)")
+            if z in DISTANCES:
+                checks.require(
+                    var + 5 * var_se < iid_var,
+                    f"{key} ORF/iid variance {var / iid_var:.3f} not below 1",
+                )
     delta_seed, frequency_seed = next(children).spawn(2)
     delta = uniform_directions(np.random.default_rng(delta_seed), 1, 4)[0]
     iid = sample_frequencies("mc", GAUSSIAN, replications * 4, 4, seed=frequency_seed)
     control_var, control_se = variance_and_se(block_estimates(iid.reshape(-1, 4, 4), delta))
     control_exact = (1 - np.exp(-1.0)) ** 2 / 8
-    control_z = (control_var - control_exact) / control_se
-    if abs(control_z) > 5:
-        failures.append(f"iid control off by {control_z:.1f} SE")
+    control_z = z_score(control_var, control_exact, control_se)
+    checks.within(control_z, 5, f"iid control off by {control_z:.1f} SE")
     law = law_checks(next(children), replications)
-    failures += [f"sampler law: {k} = {v:+.1f}" for k, v in law.items() if abs(v) > 5]
+    for k, v in law.items():
+        checks.within(v, 5, f"sampler law: {k} = {v:+.1f}")
     asserted = [v["ratio"] for k, v in cells.items() if not k.endswith("z=3.0")]
     reported = ", ".join(f"{v['ratio']:.2f}" for k, v in cells.items() if k.endswith("z=3.0"))
     summary = (
@@ -129,10 +134,7 @@ def run(*, thorough: bool = False) -> Verdict:
         f" (not asserted); iid control {control_z:+.1f} SE; Haar, block independence and "
         f"radius checks {', '.join(f'{v:+.1f}' for v in law.values())} SE; R={replications}"
     )
-    if failures:
-        summary = "; ".join(failures)
-    return Verdict.decide(
-        not failures,
+    return checks.verdict(
         summary,
         cells=cells,
         iid_control_z=control_z,
@@ -141,16 +143,12 @@ def run(*, thorough: bool = False) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="orf_variance",
     title="Orthogonal random features beat iid features in variance (d >= 4)",
-    statement=docstring_section(__doc__, "Statement"),
     source="Yu et al. (NIPS 2016) Thm 1",
-    method="numerical",
-    expected="holds",
     family="random_features",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="5 standard errors (fourth-moment SE of the variance) from R replications",
     verifies=(

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernelapprox.estimators.rates import fit_rmse_rate
 from kernelapprox.sampling import MonteCarlo, Sobol
 
-from ._core import Claim, Verdict, docstring_section
-from ._stats import rmse_slope
+from ._core import Verdict
+from ._numerical import numerical_claim
 
 SEED = 19970801
 DIM = 4
@@ -45,23 +46,23 @@ def integrand(x: np.ndarray) -> np.ndarray:
     return np.exp(x @ _A)
 
 
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     log2_ns = range(5, 15 if thorough else 13)
     replications = 100 if thorough else 32
     ns = 2 ** np.array(list(log2_ns))
     sobol_err = np.empty((len(ns), replications))
     mc_err = np.empty_like(sobol_err)
     for i, (k, child) in enumerate(
-        zip(log2_ns, np.random.SeedSequence(SEED).spawn(len(ns)), strict=True)
+        zip(log2_ns, np.random.SeedSequence(seed).spawn(len(ns)), strict=True)
     ):
         for r, s in enumerate(child.spawn(replications)):
             sobol_seed, mc_seed = s.spawn(2)
             points = SOBOL.uniform_points(2**k, DIM, seed=sobol_seed)
             sobol_err[i, r] = integrand(points).mean() - EXACT
             mc_err[i, r] = integrand(MC.uniform_points(2**k, DIM, seed=mc_seed)).mean() - EXACT
-    sobol, mc = rmse_slope(ns, sobol_err), rmse_slope(ns, mc_err)
-    sobol_ok = sobol.slope + 3 * sobol.se < -1.2
-    mc_ok = abs(mc.slope + 0.5) <= 5 * mc.se
+    sobol, mc = fit_rmse_rate(ns, sobol_err.T), fit_rmse_rate(ns, mc_err.T)
+    sobol_ok = sobol.slope + 3 * sobol.stderr < -1.2
+    mc_ok = abs(mc.slope + 0.5) <= 5 * mc.stderr
     summary = (
         f"scrambled Sobol' slope {sobol} (need slope + 3 SE < -1.2), MC slope {mc} "
         f"(need within 5 SE of -0.5); n = 2^{log2_ns[0]}..2^{log2_ns[-1]}, R={replications}"
@@ -70,9 +71,9 @@ def run(*, thorough: bool = False) -> Verdict:
         sobol_ok and mc_ok,
         summary,
         sobol_slope=sobol.slope,
-        sobol_slope_se=sobol.se,
+        sobol_slope_se=sobol.stderr,
         mc_slope=mc.slope,
-        mc_slope_se=mc.se,
+        mc_slope_se=mc.stderr,
         sobol_rmse=list(sobol.rmse),
         mc_rmse=list(mc.rmse),
         n=ns.tolist(),
@@ -80,16 +81,12 @@ def run(*, thorough: bool = False) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="sobol_rmse_rate",
     title="Scrambled Sobol' RMSE slope below -1.2; Monte Carlo slope -1/2",
-    statement=docstring_section(__doc__, "Statement"),
     source="Owen (Ann. Stat. 1997); Matousek (1998)",
-    method="numerical",
-    expected="holds",
     family="qmc",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="3 SE (Sobol' bound) and 5 SE (MC slope), SE by the delta method over R scrambles",
     verifies=(

@@ -189,3 +189,63 @@ def test_the_catalogue_is_kernelapprox_proofs_where_the_wheel_installed_it(monke
     installed.__spec__ = importlib.machinery.ModuleSpec("kernelapprox.proofs", None)
     monkeypatch.setitem(sys.modules, "kernelapprox.proofs", installed)
     assert catalogue_package() is installed
+
+
+def test_seed_offsets_every_seeded_claim_and_is_recorded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--seed 3`` reruns ``koksma_hlawka_1d`` from its recorded seed + 3 (a different
+    experiment, recorded in the JSON) and it still holds; 0 reruns the recorded seed."""
+    recorded = proofs.select(["koksma_hlawka_1d"])[0].seed
+    runs = {}
+    for seed in (0, 3):
+        argv = ["verify", "--only", "koksma_hlawka_1d", "--format", "json", "--no-progress"]
+        code = cli.main([*argv, "--seed", str(seed)])
+        runs[seed] = json.loads(capsys.readouterr().out)
+        assert code == 0 and runs[seed]["seed"] == seed
+        (claim,) = runs[seed]["claims"]
+        assert claim["seed"] == recorded + seed and claim["recorded_seed"] == recorded
+        assert claim["verdict"] == "holds"
+    assert runs[0]["claims"][0]["evidence"] != runs[3]["claims"][0]["evidence"]
+
+
+def test_seed_names_the_claims_that_keep_their_recorded_seed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = []
+
+    def seeded(*, thorough: bool = False, seed: int = 11) -> proofs.Verdict:
+        seen.append(seed)
+        return proofs.Verdict("holds", f"ran from seed {seed}")
+
+    def fixed(*, thorough: bool = False) -> proofs.Verdict:
+        return proofs.Verdict("holds", "ran from its own seed")
+
+    common = dict(
+        title="Fake", statement="$0 = 0$", source="tests", method="numerical",
+        expected="holds", family="qmc", module=__name__,
+    )  # fmt: skip
+    _use(
+        monkeypatch,
+        proofs.Claim(name="seeded_claim", run=seeded, seed=11, **common),
+        proofs.Claim(name="fixed_claim", run=fixed, seed=5, **common),
+    )
+    assert cli.main(["verify", "--seed", "4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [15]
+    assert out.strip().splitlines()[-1] == (
+        "seed offset 4: seeded experiments ran from their recorded seed + 4; these take no "
+        "seed and kept their recorded one: fixed_claim"
+    )
+    assert cli.main(["verify", "--format", "json", "--no-progress"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert seen == [15, 11] and payload["seed"] == 0 and payload["fixed_seed_claims"] == []
+    assert [c["seed"] for c in payload["claims"]] == [11, 5]
+
+
+def test_write_docs_refuses_a_seed_offset(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["verify", "--only", "dct_orthogonal", "--write-docs", str(tmp_path / "d")]
+    assert cli.main([*argv, "--seed", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--write-docs" in err[0] and "--seed 2" in err[0]
+    assert not (tmp_path / "d").exists()

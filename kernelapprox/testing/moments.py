@@ -45,6 +45,7 @@ import numpy as np
 from scipy import stats
 
 from kernelapprox._validation import check_choice, check_positive_float, check_positive_int, spawn
+from kernelapprox.estimators.replications import mean_and_se, variance_and_se
 from kernelapprox.testing._arrays import machine_epsilon, n_rows, to_numpy
 
 __all__ = ["MomentCheck", "assert_unbiased", "assert_variance_matches", "family_threshold"]
@@ -303,19 +304,14 @@ def assert_unbiased(
     if not callable(kernel):
         raise TypeError(f"kernel must be a callable (X, Y) -> Gram, got {type(kernel).__name__}")
     n_draws, n_sigma = _check_common(n_draws, n_sigma, correction, numerical_rtol)
-    mean = m2 = bound = None
-    eps = 0.0
-    for r, (K, b, e) in enumerate(_gram_draws(make_features, X, Y, n_draws, seed)):
-        if mean is None:
-            mean, m2, bound = np.zeros_like(K), np.zeros_like(K), np.zeros_like(K)
-        delta = K - mean  # Welford: numerically stable running mean and sum of squares
-        mean += delta / (r + 1)
-        m2 += delta * (K - mean)
-        bound += (b - bound) / (r + 1)
+    grams, bounds, eps = [], [], 0.0
+    for K, b, e in _gram_draws(make_features, X, Y, n_draws, seed):
+        grams.append(K)
+        bounds.append(b)
         eps = max(eps, e)
-    assert mean is not None and m2 is not None and bound is not None
+    mean, stderr = mean_and_se(np.stack(grams), axis=0)
+    bound = np.mean(bounds, axis=0)
     target = _reference(kernel, X, Y, mean.shape, "kernel")
-    stderr = np.sqrt(np.maximum(m2, 0.0) / (n_draws - 1) / n_draws)
     rtol = NUMERICAL_RTOL_EPS * eps if numerical_rtol is None else float(numerical_rtol)
     check = _decide("mean", mean, stderr, target, rtol * bound, n_sigma, n_draws, correction)
     if not check.passed:
@@ -381,7 +377,7 @@ def assert_variance_matches(
     >>> def make(seed):
     ...     return features.make("positive", k, m, dim=2, seed=seed)
     >>> def variance(X, Y):
-    ...     return analytic.performer_positive_mse(X[:, None], Y[None, :], n_samples=m)
+    ...     return analytic.performer_positive_mse(X[:, None], Y[None, :], n_features=m)
     >>> assert_variance_matches(make, variance, X, n_draws=1000).passed
     True
     """
@@ -395,11 +391,7 @@ def assert_variance_matches(
     for K, _, e in _gram_draws(make_features, X, Y, n_draws, seed):
         draws.append(K)
         eps = max(eps, e)
-    stack = np.stack(draws)
-    centred = stack - stack.mean(axis=0)
-    variance = np.sum(centred**2, axis=0) / (n_draws - 1)
-    mu4 = np.mean(centred**4, axis=0)
-    stderr = np.sqrt(np.maximum(mu4 - variance**2, 0.0) / n_draws)
+    variance, stderr = variance_and_se(np.stack(draws), axis=0)
     target = _reference(variance_fn, X, Y, variance.shape, "variance_fn")
     if np.any(target < 0):
         raise ValueError("variance_fn(X, Y) must be non-negative")

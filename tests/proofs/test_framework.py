@@ -4,6 +4,7 @@ helpers detect false statements (so a claim cannot pass vacuously)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import sys
 import types
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 import proofs
 from proofs import _registry
-from proofs._stats import rmse_slope, variance_and_se
+from proofs._numerical import Checks, numerical_claim, z_score
 from proofs._symbolic import expect_normal, residual
 
 
@@ -275,21 +276,6 @@ def test_star_discrepancy_closed_form_equals_definition(points: list[float]) -> 
     assert star_discrepancy_1d(x) == pytest.approx(star_discrepancy_by_definition(x), abs=1e-9)
 
 
-@given(st.floats(-1.6, -0.2), st.integers(0, 2**32 - 1))
-def test_rmse_slope_recovers_a_known_rate(rate: float, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    ns = 2 ** np.arange(4, 12)
-    errors = ns[:, None] ** rate * rng.standard_normal((ns.size, 64))
-    fit = rmse_slope(ns, errors)
-    assert abs(fit.slope - rate) <= 5 * fit.se
-
-
-def test_variance_se_matches_normal_theory() -> None:
-    x = np.random.default_rng(1).standard_normal(20000)
-    var, se = variance_and_se(x)
-    assert abs(var - 1) < 5 * se and se == pytest.approx(np.sqrt(2 / x.size), rel=0.1)
-
-
 def test_normal_radii_limit_matches_monte_carlo() -> None:
     from proofs._pff import input_pair, normal_radii_limit, pff_estimate, pff_frequencies
 
@@ -415,3 +401,110 @@ def test_registry_rejects_a_module_without_claim(monkeypatch: pytest.MonkeyPatch
     _fake_module(monkeypatch, "proofs.broken")
     with pytest.raises(TypeError, match="CLAIM"):
         _registry.catalogue()
+
+
+# --- the numerical-claim factory and seeds ---------------------------------------------------
+
+
+SEEDED_RUN = """
+def run(*, thorough=False, seed=7):
+    checks = Checks()
+    z = z_score(float(np.random.default_rng(seed).normal()), 0.0, 1.0)
+    checks.within(z, 5, f"z = {z:+.1f}")
+    return checks.verdict(f"z = {z:+.2f} (limit 5)", z=z, seed=seed)
+"""
+
+
+@pytest.fixture
+def seeded_run(monkeypatch: pytest.MonkeyPatch):
+    """The ``run`` of a fake claim module (with a Statement) that records its seed."""
+    doc = "A fake seeded claim.\n\nStatement\n---------\n$z \\sim N(0, 1)$\n"
+    module = types.ModuleType("fake_seeded_claim", doc)
+    module.__dict__.update(np=np, Checks=Checks, z_score=z_score)
+    exec(SEEDED_RUN, module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module.run
+
+
+def test_numerical_claim_takes_statement_module_and_method_from_its_run(seeded_run) -> None:
+    claim = numerical_claim(
+        seeded_run, name="fake_claim", title="t", source="s", family="qmc", seed=7,
+        tolerance="5 SE",
+    )  # fmt: skip
+    assert claim.statement == "$z \\sim N(0, 1)$"
+    assert claim.module == "fake_seeded_claim" and claim.method == "numerical"
+    assert claim.takes_seed
+    refuted = numerical_claim(
+        seeded_run, name="fake_claim", title="t", source="s", family="qmc", seed=7,
+        tolerance="5 SE", expected="refuted",
+    )  # fmt: skip
+    assert refuted.method == "refuted"
+    assert claim.check().evidence["seed"] == 7 and claim.check(seed=9).evidence["seed"] == 9
+
+
+def test_numerical_claim_rejects_a_run_that_cannot_be_reseeded(seeded_run) -> None:
+    fields = dict(name="fake_claim", title="t", source="s", family="qmc", tolerance="5 SE")
+
+    def unseeded(*, thorough: bool = False) -> proofs.Verdict:
+        return proofs.Verdict("holds", "x")
+
+    with pytest.raises(TypeError, match="keyword-only argument seed"):
+        numerical_claim(unseeded, seed=7, **fields)
+    with pytest.raises(ValueError, match="default seed 7 must be the recorded seed 8"):
+        numerical_claim(seeded_run, seed=8, **fields)
+    with pytest.raises(TypeError, match="seed of claim 'fake_claim' must be an integer"):
+        numerical_claim(seeded_run, seed=7.0, **fields)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        numerical_claim(seeded_run, seed=-1, **fields)
+    with pytest.raises(TypeError, match="takes no seed"):
+        _claim().check(seed=3)
+
+
+def test_checks_collect_the_failed_tolerances() -> None:
+    checks = Checks()
+    assert checks.within(-4.9, 5, "a") and checks.require(True, "b") and checks.passed
+    assert checks.verdict("all good", x=1).status == "holds"
+    assert not checks.within(5.1, 5, "first off") and not checks.require(False, "second off")
+    verdict = checks.verdict("all good", x=1)
+    assert verdict.status == "fails" and verdict.summary == "first off; second off"
+    assert checks.verdict("all good", failure="refuted").status == "refuted"
+    assert z_score(3.0, 1.0, 0.5) == 4.0
+
+
+def test_evaluate_offsets_the_recorded_seed_of_a_seeded_claim_only(seeded_run) -> None:
+    seeded = numerical_claim(
+        seeded_run, name="fake_claim", title="t", source="s", family="qmc", seed=7,
+        tolerance="5 SE",
+    )  # fmt: skip
+    fixed = dataclasses.replace(_claim(name="fixed_claim", expected="refuted"), seed=5)
+    outcome = proofs.evaluate(seeded, seed_offset=4)
+    assert outcome.seed == 11 and outcome.reseeded and outcome.verdict.evidence["seed"] == 11
+    assert outcome.as_dict()["seed"] == 11 and outcome.as_dict()["recorded_seed"] == 7
+    assert proofs.evaluate(seeded).seed == 7 and not proofs.evaluate(seeded).reseeded
+    kept = proofs.evaluate(fixed, seed_offset=4)
+    assert kept.seed is None and kept.as_dict()["seed"] == 5 and not kept.reseeded
+    report = proofs.run_claims([seeded, fixed], progress=False, seed_offset=4)
+    assert report.seed_offset == 4 and report.fixed_seed_claims() == ["fixed_claim"]
+    assert json.loads(proofs.format_json(report))["seed"] == 4
+    assert "seed offset 4" in proofs.format_markdown(report)
+    assert proofs.run_claims([fixed], progress=False).fixed_seed_claims() == []
+    with pytest.raises(ValueError, match="seed_offset must be an integer >= 0"):
+        proofs.evaluate(seeded, seed_offset=-1)
+    with pytest.raises(TypeError, match="seed_offset must be an integer"):
+        proofs.run_claims([seeded], progress=False, seed_offset=True)
+
+
+def test_unimportable_numerical_claim_keeps_its_method_and_seed(tmp_path, monkeypatch) -> None:
+    source = (
+        '"""Broken.\n\nStatement\n---------\n$1 = 1$\n"""\n'
+        "import kernelapprox.no_such_module\n\nSEED = 123\n\n"
+        'CLAIM = numerical_claim(run, name="broken_claim", title="Broken", source="s", '
+        'family="qmc", seed=SEED, tolerance="t")\n'
+    )
+    (tmp_path / "broken_claim.py").write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(
+        "proofs.broken_claim", tmp_path / "broken_claim.py"
+    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    stand_in = _registry.unimportable_claim("broken_claim", ImportError("no module"))
+    assert (stand_in.method, stand_in.expected, stand_in.seed) == ("numerical", "holds", 123)
