@@ -15,8 +15,8 @@ from pathlib import Path
 from kernelapprox.dynamics.plots import plot_theorem
 from kernelapprox.dynamics.theorem import verify_invariant_subspace
 
-result = verify_invariant_subspace(dim=30, rank=3, depth=3, eps=1e-2, lr=0.3, steps=500,
-                                   negative_controls=False, keep_history=True)  # fmt: skip
+setting = dict(dim=30, rank=3, depth=3, eps=1e-2, lr=0.3, steps=500)
+result = verify_invariant_subspace(**setting, negative_controls=False, keep_history=True)
 for key in ("n_invariant", "invariance_error", "leakage", "trajectory_gap", "final_relative_fit"):
     value = result[key]
     print(f"{key:<20} {value:.3e}" if isinstance(value, float) else f"{key:<20} {value}")
