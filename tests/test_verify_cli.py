@@ -175,6 +175,10 @@ def test_python_m_proofs_entry_point(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["--only", "positive_features", "--format", "json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["claims"][0]["verdict"] == "holds"
     assert main(["--only", "nope", "--no-progress"]) == 2
+    capsys.readouterr()
+    assert main(["--list", "--seed", "-1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "python -m proofs: error: --seed must be an integer >= 0, got -1\n"
 
 
 def test_the_catalogue_is_kernelapprox_proofs_where_the_wheel_installed_it(monkeypatch):
