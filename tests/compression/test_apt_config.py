@@ -20,3 +20,17 @@ def test_config_dict_equals_its_json_reading():
     stored = config_dict(config)
     assert json.loads(json.dumps(stored)) == stored
     assert stored["adapted"] == [*ADAPTED, "intermediate.dense"]
+
+
+def test_fingerprint_tells_the_same_test_set_apart_from_the_same_data():
+    import torch
+
+    from kernelapprox.compression.pruning.train import task_fingerprint
+
+    texts, labels = ["a doc", "b doc", "c doc"], torch.tensor([0, 1, 0])
+    task = {"train": (["t"], torch.tensor([1])), "test": (texts, labels)}
+    shuffled = {"train": (["t"], torch.tensor([1])), "test": (texts[::-1], labels.flip(0))}
+    other = {"train": (["t"], torch.tensor([1])), "test": (["a doc", "b doc", "d doc"], labels)}
+    fa, fb, fc = (task_fingerprint(t) for t in (task, shuffled, other))
+    assert fa["test_set_crc32"] == fb["test_set_crc32"] != fc["test_set_crc32"]
+    assert fa["crc32"] != fb["crc32"]  # the order of a split is part of the data

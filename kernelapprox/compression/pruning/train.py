@@ -457,13 +457,26 @@ def _grow(adapters, tracker, n0: int, progress: float, step: int) -> None:
 
 def task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
     """Counts and CRC-32 of the texts and labels: another numpy or scipy (or another set of
-    modules imported first) gives other docstrings, and a resumed run must not mix them."""
+    modules imported first) gives other docstrings, and a resumed run must not mix them.
+    ``test_set_crc32`` is that of the test pairs alone, in sorted order, so that two seeds (or
+    two runs) can be checked to test on the same docstrings."""
     crc = 0
     for split in ("train", "test"):
         texts, labels = task[split]
         for text, label in zip(texts, labels.tolist(), strict=True):
             crc = zlib.crc32(f"{split}\t{label}\t{text}\n".encode(), crc)
-    return {"n_train": len(task["train"][0]), "n_test": len(task["test"][0]), "crc32": crc}
+    test = 0  # of the sorted test pairs: equal for two seeds that test on the same docstrings
+    texts, labels = task["test"]
+    for line in sorted(
+        f"{label}\t{text}\n" for text, label in zip(texts, labels.tolist(), strict=True)
+    ):
+        test = zlib.crc32(line.encode(), test)
+    return {
+        "n_train": len(task["train"][0]),
+        "n_test": len(task["test"][0]),
+        "crc32": crc,
+        "test_set_crc32": test,
+    }
 
 
 def prepare(config: APTConfig) -> tuple[Encoder, dict[str, Any]]:
