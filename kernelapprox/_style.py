@@ -20,6 +20,7 @@ IMPLEMENTATION_STYLE: dict[str, tuple[str, str]] = {
     "full": ("0.35", "s"),  # the full-width model, the reference of the compressed one
     "compressed": ("#1b9e77", "o"),  # the compressed (width 2r) model
     "frozen": ("#e6ab02", "v"),  # the compressed model with its outer factors frozen
+    "est": ("#66a61e", "P"),  # evolving subnetwork training, against "full" fine-tuning
 }
 
 #: The style of a reference curve (a rate guide such as ``T`` or ``T^2``).

@@ -182,11 +182,14 @@ def plot_est(result: dict[str, Any], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from kernelapprox._style import implementation_style
+
     out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for i, replication in enumerate(result.get("runs", [result])):
         hist = replication["history"]
-        for run, color in (("full", "C0"), ("est", "C1")):
+        for run in ("full", "est"):
+            color = implementation_style(run)[0]  # the same colour in every figure
             loss = [h[f"val_loss_{run}"] for h in hist]
             label = run if i == 0 else None
             axes[0].plot([h["step"] for h in hist], loss, color=color, marker=".", label=label)
