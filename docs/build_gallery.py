@@ -61,14 +61,14 @@ def notebook_title(nb: nbformat.NotebookNode) -> str:
     return "notebook"
 
 
-def first_figure(nb: nbformat.NotebookNode) -> bytes | None:
-    """The PNG bytes of the first image a notebook's executed cells display (None if none)."""
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if "image/png" in data:
-                return base64.b64decode(data["image/png"])
-    return None
+def notebook_figures(nb: nbformat.NotebookNode) -> list[bytes]:
+    """The PNG bytes of the images a notebook's executed cells display, in order."""
+    return [
+        base64.b64decode(output["data"]["image/png"])
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
 
 
 def thumbnail(figure: Path, target: Path) -> Path:
@@ -157,11 +157,11 @@ def build(execute: bool = True) -> list[Path]:
     notebook_cards = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        png = first_figure(nb)
+        pngs = notebook_figures(nb)
         thumb = None
-        if png is not None:
+        if pngs:
             full = GALLERY / "thumbs" / f"{path.stem}_full.png"
-            atomic_write(full, png)
+            atomic_write(full, pngs[0])
             thumb = thumbnail(full, GALLERY / "thumbs" / f"{path.stem}.png")
             full.unlink()
         title = notebook_title(nb)
@@ -169,7 +169,10 @@ def build(execute: bool = True) -> list[Path]:
             card(
                 title,
                 f"../notebooks/{path.name}",
-                "A notebook, executed for this site.",
+                f"A notebook with {len(pngs)} figure{'s' * (len(pngs) > 1)}, run when this "
+                "site was built."
+                if pngs
+                else "A notebook (not executed in this build).",
                 thumb and f"thumbs/{thumb.name}",
             )
         )

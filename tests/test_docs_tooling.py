@@ -152,7 +152,7 @@ def test_gallery_runs_each_example_and_thumbnails_its_figure(tmp_path, monkeypat
             assert img.convert("RGB").getpixel((10, 10)) == rgb
     index = (out / "index.md").read_text(encoding="utf-8")
     assert "(thumbs/red.png)" in index and "(../notebooks/07_blue.ipynb)" in index
-    assert "7. A blue notebook" in index
+    assert "7. A blue notebook" in index and "A notebook with 1 figure, run" in index
 
     gallery.build(execute=False)  # the fast build: source only, no thumbnails
     assert "Not executed in this build" in (out / "red_square.md").read_text(encoding="utf-8")
