@@ -417,7 +417,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    M = torch.maximum(ck.amax(-1), R0)  # (B, H_kv): the reference of every output\n",
         "    M = ck.amax(-1)  # (B, H_kv): the reference of every output\n",
         "non-causal running maximum that ignores the initial state's log-scale",
-        (A + "test_oracle.py", A + "test_stability.py"),
+        (A + "test_oracle.py", A + "test_stability.py", A + "test_state_reference.py"),
     ),
     Mutant(
         "noncausal_initial_state_dropped",

@@ -96,3 +96,29 @@ def test_noncausal_keys_split_in_two_equal_one_pass(name, growth):
         assert_close(a, b, TOL, f"resumed state {what}")
     ref, _ = quadratic_oracle(q, k, v, fm, causal=False)
     assert_close(o, ref, TOL, "resumed output vs oracle")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("name", ["positive", "hyperbolic"])
+def test_float32_state_far_above_the_keys_does_not_overflow(name, causal):
+    """A float32 state at reference ``r = 120`` (``e^{120}`` overflows float32, whose
+    largest exponent is 88.7) with keys near ``e^{3}``: the state must stay the reference
+    (``M = max(r, c_j) = r``), so it is used as stored and the keys are scaled by
+    ``e^{c_j - r}``. Rebasing it to the keys' maximum instead multiplies it by ``e^{117}``:
+    ``inf``. Reference: the fp64 oracle with the absolute state ``e^{120} (kv, z)``, which
+    fp64 holds (``e^{120} = 1.3e52``)."""
+    B, T, H, Hk, D, Dv = 2, 13, 2, 1, 6, 3
+    reference = 120.0
+    fm = make_map(name, D, 16, seed=1)
+    q, k, v = qkv(B, T, H, Hk, D, Dv, seed=6, dtype=torch.float32)
+    S0, z0 = _absolute_state(fm, B, Hk, Dv, seed=7)
+    kv_rel, z_rel = S0.float(), z0.float()
+    state = AttentionState(kv_rel, z_rel, torch.full((B, Hk), reference))
+    o = feature_attention(q, k, v, fm, causal=causal, initial_state=state, chunk_size=8)
+    assert o.dtype == torch.float32
+    factor = math.exp(reference)
+    absolute = (kv_rel.double() * factor, z_rel.double() * factor)
+    ref, _ = quadratic_oracle(
+        *(x.double() for x in (q, k, v)), fm, causal=causal, initial_state=absolute
+    )
+    assert_close(o, ref, TOLERANCE[torch.float32], f"float32 output at reference {reference}")
