@@ -406,8 +406,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "causal_state_not_rescaled",
         "kernelapprox/attention/functional.py",
-        "            S = S * decay_n[n] + Ktn[n] @ Vwn[n]\n",
-        "            S = S + Ktn[n] @ Vwn[n]\n",
+        "                S.mul_(decay3[:, n])\n",
+        "                S.mul_(1.0)\n",
         "causal state carried across chunks without its rescaling",
         (A + "test_oracle.py", A + "test_stability.py"),
     ),
