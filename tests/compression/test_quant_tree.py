@@ -59,6 +59,22 @@ def test_a_wide_band_is_the_unrestricted_recursion() -> None:
     assert (_objective(v, w, narrow, 1, 3) >= j_free * (1 - 1e-12)).all()
 
 
+def test_every_band_admits_a_tree() -> None:
+    """50 atoms, 4 seed runs, band 1: each seed run may span ceil(50 / 4) = 13 atoms, so the
+    runs cover the row (rounding 12.5 down to 12 would leave no feasible partition)."""
+    gen = torch.Generator().manual_seed(9)
+    v = torch.sort(torch.randn(5, 50, generator=gen, dtype=torch.float64), 1).values
+    w = torch.rand(5, 50, generator=gen, dtype=torch.float64)
+    atoms = torch.arange(51).expand(5, -1)
+    narrow = best_nested_tree(v, w, atoms, seed_bits=2, top_bits=4, band=1.0)
+    free = best_nested_tree(v, w, atoms, seed_bits=2, top_bits=4, band=None)
+    j_narrow, j_free = _objective(v, w, narrow, 2, 4), _objective(v, w, free, 2, 4)
+    assert torch.isfinite(j_narrow).all() and (j_narrow >= j_free * (1 - 1e-12)).all()
+    for bits, cap in ((2, 13), (3, 7), (4, 4)):  # ceil(50 / 2**bits)
+        assert (narrow[bits].diff(dim=1) <= cap).all()
+        assert torch.equal(narrow[bits][:, [0, -1]], torch.tensor([[0, 50]] * 5))
+
+
 def test_row_blocks_give_the_same_answer_as_one_block() -> None:
     from kernelapprox.compression.quantization import tree
 

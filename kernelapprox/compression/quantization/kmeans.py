@@ -221,7 +221,7 @@ def lloyd_kmeans(
 
 
 def _prefix(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Prefix sums ``(W, S1, S2, N)`` of ``w, w v, w v^2, 1`` with a leading 0, ``(rows, n+1)``.
+    """Prefix sums ``(W, S1, S2)`` of ``w, w v, w v^2`` with a leading 0, ``(rows, n+1)``.
 
     ``v`` should be centred per row: the run costs are differences of these sums, and
     centring keeps the cancellation small.
@@ -231,12 +231,13 @@ def _prefix(v: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
     def cum(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([zero, x.cumsum(1)], 1)
 
-    return cum(w), cum(w * v), cum(w * v * v), cum(torch.ones_like(v))
+    wv = w * v
+    return cum(w), cum(wv), cum(wv * v)
 
 
 def _run_cost(p: tuple[torch.Tensor, ...], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Weighted SSE about its weighted mean of the sorted run ``[a, b)`` (0 when weightless)."""
-    pw, p1, p2, _ = p
+    pw, p1, p2 = p
     dims = a.ndim - 1
     if dims:  # a, b of shape (rows, X, Y...): gather along the last axis of flattened indices
         shape = a.shape
@@ -244,16 +245,22 @@ def _run_cost(p: tuple[torch.Tensor, ...], a: torch.Tensor, b: torch.Tensor) -> 
     sw = pw.gather(1, b) - pw.gather(1, a)
     s1 = p1.gather(1, b) - p1.gather(1, a)
     s2 = p2.gather(1, b) - p2.gather(1, a)
-    cost = torch.where(sw > 0, s2 - s1 * s1 / sw.clamp_min(1e-300), torch.zeros_like(sw))
-    cost = cost.clamp_min(0.0)
+    cost = _cost_of_sums(sw, s1, s2)
     return cost.reshape(shape) if dims else cost
+
+
+def _cost_of_sums(sw: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    r"""Weighted SSE about the weighted mean from the sums :math:`\sum w, \sum wv, \sum wv^2`:
+    :math:`S_2 - S_1^2 / S_w`, 0 when :math:`S_w = 0`, clamped at 0 against rounding."""
+    cost = torch.where(sw > 0, s2 - s1 * s1 / sw.clamp_min(1e-300), torch.zeros_like(sw))
+    return cost.clamp_min(0.0)
 
 
 def _run_mean(
     p: tuple[torch.Tensor, ...], a: torch.Tensor, b: torch.Tensor, fallback: torch.Tensor
 ) -> torch.Tensor:
     """Weighted mean of the run ``[a, b)``; ``fallback`` when it is empty or weightless."""
-    pw, p1, _, _ = p
+    pw, p1, _ = p
     sw = pw.gather(1, b) - pw.gather(1, a)
     s1 = p1.gather(1, b) - p1.gather(1, a)
     return torch.where(sw > 0, s1 / sw.clamp_min(1e-300), fallback)
@@ -262,9 +269,11 @@ def _run_mean(
 def run_bounds(sorted_codes: torch.Tensor, n_clusters: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(start, end)`` of each cluster's run in non-decreasing codes, each ``(rows, K)``."""
     rows = sorted_codes.shape[0]
-    ids = torch.arange(n_clusters).expand(rows, n_clusters).contiguous()
-    c = sorted_codes.contiguous()
-    return torch.searchsorted(c, ids), torch.searchsorted(c, ids, right=True)
+    counts = torch.zeros(rows, n_clusters, dtype=torch.long)
+    codes = sorted_codes.to(torch.long)
+    counts.scatter_add_(1, codes, torch.ones_like(codes))
+    end = counts.cumsum(1)
+    return end - counts, end
 
 
 def split_runs(
@@ -303,27 +312,41 @@ def split_runs(
     v, w = _check_rows(sorted_values, sorted_weights)
     if sorted_codes.shape != v.shape or table.ndim != 2 or table.shape[0] != v.shape[0]:
         raise ValueError("sorted_codes must match sorted_values and table be (rows, K)")
+    return _split_sorted(v, w, _prefix(v - v.mean(1, keepdim=True), w), sorted_codes, table)
+
+
+def _split_sorted(
+    v: torch.Tensor,
+    w: torch.Tensor,
+    p: tuple[torch.Tensor, ...],
+    sorted_codes: torch.Tensor,
+    table: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`split_runs` on checked float64 rows with their centred prefix sums ``p``."""
     rows, n = v.shape
     k = table.shape[1]
     codes = sorted_codes.to(torch.long)
-    centre = v.mean(1, keepdim=True)
-    p = _prefix(v - centre, w)
     start, end = run_bounds(codes, k)
-    pos = torch.arange(n).expand(rows, n)
     s_j, e_j = start.gather(1, codes), end.gather(1, codes)
-    total = _run_cost(p, s_j, pos) + _run_cost(p, pos, e_j)
-    total = torch.where(pos > s_j, total, torch.full_like(total, float("inf")))
-    best = torch.full((rows, k), float("inf"), dtype=torch.float64).scatter_reduce(
+    # split before position t: left run [s, t), right run [t, e); the sums at t need no gather
+    left, right = [], []
+    for q in p:
+        here = q[:, :n]
+        left.append(here - q.gather(1, s_j))
+        right.append(q.gather(1, e_j) - here)
+    total = _cost_of_sums(*left) + _cost_of_sums(*right)
+    pos = torch.arange(n).expand(rows, n)
+    total = total.masked_fill_(pos <= s_j, float("inf"))
+    best = torch.full((rows, k), float("inf"), dtype=torch.float64).scatter_reduce_(
         1, codes, total, reduce="amin"
     )
-    hit = (total == best.gather(1, codes)) & torch.isfinite(total)
-    first = torch.where(hit, pos, torch.full_like(pos, n))
-    split = torch.full((rows, k), n, dtype=torch.long).scatter_reduce(
+    hit = (total == best.gather(1, codes)) & (total < float("inf"))
+    first = torch.where(hit, pos, n)
+    split = torch.full((rows, k), n, dtype=torch.long).scatter_reduce_(
         1, codes, first, reduce="amin"
     )
     split = torch.where(split >= n, end, split)  # no valid split: all values stay left
-    bit = (pos >= split.gather(1, codes)).to(torch.long)
-    new_codes = 2 * codes + bit
+    new_codes = 2 * codes + (pos >= split.gather(1, codes))
     parent = table.to(torch.float64).repeat_interleave(2, dim=1)
     new_table = _weighted_means(v, w, new_codes, parent)  # direct sums: no cancellation
     return new_codes, new_table

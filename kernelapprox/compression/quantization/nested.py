@@ -35,14 +35,14 @@ from kernelapprox._validation import as_seed_sequence, check_choice, check_posit
 from kernelapprox.compression.quantization.kmeans import (
     _check_rows,
     _prefix,
+    _split_sorted,
     _weighted_means,
     lloyd_kmeans,
     run_bounds,
-    split_runs,
     weighted_sse,
 )
 from kernelapprox.compression.quantization.tree import (
-    best_nested_tree,
+    _tree_of_prefix,
     level_weights,
     tree_objective,
 )
@@ -180,13 +180,14 @@ def nested_quantize(
     sw = w.gather(1, order)
     codes, table = lloyd_kmeans(sv, sw, 2**seed_bits, iterations=iterations, seed=seed)
     tables = {seed_bits: table}
+    prefix = _prefix(sv - sv.mean(1, keepdim=True), sw)
     top = min(tree_bits, max_bits)
     if method == "tree" and top > seed_bits:
-        codes, tables = _best_tree(sv, sw, codes, table, seed_bits, top, band)
+        codes, tables = _best_tree(sv, sw, prefix, codes, table, seed_bits, top, band)
     else:
         top = seed_bits
     for bits in range(top + 1, max_bits + 1):
-        codes, table = split_runs(sv, sw, codes, tables[bits - 1])
+        codes, table = _split_sorted(sv, sw, prefix, codes, tables[bits - 1])
         tables[bits] = table
     out = torch.empty_like(codes).scatter_(1, order, codes)
     return NestedQuantization(out.to(torch.uint8), tables, seed_bits, max_bits)
@@ -195,6 +196,7 @@ def nested_quantize(
 def _best_tree(
     sv: torch.Tensor,
     sw: torch.Tensor,
+    prefix: tuple[torch.Tensor, ...],
     seed_codes: torch.Tensor,
     seed_table: torch.Tensor,
     seed_bits: int,
@@ -210,15 +212,12 @@ def _best_tree(
     codes, table = seed_codes, seed_table
     upscaled = {seed_bits: codes}
     for bits in range(seed_bits + 1, top + 2):
-        codes, table = split_runs(sv, sw, codes, table)
+        codes, table = _split_sorted(sv, sw, prefix, codes, table)
         upscaled[bits] = codes
     atoms = _boundaries(upscaled[top + 1], top + 1)
     weights = level_weights(seed_bits, top)
-    found = best_nested_tree(
-        sv, sw, atoms, seed_bits=seed_bits, top_bits=top, weights=weights, band=band
-    )
+    found = _tree_of_prefix(prefix, atoms, seed_bits, top, weights, band)
     paper = {bits: _boundaries(upscaled[bits], bits) for bits in weights}
-    prefix = _prefix(sv - sv.mean(1, keepdim=True), sw)
     keep = tree_objective(prefix, found, weights) < tree_objective(prefix, paper, weights)
     pos = torch.arange(n).expand(rows, n).contiguous()
     bounds = torch.where(keep[:, None], found[top], paper[top])

@@ -28,11 +28,18 @@ and the seed level is the best partition of :math:`[0, G)` into :math:`2^{b_0}` 
 :math:`F_{b_0}` (the recursion of :func:`~.kmeans.optimal_kmeans` with :math:`F_{b_0}` in
 place of :math:`C`). A run may be empty (a row shorter than the number of clusters).
 
-Cost: a run of width :math:`\ell` is allowed at most :math:`L_\ell = \min(G,\ \beta G /
-2^{\ell})` atoms (the *band*, :math:`\beta` = ``band``; :math:`L_\ell = 2 L_{\ell+1}`, so a
-run of the band can always be split into two runs of the next band). Width :math:`\ell`
-then costs :math:`O(G L_\ell L_{\ell+1})` per row instead of :math:`O(G^3)`, vectorized across
+Cost: a run of width :math:`\ell` is allowed at most :math:`L_\ell = \min(G,\ \lceil \beta G /
+2^{\ell} \rceil)` atoms (the *band*, :math:`\beta` = ``band``). Then :math:`2^{\ell} L_\ell
+\ge G` (a seed partition into runs of the band exists) and :math:`L_\ell \le 2 L_{\ell+1}`
+(a run of the band can always be split into two runs of the next band). Width :math:`\ell`
+then costs :math:`O(G L_{\ell+1}^2)` per row instead of :math:`O(G^3)`, vectorized across
 rows. With ``band=None`` the recursion is unrestricted and exact over the atoms.
+
+Speed: the bottom-up pass computes the values :math:`F_\ell` only, one tensor operation per
+left length :math:`s` covering every :math:`(a, \mathrm{len})` of all rows of a block; the
+minimizing splits are recomputed top-down for the :math:`2^\ell` runs actually chosen (the
+same sums, so the minimum found is attained). The run costs :math:`C` come from windows of
+the prefix sums at the atoms, once per block for the widest band.
 
 The exact optimum over all nested trees is the case "every position is an atom"; a test
 checks it against enumeration of every tree on small rows.
@@ -40,10 +47,12 @@ checks it against enumeration of every tree on small rows.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from kernelapprox._validation import check_positive_int
-from kernelapprox.compression.quantization.kmeans import _prefix, _run_cost
+from kernelapprox.compression.quantization.kmeans import _cost_of_sums, _prefix, _run_cost
 
 __all__ = ["best_nested_tree", "level_weights", "tree_objective"]
 
@@ -60,7 +69,7 @@ def level_weights(seed_bits: int, top_bits: int) -> dict[int, float]:
 def _band(atoms: int, bits: int, band: float | None) -> int:
     if band is None:
         return atoms
-    return int(min(atoms, max(1, round(band * atoms / 2**bits))))
+    return int(min(atoms, max(1, math.ceil(band * atoms / 2**bits))))
 
 
 def tree_objective(
@@ -125,94 +134,147 @@ def best_nested_tree(
     lam = level_weights(seed_bits, top_bits) if weights is None else dict(weights)
     if sorted(lam) != list(range(seed_bits, top_bits + 1)):
         raise ValueError(f"weights must have one entry per width {seed_bits}..{top_bits}")
-    if rows > _CHUNK:  # the recursion's tensors stay small enough for the cache
-        parts = [
-            _best_tree(
-                v[i : i + _CHUNK],
-                w[i : i + _CHUNK],
-                atoms[i : i + _CHUNK],
-                seed_bits,
-                top_bits,
-                lam,
-                band,
-            )
-            for i in range(0, rows, _CHUNK)
-        ]
-        return {bits: torch.cat([p[bits] for p in parts]) for bits in parts[0]}
-    return _best_tree(v, w, atoms, seed_bits, top_bits, lam, band)
+    return _tree_of_prefix(
+        _prefix(v - v.mean(1, keepdim=True), w), atoms, seed_bits, top_bits, lam, band
+    )
 
 
-def _best_tree(
-    v: torch.Tensor,
-    w: torch.Tensor,
+def _tree_of_prefix(
+    prefix: tuple[torch.Tensor, ...],
     atoms: torch.Tensor,
     seed_bits: int,
     top_bits: int,
     lam: dict[int, float],
     band: float | None,
 ) -> dict[int, torch.Tensor]:
-    rows = v.shape[0]
-    g = atoms.shape[1] - 1
-    idx = torch.arange(g + 1)
-    prefix = _prefix(v - v.mean(1, keepdim=True), w)
-    # prefix sums at the atoms: the cost of atoms [a, a + len) is _run_cost on these
+    """:func:`best_nested_tree` from checked inputs: ``prefix`` (:func:`~.kmeans._prefix` of
+    the centred sorted rows) and long ``atoms``; blocks of :data:`_CHUNK` rows."""
+    # prefix sums of w, wv, wv^2 at the atoms: C(a, a + len) is a difference of these
     atom_prefix = tuple(p.gather(1, atoms) for p in prefix)
+    rows = atoms.shape[0]
+    parts = [
+        _best_tree(tuple(p[i : i + _CHUNK] for p in atom_prefix), seed_bits, top_bits, lam, band)
+        for i in range(0, rows, _CHUNK)
+    ]
+    found = {bits: torch.cat([p[bits] for p in parts]) for bits in parts[0]}
+    return {bits: atoms.gather(1, b) for bits, b in found.items()}
 
-    def cost(length: int) -> torch.Tensor:
-        """``C(a, a + len)`` for every atom ``a`` and ``len`` in 0..length: (rows, g+1, L+1)."""
-        lens = torch.arange(length + 1)
-        end = idx[:, None] + lens[None, :]
-        valid = end <= g
-        a = idx[:, None].expand_as(end).reshape(1, -1).expand(rows, -1)
-        b = end.clamp_max(g).reshape(1, -1).expand(rows, -1)
-        c = _run_cost(atom_prefix, a, b).reshape(rows, g + 1, length + 1)
-        return torch.where(valid, c, torch.full_like(c, _INF))
 
-    # bottom-up: F[l] (rows, g+1, L_l+1) and the best left length of every run
+def _best_tree(
+    atom_prefix: tuple[torch.Tensor, ...],
+    seed_bits: int,
+    top_bits: int,
+    lam: dict[int, float],
+    band: float | None,
+) -> dict[int, torch.Tensor]:
+    """The tree's run boundaries as atom indices, from the prefix sums at the atoms."""
+    rows, atoms = atom_prefix[0].shape
+    g = atoms - 1
+    # bottom-up: F[l] (rows, g+1, L_l+1), values only (the splits are found top-down)
     length = {bits: _band(g, bits, band) for bits in range(seed_bits, top_bits + 1)}
-    f = lam[top_bits] * cost(length[top_bits])
-    split: dict[int, torch.Tensor] = {}
+    cost = _atom_costs(atom_prefix, max(length.values()))  # C(a, a + len), sliced per width
+    f = {top_bits: lam[top_bits] * cost[:, :, : length[top_bits] + 1]}
     for bits in range(top_bits - 1, seed_bits - 1, -1):
-        big, child = length[bits], length[bits + 1]
-        best = torch.full((rows, g + 1, big + 1), _INF, dtype=torch.float64)
-        arg = torch.zeros((rows, g + 1, big + 1), dtype=torch.long)
-        for s in range(min(child, g) + 1):
-            # F(a, a + s) + F(a + s, a + len) for len in s..s + child, a in 0..g - s
-            hi = min(big, s + child)
-            cand = f[:, : g + 1 - s, s, None] + f[:, s:, : hi + 1 - s]
-            region = best[:, : g + 1 - s, s : hi + 1]
-            better = cand < region
-            region.copy_(torch.minimum(cand, region))
-            arg[:, : g + 1 - s, s : hi + 1].masked_fill_(better, s)
-        f = lam[bits] * cost(big) + best
-        split[bits] = arg
-    # the seed partition of [0, g) into 2**seed_bits runs of cost F[seed]
-    top = length[seed_bits]
-    d = torch.full((rows, g + 1), _INF, dtype=torch.float64)
-    d[:, : top + 1] = f[:, 0, : top + 1]
-    back = []
-    for _ in range(2**seed_bits - 1):
-        nd = torch.full_like(d, _INF)
-        arg = torch.zeros((rows, g + 1), dtype=torch.long)
-        for ln in range(min(top, g) + 1):
-            # runs [b - ln, b) for b in ln..g
-            cand = d[:, : g + 1 - ln] + f[:, : g + 1 - ln, ln]
-            region = nd[:, ln:]
-            better = cand < region
-            region.copy_(torch.minimum(cand, region))
-            arg[:, ln:].masked_fill_(better, ln)
-        back.append(arg)
-        d = nd
-    # top-down: the seed runs, then every run's split
+        own = lam[bits] * cost[:, :, : length[bits] + 1]
+        f[bits] = own + _split_costs(f[bits + 1], length[bits])
+    partial = _seed_partition(f[seed_bits], 2**seed_bits)
+    # top-down: the seed runs from the last one back, then every run's split
     ends = [torch.full((rows,), g, dtype=torch.long)]
-    for arg in reversed(back):
-        ends.append(ends[-1] - arg.gather(1, ends[-1][:, None])[:, 0])
+    for d in reversed(partial):
+        ends.append(ends[-1] - _last_run(d, f[seed_bits], ends[-1]))
     ends.append(torch.zeros(rows, dtype=torch.long))
-    bounds_atoms = {seed_bits: torch.stack(ends[::-1], 1)}
+    bounds = {seed_bits: torch.stack(ends[::-1], 1)}
     for bits in range(seed_bits, top_bits):
-        b = bounds_atoms[bits]
-        a, lens = b[:, :-1], b.diff(dim=1)
-        s = split[bits].reshape(rows, -1).gather(1, a * (length[bits] + 1) + lens)
+        b = bounds[bits]
+        a = b[:, :-1]
+        s = _best_split(f[bits + 1], a, b.diff(dim=1))
         children = torch.stack([a, a + s], 2).reshape(rows, -1)
-        bounds_atoms[bits + 1] = torch.cat([children, b[:, -1:]], 1)
-    return {bits: atoms.gather(1, b) for bits, b in bounds_atoms.items()}
+        bounds[bits + 1] = torch.cat([children, b[:, -1:]], 1)
+    return bounds
+
+
+def _atom_costs(atom_prefix: tuple[torch.Tensor, ...], length: int) -> torch.Tensor:
+    """``C(a, a + len)`` for every atom ``a`` and ``len`` in 0..length: (rows, g+1, L+1).
+
+    Runs past the last atom cost ``inf``. ``atom_prefix`` holds the prefix sums of ``w, wv,
+    wv^2`` at the atoms, ``(rows, g+1)`` each.
+    """
+    rows, atoms = atom_prefix[0].shape
+    sums = []
+    for p in atom_prefix:
+        # window [a, len] = p[a + len]: the last atom's sum repeated past the end
+        padded = torch.cat([p, p[:, -1:].expand(rows, length)], 1)
+        sums.append(padded.unfold(1, length + 1, 1) - p[:, :, None])
+    cost = _cost_of_sums(*sums)
+    past = torch.arange(atoms)[:, None] + torch.arange(length + 1)[None, :] >= atoms
+    return cost.masked_fill_(past, _INF)
+
+
+def _split_costs(f: torch.Tensor, big: int) -> torch.Tensor:
+    """``min_s F(a, a + s) + F(a + s, a + len)`` for every atom ``a`` and ``len`` in 0..big.
+
+    ``f``: the children's costs (rows, g+1, L_c+1), ``inf`` past the last atom; the answer
+    is (rows, g+1, big+1), ``inf`` where no split fits. One step per left length ``s``
+    covers every ``(a, len = s + r)``, ``r`` in 0..L_c, at once.
+    """
+    rows, atoms, width = f.shape
+    best = torch.full((rows, atoms, big + 1), _INF, dtype=f.dtype)
+    for s in range(min(width - 1, big, atoms - 1) + 1):
+        # runs starting at a = 0..g - s: left child F(a, a + s), right F(a + s, a + s + r)
+        hi = min(big + 1, s + width)
+        cand = f[:, : atoms - s, s : s + 1] + f[:, s:, : hi - s]
+        region = best[:, : atoms - s, s:hi]
+        torch.minimum(region, cand, out=region)
+    return best
+
+
+def _best_split(f: torch.Tensor, a: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """The first ``s`` minimizing ``F(a, a + s) + F(a + s, a + len)`` of runs ``(a, len)``.
+
+    ``f`` (rows, g+1, L_c+1) as in :func:`_split_costs`; ``a``, ``lens`` (rows, runs). The
+    candidates are the very sums :func:`_split_costs` minimized, so the minimum found there
+    is attained here.
+    """
+    rows, atoms, width = f.shape
+    flat = f.reshape(rows, -1)
+    s = torch.arange(width)
+    right_len = lens[..., None] - s
+    start = a[..., None] + s
+    valid = (right_len >= 0) & (right_len < width) & (start < atoms)
+    left = flat.gather(1, (a[..., None] * width + s).reshape(rows, -1))
+    right_at = start.clamp_max(atoms - 1) * width + right_len.clamp(0, width - 1)
+    right = flat.gather(1, right_at.reshape(rows, -1))
+    cand = (left + right).reshape(valid.shape)
+    return torch.where(valid, cand, _INF).argmin(-1)
+
+
+def _seed_partition(f: torch.Tensor, runs: int) -> list[torch.Tensor]:
+    r"""The costs of the best partitions of the first atoms into ``1..runs - 1`` runs.
+
+    With ``f`` = :math:`F_{b_0}` (rows, g+1, L+1): :math:`D_1(b) = F(0, b)`,
+    :math:`D_m(b) = \min_{\mathrm{len}} D_{m-1}(b - \mathrm{len}) + F(b - \mathrm{len}, b)`;
+    returns :math:`D_1, \dots, D_{\mathrm{runs}-1}`, (rows, g+1) each.
+    """
+    rows, atoms, width = f.shape
+    top = width - 1
+    d = torch.full((rows, atoms), _INF, dtype=f.dtype)
+    d[:, :width] = f[:, 0, :]
+    # run[b, u] = F(b - len, len) with len = top - u: f with top rows of inf in front
+    padded = torch.cat([torch.full((rows, top, width), _INF, dtype=f.dtype), f], 1)
+    run = padded.as_strided((rows, atoms, width), (padded.stride(0), width, top), top)
+    partial = [d]
+    for _ in range(runs - 2):
+        earlier = torch.cat([torch.full((rows, top), _INF, dtype=f.dtype), d], 1)
+        d = (earlier.unfold(1, width, 1) + run).amin(-1)
+        partial.append(d)
+    return partial[: runs - 1]
+
+
+def _last_run(d: torch.Tensor, f: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """The first ``len`` minimizing ``D(end - len) + F(end - len, end)``: (rows,)."""
+    rows, width = f.shape[0], f.shape[2]
+    lens = torch.arange(width)
+    start = end[:, None] - lens
+    at = start.clamp_min(0)
+    cand = d.gather(1, at) + f.reshape(rows, -1).gather(1, at * width + lens)
+    return torch.where(start >= 0, cand, _INF).argmin(-1)
