@@ -30,7 +30,7 @@ def _layer(bits: int | None = None, cache: bool = True) -> tuple[nn.Linear, Quan
         linear.weight.copy_(torch.randn(5, 70, generator=g))
         linear.bias.copy_(torch.randn(5, generator=g))
     fisher = torch.rand(5, 70, generator=g, dtype=torch.float64)
-    q = nested_quantize(linear.weight, fisher, seed_bits=2, max_bits=5, iterations=5)
+    q = nested_quantize(linear.weight, fisher, seed_bits=2, max_bits=5, iterations=5, seed=0)
     return linear, QuantizedLinear.from_linear(linear, q, bits=bits, cache=cache)
 
 
@@ -134,7 +134,7 @@ def test_minilm_layer_quantized_with_its_own_tokenizer_and_projection_fisher() -
         model, lambda m, b: (u * sentence_embedding(m, b)).sum(), [enc], modules=modules
     )
     assert all(f.sum() > 0 for f in fisher.values())
-    quantize_linears(model, fisher, seed_bits=3, max_bits=4, iterations=5)
+    quantize_linears(model, fisher, seed_bits=3, max_bits=4, iterations=5, seed=0)
     assert isinstance(model.encoder.layer[0].attention.self.query, QuantizedLinear)
     cosines = []
     for bits in (3, 4):

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kernelapprox._validation import as_seed_sequence, check_positive_int
+from kernelapprox._validation import SeedLike, as_seed_sequence, check_positive_int
 
 __all__ = [
     "lloyd_kmeans",
@@ -173,7 +173,7 @@ def lloyd_kmeans(
     n_clusters: int,
     *,
     iterations: int = 50,
-    seed: Any = 0,
+    seed: SeedLike = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Weighted 1-D k-means of every row: k-means++ seeding then ``iterations`` Lloyd steps.
 
@@ -194,8 +194,9 @@ def lloyd_kmeans(
         :math:`K \ge 1`.
     iterations : int
         Lloyd steps (the Any-Precision code uses 50).
-    seed : int, SeedSequence, numpy or torch Generator
-        Seeds the k-means++ draws (all rows draw from one stream, in row order).
+    seed : int, SeedSequence, numpy or torch Generator, or None
+        Seeds the k-means++ draws (all rows draw from one stream, in row order); ``None``
+        (the default, like numpy's) draws fresh entropy, so pass a seed to repeat a result.
 
     Returns
     -------

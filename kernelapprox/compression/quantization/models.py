@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernelapprox._validation import spawn
+from kernelapprox._validation import SeedLike, spawn
 from kernelapprox.compression.quantization.layer import QuantizedLinear
 from kernelapprox.compression.quantization.nested import (
     NestedQuantization,
@@ -121,7 +121,7 @@ def quantize_linears(
     seed_bits: int = 3,
     max_bits: int = 8,
     iterations: int = 50,
-    seed: Any = 0,
+    seed: SeedLike = None,
     method: str = "upscale",
     cache: bool = True,
     progress: Callable[[str], None] | None = None,
@@ -129,7 +129,8 @@ def quantize_linears(
     """Replace every linear layer named in ``fisher`` by a :class:`~.layer.QuantizedLinear`.
 
     Layers are quantized in the order of ``fisher``'s keys, layer ``i`` with child ``i`` of
-    ``seed`` (:func:`kernelapprox._validation.spawn`), by :func:`~.nested.nested_quantize`
+    ``seed`` (:func:`kernelapprox._validation.spawn`; ``None``, the default, draws fresh
+    entropy), by :func:`~.nested.nested_quantize`
     with ``method`` (``"upscale"``, the paper's, or ``"tree"``). Returns the quantizations by
     name (the codes and float64 tables, for measuring errors).
     """

@@ -31,7 +31,12 @@ from typing import Any
 
 import torch
 
-from kernelapprox._validation import as_seed_sequence, check_choice, check_positive_int
+from kernelapprox._validation import (
+    SeedLike,
+    as_seed_sequence,
+    check_choice,
+    check_positive_int,
+)
 from kernelapprox.compression.quantization.kmeans import (
     _check_rows,
     _prefix,
@@ -136,7 +141,7 @@ def nested_quantize(
     seed_bits: int = 3,
     max_bits: int = 8,
     iterations: int = 50,
-    seed: Any = 0,
+    seed: SeedLike = None,
     method: str = "upscale",
     tree_bits: int = 6,
     band: float | None = 2.0,
@@ -153,8 +158,9 @@ def nested_quantize(
         Seed width :math:`b_0` and final width :math:`n`, ``1 <= b_0 <= n <= 8``.
     iterations : int
         Lloyd steps of the seed.
-    seed : int, SeedSequence, numpy or torch Generator
-        Seeds the k-means++ draws of the seed quantizer.
+    seed : int, SeedSequence, numpy or torch Generator, or None
+        Seeds the k-means++ draws of the seed quantizer; ``None`` (default) draws fresh
+        entropy.
     method : {"upscale", "tree"}
         ``"upscale"``: the paper's algorithm (seed k-means, then split every cluster).
         ``"tree"``: the widths ``seed_bits..min(tree_bits, max_bits)`` chosen together as the
@@ -246,7 +252,7 @@ def independent_quantize(
     bits: int,
     *,
     iterations: int = 50,
-    seed: Any = 0,
+    seed: SeedLike = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted k-means of each row at ``2**bits`` clusters directly (no nesting).
 
