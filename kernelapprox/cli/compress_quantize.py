@@ -204,6 +204,12 @@ def table(payload: dict[str, Any]) -> str:
         f"{t['quantized_cached_tokens_per_s_batch64']:.3g}; dequantizing every call "
         f"{t['quantized_uncached_tokens_per_s_batch1']:.3g} / "
         f"{t['quantized_uncached_tokens_per_s_batch64']:.3g}",
+        "time(lookup) / time(dequantize-and-matmul), no kept weight, batch 1 / 64: "
+        + ", ".join(
+            f"{r['bits']} bits {r['lookup_over_dequantize_batch1']:.3g} / "
+            f"{r['lookup_over_dequantize_batch64']:.3g}"
+            for r in t["per_bits"]
+        ),
         f"seconds: nested {payload['seconds']['nested']:.1f}, independent "
         f"{payload['seconds']['independent']:.1f}, optimal {payload['seconds']['optimal']:.1f}, "
         f"total {payload['seconds']['total']:.1f}",

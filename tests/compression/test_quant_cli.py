@@ -60,11 +60,20 @@ def test_tiny_run_json_and_results_file(tmp_path, capsys) -> None:
     assert all(a["sse_nested"] >= b["sse_nested"] for a, b in itertools.pairwise(rows))
     assert payload["storage"]["one_model"] == rows[-1]["bytes"]
     assert payload["throughput"]["linear_tokens_per_s_batch1"] > 0
+    paths = payload["throughput"]["per_bits"]  # both paths without a kept weight, per width
+    assert [r["bits"] for r in paths] == [3, 4, 5]
+    for r in paths:
+        for batch in (1, 64):
+            ratio = (
+                r[f"dequantize_tokens_per_s_batch{batch}"] / r[f"lookup_tokens_per_s_batch{batch}"]
+            )
+            assert r[f"lookup_over_dequantize_batch{batch}"] == pytest.approx(ratio, rel=1e-12)
     from kernelapprox.cli.compress_quantize import table
 
     lines = table(payload).splitlines()
     assert [line.split()[0] for line in lines[3:6]] == ["3", "4", "5"]
     assert "x one 5-bit model" in table(payload)
+    assert "time(lookup) / time(dequantize-and-matmul)" in table(payload)
 
 
 @pytest.mark.parametrize(

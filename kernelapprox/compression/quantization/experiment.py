@@ -12,7 +12,9 @@ every width :math:`k` from the seed width to :math:`n`:
 * the model's quality with the nested and the independent weights (fp16 tables, as served);
 * the bytes width :math:`k` reads (:math:`k` planes and its table) and, once, the bytes of
   all widths nested against one :math:`n`-bit model and against separate models;
-* the throughput of :class:`~.layer.QuantizedLinear` against fp32 :class:`torch.nn.Linear`.
+* the throughput of :class:`~.layer.QuantizedLinear` against fp32 :class:`torch.nn.Linear`
+  on the largest layer's shape, and per width its dequantize-and-matmul path against its
+  table-lookup path (same run, interleaved).
 
 Models and their calibration:
 
@@ -53,7 +55,7 @@ from torch import nn
 
 from kernelapprox._validation import check_choice, check_positive_int, spawn
 from kernelapprox.compression.quantization.kmeans import optimal_kmeans, weighted_sse
-from kernelapprox.compression.quantization.layer import QuantizedLinear
+from kernelapprox.compression.quantization.layer import QuantizedLinear, lookup_linear
 from kernelapprox.compression.quantization.models import (
     fisher_diagonal,
     linear_modules,
@@ -204,25 +206,63 @@ def _rows(out: int, n: int) -> torch.Tensor:
     return torch.linspace(0, out - 1, min(n, out)).round().long().unique()
 
 
+def _best_times(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Best wall time of each callable over ``repeats`` rounds after one warm-up call each;
+    every round runs all of them once, the order rotated, so drift hits them alike."""
+    for fn in fns.values():
+        fn()
+    names = list(fns)
+    best = dict.fromkeys(names, float("inf"))
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t = time.perf_counter()
+            fns[name]()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
+
+
+@torch.no_grad()
 def _throughput(shape: tuple[int, int], layer: QuantizedLinear, repeats: int) -> dict[str, Any]:
-    """Tokens per second of fp32 ``nn.Linear`` and of ``layer`` (cached, uncached)."""
+    """Tokens per second of fp32 ``nn.Linear`` and of ``layer``'s paths, in one run.
+
+    At batch 1 and 64: ``nn.Linear``, the layer with its kept weight (``quantized_cached``)
+    and without (``quantized_uncached``, dequantize-and-matmul at ``layer.bits``); and per
+    width ``k`` (``per_bits``) the two paths that keep no weight: dequantize-and-matmul
+    (``dequantize``) and table lookup (``lookup``, :func:`~.layer.lookup_linear`), with
+    ``lookup_over_dequantize`` the ratio of their times.
+    """
     out, cols = shape
     dense = nn.Linear(cols, out)
-    result: dict[str, Any] = {"shape": [out, cols], "bits": layer.bits}
-    for batch in (1, 64):
-        x = torch.randn(batch, cols)
-        for name, fn in (
-            ("linear", lambda x=x: dense(x)),
-            ("quantized_cached", lambda x=x: layer(x)),
-            ("quantized_uncached", lambda x=x: F.linear(x, layer.dequantize(), layer.bias)),
-        ):
-            fn()
-            best = float("inf")
-            for _ in range(repeats):
-                t = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t)
-            result[f"{name}_tokens_per_s_batch{batch}"] = batch / best
+    result: dict[str, Any] = {"shape": [out, cols], "bits": layer.bits, "per_bits": []}
+    inputs = {batch: torch.randn(batch, cols) for batch in (1, 64)}
+    for batch, x in inputs.items():
+        best = _best_times(
+            {
+                "linear": lambda x=x: dense(x),
+                "quantized_cached": lambda x=x: layer(x),
+                "quantized_uncached": lambda x=x: F.linear(x, layer.dequantize(), layer.bias),
+            },
+            repeats,
+        )
+        for name, seconds in best.items():
+            result[f"{name}_tokens_per_s_batch{batch}"] = batch / seconds
+    for bits in layer.widths:
+        row: dict[str, Any] = {"bits": bits}
+        table = layer.table(bits)
+        for batch, x in inputs.items():
+            best = _best_times(
+                {
+                    "dequantize": lambda x=x, k=bits: F.linear(x, layer.dequantize(k), layer.bias),
+                    "lookup": lambda x=x, k=bits, t=table: lookup_linear(
+                        x, layer.qweight, t, k, cols, layer.bias
+                    ),
+                },
+                repeats,
+            )
+            for name, seconds in best.items():
+                row[f"{name}_tokens_per_s_batch{batch}"] = batch / seconds
+            row[f"lookup_over_dequantize_batch{batch}"] = best["lookup"] / best["dequantize"]
+        result["per_bits"].append(row)
     return result
 
 
