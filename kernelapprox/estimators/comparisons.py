@@ -21,7 +21,7 @@ from scipy import stats
 from kernelapprox._validation import SeedLike, check_positive_int
 from kernelapprox.estimators._result import ErrorEstimate
 from kernelapprox.estimators.bootstrap import bootstrap_replications
-from kernelapprox.estimators.replications import check_level
+from kernelapprox.estimators.replications import check_level, mean_and_se
 
 __all__ = [
     "cochran_replications",
@@ -71,7 +71,7 @@ def error_ratio(
         diff = float(d.mean())
         if R < 2:
             return ErrorEstimate(float(np.exp(diff)), nan, nan, nan, level, "paired-log-t", 0, R)
-        se = float(d.std(ddof=1) / np.sqrt(R))
+        diff, se = mean_and_se(d)
         dof = R - 1.0
         method = "paired-log-t"
     else:
@@ -234,9 +234,10 @@ def rms_p_value(values: Any, predicted: float) -> float:
         raise ValueError(f"predicted must be a positive RMS error, got {predicted}")
     if x.size < 2:
         return float("nan")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("values must be finite")
     sq = x * x
-    q = float(sq.mean())
-    se = float(sq.std(ddof=1) / np.sqrt(sq.size))
+    q, se = mean_and_se(sq)
     if q == 0.0 or se == 0.0:
         return 0.0 if q != predicted**2 else 1.0
     T = (np.log(q) - 2.0 * np.log(predicted)) / (se / q)
