@@ -289,8 +289,10 @@ def inference_speedup(full: Any, shrunk: Any, ids: Any, att: Any, *, rounds: int
     Each round times both models (:func:`kernelapprox.bench.timing.measure`: a warm-up, then
     3 runs each; which model goes first alternates between rounds, so that a drift of the
     machine's load weighs on both) and gives the ratio of their median times, in wall-clock
-    and in process CPU seconds (the steadier one on a shared machine). Returns every round's
-    ratios.
+    and in process CPU seconds. The timing runs on one thread: then the CPU time is the work
+    of the forward pass, the steadier number on a shared machine (two threads on a loaded
+    machine spin while they wait for each other, and both clocks count the waiting). Returns
+    every round's ratios.
     """
     import torch
 
@@ -299,16 +301,21 @@ def inference_speedup(full: Any, shrunk: Any, ids: Any, att: Any, *, rounds: int
     full, shrunk = full.eval(), shrunk.eval()
     wall: list[float] = []
     cpu: list[float] = []
-    with torch.no_grad():
-        for k in range(rounds):
-            order = (full, shrunk) if k % 2 == 0 else (shrunk, full)
-            times = {}
-            for model in order:
-                times[id(model)] = measure(lambda model=model: model(ids, att), 3)
-            (wf, cf), (ws, cs) = times[id(full)], times[id(shrunk)]
-            wall.append(_median(wf) / _median(ws))
-            cpu.append(_median(cf) / _median(cs))
-    return {"wall_ratios": wall, "cpu_ratios": cpu, "batch": int(ids.shape[0])}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for k in range(rounds):
+                order = (full, shrunk) if k % 2 == 0 else (shrunk, full)
+                times = {}
+                for model in order:
+                    times[id(model)] = measure(lambda model=model: model(ids, att), 3)
+                (wf, cf), (ws, cs) = times[id(full)], times[id(shrunk)]
+                wall.append(_median(wf) / _median(ws))
+                cpu.append(_median(cf) / _median(cs))
+    finally:
+        torch.set_num_threads(threads)
+    return {"wall_ratios": wall, "cpu_ratios": cpu, "batch": int(ids.shape[0]), "threads": 1}
 
 
 def _pooled_speedup(speed: dict[str, dict[str, Any]]) -> dict[str, Any]:
