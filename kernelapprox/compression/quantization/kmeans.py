@@ -354,7 +354,7 @@ def _split_sorted(
 
 
 def optimal_kmeans(
-    values: torch.Tensor, weights: torch.Tensor, n_clusters: int, *, max_bytes: int = 2**28
+    values: torch.Tensor, weights: torch.Tensor, n_clusters: int, *, max_bytes: int = 2**22
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The exact optimal weighted 1-D k-means of every row (dynamic programming).
 
@@ -369,7 +369,9 @@ def optimal_kmeans(
     values, weights : tensor (rows, n) or (n,)
     n_clusters : int
     max_bytes : int
-        Memory for one chunk of cost matrices (float64).
+        Memory for one chunk of cost matrices (float64). The default keeps a chunk near the
+        cache: at 32 rows of 384 values and :math:`K = 64` it took 0.56 s of CPU against
+        2.4 s with :math:`2^{28}` (one thread, same run).
 
     Returns
     -------
@@ -398,21 +400,20 @@ def _optimal_sorted_chunk(
     sw = w.gather(1, order)
     centre = sv.mean(1, keepdim=True)
     p = _prefix(sv - centre, sw)
+    # cost[r, b, a] = C(a, b) of the run [a, b): the sums by broadcasting, inf where a > b
+    cost = _cost_of_sums(*(q[:, :, None] - q[:, None, :] for q in p))
     idx = torch.arange(n + 1)
-    a = idx[:, None].expand(n + 1, n + 1).expand(rows, n + 1, n + 1)
-    b = idx[None, :].expand(n + 1, n + 1).expand(rows, n + 1, n + 1)
-    cost = _run_cost(p, a.contiguous(), b.contiguous())  # cost[r, a, b] of the run [a, b)
-    cost = torch.where(a <= b, cost, torch.full_like(cost, float("inf")))
-    best = cost[:, 0, :]  # D_1(b)
-    back = []
-    for _ in range(1, k):
-        cand = best[:, :, None] + cost  # D_{m-1}(a) + C(a, b), minimized over a
-        best, arg = cand.min(1)
-        back.append(arg)
-    # backtrack the boundaries from b = n
+    cost.masked_fill_(idx[None, :] > idx[:, None], float("inf"))
+    partial = [cost[:, :, 0]]  # D_1(b)
+    for _ in range(2, k):
+        # D_m(b) = min_a D_{m-1}(a) + C(a, b), values only; the minimizers are found below
+        partial.append((partial[-1][:, None, :] + cost).amin(-1))
+    # backtrack the boundaries from b = n: the first minimizing a of the same sums
     bounds = [torch.full((rows,), n, dtype=torch.long)]
-    for arg in reversed(back):
-        bounds.append(arg.gather(1, bounds[-1][:, None])[:, 0])
+    for d in reversed(partial[: k - 1]):
+        b = bounds[-1]
+        row = cost.gather(1, b[:, None, None].expand(rows, 1, n + 1))[:, 0]
+        bounds.append((d + row).argmin(1))
     bounds.append(torch.zeros(rows, dtype=torch.long))
     bounds = torch.stack(bounds[::-1], 1)  # (rows, k + 1): 0 = b_0 <= b_1 <= ... <= b_k = n
     lo_b, hi_b = bounds[:, :-1].contiguous(), bounds[:, 1:].contiguous()
