@@ -1,6 +1,6 @@
 """``docs/api/cli.md``, generated from the parsers of every command.
 
-``python -m kernelapprox.cli._docs docs/api/cli.md`` writes the page; ``tests/test_cli_docs.py``
+``python -m kernelapprox.cli._docs docs/api/cli.md`` writes the page; ``tests/cli/test_docs.py``
 checks that the committed page equals :func:`reference_page`, so it cannot go stale. Each
 command (and each sub-command of a group such as ``compress``) gets its description, its usage
 line and a table of its options with their defaults.

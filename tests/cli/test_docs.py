@@ -11,7 +11,7 @@ from kernelapprox import cli
 from kernelapprox.cli import _docs
 from kernelapprox.cli._text import fill, from_rst
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "api" / "cli.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "api" / "cli.md"
 PARSERS = [((), cli.build_parser()), *_docs.walk(cli.build_parser())]
 IDS = [" ".join(path) or "kernelapprox" for path, _ in PARSERS]
 #: reStructuredText markup that must not reach a terminal.

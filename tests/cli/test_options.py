@@ -16,7 +16,7 @@ from kernelapprox import cli
 from kernelapprox.cli import _common
 
 #: Commands without ``--seed``, with the reason; nothing else may be missing. None now:
-#: ``verify`` offsets the recorded seeds of its claims (``tests/test_verify_cli.py``).
+#: ``verify`` offsets the recorded seeds of its claims (``tests/cli/test_verify.py``).
 WITHOUT_SEED: dict[tuple[str, ...], str] = {}
 
 
