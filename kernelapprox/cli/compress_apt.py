@@ -12,7 +12,7 @@ Every method is trained on ``--n-seeds`` seeds (``--seed``, ``--seed + 1``, ...)
 the training subsample, the initial head, the batch order and the adapters' initialization for
 every method alike, and all seeds share the test docstrings, so the methods are compared paired
 by seed: the APT/full ratio of the score (``accuracy_ratio`` or ``cosine_ratio``: the mean of the
-per-seed ratios with its paired Student-t interval, and the verdict against the issue's 95 %
+per-seed ratios with its paired Student-t interval, and the verdict against the 95 %
 target: ``met`` when the whole interval is at or above 0.95, ``not met`` below, else
 ``inconclusive``) and APT's paired differences with magnitude and random pruning and LoRA
 (:mod:`kernelapprox.compression.pruning.paired`). Right after APT trains on a seed, its shrunk
@@ -49,7 +49,7 @@ DEFAULTS = {
     "n_test": 256,
     "n_seeds": 3,
 }
-#: the issue's target: APT keeps at least this fraction of full fine-tuning's score
+#: the accuracy target: APT keeps at least this fraction of full fine-tuning's score
 TARGET_RATIO = 0.95
 
 
