@@ -10,7 +10,10 @@ directly and of the exact optimum (on a sample of rows, up to ``--optimal-max-bi
 model's quality with nested and independent weights (validation perplexity of the decoder;
 embedding cosine and retrieval agreement with the full MiniLM) and the bytes; then the bytes
 of all widths nested against one ``--max-bits`` model and against separate models, and the
-throughput of the quantized layer against ``torch.nn.Linear``. ``--format json`` prints the
+throughput of the quantized layer against ``torch.nn.Linear`` and, per width, of its
+dequantize-and-matmul path against its table-lookup path. ``--threads 1`` is the faster
+setting on a loaded machine (one layer of 1536x384: 4.4x less CPU than two threads at load
+average 12; see docs/results/quantization.md). ``--format json`` prints the
 payload (a list ``per_bits``); ``--out DIR`` also gets ``results.json``.
 
 Every option is checked before any model loads.
