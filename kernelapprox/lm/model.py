@@ -103,6 +103,12 @@ def _check_index(index: Any, n: int, name: str) -> torch.Tensor | None:
     return index
 
 
+def _check_bound(index: torch.Tensor | None, n: int, name: str) -> None:
+    """The part of :func:`_check_index` a checked :class:`LayerSlice` still needs: ``< n``."""
+    if index is not None and int(index.max()) >= n:
+        raise ValueError(f"{name} must hold indices in [0, {n}), got {index.tolist()}")
+
+
 def _check_scale(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -190,11 +196,20 @@ class CausalSelfAttention(nn.Module):
             wq, wk, wv, wo = self.q.weight, self.k.weight, self.v.weight, self.o.weight
             bq, bk, bv = self.q.bias, self.k.bias, self.v.bias
         else:
-            n = heads.numel()
-            rows = _rows_of_heads(heads, self.head_dim, x.device)
-            wq, wk, wv = (m.weight.index_select(0, rows) for m in (self.q, self.k, self.v))
-            bq, bk, bv = (m.bias.index_select(0, rows) for m in (self.q, self.k, self.v))
-            wo = self.o.weight.index_select(1, rows)
+            # one gather per tensor, by head, on (heads, head_dim, ...) views of the weights
+            n, hd, d = heads.numel(), self.head_dim, x.shape[-1]
+            heads = heads.to(x.device)
+            wq, wk, wv = (
+                m.weight.view(self.n_heads, hd, d).index_select(0, heads).view(n * hd, d)
+                for m in (self.q, self.k, self.v)
+            )
+            bq, bk, bv = (
+                m.bias.view(self.n_heads, hd).index_select(0, heads).view(n * hd)
+                for m in (self.q, self.k, self.v)
+            )
+            wo = self.o.weight.view(d, self.n_heads, hd).index_select(1, heads).view(d, n * hd)
+        if scale != 1.0:  # c_H on the (d, k_H d_h) slice of W_O, not on the (B, T, d) output
+            wo = wo * scale
 
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.view(batch, length, n, self.head_dim).transpose(1, 2)
@@ -202,10 +217,9 @@ class CausalSelfAttention(nn.Module):
         q, k, v = split(F.linear(x, wq, bq)), split(F.linear(x, wk, bk)), split(F.linear(x, wv, bv))
         ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         ctx = self.context(ctx.transpose(1, 2).reshape(batch, length, n * self.head_dim))
-        out = F.linear(ctx, wo)
-        if scale != 1.0:
-            out = out * scale
-        return out + self.o.bias
+        # the bias added after the product, not fused (addmm rounds differently): with a
+        # power-of-two scale the result is bitwise the product-then-scale of the formula
+        return F.linear(ctx, wo) + self.o.bias
 
 
 class MLP(nn.Module):
@@ -228,10 +242,9 @@ class MLP(nn.Module):
             w1 = self.fc.weight.index_select(0, neurons)
             b1 = self.fc.bias.index_select(0, neurons)
             w2 = self.proj.weight.index_select(1, neurons)
-        out = F.linear(self.act(F.gelu(F.linear(x, w1, b1))), w2)
-        if scale != 1.0:
-            out = out * scale
-        return out + self.proj.bias
+        if scale != 1.0:  # c_M on the (d, k_M) slice of W_2, not on the (B, T, d) output
+            w2 = w2 * scale
+        return F.linear(self.act(F.gelu(F.linear(x, w1, b1))), w2) + self.proj.bias
 
 
 class Block(nn.Module):
@@ -362,10 +375,10 @@ class Decoder(nn.Module):
         layers = subnetwork.layers
         if len(layers) != n_layers:
             raise ValueError(f"subnetwork must have {n_layers} layer entries, got {len(layers)}")
-        for i, part in enumerate(layers):
+        for i, part in enumerate(layers):  # LayerSlice checked the rest when it was made
             if part is not None:
-                _check_index(part.heads, self.config.n_heads, f"subnetwork.layers[{i}].heads")
-                _check_index(part.neurons, self.config.d_mlp, f"subnetwork.layers[{i}].neurons")
+                _check_bound(part.heads, self.config.n_heads, f"subnetwork.layers[{i}].heads")
+                _check_bound(part.neurons, self.config.d_mlp, f"subnetwork.layers[{i}].neurons")
         return layers
 
     def loss(
