@@ -4,7 +4,10 @@ Trains the small byte-level decoder of :mod:`kernelapprox.lm` twice from the sam
 initialization on the same batches, once in full and once with EST (Li et al., ICML 2024,
 arXiv 2406.06962) under a stage schedule scaled to ``--steps``
 (:func:`kernelapprox.dynamics.est.compare_training`), ``--seeds`` times with intervals over
-seeds (:func:`~kernelapprox.dynamics.est.compare_over_seeds`). Prints the FLOPs saving
+seeds (:func:`~kernelapprox.dynamics.est.compare_over_seeds`), or with ``--draws R`` one
+full run and ``R`` EST runs on the same init and batches that differ only in their subnetworks
+(:func:`~kernelapprox.dynamics.est.compare_subnetwork_draws`: paired gaps, intervals over the
+draws). Prints the FLOPs saving
 (blocks only and with the LM head), final validation losses, the gap at equal steps and at
 equal FLOPs and both wall times; ``--out`` also gets ``results.json`` and ``est.png``
 (validation loss against steps and against FLOPs).
