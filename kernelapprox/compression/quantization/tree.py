@@ -57,8 +57,8 @@ from kernelapprox.compression.quantization.kmeans import _cost_of_sums, _prefix,
 __all__ = ["best_nested_tree", "level_weights", "tree_objective"]
 
 _INF = float("inf")
-#: Rows per block of the recursion.
-_CHUNK = 64
+#: Rows per block of the recursion (16-32 ran 20-30 % faster than 64 or more: cache).
+_CHUNK = 16
 
 
 def level_weights(seed_bits: int, top_bits: int) -> dict[int, float]:
