@@ -17,7 +17,13 @@ from scipy.linalg import hadamard
 from kernelapprox.estimators import rates
 from kernelapprox.features import exponential
 from kernelapprox.sampling import orthogonal, qmc
-from proofs import feature_map_forms, lattice_cbc, rate_fit_interval, sorf_law
+from proofs import (
+    feature_map_forms,
+    gram_error_expectation,
+    lattice_cbc,
+    rate_fit_interval,
+    sorf_law,
+)
 
 
 def test_exact_sorf_law_moments() -> None:
@@ -127,3 +133,21 @@ def test_sincos_gradient_branch_checked(monkeypatch: pytest.MonkeyPatch) -> None
     verdict = feature_map_forms.run()
     assert verdict.status == "fails" and "sincos values (autograd)" in verdict.summary
     assert "sincos values differ" not in verdict.summary  # the in-place branch is intact
+
+
+def test_gram_error_over_the_estimate_norm_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def over_estimate_norm(K_hat, K):
+        return float(np.linalg.norm(K_hat - K) / np.linalg.norm(K_hat))
+
+    monkeypatch.setattr(gram_error_expectation, "relative_frobenius", over_estimate_norm)
+    verdict = gram_error_expectation.run()
+    assert verdict.status == "fails" and "relative_frobenius differs" in verdict.summary
+
+
+def test_gram_error_expectation_closed_form() -> None:
+    # two points at distance z: Var K_12 = (1 + e^{-2 z^2} - 2 e^{-z^2}) / (2m), diagonal exact
+    z2, m = 0.8, 4
+    X = np.array([[0.0, 0.0, 0.0], [np.sqrt(z2), 0.0, 0.0]])
+    var = (1 + np.exp(-2 * z2) - 2 * np.exp(-z2)) / (2 * m)
+    expected = 2 * var / (2 + 2 * np.exp(-z2))
+    assert gram_error_expectation.expected_squared_error(X, m) == pytest.approx(expected, rel=1e-13)
