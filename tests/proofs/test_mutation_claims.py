@@ -20,6 +20,7 @@ from kernelapprox.sampling import orthogonal, qmc
 from proofs import (
     feature_map_forms,
     gram_error_expectation,
+    l2_discrepancies,
     lattice_cbc,
     rate_fit_interval,
     sorf_law,
@@ -151,3 +152,18 @@ def test_gram_error_expectation_closed_form() -> None:
     var = (1 + np.exp(-2 * z2) - 2 * np.exp(-z2)) / (2 * m)
     expected = 2 * var / (2 + 2 * np.exp(-z2))
     assert gram_error_expectation.expected_squared_error(X, m) == pytest.approx(expected, rel=1e-13)
+
+
+def test_centred_discrepancy_with_a_wrong_constant_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernelapprox import discrepancy
+
+    def wrong_constant(points, *, weights=None, squared=False):
+        d = np.shape(points)[1]
+        value = discrepancy.centered(points, weights=weights, squared=True)
+        return value + (13 / 12) ** (d - 1) - (13 / 12) ** d  # (13/12)^(d-1) as the constant
+
+    name = "centered"
+    _, method, power = l2_discrepancies.METHODS[name]
+    monkeypatch.setitem(l2_discrepancies.METHODS, name, (wrong_constant, method, power))
+    verdict = l2_discrepancies.run()
+    assert verdict.status == "fails" and "centered d=1 n=7 vs scipy" in verdict.summary
