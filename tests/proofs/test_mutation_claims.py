@@ -23,6 +23,7 @@ from proofs import (
     l2_discrepancies,
     lattice_cbc,
     rate_fit_interval,
+    rho_momentum,
     sorf_law,
 )
 
@@ -167,3 +168,15 @@ def test_centred_discrepancy_with_a_wrong_constant_fails(monkeypatch: pytest.Mon
     monkeypatch.setitem(l2_discrepancies.METHODS, name, (wrong_constant, method, power))
     verdict = l2_discrepancies.run()
     assert verdict.status == "fails" and "centered d=1 n=7 vs scipy" in verdict.summary
+
+
+def test_rho_without_momentum_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = rho_momentum.rho_trajectory
+
+    def without_momentum(**kwargs):
+        return real(**{**kwargs, "momentum": 0.0})
+
+    monkeypatch.setattr(rho_momentum, "rho_trajectory", without_momentum)
+    verdict = rho_momentum.run()
+    assert verdict.status == "fails" and "momentum=0.9" in verdict.summary
+    assert "momentum=0.0," not in verdict.summary  # plain GD is unaffected
