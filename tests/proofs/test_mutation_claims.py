@@ -18,6 +18,7 @@ from kernelapprox.estimators import rates
 from kernelapprox.features import exponential
 from kernelapprox.sampling import orthogonal, qmc
 from proofs import (
+    compression_complement,
     feature_map_forms,
     gram_error_expectation,
     l2_discrepancies,
@@ -180,3 +181,12 @@ def test_rho_without_momentum_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     verdict = rho_momentum.run()
     assert verdict.status == "fails" and "momentum=0.9" in verdict.summary
     assert "momentum=0.0," not in verdict.summary  # plain GD is unaffected
+
+
+def test_complement_with_rho_to_the_depth_minus_one_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def one_power_short(compressed, rho):
+        return rho ** (compressed.depth - 1) * compressed.complement
+
+    monkeypatch.setattr(compression_complement, "complement_term", one_power_short)
+    verdict = compression_complement.run()
+    assert verdict.status == "fails" and "full map differs" in verdict.summary
