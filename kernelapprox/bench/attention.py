@@ -309,35 +309,53 @@ def algorithm_flops(case: Case, *, chunk: int = DEFAULT_CHUNK) -> dict[str, floa
 MATMUL_REPEATS = 7
 
 
-def matmul_rate(case: Case, *, repeats: int = 3) -> float:
+def matmul_rate(case: Case, *, repeats: int = 3, preallocated: bool = False) -> float:
     """GFLOP/s of a plain ``torch.matmul`` shaped like the largest product of ``case``.
 
     The product is the feature projection of all queries, ``(B H T, d) @ (d, m)``, in the
     case's dtype on its device, timed like every implementation (median of ``repeats`` runs
     after a warm-up), so the ratio ``algorithm_flops / time`` over this rate (the *roofline
     ratio*) compares an implementation with what this machine's matmul reaches in the same run.
+
+    A plain call allocates its ``(B H T, m)`` output, and on CPU that allocation can cost
+    more than the product: a block of tens of MiB comes from ``mmap`` and is page-faulted in
+    on first touch, unless the C allocator has raised its mmap threshold after earlier frees
+    (a plain matmul then ran 2x faster right after a forward+backward case than after a
+    forward one). ``preallocated=True`` writes into one output tensor (``out=``), so the rate
+    is the product's arithmetic alone: the stricter and steadier peer.
     """
     g = torch.Generator().manual_seed(case.seed)
     dtype = DTYPES[case.dtype]
     a = torch.randn(case.batch * case.heads * case.T, case.head_dim, generator=g)
     b = torch.randn(case.head_dim, case.n_features, generator=g)
     a, b = (x.to(device=case.device, dtype=dtype) for x in (a, b))
+    out = torch.empty(a.shape[0], b.shape[1], device=a.device, dtype=dtype)
+
+    def product() -> torch.Tensor:
+        return torch.matmul(a, b, out=out) if preallocated else torch.matmul(a, b)
+
     with torch.no_grad():
-        times, _ = _time(lambda: torch.matmul(a, b), case.device, repeats)
+        times, _ = _time(product, case.device, repeats)
     return 2.0 * a.shape[0] * case.head_dim * case.n_features / statistics.median(times) / 1e9
 
 
-def roofline_row(case: Case, time_ms: float, matmul_gflops: float) -> dict[str, float]:
+def roofline_row(
+    case: Case, time_ms: float, matmul_gflops: float, compute_gflops: float | None = None
+) -> dict[str, float]:
     """``gflop`` (the algorithm's count), achieved ``gflops``, the ``matmul_gflops`` peer and
-    the ``roofline`` ratio ``gflops / matmul_gflops`` of one timed case."""
+    the ``roofline`` ratio ``gflops / matmul_gflops`` of one timed case; with
+    ``compute_gflops`` (the preallocated matmul's rate) also ``roofline_compute``."""
     gflop = algorithm_flops(case)["total"] / 1e9
     achieved = gflop / (time_ms / 1e3)
-    return {
+    row = {
         "gflop": gflop,
         "gflops": achieved,
         "matmul_gflops": matmul_gflops,
         "roofline": achieved / matmul_gflops,
     }
+    if compute_gflops is not None:
+        row.update(compute_gflops=compute_gflops, roofline_compute=achieved / compute_gflops)
+    return row
 
 
 def _status_kib(field: str) -> int:
@@ -487,8 +505,10 @@ class Sweep:
                     # The peer matmul is timed right after the case it is compared with, with
                     # at least MATMUL_REPEATS runs: one rate per shape for the whole run drifted
                     # by 2x with the machine's state (a ratio above 100 % in a quiet run).
-                    rate = matmul_rate(case, repeats=max(self.repeats, MATMUL_REPEATS))
-                    row.update(roofline_row(case, row["time_ms"], rate))
+                    reps = max(self.repeats, MATMUL_REPEATS)
+                    rate = matmul_rate(case, repeats=reps)
+                    compute = matmul_rate(case, repeats=reps, preallocated=True)
+                    row.update(roofline_row(case, row["time_ms"], rate, compute))
                 if row.get("status") == "ok" and self.memory:
                     row["peak_mb"] = peak_memory_mb(case)
                 if row.get("time_ms", 0.0) > 1e3 * self.max_seconds:
@@ -561,7 +581,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "gflops",
                 "matmul_gflops",
                 "roofline",
+                "compute_gflops",
+                "roofline_compute",
             )
+            if k in r
         }
         for r in ok
         if "roofline" in r
@@ -585,6 +608,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "GFLOP/s",
         "matmul",
         "roofline",
+        "mm_out",
+        "vs_mm_out",
         "status",
     ]
     lines = [" ".join(f"{h:>10}" for h in head)]
@@ -608,6 +633,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             num(r, "gflops", ".1f"),
             num(r, "matmul_gflops", ".1f"),
             num(r, "roofline", ".1%"),
+            num(r, "compute_gflops", ".1f"),
+            num(r, "roofline_compute", ".1%"),
             "" if r.get("status") == "ok" else r.get("status", ""),
         ]
         lines.append(" ".join(f"{c:>10}" for c in cells))

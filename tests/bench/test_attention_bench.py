@@ -61,6 +61,7 @@ def test_bench_json_rows_and_files(tmp_path, capsys):
     assert all(r["tokens_per_s"] > 0 for r in rows if r["mode"] == "decode")
     linear = [r for r in fwd if r["impl"] == "ours"]
     assert all(r["roofline"] == r["gflops"] / r["matmul_gflops"] > 0 for r in linear)
+    assert all(r["roofline_compute"] == r["gflops"] / r["compute_gflops"] > 0 for r in linear)
     assert not any("roofline" in r for r in rows if r["impl"] == "sdpa" or r["mode"] == "decode")
     assert len(data["summary"]["roofline"]) == len(linear)
     assert {p.name for p in tmp_path.iterdir()} >= {
@@ -180,7 +181,11 @@ def test_roofline_row_is_achieved_rate_over_matmul_rate():
     assert row["gflop"] == pytest.approx(algorithm_flops(case)["total"] / 1e9)
     assert row["gflops"] == pytest.approx(row["gflop"] / 2e-3)
     assert row["roofline"] == pytest.approx(row["gflops"] / 50.0)
+    assert "roofline_compute" not in row
+    both = roofline_row(case, 2.0, 50.0, 125.0)
+    assert both["roofline_compute"] == pytest.approx(row["gflops"] / 125.0)
     assert matmul_rate(case, repeats=1) > 0
+    assert matmul_rate(case, repeats=1, preallocated=True) > 0
 
 
 def test_written_results_are_valid_json_when_a_value_is_not_finite(tmp_path):
