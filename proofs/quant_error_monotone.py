@@ -101,7 +101,7 @@ CLAIM = Claim(
     tolerance="increase <= 1e-13 and optimum excess <= 1e-12 of sum F W^2 (float64 round-off)",
     requires=("kernelapprox.compression.quantization",),
     verifies=(
-        "kernelapprox.compression.quantization.kmeans.split_runs",
+        "kernelapprox.compression.quantization.kmeans._split_sorted",
         "kernelapprox.compression.quantization.kmeans.optimal_kmeans",
         "kernelapprox.compression.quantization.nested.nested_quantize",
     ),
