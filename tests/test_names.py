@@ -27,11 +27,6 @@ import pytest
 
 import kernelapprox
 
-#: Modules another change owns, whose seed defaults are not checked here (their owners
-#: apply the rule; see the report of issue 14): EST subnetwork sampling and model
-#: compression.
-SEED_RULE_SKIPPED = ("kernelapprox.dynamics.est", "kernelapprox.compression")
-
 #: Modules that need an optional dependency missing here are skipped by name.
 OPTIONAL = ("kernelapprox.attention.triton",)
 
@@ -242,11 +237,23 @@ def test_new_keyword_calls_do_not_warn():
 #: The call returns a random object for the caller: default ``seed=None``.
 SEED_NONE = {
     "kernelapprox.attention.maps:make_map",
+    "kernelapprox.compression.pruning.adapters:GrowingLoRALinear",
+    "kernelapprox.compression.pruning.adapters:GrowingLoRALinear.__init__",
+    "kernelapprox.compression.pruning.adapters:GrowingLoRALinear.grow",
+    "kernelapprox.compression.pruning.adapters:add_adapters",
+    "kernelapprox.compression.quantization.kmeans:lloyd_kmeans",
+    "kernelapprox.compression.quantization.models:quantize_linears",
+    "kernelapprox.compression.quantization.nested:independent_quantize",
+    "kernelapprox.compression.quantization.nested:nested_quantize",
     "kernelapprox.attention.modules:FeatureAttention",
     "kernelapprox.attention.modules:FeatureAttention.__init__",
     "kernelapprox.attention.modules:MultiheadFeatureAttention",
     "kernelapprox.attention.modules:MultiheadFeatureAttention.__init__",
     "kernelapprox.dynamics.completion:completion_problem",
+    "kernelapprox.dynamics.est:SubnetworkSampler",
+    "kernelapprox.dynamics.est:SubnetworkSampler.__init__",
+    "kernelapprox.dynamics.est:SubnetworkSampler.for_config",
+    "kernelapprox.dynamics.est_hf:HFSubnetworks.sampler",
     "kernelapprox.dynamics.factorization:DeepFactorization",
     "kernelapprox.dynamics.factorization:DeepFactorization.__init__",
     "kernelapprox.dynamics.lora:DeepLoRA",
@@ -279,8 +286,14 @@ SEED_ZERO = {
     "kernelapprox.bench.attention:Case.__init__",
     "kernelapprox.bench.attention:Sweep",
     "kernelapprox.bench.attention:Sweep.__init__",
+    "kernelapprox.compression.pruning.train:APTConfig",
+    "kernelapprox.compression.pruning.train:APTConfig.__init__",
+    "kernelapprox.compression.quantization.experiment:run_quantization",
     "kernelapprox.dynamics.completion:depth_width_sweep",
     "kernelapprox.dynamics.completion:run_completion",
+    "kernelapprox.dynamics.est:compare_over_seeds",
+    "kernelapprox.dynamics.est:compare_subnetwork_draws",
+    "kernelapprox.dynamics.est:compare_training",
     "kernelapprox.dynamics.lpa:verify_lpa_rank_bound",
     "kernelapprox.dynamics.theorem:verify_invariant_subspace",
     "kernelapprox.estimators.bootstrap:bootstrap_columns",
@@ -303,8 +316,6 @@ def _seed_defaults() -> dict[str, Any]:
     """``where`` -> the default of its ``seed`` parameter, for every defaulted one."""
     found = {}
     for where, func in CALLABLES.items():
-        if where.startswith(SEED_RULE_SKIPPED):
-            continue  # another change owns these modules (module docstring)
         seed = _parameters(func).get("seed")
         if seed is not None and seed.default is not inspect.Parameter.empty:
             found[where] = seed.default
