@@ -18,6 +18,7 @@ import numpy as np
 
 from kernelapprox import features, kernels
 from kernelapprox.estimators.gram import gram_error
+from kernelapprox.estimators.replications import mean_and_se
 from kernelapprox.kernels import median_pairwise_distance
 from kernelapprox.study.data import load_data
 
@@ -49,8 +50,8 @@ def table(title, rows):
     print(title)
     base = rows["orthogonal"].mean()
     for name, e in rows.items():
-        se = e.std(ddof=1) / np.sqrt(len(e))
-        print(f"  {name:34s} {e.mean():.5f} +- {se:.5f}   x ORF {e.mean() / base:.3f}")
+        mean, se = mean_and_se(e)
+        print(f"  {name:34s} {mean:.5f} +- {se:.5f}   x ORF {mean / base:.3f}")
 
 
 def main() -> None:

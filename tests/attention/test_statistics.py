@@ -13,6 +13,7 @@ from attention_helpers import qkv
 from kernelapprox import features, kernels
 from kernelapprox._validation import spawn
 from kernelapprox.attention import feature_attention, relative_rms, softmax_attention
+from kernelapprox.estimators.replications import mean_and_se
 
 #: Same switch as tests/conftest.py: KERNELAPPROX_THOROUGH=1 scales the replications.
 THOROUGH = os.environ.get("KERNELAPPROX_THOROUGH", "") not in ("", "0")
@@ -33,16 +34,12 @@ def _errors(name: str, sampler: str, m: int, *, causal: bool, root: int) -> np.n
     return np.asarray(errs)
 
 
-def _mean_se(x: np.ndarray) -> tuple[float, float]:
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))
-
-
 @pytest.mark.parametrize("name", ["positive", "hyperbolic"])
 @pytest.mark.parametrize("causal", [True, False])
 def test_error_against_softmax_falls_with_the_number_of_features(name, causal):
     """Each 8-fold increase of m cuts the mean error (the estimator's rate is m^{-1/2},
     i.e. a factor ~0.35) by more than Z standard errors of the difference."""
-    means = [_mean_se(_errors(name, "mc", m, causal=causal, root=m)) for m in (8, 64, 512)]
+    means = [mean_and_se(_errors(name, "mc", m, causal=causal, root=m)) for m in (8, 64, 512)]
     for (a, sa), (b, sb) in itertools.pairwise(means):
         assert a - b > Z * np.hypot(sa, sb), f"error did not fall: {means}"
 
@@ -51,8 +48,8 @@ def test_error_against_softmax_falls_with_the_number_of_features(name, causal):
 def test_structured_samplers_are_no_worse_than_iid(sampler):
     """Orthogonal (Yu et al., 2016) and randomized QMC frequencies at equal m: mean error not
     above iid's by more than Z standard errors (one-sided)."""
-    iid, s_iid = _mean_se(_errors("positive", "mc", 64, causal=True, root=1))
-    other, s_other = _mean_se(_errors("positive", sampler, 64, causal=True, root=2))
+    iid, s_iid = mean_and_se(_errors("positive", "mc", 64, causal=True, root=1))
+    other, s_other = mean_and_se(_errors("positive", sampler, 64, causal=True, root=2))
     assert other - iid < Z * np.hypot(s_iid, s_other), (sampler, other, iid)
 
 

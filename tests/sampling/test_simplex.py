@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from kernelapprox import features, kernels
+from kernelapprox.estimators.replications import mean_and_se
 from kernelapprox.kernels import NORMAL
 from kernelapprox.sampling import Simplex, make_sampler, sample_frequencies, simplex_directions
 
@@ -39,10 +40,6 @@ def test_rows_are_standard_normal_in_law():
     assert np.abs((rows**2).mean() - 1.0) < 5 * np.sqrt(2 / (R * d * d))
 
 
-def _mean_and_se(x: np.ndarray) -> tuple[float, float]:
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))
-
-
 @pytest.mark.parametrize(
     ("map_name", "kernel"),
     [("sincos", kernels.Gaussian(1.3)), ("positive", kernels.Softmax()),
@@ -56,7 +53,7 @@ def test_unbiased_within_5_se(map_name, kernel):
     W = sample_frequencies("simplex", kernel, d, d, seed=11, replications=R)
     fm = features.MAPS[map_name].from_frequencies(kernel, W.reshape(R * d, d) * kernel.input_scale)
     estimates = fm.pair_terms(X[:1], X[1:]).reshape(R, d).mean(1)  # one block per estimate
-    mean, se = _mean_and_se(estimates)
+    mean, se = mean_and_se(estimates)
     assert abs(mean - kernel(X)[0, 1]) <= 5 * se
 
 
