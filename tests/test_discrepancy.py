@@ -10,6 +10,7 @@ from scipy import integrate
 from scipy.stats import qmc
 
 from kernelapprox import discrepancy
+from kernelapprox.estimators.replications import mean_and_se
 
 # --------------------------------------------------------------------------------------
 # strategies
@@ -295,7 +296,7 @@ def test_box_expected_square_for_monte_carlo_nodes():
             ]
         )
         expected = (np.prod(b / np.pi) - c) / m
-        se = values.std(ddof=1) / np.sqrt(reps)
+        se = mean_and_se(values)[1]
         assert abs(values.mean() - expected) <= 5 * se, (m, values.mean(), expected, se)
 
 
@@ -310,7 +311,7 @@ def test_box_goes_to_zero_for_monte_carlo_nodes():
             [discrepancy.box(rng.normal(size=(m, 2)), scale=1.0, b=b, squared=True)
              for _ in range(reps)]
         )  # fmt: skip
-        assert abs(scaled.mean() - limit) <= 5 * scaled.std(ddof=1) / np.sqrt(reps), m
+        assert abs(scaled.mean() - limit) <= 5 * mean_and_se(scaled)[1], m
 
 
 def test_box_uniform_default_and_chunking():

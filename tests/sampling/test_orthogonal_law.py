@@ -17,6 +17,7 @@ from scipy import special
 from scipy.linalg import hadamard
 
 from kernelapprox import kernels
+from kernelapprox.estimators.replications import mean_and_se
 from kernelapprox.sampling import sample_frequencies
 from kernelapprox.sampling.orthogonal import SORFBiasWarning, haar_orthogonal
 
@@ -29,14 +30,14 @@ def test_haar_first_entry_has_mean_zero_odd_statistic() -> None:
     d = 4
     rng = np.random.default_rng(0)
     q00 = np.array([haar_orthogonal(d, rng)[0, 0] for _ in range(2000)])
-    se = q00.std(ddof=1) / np.sqrt(q00.size)  # sd is 1/sqrt(d) for Haar
+    se = mean_and_se(q00)[1]  # sd is 1/sqrt(d) for Haar
     assert abs(q00.mean()) < 5 * se
     # and through the sampler: the first frequency's direction has a zero-mean first coordinate
     first = np.array(
         [sample_frequencies("orthogonal", NORMAL, d, d, seed=s)[0] for s in range(2000)]
     )
     u = first[:, 0] / np.linalg.norm(first, axis=1)
-    assert abs(u.mean()) < 5 * u.std(ddof=1) / np.sqrt(u.size)
+    assert abs(u.mean()) < 5 * mean_and_se(u)[1]
 
 
 def test_stacked_blocks_are_independent() -> None:
@@ -67,7 +68,7 @@ def test_radii_within_a_block_are_independent_chi() -> None:
     corr = np.corrcoef(r0, r1)[0, 1]
     assert abs(corr) < 5 / np.sqrt(len(SEEDS))  # SE of a correlation at rho = 0
     chi_mean = np.sqrt(2) * special.gamma((d + 1) / 2) / special.gamma(d / 2)
-    assert abs(r0.mean() - chi_mean) < 5 * r0.std(ddof=1) / np.sqrt(r0.size)
+    assert abs(r0.mean() - chi_mean) < 5 * mean_and_se(r0)[1]
 
 
 def _hd3_fourth_moment(p: int, n_blocks: int) -> float:
@@ -92,5 +93,5 @@ def test_sorf_uses_three_hd_blocks() -> None:
         warnings.simplefilter("ignore", SORFBiasWarning)
         W = sample_frequencies("sorf", NORMAL, 4 * d * 1000, d, seed=0)
     per_block = (W[:, 0] ** 4).reshape(-1, d).mean(axis=1)  # blocks are independent
-    se = per_block.std(ddof=1) / np.sqrt(per_block.size)
+    se = mean_and_se(per_block)[1]
     assert abs(per_block.mean() - exact) < 5 * se

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from kernelapprox import features, kernels
+from kernelapprox.estimators.replications import mean_and_se
 from kernelapprox.kernels import NORMAL
 from kernelapprox.sampling import MutuallyUnbiased, from_spec, sample_frequencies, unbiased_frames
 from kernelapprox.sampling.unbiased_bases import (
@@ -122,7 +123,7 @@ def test_unbiased_within_5_se(spec, map_name, kernel):
     W = from_spec(spec).frequencies(kernel.spectral_measure, m, d, seed=5, replications=R)
     fm = features.MAPS[map_name].from_frequencies(kernel, W.reshape(R * m, d) * kernel.input_scale)
     estimates = fm.pair_terms(X[:1], X[1:]).reshape(R, m).mean(1)
-    se = estimates.std(ddof=1) / np.sqrt(R)
+    se = mean_and_se(estimates)[1]
     assert abs(estimates.mean() - kernel(X)[0, 1]) <= 5 * se
 
 

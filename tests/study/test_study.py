@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kernelapprox.cli import main
+from kernelapprox.estimators.replications import mean_and_se
 from kernelapprox.features import make
 from kernelapprox.kernels import Gaussian, median_pairwise_distance
 from kernelapprox.sampling import QMCBalanceWarning
@@ -160,7 +161,7 @@ def test_qmc_beats_mc_where_the_reference_margin_is_large():
     rows = run_study(spec, progress=False).rows
     values = {s: np.array([r["value"] for r in rows if r["sampler"] == s]) for s in ("mc", "sobol")}
     mean = {s: v.mean() for s, v in values.items()}
-    rel_se = {s: v.std(ddof=1) / np.sqrt(v.size) / v.mean() for s, v in values.items()}
+    rel_se = {s: mean_and_se(v)[1] / v.mean() for s, v in values.items()}
     # ratio of the means and its delta-method SE over the 5 independent replications
     ratio = mean["sobol"] / mean["mc"]
     ratio_se = ratio * np.hypot(rel_se["sobol"], rel_se["mc"])
