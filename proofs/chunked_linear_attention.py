@@ -153,6 +153,87 @@ def package_gaps() -> dict[str, float]:
     return gaps
 
 
+#: The Triton kernels compute in float32 (unit roundoff u = 2^-24) from inputs rounded to
+#: float32; the derivation gets the same rounded numbers, so only the computation counts: a
+#: feature, a product and a sum of at most T + 1 terms of F features per entry, i.e. a relative
+#: error of a few (F + T + 1) u = 25 u here. 64 u leaves room for the quotient.
+TRITON_RTOL = 64 * 2.0**-24
+
+_TRITON_SCRIPT = """
+import json, sys
+import torch
+from kernelapprox import features, kernels
+import kernelapprox.attention.triton.attention as backend
+from kernelapprox.attention.triton import triton_feature_attention
+def no_fallback(*args, **kwargs):  # these inputs are moderate: the kernels must answer
+    raise RuntimeError("the kernels' denominators sent the call to the torch path")
+backend.feature_attention = no_fallback
+data = json.load(sys.stdin)
+fm = features.make("positive", kernels.Softmax(1.0), data["m"], dim=data["dim"], seed=data["seed"])
+q, k, v = (torch.tensor(data[name], dtype=torch.float32) for name in "qkv")
+outputs = {}
+for causal in (True, False):
+    o = triton_feature_attention(q, k, v, fm, causal=causal, scale=1.0, chunk_size=16)
+    outputs["causal" if causal else "non-causal"] = o.double().tolist()
+print(json.dumps(outputs))
+"""
+
+
+def triton_gaps() -> tuple[dict[str, float], str]:
+    """The Triton kernels (``triton_feature_attention``, float32) against the derivation.
+
+    Without a GPU the kernels run in Triton's interpreter, which must be chosen before they
+    are compiled (``TRITON_INTERPRET=1``), so they run in a child process: two chunks of 16
+    (T = 20), causal and non-causal. The inputs are moderate, so the kernels must answer
+    themselves: the child refuses the torch path the kernels hand a call to when their
+    denominators underflow. Returns the gaps and a note; without ``triton`` no gap,
+    and the note says so (the claim then rests on the torch path alone).
+    """
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from kernelapprox import features, kernels
+
+    if importlib.util.find_spec("triton") is None:
+        return {}, "Triton path not checked: triton is not installed"
+    n_tokens, dim, m, value_dim = 20, 3, 4, 2
+    g = torch.Generator().manual_seed(SEED + 1)
+    q, k = (
+        0.8 * torch.randn(1, n_tokens, 1, dim, generator=g),
+        torch.randn(1, n_tokens, 1, dim, generator=g),
+    )
+    v = torch.randn(1, n_tokens, 1, value_dim, generator=g)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    if not torch.cuda.is_available():
+        env["TRITON_INTERPRET"] = "1"
+    data = {"m": m, "dim": dim, "seed": SEED, "q": q.tolist(), "k": k.tolist(), "v": v.tolist()}
+    run = subprocess.run(
+        [sys.executable, "-c", _TRITON_SCRIPT], input=json.dumps(data), env=env,
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if run.returncode != 0:
+        tail = run.stderr.strip().splitlines()[-1:] or ["no message"]
+        return {"Triton path": float("inf")}, f"Triton path failed: {tail[0]}"
+    outputs = json.loads(run.stdout)
+    fm = features.make("positive", kernels.Softmax(1.0), m, dim=dim, seed=SEED)
+    phi_q = sp.Matrix(fm(q[0, :, 0, :].double()).numpy())
+    phi_k = sp.Matrix(fm(k[0, :, 0, :].double()).numpy())
+    v_aug = sp.Matrix(v[0, :, 0, :].double().numpy()).row_join(sp.ones(n_tokens, 1))
+    gaps = {}
+    for label, got in outputs.items():
+        out, _ = quadratic_form(
+            phi_q, phi_k, v_aug, sp.zeros(m, value_dim + 1), causal=label == "causal"
+        )
+        ratio = sp.Matrix(n_tokens, value_dim, lambda i, j, out=out: out[i, j] / out[i, value_dim])
+        expected = np.array(ratio.evalf(20).tolist(), dtype=np.float64)
+        gaps[f"Triton {label}"] = _relative_gap(np.asarray(got)[0, :, 0, :], expected)
+    where = "a GPU" if torch.cuda.is_available() else "the interpreter"
+    return gaps, f"Triton kernels in {where} (float32, T = 20, chunks of 16)"
+
+
 def _symbols(name: str, rows: int, cols: int) -> sp.Matrix:
     return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i}_{j}", real=True))
 
@@ -176,20 +257,32 @@ def run(*, thorough: bool = False) -> Verdict:
                     bad.append(f"T={n_tokens} chunk={chunk} {what}")
     gaps = single_threaded(package_gaps)()
     off = {k: v for k, v in gaps.items() if not v <= AGREEMENT_RTOL}
+    triton, triton_note = triton_gaps()
+    off.update({k: v for k, v in triton.items() if not v <= TRITON_RTOL})
     if bad:
         summary = f"nonzero difference in {len(bad)} cases: {', '.join(bad[:3])}"
     elif off:
         summary = "feature_attention differs from the derivation: " + "; ".join(
             f"{k} {v:.2e}" for k, v in off.items()
         )
+        if triton_note.startswith("Triton path failed"):
+            summary += f" ({triton_note})"
     else:
         summary = (
             f"outputs (with normaliser column) and final states agree exactly in {cases} "
             f"cases (T in {list(lengths)}, chunk sizes 1, 2, 3, T+1); feature_attention "
             f"matches the derivation to {max(gaps.values()):.1e} relative ({len(gaps)} checks, "
-            "causal chunk sizes 1, 2, 3, 7 and non-causal, rescaled and dominant initial state)"
+            "causal chunk sizes 1, 2, 3, 7 and non-causal, rescaled and dominant initial state); "
+            + (
+                f"{triton_note} to {max(triton.values()):.1e} relative (tolerance 64 u)"
+                if triton
+                else triton_note
+            )
         )
-    return Verdict.decide(not bad and not off, summary, cases=cases, nonzero=bad, package_gaps=gaps)
+    return Verdict.decide(
+        not bad and not off, summary, cases=cases, nonzero=bad, package_gaps=gaps,
+        triton_gaps=triton,
+    )  # fmt: skip
 
 
 CLAIM = Claim(
