@@ -76,35 +76,46 @@ def parse_schedule(text: str) -> Any:
         raise ValueError(f"--schedule: {exc}") from None
 
 
+def _training_options(args: argparse.Namespace, progress: bool) -> dict[str, Any]:
+    """The keywords that :func:`~kernelapprox.dynamics.est.compare_over_seeds` and
+    :func:`~kernelapprox.dynamics.est.compare_subnetwork_draws` both take from the command
+    line (600 steps and ``lr = 3e-3`` where ``--steps`` and ``--lr`` are not given)."""
+    return {
+        "schedule": parse_schedule(args.schedule),
+        "steps": 600 if args.steps is None else args.steps,
+        "lr": 3e-3 if args.lr is None else args.lr,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "layer_scale": args.layer_scale,
+        "progress": progress,
+    }
+
+
+def _heading(title: str, result: dict[str, Any], replication: str) -> list[str]:
+    """The report's first line (model, steps, schedule, seed, then ``replication``), underlined."""
+    cfg = result["config"]
+    head = (
+        f"{title}: {cfg['n_layers']} layers, d={cfg['d_model']}, "
+        f"{cfg['n_heads']} heads, MLP {cfg['d_mlp']}, T={cfg['context']}; {result['steps']} "
+        f"steps, schedule {result['schedule']['boundaries']} {result['schedule']['rates']}, "
+        f"seed {result['seed']}{replication}"
+    )
+    return [head, "-" * len(head)]
+
+
 def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], str]:
     """Run the comparison for the parsed ``args``; return ``(payload, table)``."""
     from kernelapprox.dynamics.est import compare_over_seeds
 
-    schedule = parse_schedule(args.schedule)
+    options = _training_options(args, progress)
     if getattr(args, "draws", None) is not None:
         if args.seeds != 1:
             raise ValueError("--draws replicates the subnetworks of one seed: leave --seeds at 1")
-        return _run_draws(args, schedule, progress)
-    result = compare_over_seeds(
-        seeds=args.seeds,
-        schedule=schedule,
-        steps=600 if args.steps is None else args.steps,
-        lr=3e-3 if args.lr is None else args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        layer_scale=args.layer_scale,
-        progress=progress,
-    )
+        return _run_draws(args.draws, options)
+    result = compare_over_seeds(seeds=args.seeds, **options)
     if args.out is not None:
         plot_est(result, Path(args.out))
     payload = {"experiment": "est", **result}
-    cfg = result["config"]
-    head = (
-        f"EST vs full training: {cfg['n_layers']} layers, d={cfg['d_model']}, "
-        f"{cfg['n_heads']} heads, MLP {cfg['d_mlp']}, T={cfg['context']}; {result['steps']} "
-        f"steps, schedule {result['schedule']['boundaries']} {result['schedule']['rates']}, "
-        f"seed {result['seed']}, {result['seeds']} replication(s)"
-    )
     rows = [
         ("flops_saving", result["flops_saving"], "block FLOPs saved (the paper's count)"),
         ("flops_saving_with_head", result["flops_saving_with_head"], "with the LM head"),
@@ -121,7 +132,7 @@ def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], s
         ("wall_saving", result["wall_saving"], "1 - wall_est / wall_full"),
     ]
     width = max(len(k) for k, _, _ in rows)
-    lines = [head, "-" * len(head)]
+    lines = _heading("EST vs full training", result, f", {result['seeds']} replication(s)")
     for key, value, desc in rows:
         interval = result["intervals"].get(key)
         half = ""
@@ -133,29 +144,17 @@ def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], s
     return payload, "\n".join(lines)
 
 
-def _run_draws(args: argparse.Namespace, schedule: Any, progress: bool) -> tuple[dict, str]:
+def _run_draws(draws: int, options: dict[str, Any]) -> tuple[dict, str]:
     """``--draws R``: :func:`~kernelapprox.dynamics.est.compare_subnetwork_draws`."""
     from kernelapprox.dynamics.est import compare_subnetwork_draws
 
-    result = compare_subnetwork_draws(
-        draws=args.draws,
-        schedule=schedule,
-        steps=600 if args.steps is None else args.steps,
-        lr=3e-3 if args.lr is None else args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        layer_scale=args.layer_scale,
-        progress=progress,
-    )
+    result = compare_subnetwork_draws(draws=draws, **options)
     payload = {"experiment": "est", **result}
-    cfg = result["config"]
-    head = (
-        f"EST vs full training, paired: {cfg['n_layers']} layers, d={cfg['d_model']}, "
-        f"{cfg['n_heads']} heads, MLP {cfg['d_mlp']}, T={cfg['context']}; {result['steps']} "
-        f"steps, schedule {result['schedule']['boundaries']} {result['schedule']['rates']}, "
-        f"seed {result['seed']} (one init and data order), {result['draws']} subnetwork draws"
+    lines = _heading(
+        "EST vs full training, paired",
+        result,
+        f" (one init and data order), {result['draws']} subnetwork draws",
     )
-    lines = [head, "-" * len(head)]
     lines.append(f"{'flops_saving':<24}  {result['flops_saving']:>10.4f}  block FLOPs saved")
     lines.append(
         f"{'flops_saving_with_head':<24}  {result['flops_saving_with_head']:>10.4f}  "
