@@ -29,6 +29,63 @@ def _pyplot():
     return plt
 
 
+def distinct_labels(values: np.ndarray, max_digits: int = 16) -> list[str]:
+    """``values`` (at least two, distinct) printed alike with the fewest digits that tell
+    them apart: each label differs from its value by at most 1 % of the smallest gap between
+    two of the values.
+
+    Fixed-point with a common number of decimals (``["2.40", "2.45", "2.50"]``,
+    ``["0.04358512", "0.04358514"]``) when every value lies in ``[1e-3, 1e4)``, else
+    scientific with a common number of mantissa digits (``["1.2e-05", "1.3e-05"]``); at most
+    ``max_digits`` digits.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"values must be at least two finite numbers, got {values!r}")
+    tolerance = 0.01 * np.min(np.diff(np.sort(values)))
+    if tolerance == 0:
+        raise ValueError(f"values must be distinct, got {values!r}")
+    magnitudes = np.abs(values[values != 0])
+    fixed = magnitudes.size == 0 or (magnitudes.min() >= 1e-3 and magnitudes.max() < 1e4)
+    code = "f" if fixed else "e"
+    labels: list[str] = []
+    for digits in range(0 if fixed else 1, max_digits + 1):
+        labels = [f"{v:.{digits}{code}}" for v in values]
+        if np.max(np.abs(np.array([float(x) for x in labels]) - values)) <= tolerance:
+            break
+    return labels
+
+
+def readable_log_yaxis(ax: Any, ticks: int = 5) -> None:
+    """Give a log y axis labels that can be read however little its range spans.
+
+    Matplotlib labels a log axis at powers of 10 and, below one decade, at some of the
+    minor ticks ``k * 10^n`` with a few digits: on a curve that barely moves (a loss
+    that changes in its 6th digit) every label reads the same or none is in view. When the
+    view spans less than one decade, the ticks become about ``ticks`` evenly spaced round
+    values (:class:`matplotlib.ticker.MaxNLocator`) labelled by :func:`distinct_labels`,
+    with no minor ticks; a wider axis keeps matplotlib's log ticks. Call it after plotting.
+    """
+    from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
+
+    if ax.get_yscale() != "log":
+        raise ValueError(f"ax must have a log y axis, got yscale={ax.get_yscale()!r}")
+    if not isinstance(ticks, int) or isinstance(ticks, bool) or ticks < 2:
+        raise ValueError(f"ticks must be an integer >= 2, got {ticks!r}")
+    ax.autoscale_view()
+    low, high = sorted(ax.get_ylim())
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 or np.log10(high / low) >= 1:
+        return
+    locs = MaxNLocator(nbins=ticks, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    locs = locs[(locs >= low) & (locs <= high) & (locs > 0)]
+    if len(locs) < 2:  # a range too narrow for float64 to hold two round values: its ends
+        locs = np.array([low, high])
+    ax.yaxis.set_major_locator(FixedLocator(locs))
+    ax.yaxis.set_major_formatter(FixedFormatter(distinct_labels(locs)))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_ylim(low, high)
+
+
 def setting_title(setting: dict[str, Any]) -> str:
     """``"d = 30, r = 3, L = 3, eps = 0.01, ..."`` from the keys of ``setting`` that are set
     (``dim``, ``rank``, ``depth``, ``eps``, ``fraction``, ``lr``, ``steps``, ``optimizer``)."""
@@ -106,6 +163,7 @@ def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
         ax.lines[-1].set_label(f"the other {moving.shape[1]}")
         ax.set_title(f"singular values of $W_{l + 1}(t)$")
         ax.set_ylabel("singular value")
+        readable_log_yaxis(ax)
         ax.legend(fontsize=7, loc="upper left")
         low = axes[1, l]
         if invariant is not None:
@@ -114,6 +172,7 @@ def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
             low.axhline(np.finfo(float).eps, color=GUIDE_COLOR, ls=":", lw=1)
             low.annotate("float64 eps", (steps[0], np.finfo(float).eps), fontsize=7,
                          color="0.4", va="bottom")  # fmt: skip
+            readable_log_yaxis(low)
         low.set_ylabel(r"max $|\sigma_i - \rho| / \rho$")
         low.set_xlabel("step")
         low.set_title(f"distance of the {count} invariant values from $\\rho(t)$", fontsize=9)
@@ -140,6 +199,7 @@ def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
     )
     ax.set_xlabel("step")
     ax.set_ylabel("angle (radians)")
+    readable_log_yaxis(ax)
     ax.set_title(f"principal angles: {title}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -157,6 +217,7 @@ def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
         top.semilogy(steps, loss, color=colour, ls=ls, marker=marker, ms=3, markevery=marks,
                      label=label)  # fmt: skip
     top.set_ylabel("loss")
+    readable_log_yaxis(top)
     top.set_title(f"loss, full vs compressed: {title}", fontsize=9)
     top.legend(fontsize=8)
     low.semilogy(steps, np.abs(full - small) / np.abs(full) + _TINY, color="0.25",
@@ -167,6 +228,7 @@ def plot_theorem(result: dict[str, Any], out: Path) -> list[Path]:
     low.axhline(np.finfo(float).eps, color=GUIDE_COLOR, ls=":", lw=1)
     low.set_xlabel("step")
     low.set_ylabel("relative gap")
+    readable_log_yaxis(low)
     low.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "loss.png")
@@ -182,18 +244,25 @@ def plot_completion(
     states ``setting`` (the options of the run)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    dashes = {"full": "-", "compressed": "--", "frozen": ":"}  # frozen may lie on compressed
+    drawn = 0
     for name, res in results.items():
-        curve = np.asarray(res["curve"])
+        curve = np.asarray(res["curve"], dtype=float)
         if curve.size == 0:
             continue
-        colour, _ = implementation_style(name)
-        axes[0].semilogy(curve[:, 0], curve[:, 2], color=colour, label=name)
-        axes[1].semilogy(curve[:, 0], curve[:, 1], color=colour, label=name)
+        colour, marker = implementation_style(name)
+        style = dict(color=colour, ls=dashes.get(name, "-"), marker=marker, ms=3.5,
+                     markevery=(drawn, max(1, len(curve) // 12)), label=name)  # fmt: skip
+        axes[0].semilogy(curve[:, 0], curve[:, 2], **style)
+        axes[1].semilogy(curve[:, 0], curve[:, 1], **style)
+        drawn += 1
     axes[0].set(title="training loss", ylabel="loss")
     axes[1].set(title="relative error on unobserved entries", ylabel="relative error")
     for ax in axes:
         ax.set_xlabel("step")
-        ax.legend()
+        if drawn:
+            readable_log_yaxis(ax)
+            ax.legend()
     if setting:
         fig.suptitle(f"deep matrix completion: {setting_title(setting)}", fontsize=10)
     fig.tight_layout()
