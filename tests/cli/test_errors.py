@@ -89,6 +89,12 @@ def assert_one_line(err: str, *, command: str | None = None) -> str:
     return lines[0]
 
 
+def _each_refuses(command: str, value: str, options: str) -> list[tuple[list[str], str]]:
+    """``command OPTION value`` for each of the space-separated ``options``, with ``OPTION`` as
+    the fragment: each option refuses ``value`` on its own and its error line names it."""
+    return [([command, option, value], option) for option in options.split()]
+
+
 # (argv, a fragment the one error line must contain); every case exits 2.
 USER_ERRORS: list[tuple[list[str], str]] = [
     # global options
@@ -156,37 +162,20 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["bench", "--dtype", "int8"], "dtype"),
     (["bench", "--modes", "sideways"], "mode"),
     (["bench", "--impls", "xformers"], "impl"),
-    (["bench", "--lengths", "0"], "--lengths"),
+    *_each_refuses("bench", "0", "--lengths --head-dims --batch --heads --repeats --threads"),
+    *_each_refuses("bench", "0", "--max-seconds --decode-tokens"),
+    *_each_refuses("bench", "-1", "--feature-multipliers --error-max-length --seed"),
     (["bench", "--lengths", "a,b"], "--lengths"),
-    (["bench", "--head-dims", "0"], "--head-dims"),
-    (["bench", "--feature-multipliers", "-1"], "--feature-multipliers"),
-    (["bench", "--batch", "0"], "--batch"),
-    (["bench", "--heads", "0"], "--heads"),
-    (["bench", "--repeats", "0"], "--repeats"),
-    (["bench", "--threads", "0"], "--threads"),
-    (["bench", "--max-seconds", "0"], "--max-seconds"),
     (["bench", "--max-seconds", "nan"], "--max-seconds"),
-    (["bench", "--error-max-length", "-1"], "--error-max-length"),
-    (["bench", "--decode-tokens", "0"], "--decode-tokens"),
-    (["bench", "--seed", "-1"], "--seed"),
     (["bench", "--out", "{file}"], "--out"),
     (["bench", "--lengths", "8", "--modes", "decode"], "--decode-tokens"),
     (["bench", "--out", ""], "--out"),
     # convert (never loads the model: see no_slow_work)
-    (["convert", "--steps", "0"], "--steps"),
-    (["convert", "--steps", "-1"], "--steps"),
-    (["convert", "--n-features", "0"], "--n-features"),
-    (["convert", "--budget", "0"], "--budget"),
-    (["convert", "--budget", "nan"], "--budget"),
-    (["convert", "--lr", "0"], "--lr"),
-    (["convert", "--map-lr", "-1"], "--map-lr"),
-    (["convert", "--attention-weight", "-1"], "--attention-weight"),
-    (["convert", "--output-weight", "nan"], "--output-weight"),
+    *_each_refuses("convert", "0", "--steps --n-features --budget --lr --batch-size --max-train"),
+    *_each_refuses("convert", "-1", "--steps --map-lr --attention-weight --seed"),
+    *_each_refuses("convert", "nan", "--budget --output-weight"),
     (["convert", "--attention-weight", "0", "--output-weight", "0"], "both be 0"),
-    (["convert", "--batch-size", "0"], "--batch-size"),
-    (["convert", "--max-train", "0"], "--max-train"),
     (["convert", "--max-heldout", "1"], "--max-heldout"),
-    (["convert", "--seed", "-1"], "--seed"),
     (["convert", "--maps", "nope"], "--maps"),
     (["convert", "--maps", "dct", "dct"], "--maps"),
     (["convert", "--train", "nope"], "--train"),
@@ -256,6 +245,11 @@ def _checkpoint(folder: Path, *, config: dict[str, Any] | None, valid: bool = Tr
     return path
 
 
+def _resume(folder: Path, feature_map: str, *options: str) -> list[str]:
+    """``convert --maps feature_map --checkpoint-dir folder --resume options``."""
+    return ["convert", "--maps", feature_map, "--checkpoint-dir", str(folder), "--resume", *options]
+
+
 def test_convert_never_overwrites_a_checkpoint_without_resume(tmp_path, capsys, monkeypatch):
     path = _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
     before = path.read_bytes()
@@ -278,16 +272,7 @@ def test_convert_resume_with_other_options_names_them(
     options, named, tmp_path, capsys, monkeypatch
 ):
     _checkpoint(tmp_path / "ck" / "positive", config=CONVERT_OPTIONS)
-    argv = [
-        "convert",
-        "--maps",
-        "positive",
-        "--checkpoint-dir",
-        str(tmp_path / "ck"),
-        "--resume",
-        *options,
-    ]
-    status, err = run(argv, capsys, monkeypatch)
+    status, err = run(_resume(tmp_path / "ck", "positive", *options), capsys, monkeypatch)
     assert status == 2
     line = assert_one_line(err, command="convert")
     for fragment in named:
@@ -297,41 +282,27 @@ def test_convert_resume_with_other_options_names_them(
 
 def test_convert_resume_with_the_same_options_reaches_the_model(tmp_path, capsys, monkeypatch):
     _checkpoint(tmp_path / "ck" / "positive", config=_with_corpus())
-    argv = [
-        "convert",
-        "--maps",
-        "positive",
-        "--checkpoint-dir",
-        str(tmp_path / "ck"),
-        "--resume",
-        "--steps",
-        "5",
-        "--budget",
-        "1",
-    ]
+    argv = _resume(tmp_path / "ck", "positive", "--steps", "5", "--budget", "1")
     with pytest.raises(WorkStarted):
         run(argv, capsys, monkeypatch)
 
 
 def test_convert_resume_with_another_corpus_is_refused(tmp_path, capsys, monkeypatch):
     _checkpoint(tmp_path / "ck" / "positive", config=_with_corpus(CORPUS[:-3]))
-    argv = ["convert", "--maps", "positive", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
-    status, err = run(argv, capsys, monkeypatch)
+    status, err = run(_resume(tmp_path / "ck", "positive"), capsys, monkeypatch)
     assert status == 2 and "training corpus" in assert_one_line(err, command="convert")
 
 
 def test_convert_resume_of_a_checkpoint_without_config_is_refused(tmp_path, capsys, monkeypatch):
     _checkpoint(tmp_path / "ck" / "dct", config=None)
-    argv = ["convert", "--maps", "dct", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
-    status, err = run(argv, capsys, monkeypatch)
+    status, err = run(_resume(tmp_path / "ck", "dct"), capsys, monkeypatch)
     assert status == 2 and "config.json" in assert_one_line(err, command="convert")
 
 
 def test_convert_truncated_checkpoint_is_an_environment_failure(tmp_path, capsys, monkeypatch):
     path = _checkpoint(tmp_path / "ck" / "dct", config=CONVERT_OPTIONS, valid=False)
     before = path.read_bytes()
-    argv = ["convert", "--maps", "dct", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
-    status, err = run(argv, capsys, monkeypatch)
+    status, err = run(_resume(tmp_path / "ck", "dct"), capsys, monkeypatch)
     assert status == 1
     line = assert_one_line(err, command="convert")
     assert "unreadable" in line and "kept" in line and "--resume" in line
@@ -342,8 +313,7 @@ def test_convert_unreadable_config_is_an_environment_failure(tmp_path, capsys, m
     folder = tmp_path / "ck" / "dct"
     _checkpoint(folder, config=CONVERT_OPTIONS)
     (folder / "config.json").write_text('{"map": "dct", ')
-    argv = ["convert", "--maps", "dct", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
-    status, err = run(argv, capsys, monkeypatch)
+    status, err = run(_resume(tmp_path / "ck", "dct"), capsys, monkeypatch)
     assert status == 1 and "config.json" in assert_one_line(err, command="convert")
 
 
@@ -420,6 +390,16 @@ DYNAMICS_SMALL = [
 ]
 
 
+def _theorem_work_raises(exc: BaseException, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dynamics theorem`` gets past its input checks and then fails with ``exc``."""
+    from kernelapprox.dynamics import theorem
+
+    def fail(**kwargs: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(theorem, "verify_invariant_subspace", fail)
+
+
 def test_full_disk_while_writing_is_an_environment_failure(tmp_path, capsys, monkeypatch):
     real = Path.write_bytes
 
@@ -451,12 +431,7 @@ def test_full_disk_while_writing_is_an_environment_failure(tmp_path, capsys, mon
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
 )
 def test_failures_inside_a_command(exc, status, fragment, capsys, monkeypatch):
-    from kernelapprox.dynamics import theorem
-
-    def fail(**kwargs: Any) -> None:
-        raise exc
-
-    monkeypatch.setattr(theorem, "verify_invariant_subspace", fail)
+    _theorem_work_raises(exc, monkeypatch)
     code, err = run(DYNAMICS_SMALL, capsys, monkeypatch)
     assert code == status
     assert fragment in assert_one_line(err, command="dynamics")
@@ -468,12 +443,7 @@ def test_failures_inside_a_command(exc, status, fragment, capsys, monkeypatch):
     ids=lambda e: type(e).__name__,
 )
 def test_a_bug_keeps_its_traceback(exc, capsys, monkeypatch):
-    from kernelapprox.dynamics import theorem
-
-    def fail(**kwargs: Any) -> None:
-        raise exc
-
-    monkeypatch.setattr(theorem, "verify_invariant_subspace", fail)
+    _theorem_work_raises(exc, monkeypatch)
     with pytest.raises(type(exc)):
         run(DYNAMICS_SMALL, capsys, monkeypatch)
 
