@@ -7,6 +7,8 @@ logits of running the whole prefix again."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -17,7 +19,11 @@ transformers = pytest.importorskip("transformers")
 # silent
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 
-from kernelapprox.integrations.cache import cache_kwargs, output_cache  # noqa: E402
+from kernelapprox.integrations.cache import (  # noqa: E402
+    FeatureStateCache,
+    cache_kwargs,
+    output_cache,
+)
 from kernelapprox.integrations.convert import convert, feature_attentions  # noqa: E402
 
 VOCAB = 16
@@ -45,7 +51,19 @@ def train_from_scratch(model: torch.nn.Module, steps: int = 60) -> list[float]:
     return losses
 
 
+#: Width 32, MLP 64, 2 layers of 4 heads, 64 positions: Llama's and GPT-NeoX's config names.
+SIZES = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=64,
+)
+
+
 def tiny(kind: str) -> torch.nn.Module:
+    """A randomly initialized decoder (seed 0) of :data:`SIZES`: ``gpt2`` (no dropout),
+    ``llama`` (grouped-query attention, 2 key/value heads) or ``gpt_neox``."""
     torch.manual_seed(0)
     if kind == "gpt2":
         config = transformers.GPT2Config(
@@ -59,16 +77,44 @@ def tiny(kind: str) -> torch.nn.Module:
             attn_pdrop=0.0,
         )
         return transformers.GPT2LMHeadModel(config)
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return transformers.LlamaForCausalLM(config)
+    if kind == "llama":
+        config = transformers.LlamaConfig(vocab_size=VOCAB, num_key_value_heads=2, **SIZES)
+        return transformers.LlamaForCausalLM(config)
+    if kind == "gpt_neox":
+        return transformers.GPTNeoXForCausalLM(
+            transformers.GPTNeoXConfig(vocab_size=VOCAB, **SIZES)
+        )
+    raise ValueError(f"kind must be gpt2, llama or gpt_neox, got {kind!r}")
+
+
+def decode(
+    model: torch.nn.Module, ids: torch.Tensor, new_tokens: int, **kwargs: Any
+) -> torch.Tensor:
+    """``model.generate`` without sampling (pad token 0): prompt and ``new_tokens`` tokens."""
+    return model.generate(ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=0, **kwargs)
+
+
+def assert_step_equals_prefix(
+    model: torch.nn.Module, tokens: torch.Tensor, t: int, cache: Any
+) -> Any:
+    """Token ``t`` alone with ``cache`` gives the last logits of running ``tokens[:, : t + 1]``
+    without a cache; returns the cached step's output."""
+    step = model(input_ids=tokens[:, t : t + 1], use_cache=True, **cache_kwargs(model, cache))
+    whole = model(input_ids=tokens[:, : t + 1], use_cache=False).logits[:, -1]
+    torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
+    return step
+
+
+def assert_state_cache_decodes_as_without(
+    model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int
+) -> tuple[torch.Tensor, FeatureStateCache]:
+    """Decoding with a fresh :class:`FeatureStateCache` gives the tokens of decoding without a
+    cache; returns those tokens and the cache."""
+    full = decode(model, prompt, new_tokens, use_cache=False)
+    cache = FeatureStateCache()
+    cached = decode(model, prompt, new_tokens, **cache_kwargs(model, cache))
+    assert torch.equal(cached, full)
+    return cached, cache
 
 
 @pytest.fixture(scope="module", params=["gpt2", "llama"])
@@ -79,28 +125,24 @@ def trained(request):
     return model.eval()
 
 
-def test_cached_decoding_equals_full_recomputation(trained):
-    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+@pytest.fixture
+def student(trained):
+    """``trained`` with positive random-feature attention, 64 features."""
+    return convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+
+
+def test_cached_decoding_equals_full_recomputation(student):
     assert len(feature_attentions(student)) == 2
     prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
     with torch.no_grad():
-        cached = student.generate(
-            prompt, max_new_tokens=10, do_sample=False, use_cache=True, pad_token_id=0
-        )
-        full = student.generate(
-            prompt, max_new_tokens=10, do_sample=False, use_cache=False, pad_token_id=0
-        )
+        cached = decode(student, prompt, 10, use_cache=True)
+        full = decode(student, prompt, 10, use_cache=False)
         assert torch.equal(cached, full)
         # token by token: logits of each cached step == logits of the whole prefix
         out = student(input_ids=cached[:, :6], use_cache=True)
         past = output_cache(out)
         for t in range(6, cached.shape[1]):
-            step = student(
-                input_ids=cached[:, t : t + 1], use_cache=True, **cache_kwargs(student, past)
-            )
-            past = output_cache(step)
-            whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
-            torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
+            past = output_cache(assert_step_equals_prefix(student, cached, t, past))
 
 
 def test_converted_decoder_is_causal(trained):
@@ -116,27 +158,13 @@ def test_converted_decoder_is_causal(trained):
     assert not torch.allclose(a[:, 8:], b[:, 8:])
 
 
-def test_state_cache_decoding_equals_full_recomputation(trained):
+def test_state_cache_decoding_equals_full_recomputation(student):
     """With FeatureStateCache each step attends from the recurrent state (no keys stored):
     the generated tokens and every step's logits equal running the whole prefix again, and
     the cache's memory does not grow with the generated length."""
-    from kernelapprox.integrations.cache import FeatureStateCache
-
-    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     prompt = pattern_batch(torch.Generator().manual_seed(1), B=3, T=6)
     with torch.no_grad():
-        full = student.generate(
-            prompt, max_new_tokens=10, do_sample=False, use_cache=False, pad_token_id=0
-        )
-        cache = FeatureStateCache()
-        cached = student.generate(
-            prompt,
-            max_new_tokens=10,
-            do_sample=False,
-            **cache_kwargs(student, cache),
-            pad_token_id=0,
-        )
-        assert torch.equal(cached, full)
+        cached, cache = assert_state_cache_decodes_as_without(student, prompt, 10)
         assert all(layer.keys is None for layer in cache.layers)
 
         cache = FeatureStateCache()
@@ -144,48 +172,28 @@ def test_state_cache_decoding_equals_full_recomputation(trained):
         size_after_prompt = cache.nbytes
         assert size_after_prompt > 0
         for t in range(6, cached.shape[1]):
-            step = student(
-                input_ids=cached[:, t : t + 1], use_cache=True, **cache_kwargs(student, cache)
-            )
-            whole = student(input_ids=cached[:, : t + 1], use_cache=False).logits[:, -1]
-            torch.testing.assert_close(step.logits[:, -1], whole, rtol=1e-4, atol=1e-4)
+            assert_step_equals_prefix(student, cached, t, cache)
             assert cache.get_seq_length() == t + 1
         assert cache.nbytes == size_after_prompt
 
 
-def test_state_cache_respects_left_padding(trained):
+def test_state_cache_respects_left_padding(student):
     """A left-padded batch decodes each row as if it were alone (padding keys never enter
     the state)."""
-    from kernelapprox.integrations.cache import FeatureStateCache
-
-    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
     g = torch.Generator().manual_seed(3)
     short, long = pattern_batch(g, B=1, T=4), pattern_batch(g, B=1, T=7)
     ids = torch.cat((torch.cat((torch.zeros(1, 3, dtype=torch.long), short), 1), long))
     mask = torch.ones_like(ids)
     mask[0, :3] = 0
     with torch.no_grad():
-        batched = student.generate(
-            ids,
-            attention_mask=mask,
-            max_new_tokens=6,
-            do_sample=False,
-            **cache_kwargs(student, FeatureStateCache()),
-            pad_token_id=0,
+        batched = decode(
+            student, ids, 6, attention_mask=mask, **cache_kwargs(student, FeatureStateCache())
         )
-        alone = student.generate(
-            short,
-            max_new_tokens=6,
-            do_sample=False,
-            **cache_kwargs(student, FeatureStateCache()),
-            pad_token_id=0,
-        )
+        alone = decode(student, short, 6, **cache_kwargs(student, FeatureStateCache()))
     assert torch.equal(batched[0, 3:], alone[0])
 
 
 def test_state_cache_refuses_an_unconverted_model(trained):
-    from kernelapprox.integrations.cache import FeatureStateCache
-
     ids = pattern_batch(torch.Generator().manual_seed(4), B=1, T=5)
     cache = FeatureStateCache()
     with torch.no_grad():
@@ -194,49 +202,21 @@ def test_state_cache_refuses_an_unconverted_model(trained):
             trained(input_ids=ids[:, :1], **cache_kwargs(trained, cache), use_cache=True)
 
 
-def test_state_cache_beam_search_runs(trained):
-    from kernelapprox.integrations.cache import FeatureStateCache
-
-    student = convert(trained, feature_map="positive", n_features=64, seed=0).eval()
+def test_state_cache_beam_search_runs(student):
     prompt = pattern_batch(torch.Generator().manual_seed(5), B=2, T=5)
     with torch.no_grad():
-        beams = student.generate(
-            prompt,
-            max_new_tokens=5,
-            num_beams=3,
-            do_sample=False,
-            **cache_kwargs(student, FeatureStateCache()),
-            pad_token_id=0,
+        beams = decode(
+            student, prompt, 5, num_beams=3, **cache_kwargs(student, FeatureStateCache())
         )
-        full = student.generate(
-            prompt, max_new_tokens=5, num_beams=3, do_sample=False, use_cache=False, pad_token_id=0
-        )
+        full = decode(student, prompt, 5, num_beams=3, use_cache=False)
     assert torch.equal(beams, full)
 
 
 def test_state_cache_with_gpt_neox():
     """GPT-NeoX passes the cache as ``layer_past``: the state cache still finds it."""
-    from kernelapprox.integrations.cache import FeatureStateCache
-
-    torch.manual_seed(0)
-    config = transformers.GPTNeoXConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-    )
-    model = transformers.GPTNeoXForCausalLM(config).eval()
+    model = tiny("gpt_neox").eval()
     student = convert(model, feature_map="positive", n_features=32, seed=0).eval()
     ids = pattern_batch(torch.Generator().manual_seed(6), B=2, T=6)
     with torch.no_grad():
-        full = student.generate(
-            ids, max_new_tokens=8, do_sample=False, use_cache=False, pad_token_id=0
-        )
-        cache = FeatureStateCache()
-        cached = student.generate(
-            ids, max_new_tokens=8, do_sample=False, **cache_kwargs(student, cache), pad_token_id=0
-        )
-    assert torch.equal(cached, full)
-    assert cache.get_seq_length() == full.shape[1] - 1 and cache.nbytes > 0
+        cached, cache = assert_state_cache_decodes_as_without(student, ids, 8)
+    assert cache.get_seq_length() == cached.shape[1] - 1 and cache.nbytes > 0
