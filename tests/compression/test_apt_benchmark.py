@@ -1,0 +1,81 @@
+"""``benchmarks/apt_minilm.py`` reads issue 16's targets off the command's JSON, paired by seed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernelapprox.compression.pruning.paired import paired_difference, paired_ratio
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    name, path = "kernelapprox_apt_minilm_benchmark", ROOT / "benchmarks" / "apt_minilm.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _summary(apt, full, magnitude=None, random=None, mem=0.36, speed=(2.2, 1.7, 2.5)):
+    s = {
+        "config": {"task": "classify"},
+        "accuracy_ratio": paired_ratio(apt, full),
+        "peak_mem_ratio": mem,
+        "infer_speedup": speed[0],
+        "infer_speedup_range": list(speed[1:]),
+        "infer_speedup_rounds": 4 * len(apt),
+    }
+    if magnitude is not None:
+        s["accuracy_minus_magnitude"] = paired_difference(apt, magnitude)
+    if random is not None:
+        s["accuracy_minus_random"] = paired_difference(apt, random)
+    return s
+
+
+def test_verdicts_follow_the_paired_intervals() -> None:
+    bench = _load()
+    # ratios 0.99, 1.0, 1.01: interval about [0.975, 1.025], above 0.95
+    met = bench.target_checks(_summary([0.792, 0.8, 0.808], [0.8, 0.8, 0.8], [0.5] * 3, [0.8] * 3))
+    assert met["accuracy >= 95 % of full"][0] == "met"
+    assert met["beats magnitude"][0] == "met"
+    # APT - random is (-0.008, 0, 0.008): the interval straddles 0
+    assert met["beats random"][0] == "inconclusive"
+    assert met["memory <= 60 % of full"][0] == "met"
+    assert met["inference >= 1.8x"][0] == "met"
+    # ratios 0.8, 0.81, 0.82: interval below 0.95; APT below magnitude on every seed
+    low = bench.target_checks(
+        _summary([0.64, 0.648, 0.656], [0.8] * 3, [0.7] * 3, None, mem=0.7, speed=(1.5, 1, 2))
+    )
+    assert low["accuracy >= 95 % of full"][0] == "not met"
+    assert low["beats magnitude"][0] == "not met"
+    assert low["beats random"][0] == "not measured"
+    assert low["memory <= 60 % of full"][0] == "not met"
+    assert low["inference >= 1.8x"][0] == "not met"
+    # ratios 0.87, 0.97, 1.02: the interval straddles 0.95
+    mid = bench.target_checks(_summary([0.87, 0.97, 1.02], [1.0] * 3))
+    assert mid["accuracy >= 95 % of full"][0] == "inconclusive"
+    assert mid["accuracy >= 95 % of full"][1].endswith("3 seeds")
+
+
+def test_one_seed_gives_no_interval_and_missing_methods_are_not_measured() -> None:
+    bench = _load()
+    one = bench.target_checks(_summary([0.8], [0.8], mem=None, speed=(None, 0, 0)))
+    assert one["accuracy >= 95 % of full"][0] == "no interval"
+    assert one["memory <= 60 % of full"] == ("not measured", "")
+    assert one["inference >= 1.8x"] == ("not measured", "")
+    assert bench.target_checks({})["accuracy >= 95 % of full"] == ("not measured", "")
+
+
+@pytest.mark.parametrize("task, key", [("classify", "accuracy_ratio"), ("embed", "cosine_ratio")])
+def test_the_score_follows_the_task(task: str, key: str) -> None:
+    bench = _load()
+    s = {"config": {"task": task}, key: paired_ratio([0.99, 1.0, 1.01], [1.0] * 3)}
+    metric = "accuracy" if task == "classify" else "cosine"
+    assert bench.target_checks(s)[f"{metric} >= 95 % of full"][0] == "met"
