@@ -19,8 +19,12 @@ Modes: ``fwd`` (no autograd), ``fwdbwd`` (forward and backward of ``sum(o * g)``
 constant-size state for ``ours``, a KV cache of length ``T`` for ``sdpa``). Times are the
 median of ``repeats`` runs after one warm-up run; memory is the peak resident set of a fresh
 process (CPU) or ``max_memory_allocated`` (CUDA) minus the footprint before the inputs; the
-error is the relative RMS difference from exact attention on the same inputs. Nothing here
-runs in the test suite's timing: tests only check that a tiny run produces well-formed rows.
+error is the relative RMS difference from exact attention on the same inputs, read against
+``uniform_error`` (the error of equal weights on every visible key, :func:`uniform_attention`:
+what an estimate carrying no information about the scores returns), ``input_scale``
+(:func:`input_scale`) and, on feature-attention rows, ``kernel_rel_sd`` (the positive
+estimator's analytic spread, :func:`kernel_relative_sd`). Nothing here runs in the test
+suite's timing: tests only check that a tiny run produces well-formed rows.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -253,6 +258,73 @@ def measure(case: Case, *, repeats: int = 3, exact: torch.Tensor | None = None) 
         with torch.no_grad():
             row["rel_error"] = relative_rms(fn(q, k, v).float(), exact.float())
     return row
+
+
+def uniform_attention(v: torch.Tensor, *, causal: bool) -> torch.Tensor:
+    r"""Attention with equal weights on every visible key (layout ``(..., T, D)``, float64).
+
+    :math:`o_i = |J_i|^{-1} \sum_{j \in J_i} v_j` with :math:`J_i = \{j \le i\}` (causal) or
+    all :math:`j`: the output of any estimate whose weights carry no information about
+    :math:`q \cdot k`, and the limit of an additive floor on the features that dominates
+    them (performer-pytorch adds ``1e-4`` to features divided by ``exp`` of the largest key
+    projection ``w . u``). Its error against exact attention is the error panel's "no
+    information" line.
+    """
+    v = v.detach().to(torch.float64)
+    if not causal:
+        return v.mean(dim=-2, keepdim=True).expand_as(v)
+    counts = torch.arange(1, v.shape[-2] + 1, dtype=torch.float64, device=v.device)
+    return v.cumsum(dim=-2) / counts[:, None]
+
+
+def input_scale(case: Case, q: torch.Tensor) -> float:
+    r"""Mean over the query tokens of :math:`|u|^2 = |q|^2 / \sqrt{d}`, the squared norm the
+    positive map sees (attention's ``1/sqrt(d)`` split between q and k); for ``N(0,
+    s^2 I)`` rows its expectation is :math:`s^2 \sqrt{d}` (8 at ``s = 1``, ``d = 64``)."""
+    q = q.detach().to(torch.float64)
+    return float((q * q).sum(-1).mean()) / math.sqrt(case.head_dim)
+
+
+def kernel_relative_sd(case: Case, q: torch.Tensor, k: torch.Tensor) -> float:
+    r"""Median over the token pairs :math:`(q_t, k_t)` of the relative standard deviation
+    :math:`\sqrt{\mathrm{MSE}} / \mathrm{SM}(x, y)` of one positive-feature estimate of the
+    attention score with ``case.n_features`` frequencies, :math:`x = q / d^{1/4}`,
+    :math:`y = k / d^{1/4}`:
+
+    .. math::
+
+        \frac{\mathrm{MSE}}{\mathrm{SM}^2} = \frac1m e^{|x + y|^2}(1 - e^{-|x + y|^2})
+
+    (:func:`kernelapprox.estimators.analytic.performer_positive_mse`, Choromanski et al.,
+    ICLR 2021, Lemma 2, i.i.d. frequencies; orthogonal ones, as in the bench, have a
+    somewhat smaller variance). The bench's q and k are independent draws, so the pairs of
+    equal index have the law of any pair.
+    """
+    from kernelapprox.estimators.analytic import performer_positive_mse
+
+    shrink = case.head_dim**-0.25
+    x = (q.detach().to(torch.float64) * shrink).reshape(-1, case.head_dim).cpu().numpy()
+    y = (k.detach().to(torch.float64) * shrink).reshape(-1, case.head_dim).cpu().numpy()
+    mse = performer_positive_mse(x, y, n_features=case.n_features)
+    # log(sqrt(MSE) / SM) per pair; the median commutes with exp
+    log_relative_sd = 0.5 * np.log(mse) - (x * y).sum(-1)
+    return float(np.exp(np.median(log_relative_sd)))
+
+
+def error_references(case: Case) -> tuple[torch.Tensor, dict[str, float]]:
+    """Exact attention (float32 SDPA) on the inputs of ``case`` and what every error row of
+    the same ``T`` and ``d`` is read against: ``uniform_error``, the relative RMS error of
+    :func:`uniform_attention`, and ``input_scale`` (:func:`input_scale`)."""
+    q, k, v = make_inputs(case)
+    with torch.no_grad():
+        exact = F.scaled_dot_product_attention(
+            q.float(), k.float(), v.float(), is_causal=case.causal
+        )
+    references = {
+        "uniform_error": relative_rms(uniform_attention(v, causal=case.causal), exact),
+        "input_scale": input_scale(case, q),
+    }
+    return exact, references
 
 
 #: Feature-attention implementations whose work is the algorithm counted by
@@ -476,7 +548,7 @@ class Sweep:
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         too_slow: set[tuple[str, str, int, int]] = set()
-        exact_cache: dict[tuple[int, int], torch.Tensor] = {}
+        exact_cache: dict[tuple[int, int], tuple[torch.Tensor, dict[str, float]]] = {}
         for case in self.cases():
             key = (case.impl, case.mode, case.head_dim, case.n_features)
             if key in too_slow:
@@ -485,21 +557,22 @@ class Sweep:
                     "status": f"skipped (a shorter T took > {self.max_seconds:g} s)",
                 }
             else:
-                exact = None
+                exact, references = None, {}
                 if case.mode != "decode" and case.T <= self.error_max_length:
                     ek = (case.T, case.head_dim)
                     if ek not in exact_cache:
                         exact_cache.clear()
-                        q, k, v = make_inputs(case)
-                        with torch.no_grad():
-                            exact_cache[ek] = F.scaled_dot_product_attention(
-                                q.float(), k.float(), v.float(), is_causal=case.causal
-                            )
-                    exact = exact_cache[ek]
+                        exact_cache[ek] = error_references(case)
+                    exact, references = exact_cache[ek]
                 try:
                     row = measure(case, repeats=self.repeats, exact=exact)
                 except (RuntimeError, MemoryError, ImportError) as exc:
                     row = {**dataclasses.asdict(case), "status": f"error: {exc}"[:200]}
+                if "rel_error" in row:
+                    row.update(references)
+                    if case.impl in LINEAR_IMPLS:
+                        q, k, _ = make_inputs(case)
+                        row["kernel_rel_sd"] = kernel_relative_sd(case, q, k)
                 linear = case.impl in LINEAR_IMPLS and case.mode != "decode"
                 if row.get("status") == "ok" and linear:
                     # The peer matmul is timed right after the case it is compared with, with
@@ -768,6 +841,33 @@ def _skip_notes(rows: list[dict[str, Any]], mode: str) -> list[str]:
     return notes
 
 
+def _reference_curve(rows: list[dict[str, Any]], mode: str, key: str) -> list[tuple[int, float]]:
+    """``[(T, value), ...]`` of a per-``T`` reference (the same on every row of that ``T``)."""
+    points = {r["T"]: r[key] for r in rows if r["mode"] == mode and isinstance(r.get(key), float)}
+    return sorted(points.items())
+
+
+def _error_notes(rows: list[dict[str, Any]], mode: str) -> list[str]:
+    """The error panel's statement of the input scale and of the estimator's analytic spread
+    (:func:`input_scale`, :func:`kernel_relative_sd`), where the rows carry them."""
+    rows = [r for r in rows if r["mode"] == mode]
+    notes = []
+    scales = [r["input_scale"] for r in rows if isinstance(r.get("input_scale"), float)]
+    if scales:
+        notes.append(rf"$|q|^2/\sqrt{{d}}$ = {statistics.mean(scales):.2f} (mean over tokens)")
+    spread: dict[int, list[float]] = {}
+    for r in rows:
+        if r["impl"] in ("ours", "triton") and isinstance(r.get("kernel_rel_sd"), float):
+            spread.setdefault(r["n_features"], []).append(r["kernel_rel_sd"])
+    for m, values in sorted(spread.items()):
+        notes.append(
+            f"m = {m} positive features: relative SD\nof one score estimate "
+            f"{statistics.median(values):.3g} (median pair;\nChoromanski et al. 2021, Lemma 2, "
+            "i.i.d. w)"
+        )
+    return notes
+
+
 def plot_results(
     rows: list[dict[str, Any]], path: Path, environment: dict[str, Any] | None = None
 ) -> Path:
@@ -775,7 +875,9 @@ def plot_results(
 
     One panel per mode (time, with guides proportional to ``T`` and ``T^2``), one of peak
     memory (solid: the first mode, dashed: the second) and one of the relative error against
-    exact attention. Each implementation has its colour and marker from
+    exact attention, with the uniform-attention error as its "no information" line and the
+    input scale and the estimator's analytic spread written in it (rows of earlier runs,
+    without these fields, draw without them). Each implementation has its colour and marker from
     :data:`kernelapprox._style.IMPLEMENTATION_STYLE`; a curve that stops early says why (a
     shorter ``T`` ran longer than the sweep's ``max_seconds``). The title states what every
     curve shares (device, dtype, batch, heads, d, m, threads: ``environment``).
@@ -853,13 +955,20 @@ def plot_results(
         for curve, pts in _curves(ok, mode, "rel_error").items():
             if curve[0] != "sdpa":
                 draw(ax, curve, pts)
+        uniform = _reference_curve(ok, mode, "uniform_error")
+        if uniform:
+            # a dash marker keeps a single length visible (and over a curve sitting on it)
+            ax.plot(*zip(*uniform, strict=True), color=GUIDE_COLOR, ls="--", lw=1.5, marker="_",
+                    ms=14, mew=2, zorder=4, label="uniform weights (no information)")  # fmt: skip
         ax.set_yscale("linear")
-        ax.set_ylim(bottom=0)
+        highest = max(y for line in ax.lines for y in line.get_ydata())
+        ax.set_ylim(bottom=0, top=1.6 * highest)  # the top third holds the legend and notes
         std = ok[0].get("input_std", 1.0)
         ax.set(xlabel="sequence length T", ylabel="relative RMS error",
                title=f"error against exact attention (N(0, {std:g}) q, k; {mode})")  # fmt: skip
-        ax.text(0.98, 0.02, "sdpa is the reference (error 0)", transform=ax.transAxes,
-                fontsize=7, ha="right", va="bottom", color="0.25")  # fmt: skip
+        notes = ["sdpa is the reference (error 0)", *_error_notes(ok, mode)]
+        ax.text(0.98, 0.98, "\n".join(notes), transform=ax.transAxes, fontsize=7,
+                ha="right", va="top", color="0.25")  # fmt: skip
         ax.legend(fontsize=7, loc="upper left")
     for ax in panels:
         ax.set_visible(False)

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from kernelapprox._style import IMPLEMENTATION_STYLE, implementation_style
-from kernelapprox.bench.attention import IMPLS, _describe, _skip_notes, plot_results
+from kernelapprox.bench.attention import (
+    IMPLS,
+    _describe,
+    _error_notes,
+    _reference_curve,
+    _skip_notes,
+    plot_results,
+)
 from kernelapprox.study.report import SAMPLER_STYLE
 
 
@@ -69,3 +76,39 @@ def test_implementations_have_one_style_each_and_never_a_samplers_colour() -> No
     assert len({colour for colour, _ in attention.values()}) == len(IMPLS)
     assert not {colour for colour, _ in IMPLEMENTATION_STYLE.values()} & sampler_colours
     assert implementation_style("unknown") == ("k", "o")
+
+
+def _with_references(rows: list[dict]) -> list[dict]:
+    """The rows as a run of the current bench stores them: per-T references on every error
+    row, the analytic spread on feature-attention rows."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r.get("status") == "ok" and r["mode"] != "decode":
+            r.update(uniform_error=0.6 + r["T"] / 1e4, input_scale=8.0 + r["T"] / 1e5)
+            if r["impl"] != "sdpa":
+                r["kernel_rel_sd"] = 170.0 + r["T"] / 512
+        out.append(r)
+    return out
+
+
+def test_error_panel_states_the_no_information_line_and_the_estimators_spread(
+    tmp_path: Path,
+) -> None:
+    rows = _with_references(_rows())
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert _reference_curve(ok, "fwd", "uniform_error") == [
+        (512, 0.6512), (1024, 0.7024), (2048, 0.8048)
+    ]  # fmt: skip
+    notes = _error_notes(ok, "fwd")
+    assert notes == [
+        r"$|q|^2/\sqrt{d}$ = 8.01 (mean over tokens)",
+        "m = 256 positive features: relative SD\nof one score estimate 172 (median pair;\n"
+        "Choromanski et al. 2021, Lemma 2, i.i.d. w)",
+    ]
+    # rows of an earlier run have none of these fields: the panel draws without them
+    assert (
+        _reference_curve([r for r in _rows() if r["status"] == "ok"], "fwd", "uniform_error") == []
+    )
+    assert _error_notes([r for r in _rows() if r["status"] == "ok"], "fwd") == []
+    assert plot_results(rows, tmp_path / "bench.png").stat().st_size > 10_000
