@@ -51,9 +51,10 @@ STUDIES = (
         ["--preset", "dijiang"],
         "The DiJiang comparison (`kernelapprox study --preset dijiang`): Performer's positive "
         "features, complex Fourier features, the paper's `dct` map and the released code's "
-        "`dct_released` map, with MC and QMC radii, on attention-shaped data (`qk`: N(0, I) rows; "
-        "`qk_unit`: rows of norm d^(1/4)) in d = 64 at m = d and m = 4d, for the softmax kernel "
-        "exp(q.k/sqrt(d)) and the matching Gaussian kernel.",
+        "`dct_released` map, with MC and QMC radii, on attention-shaped data "
+        "(`qk`: $\\mathcal{N}(0, I)$ rows; `qk_unit`: rows of norm $d^{1/4}$) in $d = 64$ at "
+        "$m = d$ and $m = 4d$, for the softmax kernel $\\exp(q \\cdot k / \\sqrt{d})$ and the "
+        "matching Gaussian kernel.",
     ),
     (
         "avron",
@@ -61,8 +62,9 @@ STUDIES = (
         "The Gram-error protocol of Avron et al. (JMLR 2016) on both of its data sets in one run "
         "(`kernelapprox study --preset avron`): 500 digits (d = 64, a seeded random subsample) "
         "and 500 standard-normal points in d = 8, median length scale, `sincos` features, 10 "
-        "replications. The reference notes' reproduction of this protocol (relative spectral "
-        "error, MC / ORF / Halton / Sobol' / lattice) reads, on the digits, at m = 64: .0477 / "
+        "replications. An earlier reproduction of this protocol, made while building the "
+        "package (relative spectral error, MC / ORF / Halton / Sobol' / lattice), reads, on the "
+        "digits, at m = 64: .0477 / "
         ".0132 / .0525 / .0520 / .0496 and at m = 1024: .0155 / .0036 / .0106 / .0044 / .0136 "
         "(orthogonal frequencies dominate in d = 64, and QMC overtakes MC only from a few "
         "hundred frequencies); in d = 8 at m = 64: .0463 / .0318 / .0294 / .0230 / .0407 and at "

@@ -23,7 +23,7 @@ Every command takes the same four shared options, with the same meaning
 
 | option | meaning |
 | --- | --- |
-| `--format text\\|json` | `text`: a table for reading; `json`: one JSON document on stdout |
+| `--format {text,json}` | `text`: a table for reading; `json`: one JSON document on stdout |
 | `--out DIR` | the folder for the command's files, checked before any slow work |
 | `--no-progress` | no progress bars or progress lines on stderr |
 | `--seed N` | the root seed of all randomness (an integer >= 0) |
