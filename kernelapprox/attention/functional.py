@@ -73,6 +73,7 @@ from kernelapprox.attention.checks import (
     per_head_reference,
     resolve_scale,
 )
+from kernelapprox.attention.chunked import ChunkProducts
 from kernelapprox.attention.maps import (
     LOG_FLOOR,
     AnyMap,
@@ -206,7 +207,8 @@ def _causal_chunked(
     for all chunks at once. Without gradients the inter-chunk part walks the chunks with one
     state in place (memory ``O(T (F + D_v) + F D_v)``); with gradients every chunk's
     increment ``K_n^T V_n`` and every read of a state are batched products around a walk of
-    one update per chunk (the ``T / C`` states are what the backward pass keeps anyway).
+    one update per chunk (the ``T / C`` states are what the backward pass keeps anyway), in
+    :class:`~kernelapprox.attention.chunked.ChunkProducts` with its hand-written backward.
     """
     B, Hk, T, G, Fd = phi_q.shape
     Dv1 = va.shape[-1]
@@ -230,59 +232,61 @@ def _causal_chunked(
     M = torch.maximum(prefix, R_before[..., None])  # (B, H_kv, N, C): row references
 
     # Intra-chunk, all chunks at once: masked products with key weights exp(c_j - M_i) <= 1.
-    # (the references are detached statistics, so these are built in place)
     # Masking selects, it never multiplies by zero: a non-finite k_j (j > i) would otherwise
     # reach row i as 0 * nan = nan. (The values are finite here: see _finite_rows.)
     # The visible weights' arguments are <= 0 already; clamping the future ones to 0 keeps
-    # them finite (they are selected away from A below, and no backward pass meets 0 * inf)
-    # and cheap: filling them with -inf instead sends torch's CPU exp to its slow path for
-    # results that underflow (about 20x per element, half of every block).
-    future = torch.ones(C, C, dtype=torch.bool, device=c.device).triu(1)
-    weight = (c[..., None, :] - M[..., :, None]).clamp_(max=0.0).exp_()
-    A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
-    if inplace:
-        A = A.mul_(weight[..., :, None, :]).masked_fill_(future[:, None, :], 0.0)
-    else:
-        A = (A * weight[..., :, None, :]).masked_fill(future[:, None, :], 0.0)
-    out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)
-
+    # them finite (they are selected away from A below) and cheap: filling them with -inf
+    # instead sends torch's CPU exp to its slow path for results that underflow (about 20x
+    # per element, half of every block).
     # Inter-chunk: the state before chunk n is P_0 = S0, P_{n+1} = P_n e^{R_n - R_{n+1}} + KV_n
     # with KV_n = K_n^T V_n (values relative to R_{n+1}), and row i of chunk n reads it as
-    # out_i += e^{R_n - M_i} Q_i P_n.
-    row_scale = torch.exp(R_before[..., None] - M)[..., None, None]  # (B, H_kv, N, C, 1, 1)
-    Vw = V * torch.exp(c - R_after[..., None])[..., None]  # values weighted relative to R_after
-    decay = torch.exp(R_before - R_after)[..., None, None]  # (B, H_kv, N, 1, 1)
-    if inplace:
-        # One chunk at a time, so the state stays in cache. Where a chunk's scales are all
-        # exactly 1 (no key of the chunk raised the reference: most chunks once the running
-        # maximum has settled), the product accumulates straight into its target.
-        Bh = B * Hk
-        rescale = (row_scale != 1).view(Bh, N, C).any(-1).any(0).tolist()
-        redecay = (decay != 1).view(Bh, N).any(0).tolist()
-        Q3, K3, V3 = Q.view(Bh, N, C * G, Fd), K.view(Bh, N, C, Fd), Vw.view(Bh, N, C, Dv1)
-        out3, scale3 = out.view(Bh, N, C * G, Dv1), row_scale.view(Bh, N, C, 1, 1)
-        decay3 = decay.view(Bh, N, 1, 1)
-        S = S0.reshape(Bh, Fd, Dv1).clone()
-        for n in range(N):
-            if rescale[n]:
-                inter = (Q3[:, n] @ S).view(Bh, C, G, Dv1)
-                out3[:, n].view(Bh, C, G, Dv1).addcmul_(inter, scale3[:, n])
-            else:
-                out3[:, n].baddbmm_(Q3[:, n], S)
-            if redecay[n]:
-                S.mul_(decay3[:, n])
-            S.baddbmm_(K3[:, n].transpose(-1, -2), V3[:, n])
-        S = S.view(B, Hk, Fd, Dv1)
-    else:
-        # Every KV_n in one batched product, the walk as one update per chunk, and every
-        # chunk's read of its state in one batched product.
-        KV = K.transpose(-1, -2) @ Vw  # (B, H_kv, N, F, D_v + 1)
-        # unbind (not KV[:, :, n]): the backward of n slices would zero-fill n full gradients
-        KVn, decay_n, states = KV.unbind(2), decay.unbind(2), [S0]
-        for n in range(N):
-            states.append(states[-1] * decay_n[n] + KVn[n])
-        P, S = torch.stack(states[:-1], dim=2), states[-1]
-        out = out + (Q @ P).view(B, Hk, N, C, G, Dv1) * row_scale
+    # out_i += e^{R_n - M_i} Q_i P_n. Every scale is a detached statistic.
+    future = torch.ones(C, C, dtype=torch.bool, device=c.device).triu(1)
+    weight = (c[..., None, :] - M[..., :, None]).clamp_(max=0.0).exp_()
+    row_scale = torch.exp(R_before[..., None] - M)  # (B, H_kv, N, C)
+    value_scale = torch.exp(c - R_after[..., None])  # values weighted relative to R_after
+    decay = torch.exp(R_before - R_after)  # (B, H_kv, N)
+    Bh = B * Hk
+    if not inplace:
+        # Batched products around two walks, with the hand-written backward pass of
+        # kernelapprox.attention.chunked (the N states are what the backward pass keeps).
+        out, S = ChunkProducts.apply(
+            Q.reshape(Bh, N, C * G, Fd),
+            K.reshape(Bh, N, C, Fd),
+            V.reshape(Bh, N, C, Dv1),
+            S0.reshape(Bh, Fd, Dv1),
+            weight.masked_fill_(future, 0.0).view(Bh, N, C, C),
+            future,
+            row_scale.view(Bh, N, C),
+            value_scale.view(Bh, N, C),
+            decay.view(Bh, N),
+        )
+        out = out.view(B, Hk, N * C, G, Dv1)[:, :, :T]
+        return out, S.view(B, Hk, Fd, Dv1), R_after[..., -1]
+    A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
+    A = A.mul_(weight[..., :, None, :]).masked_fill_(future[:, None, :], 0.0)
+    out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)
+    # One chunk at a time, so the state stays in cache. Where a chunk's scales are all
+    # exactly 1 (no key of the chunk raised the reference: most chunks once the running
+    # maximum has settled), the product accumulates straight into its target.
+    row_scale = row_scale[..., None, None]  # (B, H_kv, N, C, 1, 1)
+    Vw = V * value_scale[..., None]
+    rescale = (row_scale != 1).view(Bh, N, C).any(-1).any(0).tolist()
+    redecay = (decay != 1).view(Bh, N).any(0).tolist()
+    Q3, K3, V3 = Q.view(Bh, N, C * G, Fd), K.view(Bh, N, C, Fd), Vw.view(Bh, N, C, Dv1)
+    out3, scale3 = out.view(Bh, N, C * G, Dv1), row_scale.view(Bh, N, C, 1, 1)
+    decay3 = decay.view(Bh, N, 1, 1)
+    S = S0.reshape(Bh, Fd, Dv1).clone()
+    for n in range(N):
+        if rescale[n]:
+            inter = (Q3[:, n] @ S).view(Bh, C, G, Dv1)
+            out3[:, n].view(Bh, C, G, Dv1).addcmul_(inter, scale3[:, n])
+        else:
+            out3[:, n].baddbmm_(Q3[:, n], S)
+        if redecay[n]:
+            S.mul_(decay3[:, n])
+        S.baddbmm_(K3[:, n].transpose(-1, -2), V3[:, n])
+    S = S.view(B, Hk, Fd, Dv1)
     out = out.reshape(B, Hk, N * C, G, Dv1)[:, :, :T]
     return out, S, R_after[..., -1]
 
@@ -660,9 +664,14 @@ def _finite_rows(
     them (``o_i = poison_i + num_i / den_i``; a row that sees a non-finite input is ``nan``
     in every column, even where a map would give a finite limit, e.g. ``elu(-inf) + 1 =
     0``). Since ``poison`` is a constant, the gradients of every other output stay finite.
-    ``out`` receives ``x_finite`` (no autograd then).
+    ``out`` receives ``x_finite`` (no autograd then). Without ``out``, a finite ``x`` is
+    returned as it is (one host synchronization; skipped under ``torch.compile``): the
+    selection and its backward pass are two passes over ``x`` that change nothing then.
     """
-    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), _nan_rows(x)
+    poison = _nan_rows(x)
+    if out is None and not torch.compiler.is_compiling() and not bool(poison.isnan().any()):
+        return x, poison
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), poison
 
 
 def _nan_rows(x: torch.Tensor) -> torch.Tensor:
