@@ -248,11 +248,14 @@ def stabilized_features(
     if feature_map.exponential:
         logs = feature_map.log_per_frequency(u, params, row_scale=r is None)  # (n, m, comps)
         c = logs.detach().amax(dim=(-2, -1))
-        ref = c if grad_r is None else c - grad_r
+        # ``logs + (grad_r - c)``, not ``logs - (c - grad_r)``: the same numbers (grad_r is
+        # 0), but the backward pass of a subtracted row term negates the whole (n, m) gradient
+        # before reducing it. exp_ overwrites the sum, which no backward pass needs.
+        shift = -c if grad_r is None else grad_r - c
         if inplace:
-            g = logs.sub_(ref[..., None, None]).exp_()
+            g = logs.add_(shift[..., None, None]).exp_()
         else:
-            g = torch.exp(logs - ref[..., None, None])
+            g = (logs + shift[..., None, None]).exp_()
         if log_weight is None:
             phi = feature_map.weighted(g, params)
         else:
