@@ -24,17 +24,21 @@ and the input scale ``|q|^2/sqrt(d)``, the analytic median relative SD of one ke
 Frobenius error of the (causally masked) kernel matrix of the oracle's features, and the
 analytic root-mean-square prediction of that error (Choromanski et al., Lemma 2, i.i.d.
 frequencies). A second table gives the same (performer aside) at ``T = 512`` for more
-features.
+features; a check scales the last key and reports how much the earlier outputs move (zero
+for a causal method); last, the forward errors of a stored bench run (``--stored-run``) are
+set against uniform attention's on the same inputs.
 
 Usage::
 
     python benchmarks/attention_error.py [--lengths 512,2048] [--stds 1,0.5,0.25]
-        [--features 256,1024,4096] [--feature-stds 1,0.5] [--out results.json]
+        [--features 256,1024,4096] [--feature-stds 1,0.5]
+        [--stored-run docs/results/attention_bench.json] [--out results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import sys
@@ -195,12 +199,56 @@ def measure_case(case: bench.Case, *, with_performer: bool = True) -> dict:
     return row
 
 
+def later_key_effect(case: bench.Case, factor: float = 3.0) -> dict[str, float]:
+    """How much the outputs of tokens ``0 .. T-2`` move when the last key is scaled by
+    ``factor`` (the bench's float32 function of ``case.impl``): zero for a causal method.
+    performer-pytorch's key stabilizer takes its maximum over all keys, future ones too."""
+    q, k, v = bench.make_inputs(case)
+    later = k.clone()
+    later[:, :, -1] *= factor
+    fn = bench.build(case)
+    with torch.no_grad():
+        before, after = fn(q, k, v)[:, :, :-1], fn(q, later, v)[:, :, :-1]
+    return {
+        "max_abs_change": float((after - before).abs().max()),
+        "relative_rms_change": relative_rms(after, before),
+    }
+
+
+def stored_run_against_uniform(path: Path) -> list[dict]:
+    """Each stored forward row's error (a bench run's ``results.json``) next to uniform
+    attention's on the same inputs (:func:`~kernelapprox.bench.attention.error_references`)."""
+    import json
+
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    fields = {f.name for f in dataclasses.fields(bench.Case)}
+    uniform: dict[tuple, float] = {}
+    out = []
+    for r in stored["rows"]:
+        if r["mode"] != "fwd" or not isinstance(r.get("rel_error"), float) or r["impl"] == "sdpa":
+            continue
+        case = bench.Case(**{k: r[k] for k in fields})
+        key = (case.T, case.head_dim, case.input_std, case.causal, case.seed)
+        if key not in uniform:
+            uniform[key] = bench.error_references(case)[1]["uniform_error"]
+        out.append(
+            {"impl": r["impl"], "T": r["T"], "rel_error": r["rel_error"], "uniform": uniform[key]}
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="512,2048")
     parser.add_argument("--stds", default="1,0.5,0.25")
     parser.add_argument("--features", default="256,1024,4096")
     parser.add_argument("--feature-stds", default="1,0.5")
+    parser.add_argument(
+        "--stored-run",
+        type=Path,
+        default=Path(__file__).parents[1] / "docs/results/attention_bench.json",
+        help="a bench run's results.json whose forward errors to set against uniform attention",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     base = bench.Case("ours", "fwd", 512, 64, 256, batch=1, heads=8, causal=True)
@@ -235,8 +283,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"kernel_rel_sd {row['kernel_rel_sd']:.4g}  kernel_err {row['kernel_error']:.3g} "
                 f"(pred {row['kernel_error_predicted']:.3g})"
             )
+    print("\nT = 512, s = 1: change of the outputs of tokens 0..510 when key 511 is scaled x3")
+    causality = {}
+    for impl in ("ours", "performer"):
+        causality[impl] = later_key_effect(replace(base, impl=impl))
+        print(
+            f"{impl:<10} max |change| {causality[impl]['max_abs_change']:.3g}, "
+            f"relative RMS {causality[impl]['relative_rms_change']:.3g}"
+        )
+    stored = []
+    if args.stored_run is not None:
+        print(f"\n{args.stored_run}: stored forward error and uniform attention's, same inputs")
+        stored = stored_run_against_uniform(args.stored_run)
+        for r in stored:
+            print(
+                f"{r['impl']:<10} T = {r['T']:<6d} {r['rel_error']:.3f}  uniform {r['uniform']:.3f}"
+            )
     if args.out is not None:
-        atomic_write(args.out, json_text({"rows": rows, "features": more}))
+        record = {"rows": rows, "features": more, "later_key": causality, "stored_run": stored}
+        atomic_write(args.out, json_text(record))
     return 0
 
 
