@@ -87,6 +87,10 @@ def _tables(lines: list[str]) -> list[str]:
             if _BORDER.match(line):
                 borders += 1
                 header_rows = len(rows) if borders == 2 else header_rows
+                following = lines[i + 1] if i + 1 < len(lines) else ""
+                if borders == 2 and not following.strip():
+                    i += 1  # a table without header ends at its second border
+                    break
             elif line.strip():
                 cells = _cells(line, starts)
                 if rows and not cells[0] and (borders == 2 or not header_rows):

@@ -52,6 +52,27 @@ def test_rst_roles_math_and_tables_become_markdown() -> None:
     assert not re.search(r"^=+ ", out, re.MULTILINE)
 
 
+def test_rst_table_without_header_ends_at_its_second_border() -> None:
+    # kernelapprox.sampling's docstring: a headerless table, then a paragraph; the paragraph
+    # used to be read as more rows, cut at the column starts ("options can be g | iven in")
+    pytest.importorskip("griffe", reason="griffe comes with the docs extra (mkdocstrings)")
+    rst = _load("griffe_rst").rst_to_markdown
+    text = (
+        "Samplers by name:\n"
+        "\n"
+        "==========  ======================\n"
+        "``mc``      iid\n"
+        "``sobol``   scrambled Sobol'\n"
+        "==========  ======================\n"
+        "\n"
+        "Any QMCEngine instance is accepted, and options can be given in a spec string.\n"
+    )
+    out = rst(text)
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    assert rows == ["|  |  |", "|---|---|", "| ``mc`` | iid |", "| ``sobol`` | scrambled Sobol' |"]
+    assert out.rstrip().endswith("options can be given in a spec string.")
+
+
 def test_theory_links_become_api_references_or_text() -> None:
     hooks = _load("hooks")
     hooks._documented.clear()
