@@ -1,7 +1,8 @@
 """A griffe extension that turns the reStructuredText idioms of our numpydoc docstrings into
 the Markdown that mkdocstrings renders, at build time, without touching the package.
 
-Handled: cross-reference roles (``:func:`name```, ``:class:`~pkg.Name```, ...) become inline
+Handled: a paragraph's closing ``::`` (a literal block follows) becomes ``:``; cross-reference
+roles (``:func:`name```, ``:class:`~pkg.Name```, ...) become inline
 code; ``:math:`...``` becomes ``$...$``; ``.. math::`` directives become ``$$`` blocks; simple
 tables (``=====  =====`` borders) become Markdown tables. Everything else passes through.
 """
@@ -16,6 +17,9 @@ from griffe import Extension
 _ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|obj|exc|const):`(~?)([^`]+)`")
 _INLINE_MATH = re.compile(r":math:`([^`]+)`")
 _BORDER = re.compile(r"^(\s*)(=+)((?: +=+)+)\s*$")
+#: A paragraph that ends in ``::`` introduces a literal block; the reader sees one colon
+#: ("from Python::" -> "from Python:"), none after a space. Directives (``.. math::``) excluded.
+_LITERAL_INTRO = re.compile(r"^(?!\s*\.\. )(.*?)( ?)::\s*$", re.MULTILINE)
 
 
 def _role(match: re.Match) -> str:
@@ -114,6 +118,7 @@ def _tables(lines: list[str]) -> list[str]:
 def rst_to_markdown(text: str) -> str:
     text = _INLINE_MATH.sub(lambda m: f"${m.group(1).strip()}$", text)
     text = _ROLE.sub(_role, text)
+    text = _LITERAL_INTRO.sub(lambda m: m.group(1) + ("" if m.group(2) else ":"), text)
     lines = _tables(_math_blocks(text.splitlines()))
     return "\n".join(lines)
 

@@ -73,6 +73,15 @@ def test_rst_table_without_header_ends_at_its_second_border() -> None:
     assert out.rstrip().endswith("options can be given in a spec string.")
 
 
+def test_rst_literal_block_intro_shows_one_colon() -> None:
+    pytest.importorskip("griffe", reason="griffe comes with the docs extra (mkdocstrings)")
+    rst = _load("griffe_rst").rst_to_markdown
+    out = rst("Run it from Python::\n\n    import proofs\n\nor this ::\n\n    x\n")
+    assert out.splitlines()[0] == "Run it from Python:" and "or this\n" in out
+    assert "    import proofs" in out
+    assert rst("    .. math:: a = b\n").count("$$") == 2  # a directive keeps its meaning
+
+
 def test_theory_links_become_api_references_or_text() -> None:
     hooks = _load("hooks")
     hooks._documented.clear()
