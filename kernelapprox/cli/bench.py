@@ -80,6 +80,7 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.threads is not None:
         check_positive_int(args.threads, "--threads")
     check_positive_float(args.max_seconds, "--max-seconds")
+    check_positive_float(args.input_std, "--input-std")
     args.out = check_out_dir(args.out)
 
 
@@ -145,6 +146,14 @@ def register(subparsers: Any) -> None:
         help="decode mode: tokens generated after the context (default: %(default)s)",
     )
     p.add_argument(
+        "--input-std",
+        type=float,
+        default=1.0,
+        help="standard deviation of the entries of q and k (default: %(default)s); the "
+        "positive estimator's variance grows like exp(|q|^2/sqrt(d)), so 1.0 at d = 64 is "
+        "far outside its useful range and 0.25-0.5 inside it",
+    )
+    p.add_argument(
         "--full",
         action="store_true",
         help="the full grid: T = 512..65536, d = 64 and 128, m = d, 2d, 4d, every mode",
@@ -189,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         memory=args.memory,
         error_max_length=args.error_max_length,
         decode_tokens=args.decode_tokens,
+        input_std=args.input_std,
         seed=args.seed,
     )
     if "decode" in modes and args.decode_tokens > min(sweep.lengths):

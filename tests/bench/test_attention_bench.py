@@ -209,3 +209,12 @@ def test_written_results_are_valid_json_when_a_value_is_not_finite(tmp_path):
         "results.json",
         "table.txt",
     ]
+
+
+def test_input_std_option_reaches_every_case(tmp_path):
+    """``--input-std`` scales q and k of every case (its rows record it)."""
+    options = "--lengths 32 --impls ours,sdpa --repeats 1 --input-std 0.25 --format json"
+    args = _parse([*options.split(), "--out", str(tmp_path), "--no-progress"])
+    assert args.func(args) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert rows and all(r["input_std"] == 0.25 for r in rows)

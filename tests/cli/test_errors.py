@@ -163,7 +163,7 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["bench", "--modes", "sideways"], "mode"),
     (["bench", "--impls", "xformers"], "impl"),
     *_each_refuses("bench", "0", "--lengths --head-dims --batch --heads --repeats --threads"),
-    *_each_refuses("bench", "0", "--max-seconds --decode-tokens"),
+    *_each_refuses("bench", "0", "--max-seconds --decode-tokens --input-std"),
     *_each_refuses("bench", "-1", "--feature-multipliers --error-max-length --seed"),
     (["bench", "--lengths", "a,b"], "--lengths"),
     (["bench", "--max-seconds", "nan"], "--max-seconds"),
