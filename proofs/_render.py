@@ -72,6 +72,15 @@ _TITLE_MATH = (
     ),
     (re.compile(r" <= ([a-z])\b"), lambda m: f" $\\le {m.group(1)}$"),
     (re.compile(r" <= "), lambda m: " $\\le$ "),
+    (
+        re.compile(r"\bsqrt\((\w+)\)((?: [A-Z]\d*)+)"),
+        lambda m: f"$\\sqrt{{{m.group(1)}}}\\,{_subscripts(m.group(2).strip())}$",
+    ),
+    (re.compile(r"\brho\(t\)(\^\w)?"), lambda m: f"$\\rho(t){m.group(1) or ''}$"),
+    (re.compile(r"\b([a-z]) - (\d+)\b"), lambda m: f"${m.group(1)} - {m.group(2)}$"),
+    (re.compile(r"(?<= )(-\d+(?:[./]\d+)?)(?![\w.])"), lambda m: f"${m.group(1)}$"),
+    (re.compile(r"\b([A-Z])/([a-z])-"), lambda m: f"${m.group(1)}/{m.group(2)}$-"),
+    (re.compile(r"\bL2-"), lambda m: "$L_2$-"),
 )
 _OPS = {"<=": "\\le", ">=": "\\ge", "=": "=", "<": "<", ">": ">"}
 
@@ -81,8 +90,15 @@ def _tex(expr: str) -> str:
     return re.sub(r"\b(\w)\.(\w)\b", r"\1^\\top \2", expr)
 
 
+def _subscripts(expr: str) -> str:
+    """``D1`` (a name and its index) as ``D_1``."""
+    return re.sub(r"\b([A-Za-z])(\d+)\b", r"\1_\2", expr)
+
+
 def title_math(title: str) -> str:
-    """A claim title with its ASCII math (``exp(q.k)``, ``d >= 4``, ``chi_d``) as TeX."""
+    """A claim title with its ASCII math (``exp(q.k)``, ``d >= 4``, ``chi_d``, ``sqrt(p) H D1``,
+    ``rho(t)^L``, ``k - 2``, ``-1/2``, ``N/k-``, ``L2-``) as TeX; the title itself stays
+    plain text for the command line's tables."""
     for pattern, repl in _TITLE_MATH:
         title = pattern.sub(repl, title)
     return title
@@ -113,6 +129,21 @@ def method_label(claim) -> str:
     if claim.method == "refuted":
         return "numerical counterexample" if claim.seed is not None else "symbolic counterexample"
     return claim.method
+
+
+def method_sentence(label: str, how: str) -> str:
+    """The method paragraph of a claim section: its label, then the module's ``Method``
+    section (whitespace collapsed).
+
+    The label is said once: a section that already starts with it (``Numerical: ...``,
+    ``Symbolic, exact: ...``) is shown as it is; otherwise the label, capitalized, comes first
+    as its own sentence (``Numerical. Experiment with ...``).
+    """
+    how = " ".join(how.split())
+    if re.match(rf"{re.escape(label)}\b", how, flags=re.IGNORECASE):
+        return how
+    label = label[:1].upper() + label[1:] + "."
+    return f"{label} {how}" if how else label
 
 
 def _display_math(text: str) -> str:
@@ -154,7 +185,7 @@ def _claim_section(outcome: Outcome) -> list[str]:
         "",
         f"**Source.** {c.source}",
         "",
-        f"**Method.** {method_label(c)}." + (f" {' '.join(how.split())}" if how else ""),
+        f"**Method.** {method_sentence(method_label(c), how)}",
         "",
     ]
     if c.seed is not None or c.tolerance:

@@ -94,7 +94,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
 CLAIM = numerical_claim(
     run,
     name="gram_error_expectation",
-    title="E of the squared relative Gram error is the summed entry variance",
+    title="The expected squared relative Gram error is the summed entry variance",
     source="Sutherland & Schneider (UAI 2015) Sec. 2; Rahimi & Recht (NIPS 2007)",
     family="random_features",
     seed=SEED,

@@ -113,7 +113,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
 CLAIM = numerical_claim(
     run,
     name="rate_fit_interval",
-    title="Rate fits: least-squares slope with a t interval on k - 2 degrees of freedom",
+    title="Rate fits: least-squares slope with a Student-t interval on k - 2 degrees of freedom",
     source="Draper & Smith, Applied Regression Analysis (1998), Sec. 1.4 and 9.2",
     family="qmc",
     seed=SEED,
