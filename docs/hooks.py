@@ -21,6 +21,10 @@ The rendered notebooks (mkdocs-jupyter) get three fixes after they are built:
   that Markdown headings with math leave in the table of contents);
 * a table-of-contents link whose anchor is not on the page (the heading slug without its
   inline code) points at the heading whose id it begins.
+
+On every page, short inline code (at most ``_UNBROKEN_MAX`` characters: an option such as
+``--maps``) gets the class ``unbroken``, which ``stylesheets/extra.css`` keeps on one line
+outside tables: browsers otherwise break it after a hyphen, between the two of ``--maps``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ _TOC_ENTRY = re.compile(r'(<span class="md-ellipsis">)(.*?)(</span>)', re.S)
 _TOC_MATH = re.compile(r"(?<![\\$])\$([^$<>\n]+?)\$|\\\(([^<>\n]+?)\\\)")
 _HEADING_ID = re.compile(r'<h[1-6][^>]*\sid="([^"]+)"')
 _TOC_HREF = re.compile(r'(<a href="#)([^"]+)(" class="md-nav__link")')
+_UNBROKEN_MAX = 30
+_SHORT_CODE = re.compile(rf"<code>([^<\n]{{1,{_UNBROKEN_MAX}}})</code>")
 
 
 def package_version() -> str:
@@ -110,6 +116,7 @@ def _toc_math(match: re.Match) -> str:
 def on_post_page(output, page, config, **kwargs):
     """Fix the pages of the rendered notebooks (see the module docstring)."""
     output = _TOC_ENTRY.sub(_toc_math, output)
+    output = _SHORT_CODE.sub(r'<code class="unbroken">\1</code>', output)
     if not page.file.src_uri.endswith(".ipynb"):
         return output
     output = _NB_MATHJAX.sub("", output)
