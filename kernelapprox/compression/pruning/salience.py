@@ -335,6 +335,10 @@ class SalienceTracker:
         self.steps = 0
         self._acc: dict[str, _Accumulator] = {}
         self._handles: list[Any] = []
+        # site tensors of this step's forward passes, waiting for their gradients; the tensor
+        # hook holds only the key, so that a hook that autograd keeps alive keeps no activation
+        self._pending: dict[int, tuple[Site, torch.Tensor]] = {}
+        self._next_key = 0
 
     def __enter__(self) -> SalienceTracker:
         self.attach()
@@ -355,18 +359,25 @@ class SalienceTracker:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self._pending.clear()
 
     def _forward_fn(self, site: Site) -> Any:
         def forward(h: torch.Tensor) -> None:
             if not torch.is_grad_enabled() or not h.requires_grad:
                 return None
-            kept = h.detach()
-            h.register_hook(lambda g: self._backward(site, kept, g))
+            key = self._next_key
+            self._next_key += 1
+            self._pending[key] = (site, h.detach())
+            h.register_hook(lambda g: self._backward(key, g))
             return None
 
         return forward
 
-    def _backward(self, site: Site, h: torch.Tensor, g: torch.Tensor) -> None:
+    def _backward(self, key: int, g: torch.Tensor) -> None:
+        entry = self._pending.pop(key, None)
+        if entry is None:  # its forward pass was folded or dropped by step() or detach()
+            return
+        site, h = entry
         acc = self._acc.get(site.name)
         if acc is None:
             acc = self._acc[site.name] = _Accumulator(
@@ -376,7 +387,9 @@ class SalienceTracker:
 
     def step(self) -> dict[str, torch.Tensor]:
         """Fold the scores accumulated since the last call into the moving average; returns
-        :attr:`scores` (site name -> float64 tensor of shape ``(n_groups,)``)."""
+        :attr:`scores` (site name -> float64 tensor of shape ``(n_groups,)``). Site tensors of
+        forward passes whose backward has not run are dropped."""
+        self._pending.clear()
         for site in self.sites:
             acc = self._acc.pop(site.name, None)
             if acc is None:
