@@ -325,9 +325,25 @@ def fit_method(
     log: Callable[[str], None] | None = None,
 ) -> tuple[Encoder, dict[str, Any]]:
     """Train one method from a copy of ``base``: ``(model, measurements)``, the model with its
-    adapters merged and, for the pruning methods, physically shrunk."""
+    adapters merged and, for the pruning methods, physically shrunk.
+
+    Dropout draws from torch's global generator, seeded here with ``config.seed`` (and
+    restored afterwards), so a method's result on a seed does not depend on what the process
+    ran before it or on the process's random initial seed."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return _fit(method, config, base, data, log)
+
+
+def _fit(
+    method: str,
+    config: APTConfig,
+    base: Encoder,
+    data: dict[str, Any],
+    log: Callable[[str], None] | None,
+) -> tuple[Encoder, dict[str, Any]]:
     model = snapshot(base).train()
     for p in model.parameters():
         p.requires_grad_(True)
