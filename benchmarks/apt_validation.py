@@ -5,10 +5,16 @@ The test docstrings are never read: of the ``--n-train`` training docstrings tha
 last ``n_val`` are the validation set (the modules' docstrings, split as
 :func:`kernelapprox.compression.pruning.train.load_task` draws them). Each variant trains APT
 (and, with ``--full``, full fine-tuning) from the same weights and batches and reports its
-validation accuracy; the variant chosen here is then measured once on the test split by the
-command.
+validation accuracy (one JSON line per run). With two or more seeds, the last line compares
+every variant with the first, paired by seed: the mean difference of validation accuracy with
+its 95 % paired t interval (:func:`kernelapprox.compression.pruning.paired.paired_difference`).
+The variant chosen here is then measured once on the test split by the command.
 
-Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn] [--full]``.
+Defaults: 60 steps of 64 tokens (the command's earlier defaults, under which the recorded
+validation runs and the long paired run of ``docs/results/apt.md`` were made).
+
+Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn] [--full]
+[--steps N] [--max-length N]``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,23 @@ def validation_data(config, n_val: int):
     return base, data
 
 
+def compare_variants(rows: list[dict]) -> dict[str, dict]:
+    """APT's validation accuracy of every variant minus the first variant's, paired by seed
+    over the seeds that ran both (empty with fewer than two such seeds)."""
+    from kernelapprox.compression.pruning.paired import paired_difference
+
+    apt = {(r["seed"], r["variant"]): r["accuracy"] for r in rows if r["method"] == "apt"}
+    variants = list(dict.fromkeys(v for _, v in apt))
+    out = {}
+    for v in variants[1:]:
+        seeds = sorted(s for s, w in apt if w == v and (s, variants[0]) in apt)
+        if len(seeds) >= 2:
+            out[v] = paired_difference(
+                [apt[(s, v)] for s in seeds], [apt[(s, variants[0])] for s in seeds]
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from kernelapprox.compression.pruning.train import ADAPTER_SETS, APTConfig, train_method
 
@@ -42,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="qv,qv+ffn")
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--max-length", type=int, default=64, help="tokens")
     p.add_argument("--full", action="store_true", help="also full fine-tuning")
     args = p.parse_args(argv)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        config = APTConfig(seed=seed, steps=args.steps)
+        config = APTConfig(seed=seed, steps=args.steps, max_length=args.max_length)
         base, data = validation_data(config, args.n_val)
         methods = [("full", None)] if args.full else []
         methods += [("apt", v) for v in args.variants.split(",")]
@@ -63,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
+    comparison = compare_variants(rows)
+    if comparison:
+        print(json.dumps({"paired_minus_first_variant": comparison}), flush=True)
     return 0
 
 
