@@ -131,6 +131,12 @@ def method_label(claim) -> str:
     return claim.method
 
 
+def plain_text(text: str) -> str:
+    """``text`` escaped so that Markdown shows it as written: a verdict's summary is plain
+    text, where ``D*_n ... D*`` would otherwise become emphasis."""
+    return re.sub(r"([\\`*_])", r"\\\1", text)
+
+
 def method_sentence(label: str, how: str) -> str:
     """The method paragraph of a claim section: its label, then the module's ``Method``
     section (whitespace collapsed).
@@ -196,7 +202,7 @@ def _claim_section(outcome: Outcome) -> list[str]:
             bits.append(f"tolerance: {c.tolerance}")
         lines += [f"**Experiment.** {'; '.join(bits)}.", ""]
     lines += [
-        f"**Verdict.** {verdict} (expected: {c.expected}). {v.summary}",
+        f"**Verdict.** {verdict} (expected: {c.expected}). {plain_text(v.summary)}",
         "",
         f"**Code.** Claim module [`{module_path}`]({_UP}{module_path}); run by "
         f"[`{TEST_FILE}::{TEST_FUNCTION}[{c.name}]`]({_UP}{TEST_FILE})"

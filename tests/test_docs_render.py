@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 import proofs
-from proofs._render import DOCS_DIR, method_label, method_sentence, title_math
+from proofs._render import DOCS_DIR, method_label, method_sentence, plain_text, title_math
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ASCII math a heading must not show outside ``$...$`` (each has a TeX form in title_math).
@@ -38,6 +38,16 @@ def test_method_label_is_said_once() -> None:
         "Numerical counterexample. Numerical: a draw."
     )
     assert method_sentence("symbolic", "") == "Symbolic."
+
+
+def test_verdict_summary_shows_as_written() -> None:
+    # Markdown made 'D*_n in all 72 cases; ... closed-form D*' emphasis
+    markdown = pytest.importorskip("markdown")
+    summary = r"|error| <= V(f) D*_n in all 72 cases; closed-form D* equals `it`, a\b, x_1_"
+    html = markdown.markdown(plain_text(summary))
+    assert html.startswith("<p>") and html.endswith("</p>")
+    text = html[3:-4].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert text == summary
 
 
 def test_committed_theory_pages_name_each_method_once() -> None:
