@@ -1,12 +1,13 @@
-"""Feature attention against exact softmax attention, by number of features.
+r"""Feature attention against exact softmax attention, by number of features.
 
-Causal attention of one head (T = 256 tokens, head dimension d = 16) computed exactly with
+Causal attention of one head ($T = 256$ tokens, head dimension $d = 16$) computed exactly with
 ``torch.nn.functional.scaled_dot_product_attention`` and with positive random features
-(``feature_attention``, FAVOR+) from Monte Carlo and orthogonal frequencies, for m = 16 to 1024
-features; the relative RMS error of the output, median over 5 seeds. Queries and keys are
-N(0, sigma^2 I) with sigma = 0.5 and 1: the error of positive features grows fast with the
-norms of q and k (see the softmax notebook). At sigma = 0.5 it falls steadily with m; at
-sigma = 1 it stays large even with 1024 features, and orthogonal frequencies change little.
+(``feature_attention``, FAVOR+) from Monte Carlo and orthogonal frequencies, for $m = 16$ to
+$1024$ features; the relative RMS error of the output, median over 5 seeds. Queries and keys are
+$\mathcal{N}(0, \sigma^2 I)$ with $\sigma = 0.5$ and $\sigma = 1$: the error of positive features
+grows fast with the norms of $q$ and $k$ (see the softmax notebook). At $\sigma = 0.5$ it falls
+steadily with $m$; at $\sigma = 1$ it stays large even with $m = 1024$ features, and orthogonal
+frequencies change little.
 """
 
 from __future__ import annotations
@@ -70,13 +71,13 @@ fig, ax = plt.subplots(figsize=(6, 4.2))
 for (sigma, sampler), row in errors.items():
     colour, marker = sampler_style(sampler)
     style = "-" if sigma == 1.0 else "--"
-    label = f"{sampler}, sigma = {sigma:g}"
+    label = rf"{sampler}, $\sigma = {sigma:g}$"
     ax.loglog(SIZES, row, color=colour, marker=marker, ls=style, label=label)
 guide = errors[0.5, "mc"][0] * (np.array(SIZES) / SIZES[0]) ** -0.5
 ax.loglog(SIZES, guide, color="0.6", ls=":", label=r"$\propto m^{-1/2}$")
-ax.set_xlabel("positive features m")
+ax.set_xlabel("positive features $m$")
 ax.set_ylabel("relative RMS error of the output")
-ax.set_title(f"causal softmax attention, T = {T}, d = {D}, 5 seeds")
+ax.set_title(f"causal softmax attention, $T = {T}$, $d = {D}$, 5 seeds")
 ax.set_xticks(SIZES, [str(m) for m in SIZES], minor=False)
 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 ax.legend(fontsize=8)

@@ -2,8 +2,8 @@
 
 The relative Frobenius error of the Gram matrix of a Gaussian kernel, estimated with ``sincos``
 features whose frequencies come from plain Monte Carlo, orthogonal blocks, Sobol' and Halton
-points, on 300 standard-normal points in d = 8, for m = 16 to 512 frequencies; the mean over 5
-seeds, with one colour and marker per sampler (the same as in the study figures). A small
+points, on 300 standard-normal points in $d = 8$, for $m = 16$ to $512$ frequencies; the mean
+over 5 seeds, with one colour and marker per sampler (the same as in the study figures). A small
 version of ``kernelapprox study``, which adds intervals, rates and the MC comparison.
 """
 
@@ -50,9 +50,9 @@ for sampler in SAMPLERS:
     ax.loglog(SIZES, errors[sampler], color=colour, marker=marker, label=sampler)
 guide = errors["mc"][0] * (np.array(SIZES) / SIZES[0]) ** -0.5
 ax.loglog(SIZES, guide, color="0.6", ls=":", label=r"$\propto m^{-1/2}$")
-ax.set_xlabel("frequencies m")
+ax.set_xlabel("frequencies $m$")
 ax.set_ylabel("relative Frobenius error")
-ax.set_title("Gaussian kernel, 300 N(0, I) points, d = 8, 5 seeds")
+ax.set_title(r"Gaussian kernel, 300 $\mathcal{N}(0, I)$ points, $d = 8$, 5 seeds")
 ax.set_xticks(SIZES, [str(m) for m in SIZES], minor=False)
 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 ax.legend()

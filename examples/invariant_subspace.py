@@ -1,11 +1,11 @@
-"""Low-rank dynamics: the invariant singular values of a deep linear network.
+r"""Low-rank dynamics: the invariant singular values of a deep linear network.
 
-Gradient descent on a depth-3 linear network of width d = 30, fitting a rank-3 target from
-an orthogonal initialization of scale eps = 0.01 (Yaras et al., ICML 2024, Theorem 1): the
-d - 2r = 24 singular values of every layer that the theorem says stay at rho(t) stay there to
-machine precision, and a compressed network of width 2r follows the full one. Runs
-``verify_invariant_subspace`` (the ``kernelapprox dynamics theorem`` command without its
-negative controls) and draws its figures with ``plot_theorem``.
+Gradient descent on a linear network of depth $L = 3$ and width $d = 30$, fitting a target of
+rank $r = 3$ from an orthogonal initialization of scale $\varepsilon = 0.01$ (Yaras et al., ICML
+2024, Theorem 1): the $d - 2r = 24$ singular values of every layer that the theorem says stay at
+$\rho(t)$ stay there to machine precision, and a compressed network of width $2r$ follows the
+full one. Runs ``verify_invariant_subspace`` (the ``kernelapprox dynamics theorem`` command
+without its negative controls) and draws its figures with ``plot_theorem``.
 """
 
 from __future__ import annotations
