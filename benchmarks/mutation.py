@@ -417,8 +417,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "causal_state_not_rescaled",
         "kernelapprox/attention/functional.py",
-        "                S.mul_(decay3[:, n])\n",
-        "                S.mul_(1.0)\n",
+        "            S.mul_(decay3[:, n])\n",
+        "            S.mul_(1.0)\n",
         "causal state carried across chunks without its rescaling",
         (A + "test_oracle.py", A + "test_stability.py"),
     ),
@@ -441,8 +441,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "causal_row_scale",
         "kernelapprox/attention/functional.py",
-        "    row_scale = torch.exp(R_before[..., None] - M)[..., None, None]  # (B, H_kv, N, C, 1, 1)\n",
-        "    row_scale = torch.exp(R_before[..., None] - M)[..., None, None] * 0 + 1\n",
+        "    row_scale = torch.exp(R_before[..., None] - M)  # (B, H_kv, N, C)\n",
+        "    row_scale = torch.exp(R_before[..., None] - M) * 0 + 1  # (B, H_kv, N, C)\n",
         "inter-chunk term read without its row rescaling",
         (A + "test_oracle.py",),
     ),
