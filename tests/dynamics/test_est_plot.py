@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pytest
 
 from kernelapprox.cli.dynamics_est import est_title, plot_est
 
@@ -28,17 +27,9 @@ def _result(seeds: int) -> dict:
     }  # fmt: skip
 
 
-def test_est_figure_names_the_stages_and_states_the_sizes(tmp_path: Path) -> None:
-    figures = []
-    original = plt.Figure.savefig
-
-    def keep(fig, *args, **kwargs):
-        figures.append(fig)
-        return original(fig, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plt.Figure, "savefig", keep)
-        path = plot_est(_result(seeds=2), tmp_path)
+def test_est_figure_names_the_stages_and_states_the_sizes(tmp_path: Path, saved_figures) -> None:
+    figures = saved_figures
+    path = plot_est(_result(seeds=2), tmp_path)
     assert path == tmp_path / "est.png" and path.stat().st_size > 10_000
     title = figures[0]._suptitle.get_text()
     assert title == est_title(_result(seeds=2))

@@ -97,26 +97,17 @@ def test_distinct_labels() -> None:
         distinct_labels(np.array([1.0, 1.0]))
 
 
-def test_completion_figure_labels_a_loss_that_barely_moves(tmp_path: Path) -> None:
+def test_completion_figure_labels_a_loss_that_barely_moves(tmp_path: Path, saved_figures) -> None:
     # The figure `kernelapprox dynamics completion --out` draws, from curves (step,
     # relative error, loss) that change in their 7th digit, as a short run's do.
-    import matplotlib.pyplot as plt
 
     from kernelapprox.dynamics import plots
 
     steps = np.arange(0, 31, 10, dtype=float)
     loss = 0.0435851 * (1 - 1e-7 * steps)
     curve = np.stack([steps, 1 + 1e-10 * steps, loss], axis=1)
-    figures = []
-    original = plt.Figure.savefig
-
-    def keep(fig, *args, **kwargs):
-        figures.append(fig)
-        return original(fig, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plt.Figure, "savefig", keep)
-        paths = plots.plot_completion({"full": {"curve": curve}}, tmp_path, {"dim": 30})
+    figures = saved_figures
+    paths = plots.plot_completion({"full": {"curve": curve}}, tmp_path, {"dim": 30})
     assert [p.name for p in paths] == ["loss.png"] and paths[0].is_file()
     for ax in figures[0].axes:
         labels = _visible_ytick_labels(ax)
