@@ -16,7 +16,6 @@ The site must be built first. Without ``site/index.html`` the tests are skipped,
 
 from __future__ import annotations
 
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,13 +23,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "site"
+from tests.built_site import ROOT, require_site
 
-if not (SITE / "index.html").is_file():
-    if os.environ.get("KERNELAPPROX_REQUIRE_SITE") == "1":
-        raise RuntimeError("site/ is not built: run `bash docs/build.sh` before these tests")
-    pytest.skip("site/ is not built (bash docs/build.sh)", allow_module_level=True)
+SITE = require_site()
 
 #: Tags whose text MathJax never scans (its default skipHtmlTags), and tags with no content.
 SKIP_TAGS = {"script", "noscript", "style", "textarea", "pre", "code", "annotation"}

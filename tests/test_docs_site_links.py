@@ -16,15 +16,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
+from tests.built_site import require_site
 
-ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "site"
-
-if not (SITE / "index.html").is_file():
-    if os.environ.get("KERNELAPPROX_REQUIRE_SITE") == "1":
-        raise RuntimeError("site/ is not built: run `bash docs/build.sh` before these tests")
-    pytest.skip("site/ is not built (bash docs/build.sh)", allow_module_level=True)
+SITE = require_site()
 
 #: A URL with a scheme (https:, mailto:, data:) or protocol-relative: not a file of the site.
 NOT_LOCAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.I)
