@@ -9,16 +9,17 @@ docstring comes from (accuracy); ``--task embed``: keep the unpruned encoder's m
 embedding (cosine with it).
 
 Every method is trained on ``--n-seeds`` seeds (``--seed``, ``--seed + 1``, ...); a seed fixes
-the training subsample, the initial head, the batch order and the adapters' initialization for
-every method alike, and all seeds share the test docstrings, so the methods are compared paired
-by seed: the APT/full ratio of the score (``accuracy_ratio`` or ``cosine_ratio``: the mean of the
-per-seed ratios with its paired Student-t interval, and the verdict against the 95 %
-target: ``met`` when the whole interval is at or above 0.95, ``not met`` below, else
-``inconclusive``) and APT's paired differences with magnitude and random pruning and LoRA
-(:mod:`kernelapprox.compression.pruning.paired`). Right after APT trains on a seed, its shrunk
-model and the unpruned one (the full model's shape) are timed in the same process on one batch
-of test docstrings, rounds alternating which goes first (``infer_speedup``: median wall-clock
-ratio over all rounds, with ``infer_speedup_range`` and the CPU-time ratio).
+the training subsample, the initial head, the batch order, the adapters' initialization and the
+dropout masks for every method alike (the same command gives the same numbers), and all seeds
+share the test docstrings, so the methods are compared paired by seed: the APT/full ratio of the
+score (``accuracy_ratio`` or ``cosine_ratio``: the mean of the per-seed ratios with its paired
+Student-t interval, and the verdict against the 95 % target: ``met`` when the whole interval is
+at or above 0.95, ``not met`` below, else ``inconclusive``) and APT's paired differences with
+magnitude and random pruning and LoRA (:mod:`kernelapprox.compression.pruning.paired`). Right
+after APT trains on a seed, its shrunk model and the unpruned one (the full model's shape) are
+timed in the same process on one batch of test docstrings, rounds alternating which goes first
+(``infer_speedup``: median wall-clock ratio over all rounds, with ``infer_speedup_range`` and
+the CPU-time ratio).
 
 Prints a table (or ``--format json``: keys ``kept_params_fraction``, ``accuracy``,
 ``accuracy_full``, ``cosine``, ``train_s``, ``train_s_full``, ``peak_mem_mb``,
@@ -108,7 +109,8 @@ def register(subparsers: Any) -> None:
         type=int,
         default=DEFAULTS["n_seeds"],
         help="seeds --seed, --seed + 1, ...: each gives every method the same training "
-        "subsample, head, batches and test set (a paired interval over the seeds)",
+        "subsample, head, batches, dropout masks and test set (a paired interval over the "
+        "seeds)",
     )
     add_common_options(
         p,
