@@ -67,6 +67,23 @@ def _walk_gradients(U: torch.Tensor, dS: torch.Tensor, decay: torch.Tensor) -> t
     return g, torch.addcmul(U[:, 0], g[:, 0], decay[:, 0])
 
 
+def masked_scores(
+    Q: torch.Tensor, K: torch.Tensor, weight: torch.Tensor, future: torch.Tensor
+) -> torch.Tensor:
+    """``A_n = (Q_n K_n^T) . W_n`` for every chunk, the future entries selected to 0.
+
+    ``Q`` ``(Bh, N, C G, F)``, ``K`` ``(Bh, N, C, F)``, ``weight`` ``(Bh, N, C, C)``,
+    ``future`` ``(C, C)`` bool (``j > i``); returns ``(Bh, N, C G, C)``. The selection comes
+    after the product, so a non-finite future score can never reach a row as ``0 * nan``.
+    """
+    Bh, N, CG, _ = Q.shape
+    C = K.shape[2]
+    A = Q @ K.transpose(-1, -2)
+    per_group = A.view(Bh, N, C, CG // C, C)
+    per_group.mul_(weight[:, :, :, None, :]).masked_fill_(future[:, None, :], 0.0)
+    return A
+
+
 class ChunkProducts(torch.autograd.Function):
     """``(O, P_N)`` of the module docstring from ``Q, K, V, S_0`` and the constants.
 
@@ -93,9 +110,7 @@ class ChunkProducts(torch.autograd.Function):
         Bh, N, CG, _ = Q.shape
         C = K.shape[2]
         G = CG // C
-        A = Q @ K.transpose(-1, -2)
-        A.view(Bh, N, C, G, C).mul_(weight[:, :, :, None, :])
-        A.view(Bh, N, C, G, C).masked_fill_(future[:, None, :], 0.0)
+        A = masked_scores(Q, K, weight, future)
         Vw = V * value_scale[..., None]
         P, final = _walk_states(K.transpose(-1, -2) @ Vw, S0, decay[..., None, None])
         out = A @ V

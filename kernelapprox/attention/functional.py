@@ -73,7 +73,7 @@ from kernelapprox.attention.checks import (
     per_head_reference,
     resolve_scale,
 )
-from kernelapprox.attention.chunked import ChunkProducts
+from kernelapprox.attention.chunked import ChunkProducts, masked_scores
 from kernelapprox.attention.maps import (
     LOG_FLOOR,
     AnyMap,
@@ -263,9 +263,9 @@ def _causal_chunked(
         )
         out = out.view(B, Hk, N * C, G, Dv1)[:, :, :T]
         return out, S.view(B, Hk, Fd, Dv1), R_after[..., -1]
-    A = (Q @ K.transpose(-1, -2)).view(B, Hk, N, C, G, C)
-    A = A.mul_(weight[..., :, None, :]).masked_fill_(future[:, None, :], 0.0)
-    out = (A.view(B, Hk, N, C * G, C) @ V).view(B, Hk, N, C, G, Dv1)
+    Q3, K3 = Q.view(Bh, N, C * G, Fd), K.view(Bh, N, C, Fd)
+    A = masked_scores(Q3, K3, weight.view(Bh, N, C, C), future)
+    out = (A @ V.view(Bh, N, C, Dv1)).view(B, Hk, N, C, G, Dv1)
     # One chunk at a time, so the state stays in cache. Each read is one batched product
     # into a contiguous buffer (accumulating straight into the strided chunk of ``out`` made
     # torch run one small, separately threaded product per head: 2-4x slower at 2 threads),
@@ -275,7 +275,7 @@ def _causal_chunked(
     Vw = V * value_scale[..., None]
     rescale = (row_scale != 1).view(Bh, N, C).any(-1).any(0).tolist()
     redecay = (decay != 1).view(Bh, N).any(0).tolist()
-    Q3, K3, V3 = Q.view(Bh, N, C * G, Fd), K.view(Bh, N, C, Fd), Vw.view(Bh, N, C, Dv1)
+    V3 = Vw.view(Bh, N, C, Dv1)
     out3, scale3 = out.view(Bh, N, C * G, Dv1), row_scale.view(Bh, N, C, 1, 1)
     decay3 = decay.view(Bh, N, 1, 1)
     S = S0.reshape(Bh, Fd, Dv1).clone()
