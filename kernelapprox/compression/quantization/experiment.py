@@ -55,7 +55,11 @@ from torch import nn
 
 from kernelapprox._validation import check_choice, check_positive_int, spawn
 from kernelapprox.compression.quantization.kmeans import optimal_kmeans, weighted_sse
-from kernelapprox.compression.quantization.layer import QuantizedLinear, lookup_linear
+from kernelapprox.compression.quantization.layer import (
+    QuantizedLinear,
+    lookup_linear,
+    output_rows,
+)
 from kernelapprox.compression.quantization.models import (
     fisher_diagonal,
     linear_modules,
@@ -322,7 +326,7 @@ def run_quantization(
     t_setup = time.perf_counter() - t0
     full_quality = quality(net)
     originals = {
-        name: m.weight.detach().to(torch.float64).clone()
+        name: output_rows(m).detach().to(torch.float64).clone()
         for name, m in linear_modules(net)
         if name in fisher
     }
@@ -376,7 +380,7 @@ def run_quantization(
             sse_i += float(weighted_sse(w, f, codes, table).sum())
             deq = table.to(torch.float16).to(torch.float64).gather(1, codes)
             with torch.no_grad():
-                ind_modules[name].weight.copy_(deq.to(ind_modules[name].weight.dtype))
+                output_rows(ind_modules[name]).copy_(deq.to(ind_modules[name].weight.dtype))
             if do_opt:
                 r = samples[name]
                 t = time.perf_counter()

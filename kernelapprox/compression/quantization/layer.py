@@ -27,10 +27,16 @@ Paths (``backend=``, one switch; ``"auto"`` picks per call, see :meth:`Quantized
 
 The ``weight`` and ``bias`` attributes behave like those of :class:`torch.nn.Linear`, so code
 that reads ``module.weight`` (the small decoder slices its projections) works unchanged.
+
+A GPT-2 ``Conv1D`` of Hugging Face transformers (``y = x W + b`` with ``W`` of shape
+``(in, out)``) is the linear map of :math:`W^\top`; :func:`output_rows` gives the weight of
+either kind as ``(out, in)`` rows, and :meth:`QuantizedLinear.from_linear` replaces either
+(its ``weight`` is then ``(out, in)``, the transpose of the ``Conv1D``'s).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -45,7 +51,14 @@ from kernelapprox.compression.quantization.packing import (
     unpack_bitplanes,
 )
 
-__all__ = ["BACKENDS", "LOOKUP_MAX_TOKENS", "QuantizedLinear", "lookup_linear"]
+__all__ = [
+    "BACKENDS",
+    "LOOKUP_MAX_TOKENS",
+    "QuantizedLinear",
+    "is_linear",
+    "lookup_linear",
+    "output_rows",
+]
 
 #: Values of ``backend``: ``"auto"`` (the measured rule of :meth:`QuantizedLinear.path`) or
 #: one path always.
@@ -56,6 +69,30 @@ LOOKUP_MAX_TOKENS = 1
 LOOKUP_COLUMNS = 1024
 #: At most this many sums ``S`` (tokens x out x 2**bits) are held at a time by the lookup path.
 LOOKUP_SUMS = 1 << 22
+
+
+def _conv1d_type() -> type | None:
+    """transformers' ``Conv1D`` class if transformers is imported (a model holding one has
+    imported it), else ``None``; transformers is never imported here."""
+    module = sys.modules.get("transformers.pytorch_utils")
+    return getattr(module, "Conv1D", None)
+
+
+def is_linear(module: nn.Module) -> bool:
+    """Whether ``module`` is a :class:`torch.nn.Linear` or a transformers GPT-2 ``Conv1D``."""
+    conv1d = _conv1d_type()
+    return isinstance(module, nn.Linear) or (conv1d is not None and isinstance(module, conv1d))
+
+
+def output_rows(module: nn.Module) -> torch.Tensor:
+    """The weight of a linear ``module`` as ``(out, in)`` rows, one per output: an
+    ``nn.Linear``'s ``weight``, the transpose (a view) of a ``Conv1D``'s ``(in, out)`` one."""
+    if not is_linear(module):
+        raise TypeError(
+            "module must be a torch.nn.Linear or a transformers Conv1D, "
+            f"got {type(module).__name__}"
+        )
+    return module.weight if isinstance(module, nn.Linear) else module.weight.T
 
 
 def lookup_linear(
@@ -176,17 +213,22 @@ class QuantizedLinear(nn.Module):
 
     @classmethod
     def from_linear(
-        cls, linear: nn.Linear, quantization: NestedQuantization, **kwargs: Any
+        cls, linear: nn.Module, quantization: NestedQuantization, **kwargs: Any
     ) -> QuantizedLinear:
-        """The quantized counterpart of ``linear`` (its bias and dtype) from ``quantization``."""
-        if not isinstance(linear, nn.Linear):
-            raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
-        if tuple(quantization.codes.shape) != tuple(linear.weight.shape):
-            raise ValueError(
-                f"quantization is of shape {tuple(quantization.codes.shape)}, linear.weight "
-                f"of {tuple(linear.weight.shape)}"
+        """The quantized counterpart of ``linear`` (its bias and dtype) from ``quantization``
+        of its :func:`output_rows` (an ``nn.Linear`` or a GPT-2 ``Conv1D``)."""
+        if not is_linear(linear):
+            raise TypeError(
+                f"linear must be a torch.nn.Linear or a transformers Conv1D, "
+                f"got {type(linear).__name__}"
             )
-        return cls(quantization, linear.bias, dtype=linear.weight.dtype, **kwargs)
+        rows = output_rows(linear)
+        if tuple(quantization.codes.shape) != tuple(rows.shape):
+            raise ValueError(
+                f"quantization is of shape {tuple(quantization.codes.shape)}, the weight's "
+                f"(out, in) rows of {tuple(rows.shape)}"
+            )
+        return cls(quantization, linear.bias, dtype=rows.dtype, **kwargs)
 
     @property
     def widths(self) -> tuple[int, ...]:

@@ -11,13 +11,23 @@ which is why the weighted error :math:`\sum F (W - \hat W)^2` is the quantity mi
 reported. The loss is the caller's: next-token cross-entropy for a decoder; for a sentence
 encoder :mod:`.experiment` uses a random projection of the embedding (see there).
 
-:func:`quantize_linears` replaces every :class:`torch.nn.Linear` of a model in place by a
+Linear layers are :class:`torch.nn.Linear` and Hugging Face GPT-2's ``Conv1D``
+(:func:`~.layer.is_linear`); weights and Fisher tensors are handled as ``(out, in)`` rows
+(:func:`~.layer.output_rows`; a ``Conv1D``'s is its weight transposed). A weight tied to
+another module (GPT-2's ``lm_head`` shares ``transformer.wte.weight``) has a gradient that
+sums both uses, while quantizing the layer perturbs only its own; its Fisher is therefore
+that of the layer's use alone, :math:`\partial L/\partial W = \sum_t g_t x_t^\top` over
+the tokens :math:`t` of every call, with :math:`x_t` the layer's input and :math:`g_t` the
+gradient of its output (by hooks).
+
+:func:`quantize_linears` replaces every linear layer of a model in place by a
 :class:`~.layer.QuantizedLinear` (layer :math:`i` seeded by child :math:`i` of ``seed``) and
 :func:`set_bits` switches all of them at once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -25,7 +35,7 @@ import torch
 from torch import nn
 
 from kernelapprox._validation import SeedLike, spawn
-from kernelapprox.compression.quantization.layer import QuantizedLinear
+from kernelapprox.compression.quantization.layer import QuantizedLinear, is_linear, output_rows
 from kernelapprox.compression.quantization.nested import (
     NestedQuantization,
     check_widths,
@@ -35,17 +45,42 @@ from kernelapprox.compression.quantization.nested import (
 __all__ = ["fisher_diagonal", "linear_modules", "quantize_linears", "set_bits"]
 
 
-def linear_modules(model: nn.Module, skip: Sequence[str] = ()) -> list[tuple[str, nn.Linear]]:
-    """The ``(name, module)`` of every :class:`torch.nn.Linear` in ``model``, in module order,
-    except those whose name is in ``skip``."""
+def linear_modules(model: nn.Module, skip: Sequence[str] = ()) -> list[tuple[str, nn.Module]]:
+    """The ``(name, module)`` of every linear layer in ``model`` (:class:`torch.nn.Linear`
+    or GPT-2 ``Conv1D``, :func:`~.layer.is_linear`), in module order, except those whose name
+    is in ``skip``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     skip = set(skip)
-    return [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Linear) and name not in skip
-    ]
+    return [(name, m) for name, m in model.named_modules() if is_linear(m) and name not in skip]
+
+
+def _tied(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> set[str]:
+    """Names of the ``modules`` whose weight is also a direct parameter of another module."""
+    owners = Counter(id(p) for m in model.modules() for p in m.parameters(recurse=False))
+    return {name for name, m in modules if owners[id(m.weight)] > 1}
+
+
+def _local_gradient_hooks(
+    modules: Sequence[tuple[str, nn.Module]], local: dict[str, torch.Tensor]
+) -> list[Any]:
+    """Forward hooks adding ``g^T x`` (float64, ``(out, in)``) of every call of each module
+    to ``local[name]`` once the gradient ``g`` of its output is known."""
+
+    def hook_for(name: str) -> Callable[..., None]:
+        def forward_hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+            x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).to(torch.float64)
+
+            def gradient_hook(g: torch.Tensor) -> None:
+                g = g.detach().reshape(-1, g.shape[-1]).to(torch.float64)
+                local[name] += g.T @ x
+
+            if output.requires_grad:
+                output.register_hook(gradient_hook)
+
+        return forward_hook
+
+    return [m.register_forward_hook(hook_for(name)) for name, m in modules]
 
 
 def fisher_diagonal(
@@ -53,7 +88,7 @@ def fisher_diagonal(
     loss_fn: Callable[[nn.Module, Any], torch.Tensor],
     batches: Iterable[Any],
     *,
-    modules: Sequence[tuple[str, nn.Linear]] | None = None,
+    modules: Sequence[tuple[str, nn.Module]] | None = None,
 ) -> dict[str, torch.Tensor]:
     r"""Sum over ``batches`` of the squared gradients of ``loss_fn(model, batch)``.
 
@@ -64,20 +99,28 @@ def fisher_diagonal(
         ``loss_fn(model, batch) -> scalar tensor``.
     batches : iterable
         The calibration batches (at least one).
-    modules : list of (name, Linear), optional
+    modules : list of (name, module), optional
         Whose weights to measure (default: :func:`linear_modules`).
 
     Returns
     -------
     dict
-        ``{name: float64 tensor of the weight's shape}``.
+        ``{name: float64 tensor (out, in)}``, the layout of :func:`~.layer.output_rows` (an
+        ``nn.Linear``'s weight; a ``Conv1D``'s transposed). A weight tied to another module
+        gets the gradient of this layer's use alone (see the module docstring).
     """
     if not callable(loss_fn):
         raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
     modules = linear_modules(model) if modules is None else list(modules)
     if not modules:
-        raise ValueError("model has no torch.nn.Linear layer to measure")
-    fisher = {name: torch.zeros(m.weight.shape, dtype=torch.float64) for name, m in modules}
+        raise ValueError("model has no linear layer (torch.nn.Linear or Conv1D) to measure")
+    for name, m in modules:
+        if not is_linear(m):
+            raise TypeError(f"modules: {name!r} is not a torch.nn.Linear or a Conv1D")
+    fisher = {name: torch.zeros(output_rows(m).shape, dtype=torch.float64) for name, m in modules}
+    tied = _tied(model, modules)
+    local = {name: torch.zeros_like(fisher[name]) for name in tied}
+    hooks = _local_gradient_hooks([(n, m) for n, m in modules if n in tied], local)
     flags = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
@@ -88,15 +131,23 @@ def fisher_diagonal(
         for batch in batches:
             for _, m in modules:
                 m.weight.grad = None
+            for g in local.values():
+                g.zero_()
             loss = loss_fn(model, batch)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError("loss_fn must return a scalar tensor")
             loss.backward()
             for name, m in modules:
-                if m.weight.grad is not None:
-                    fisher[name] += m.weight.grad.detach().to(torch.float64) ** 2
+                if name in tied:
+                    fisher[name] += local[name] ** 2
+                elif m.weight.grad is not None:
+                    grad = m.weight.grad.detach()
+                    grad = grad if isinstance(m, nn.Linear) else grad.T  # Conv1D: (in, out)
+                    fisher[name] += grad.to(torch.float64) ** 2
             count += 1
     finally:
+        for h in hooks:
+            h.remove()
         for _, m in modules:
             m.weight.grad = None
         for p, flag in flags.items():
@@ -128,6 +179,9 @@ def quantize_linears(
 ) -> dict[str, NestedQuantization]:
     """Replace every linear layer named in ``fisher`` by a :class:`~.layer.QuantizedLinear`.
 
+    ``fisher[name]`` is ``(out, in)`` (:func:`fisher_diagonal`'s layout) for an ``nn.Linear``
+    and a ``Conv1D`` alike.
+
     Layers are quantized in the order of ``fisher``'s keys, layer ``i`` with child ``i`` of
     ``seed`` (:func:`kernelapprox._validation.spawn`; ``None``, the default, draws fresh
     entropy), by :func:`~.nested.nested_quantize`
@@ -142,11 +196,11 @@ def quantize_linears(
     out: dict[str, NestedQuantization] = {}
     for (name, f), child in zip(fisher.items(), seeds, strict=True):
         linear = named.get(name)
-        if not isinstance(linear, nn.Linear):
-            raise ValueError(f"fisher: {name!r} is not a torch.nn.Linear of the model")
+        if linear is None or not is_linear(linear):
+            raise ValueError(f"fisher: {name!r} is not a torch.nn.Linear or Conv1D of the model")
         with torch.no_grad():
             q = nested_quantize(
-                linear.weight.detach(),
+                output_rows(linear).detach().contiguous(),
                 f,
                 seed_bits=seed_bits,
                 max_bits=max_bits,
