@@ -9,7 +9,8 @@ Runs :func:`kernelapprox.compression.quantization.experiment.run_quantization` o
 * all widths 3..8 together in <= 1.15x the bytes of one 8-bit model on 4096-wide rows and
   >= 3x smaller than six separate models (:func:`nested_storage` on a 4096 x 4096 matrix; the
   model's own shapes are reported too);
-* quantizing every linear layer at 3..8 bits in under 60 s (the ``nested`` time).
+* quantizing every linear layer at 3..8 bits in under 60 s (the ``nested`` wall time; its
+  process CPU seconds beside it, which a shared machine does not inflate).
 
 Then the throughput of :class:`QuantizedLinear` (cached dequantized weight, and
 dequantizing on every call) against ``torch.nn.Linear`` at batch 1 and 64. Usage::
@@ -49,6 +50,7 @@ def targets(result: dict) -> dict:
     checks["bytes_ok"] = wide["nested_over_one_model"] <= 1.15 and wide["separate_over_nested"] >= 3
     checks["bytes_model"] = result["storage"]
     checks["nested_seconds"] = result["seconds"]["nested"]
+    checks["nested_cpu_seconds"] = result["seconds"]["nested_cpu"]
     checks["time_ok"] = result["seconds"]["nested"] < 60
     return checks
 

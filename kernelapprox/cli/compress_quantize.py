@@ -213,7 +213,8 @@ def table(payload: dict[str, Any]) -> str:
             f"{r['lookup_over_dequantize_batch64']:.3g}"
             for r in t["per_bits"]
         ),
-        f"seconds: nested {payload['seconds']['nested']:.1f}, independent "
+        f"seconds (wall): nested {payload['seconds']['nested']:.1f} "
+        f"({payload['seconds']['nested_cpu']:.1f} s CPU), independent "
         f"{payload['seconds']['independent']:.1f}, optimal {payload['seconds']['optimal']:.1f}, "
         f"total {payload['seconds']['total']:.1f}",
     ]

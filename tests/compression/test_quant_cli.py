@@ -74,6 +74,8 @@ def test_tiny_run_json_and_results_file(tmp_path, capsys) -> None:
     assert [line.split()[0] for line in lines[3:6]] == ["3", "4", "5"]
     assert "x one 5-bit model" in table(payload)
     assert "time(lookup) / time(dequantize-and-matmul)" in table(payload)
+    assert 0 < payload["seconds"]["nested_cpu"] and "s CPU" in table(payload)
+    assert not any(r["lossless"] for r in rows)  # 64-wide rows, at most 32 clusters
 
 
 @pytest.mark.parametrize(
@@ -140,3 +142,27 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys) -> None:
     path.write_text("x")
     assert main(["compress", "quantize", "--out", str(path)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_ratios_are_not_reported_at_a_lossless_width() -> None:
+    """Where every row has no more distinct weights (of positive sensitivity) than clusters,
+    the optimum is 0 and a ratio would be one of rounding errors (1.8e22 on the small decoder
+    at 8 bits before this rule)."""
+    import torch
+
+    from kernelapprox.compression.quantization.experiment import _most_distinct, _ratio
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randint(0, 6, (5, 40), generator=g).double()
+    f = torch.rand(5, 40, generator=g, dtype=torch.float64)
+    f[f < 0.3] = 0
+    rows = [
+        [v for v, s in zip(a, b, strict=True) if s > 0]
+        for a, b in zip(w.tolist(), f.tolist(), strict=True)
+    ]
+    expected = max(len(set(r)) for r in rows)
+    assert _most_distinct(w, f) == expected
+    assert _most_distinct(w, torch.ones_like(f)) == max(len(set(a.tolist())) for a in w)
+    assert _ratio(2.0, 1e-30, lossless=True) is None
+    assert _ratio(2.0, 0.0, lossless=False) is None
+    assert _ratio(3.0, 2.0, lossless=False) == 1.5

@@ -206,6 +206,26 @@ def _minilm(seed: Any, calibration: int, evaluation: int) -> dict[str, Any]:
     }
 
 
+def _most_distinct(w: torch.Tensor, f: torch.Tensor) -> int:
+    """The largest number of distinct weights with positive sensitivity in a row of ``w``.
+
+    At a width with at least that many clusters every row can be quantized without loss:
+    the optimum is 0 and a measured error is float64 rounding only.
+    """
+    v = torch.where(f > 0, w, torch.nan).sort(1).values  # NaN sorts last
+    first = torch.ones_like(v[:, :1], dtype=torch.bool)
+    new = torch.isfinite(v) & torch.cat([first, v[:, 1:] != v[:, :-1]], 1)
+    return int(new.sum(1).max()) if v.numel() else 0
+
+
+def _ratio(numerator: float, denominator: float, lossless: bool) -> float | None:
+    """``numerator / denominator``; ``None`` at a lossless width (:func:`_most_distinct`),
+    where the denominator is rounding, or for a zero denominator."""
+    if lossless or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
 def _rows(out: int, n: int) -> torch.Tensor:
     return torch.linspace(0, out - 1, min(n, out)).round().long().unique()
 
@@ -299,8 +319,13 @@ def run_quantization(
         ``per_bits``: one row per width with ``bits``, ``sse_nested``, ``sse_independent``,
         ``sse_optimal`` (``None`` above ``optimal_max_bits``), ``sse_nested_sample``,
         ``sse_independent_sample``, ``quality_nested``, ``quality_independent`` (the primary
-        metric), the other metrics, and ``bytes``; plus ``storage``, ``throughput``, the
-        settings and timings.
+        metric), the other metrics, and ``bytes``; the ratios ``nested_over_independent``,
+        ``nested_over_optimal`` and ``independent_over_optimal`` are ``None`` at a width
+        with as many clusters as the most distinct weights of a row (of the sampled rows
+        for the optimum): there the optimum is 0 and the errors are float64 rounding (the
+        small decoder's 64-wide rows at 8 bits); ``lossless`` says so. Plus ``storage``,
+        ``throughput``, the settings and ``seconds`` (wall; ``nested_cpu``: process CPU seconds
+        of the nested quantization).
     """
     model = check_choice(model, "model", MODELS)
     method = check_choice(method, "method", METHODS)
@@ -332,7 +357,7 @@ def run_quantization(
     }
     independent_net = copy.deepcopy(net)
     upscale_net = copy.deepcopy(net) if method == "tree" else None
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     nested = quantize_linears(
         net,
         fisher,
@@ -343,7 +368,7 @@ def run_quantization(
         method=method,
         progress=None,
     )
-    t_nested = time.perf_counter() - t1
+    t_nested, c_nested = time.perf_counter() - t1, time.process_time() - c1
     tell(f"nested quantization ({method}) of {len(nested)} layers in {t_nested:.1f} s")
     upscaled: dict[str, Any] = {}
     if upscale_net is not None:
@@ -360,6 +385,10 @@ def run_quantization(
     ind_modules = dict(independent_net.named_modules())
     shapes = [tuple(w.shape) for w in originals.values()]
     samples = {name: _rows(w.shape[0], optimal_rows) for name, w in originals.items()}
+    distinct = max(_most_distinct(w, fisher[name]) for name, w in originals.items())
+    distinct_sample = max(
+        _most_distinct(originals[name][r], fisher[name][r]) for name, r in samples.items()
+    )
     rows_out = []
     t_independent = t_optimal = 0.0
     for bits in range(seed_bits, max_bits + 1):
@@ -367,6 +396,7 @@ def run_quantization(
         sse_n = sse_i = sse_u = 0.0
         opt = n_s = i_s = 0.0
         do_opt = optimal_rows > 0 and bits <= optimal_max_bits
+        lossless, lossless_sample = distinct <= 2**bits, distinct_sample <= 2**bits
         for name, w in originals.items():
             f, q = fisher[name], nested[name]
             sse_n += q.sse(w, f, bits)
@@ -397,7 +427,7 @@ def run_quantization(
             row.update(
                 {
                     "sse_upscale": sse_u,
-                    "upscale_over_independent": sse_u / sse_i if sse_i > 0 else None,
+                    "upscale_over_independent": _ratio(sse_u, sse_i, lossless),
                     "quality_upscale": qu[setup["metric"]],
                     **{f"{k}_upscale": v for k, v in qu.items() if k != setup["metric"]},
                 }
@@ -409,9 +439,10 @@ def run_quantization(
                 "sse_optimal": opt if do_opt else None,
                 "sse_nested_sample": n_s if do_opt else None,
                 "sse_independent_sample": i_s if do_opt else None,
-                "nested_over_independent": sse_n / sse_i if sse_i > 0 else None,
-                "nested_over_optimal": n_s / opt if do_opt and opt > 0 else None,
-                "independent_over_optimal": i_s / opt if do_opt and opt > 0 else None,
+                "lossless": lossless,
+                "nested_over_independent": _ratio(sse_n, sse_i, lossless),
+                "nested_over_optimal": _ratio(n_s, opt, lossless_sample) if do_opt else None,
+                "independent_over_optimal": _ratio(i_s, opt, lossless_sample) if do_opt else None,
                 "quality_nested": qn[setup["metric"]],
                 "quality_independent": qi[setup["metric"]],
                 **{f"{k}_nested": v for k, v in qn.items() if k != setup["metric"]},
@@ -448,6 +479,7 @@ def run_quantization(
         "seconds": {
             "setup": t_setup,
             "nested": t_nested,
+            "nested_cpu": c_nested,
             "independent": t_independent,
             "optimal": t_optimal,
             "total": time.perf_counter() - t0,
