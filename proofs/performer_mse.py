@@ -52,7 +52,7 @@ def run(*, thorough: bool = False) -> Verdict:
         "trig": analytic.performer_trigonometric_mse,
         "hyperbolic": analytic.performer_hyperbolic_mse,
     }
-    n_samples = 7
+    n_features = 7  # m at which the package formulas are compared
     gaps = {}
     dims = (1, 2, 3, 4) if thorough else (1, 2, 3)
     for d in dims:
@@ -81,10 +81,10 @@ def run(*, thorough: bool = False) -> Verdict:
             # the package's MSE formula against the derived one, at m = 7 on a grid of (x, y)
             grid = input_grid(16, 2 * d, low=-0.8, high=0.8)
             gaps[f"d={d} {package[kind].__name__}"] = package_gap(
-                mse[kind].subs(m, n_samples),
+                mse[kind].subs(m, n_features),
                 (*xs, *ys),
                 grid,
-                lambda p, f=package[kind], d=d: f(p[:, :d], p[:, d:], n_features=n_samples),
+                lambda p, f=package[kind], d=d: f(p[:, :d], p[:, d:], n_features=n_features),
             )
         residuals[f"d={d} MSE_hyp - (1 - exp(-|u|^2))/2 MSE_pos"] = residual(
             mse["hyperbolic"], (1 - sp.exp(-uu)) / 2 * mse["positive"]

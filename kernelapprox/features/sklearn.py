@@ -111,22 +111,24 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             return None if rs is None else rs if isinstance(rs, np.random.Generator) else int(rs)
         return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
 
-    def _n_frequencies(self, columns_per_frequency: int) -> int:
+    def _n_features_for(self, columns_per_frequency: int) -> int:
+        """The number of frequencies m: ``n_features``, else ``n_components`` columns rounded
+        up to whole frequencies of ``columns_per_frequency`` columns each."""
         if self.n_features is not None:
             return check_positive_int(self.n_features, "n_features")
         columns = DEFAULT_N_COMPONENTS if self.n_components is None else self.n_components
         columns = check_positive_int(columns, "n_components")
-        n_frequencies = -(-columns // columns_per_frequency)
+        n_features = -(-columns // columns_per_frequency)
         if columns % columns_per_frequency:
             warnings.warn(
                 f"n_components={columns} is not a multiple of {columns_per_frequency}, the "
-                f"columns per frequency of map {self.feature_map!r}: using {n_frequencies} "
-                f"frequencies, {n_frequencies * columns_per_frequency} columns (dropping a "
+                f"columns per frequency of map {self.feature_map!r}: using {n_features} "
+                f"frequencies, {n_features * columns_per_frequency} columns (dropping a "
                 "column would bias the kernel estimate)",
                 UserWarning,
                 stacklevel=3,
             )
-        return n_frequencies
+        return n_features
 
     def _length_scale(self, X: np.ndarray) -> float:
         if isinstance(self.length_scale, str):
@@ -150,7 +152,7 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_choice(self.feature_map, "map", MAPS)
         cls = MAPS[self.feature_map]
         per_frequency = cls.components * (2 if cls.complex_valued else 1)
-        n_frequencies = self._n_frequencies(per_frequency)
+        n_features = self._n_features_for(per_frequency)
         self.length_scale_ = self._length_scale(X)
         kernel = make_kernel(self.kernel, length_scale=self.length_scale_, scale=self.scale)
         with warnings.catch_warnings(record=True) as caught:
@@ -158,17 +160,17 @@ class RandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self.map_ = make(
                 self.feature_map,
                 kernel,
-                n_frequencies,
+                n_features,
                 dim=X.shape[1],
                 sampler=self.sampler,
                 weights=self.weights,
                 seed=self._seed(),
             )
         reemit_once(caught)
-        self.n_features_ = n_frequencies
+        self.n_features_ = n_features
         self.frequencies_ = self.map_.frequencies
         self.weights_ = self.map_.weights
-        self._n_features_out = n_frequencies * per_frequency
+        self._n_features_out = n_features * per_frequency
         return self
 
     @property
