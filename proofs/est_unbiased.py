@@ -34,6 +34,10 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
+
+from kernelapprox.estimators.replications import mean_and_se
+
 from ._core import Claim, Verdict, docstring_section, try_import
 from ._torch import single_threaded
 
@@ -97,9 +101,8 @@ def _experiment(est, torch, thorough: bool) -> Verdict:
                 draws.append(layer(x, part.heads, part.head_scale))
             else:
                 draws.append(layer(x, part.neurons, part.neuron_scale))
-        draws = torch.stack(draws)
-        se = draws.std(0) / math.sqrt(samples)
-        z[kind] = float(((draws.mean(0) - full[kind]) / se).abs().max())
+        mean, se = mean_and_se(torch.stack(draws).numpy(), axis=0)
+        z[kind] = float(np.max(np.abs(mean - full[kind].numpy()) / se))
     at_one = sampler.sample(0, (1.0, 1.0, 1.0)).layers[0]
     every = LayerSlice(heads=torch.arange(HEADS), neurons=torch.arange(NEURONS))
     p1_exact = at_one == LayerSlice() and torch.equal(block(x, at_one), block(x))

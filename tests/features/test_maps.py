@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kernelapprox import features, kernels
+from kernelapprox.estimators.replications import mean_and_se
 from kernelapprox.features import MAPS, dct2_ortho, dct3_ortho, dct_matrix
 from kernelapprox.sampling import QMCBalanceWarning
 from tests.conftest import THOROUGH
@@ -61,7 +62,7 @@ def test_unbiased_within_five_standard_errors(name, kernel):
     k = KERNELS[kernel]
     R = 2000 if THOROUGH else 300
     est = np.stack([features.make(name, k, 16, dim=3, seed=s).gram(X) for s in range(R)])
-    mean, se = est.mean(0), est.std(0, ddof=1) / np.sqrt(R)
+    mean, se = mean_and_se(est, axis=0)
     diff = np.abs(mean - k(X))
     exact = se < 1e-12  # e.g. sincos on the diagonal: cos(0) = 1 for every draw
     assert np.all(diff[exact] < 1e-12)
@@ -207,7 +208,7 @@ def test_dct_is_biased_for_fixed_directions():
     Z = np.random.default_rng(5).normal(size=(3, d)) * 0.6
     R = 3000
     est = np.stack([features.make("dct", k, d, dim=d, seed=s).gram(Z) for s in range(R)])
-    se = est.std(0, ddof=1) / np.sqrt(R)
+    se = mean_and_se(est, axis=0)[1]
     # the exact limit for these fixed directions v_i (rows of the DCT matrix) and chi_d radii:
     # E phi(x).phi(y) = exp(-|x|^2 - |y|^2) mean_i E_r exp(r v_i.(x + y)), r ~ chi_d (quadrature)
     from scipy import integrate, stats
