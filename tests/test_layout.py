@@ -10,6 +10,7 @@ through others. The package's ``__init__`` (lazy re-exports) is exempt.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import kernelapprox
@@ -154,3 +155,49 @@ def test_layout_counts() -> None:
     graph = _graph()
     assert len(graph) > 50
     assert any(t.startswith("kernelapprox.features") for t in graph["kernelapprox.attention.maps"])
+
+
+# ------------------------------------------------------------------ tests mirror the package
+TESTS = Path(__file__).parent
+#: Folders of tests/ that are not a room of the package, with the package they test.
+OTHER_TEST_FOLDERS = {"proofs": "proofs"}
+
+
+def _names_its_room(source: str, room: str) -> bool:
+    """Whether a test module's source names the room it sits in: ``kernelapprox.<room>``
+    (also ``from kernelapprox import <room>``, or a command module ``kernelapprox.cli.<room>...``
+    for a command's tests beside the work it runs), or the other package it tests."""
+    if room in OTHER_TEST_FOLDERS:
+        return re.search(rf"\b{OTHER_TEST_FOLDERS[room]}\b", source) is not None
+    patterns = (
+        rf"\bkernelapprox\.{room}\b",
+        rf"\bkernelapprox\.cli\.{room}",
+        rf"\bfrom kernelapprox import [^\n]*\b{room}\b",
+    )
+    return any(re.search(p, source) for p in patterns)
+
+
+def test_tests_mirror_the_package() -> None:
+    """Each folder of tests/ is a room (or proofs/), and each test module in it tests that
+    room: it names the room's modules (a command's tests may sit beside the work the command
+    runs, e.g. tests/dynamics/ for ``kernelapprox dynamics``; tests/cli/ holds what every
+    command shares). A test of ``lm.corpus`` under tests/compression/ fails here."""
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders <= set(RANKS) | set(OTHER_TEST_FOLDERS), sorted(folders - set(RANKS))
+    wrong = [
+        str(path.relative_to(TESTS))
+        for folder in sorted(folders)
+        for path in sorted((TESTS / folder).glob("test_*.py"))
+        if not _names_its_room(path.read_text(encoding="utf-8"), folder)
+    ]
+    assert not wrong, f"test modules that do not test their folder's room: {wrong}"
+
+
+def test_the_mirror_rule_sees_a_misplaced_test() -> None:
+    misplaced = "from kernelapprox.lm.corpus import labelled_docstrings\n"
+    assert not _names_its_room(misplaced, "compression")
+    assert _names_its_room(misplaced, "lm")
+    assert _names_its_room("from kernelapprox import cli, dynamics\n", "dynamics")
+    assert _names_its_room("from kernelapprox.cli.dynamics_est import plot_est\n", "dynamics")
+    assert not _names_its_room("import kernelapprox.sampling_extra\n", "sampling")
+    assert _names_its_room("import proofs.sorf_law as claim\n", "proofs")

@@ -1,4 +1,4 @@
-"""The labelled docstring task of APT's demo (kernelapprox.lm.corpus.labelled_docstrings)."""
+"""The labelled docstring task (kernelapprox.lm.corpus.labelled_docstrings) that APT's demo uses."""
 
 from __future__ import annotations
 
