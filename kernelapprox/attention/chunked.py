@@ -41,30 +41,44 @@ from typing import Any
 import torch
 
 
-def _walk_states(KV: torch.Tensor, S0: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
-    """``P_0 = S_0``, ``P_{n+1} = d_n P_n + KV_n``: returns ``(P_0 .. P_{N-1}, P_N)``.
+def _matmul_per_slice(
+    a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, accumulate: bool = False
+) -> torch.Tensor:
+    """``out = a @ b`` (``out += a @ b`` with ``accumulate``) for ``(Bh, N, ., .)`` operands,
+    written straight into ``out``, one batched product per index of the shorter of the two
+    leading dimensions.
 
-    ``KV`` ``(Bh, N, F, D)``, ``S0`` ``(Bh, F, D)``, ``decay`` ``(Bh, N, 1, 1)``; the states
-    before each chunk are one contiguous ``(Bh, N, F, D)`` buffer (the read ``Q_n P_n`` is
-    then a single batched product).
+    ``out`` may be a strided view (the walks' ``(Bh, N + 1, ...)`` buffers without one slot),
+    which a single batched product over ``Bh N`` cannot write: it would compute into a fresh
+    contiguous tensor and copy. On CPU every fresh tensor over glibc's 32 MiB ``mmap`` limit
+    is page-faulted in and zeroed by the kernel on first touch, which cost as much CPU time
+    as the product itself (``(8, 64, 256, 65)`` float32, one thread: 17-21 ms user + 16-25 ms
+    system, against 17 ms user and none into a preallocated buffer).
     """
-    N = KV.shape[1]
-    P = torch.empty_like(KV)
-    P[:, 0] = S0
-    for n in range(N - 1):
-        torch.addcmul(KV[:, n], P[:, n], decay[:, n], out=P[:, n + 1])
-    final = torch.addcmul(KV[:, N - 1], P[:, N - 1], decay[:, N - 1])
-    return P, final
+    dim = 0 if a.shape[0] <= a.shape[1] else 1
+    for i in range(out.shape[dim]):
+        ai, bi, oi = a.select(dim, i), b.select(dim, i), out.select(dim, i)
+        if accumulate:
+            oi.baddbmm_(ai, bi)
+        else:
+            torch.bmm(ai, bi, out=oi)
+    return out
 
 
-def _walk_gradients(U: torch.Tensor, dS: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
-    """``g_N = dS``, ``g_n = d_n g_{n+1} + U_n``: returns ``(g_1 .. g_N)`` and ``g_0``."""
-    N = U.shape[1]
-    g = torch.empty_like(U)
-    g[:, N - 1] = dS
-    for n in range(N - 1, 0, -1):
-        torch.addcmul(U[:, n], g[:, n], decay[:, n], out=g[:, n - 1])
-    return g, torch.addcmul(U[:, 0], g[:, 0], decay[:, 0])
+def _walk_states(states: torch.Tensor, decay: torch.Tensor) -> None:
+    """In place, ``states[:, n + 1] = d_n states[:, n] + states[:, n + 1]`` for ``n = 0 ..
+    N - 1``: with ``S_0`` in slot 0 and ``KV_n`` in slot ``n + 1`` the buffer ends as
+    ``(P_0 .. P_N)``. ``states`` ``(Bh, N + 1, F, D)``, ``decay`` ``(Bh, N, 1, 1)``."""
+    for n in range(states.shape[1] - 1):
+        states[:, n + 1].addcmul_(states[:, n], decay[:, n])
+
+
+def _walk_gradients(grads: torch.Tensor, decay: torch.Tensor) -> None:
+    """In place, ``grads[:, n] = d_n grads[:, n + 1] + grads[:, n]`` for ``n = N - 1 .. 0``:
+    with ``U_n = Q_n^T (r_n . dO_n)`` in slot ``n`` and ``dP_N`` in slot ``N`` the buffer
+    ends as ``(g_0 .. g_N)``. Shapes as in :func:`_walk_states`."""
+    for n in range(grads.shape[1] - 2, -1, -1):
+        grads[:, n].addcmul_(grads[:, n + 1], decay[:, n])
 
 
 def masked_scores(
@@ -107,26 +121,34 @@ class ChunkProducts(torch.autograd.Function):
         value_scale: torch.Tensor,
         decay: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        Bh, N, CG, _ = Q.shape
+        Bh, N, CG, Fd = Q.shape
         C = K.shape[2]
         G = CG // C
         A = masked_scores(Q, K, weight, future)
         Vw = V * value_scale[..., None]
-        P, final = _walk_states(K.transpose(-1, -2) @ Vw, S0, decay[..., None, None])
+        # One buffer for the increments and the states they walk into: slot n + 1 holds
+        # KV_n = K_n^T (e_n . V_n) until the walk turns it into P_{n+1} (a separate states
+        # tensor would be a second fresh (Bh, N, F, D) block).
+        states = Q.new_empty(Bh, N + 1, Fd, V.shape[-1])
+        states[:, 0] = S0
+        _matmul_per_slice(K.transpose(-1, -2), Vw, states[:, 1:])
+        _walk_states(states, decay[..., None, None])
         out = A @ V
+        read = _matmul_per_slice(Q, states[:, :N], torch.empty_like(out))
         rs = row_scale[:, :, :, None, None]
-        out.view(Bh, N, C, G, -1).addcmul_((Q @ P).view(Bh, N, C, G, -1), rs)
-        ctx.save_for_backward(Q, K, V, A, Vw, P, weight, row_scale, value_scale, decay)
-        return out, final
+        out.view(Bh, N, C, G, -1).addcmul_(read.view(Bh, N, C, G, -1), rs)
+        ctx.save_for_backward(Q, K, V, A, Vw, states, weight, row_scale, value_scale, decay)
+        return out, states[:, N].clone()
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, dO: torch.Tensor, dS: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
-        Q, K, V, A, Vw, P, weight, row_scale, value_scale, decay = ctx.saved_tensors
-        Bh, N, CG, Fd = Q.shape
+        Q, K, V, A, Vw, states, weight, row_scale, value_scale, decay = ctx.saved_tensors
+        Bh, N, CG, _ = Q.shape
         C = K.shape[2]
         G = CG // C
+        P = states[:, :N]
         dO = dO.contiguous()
         dA = dO @ V.transpose(-1, -2)
         # weight is 0 at the future entries by selection, and every operand here is finite
@@ -134,16 +156,18 @@ class ChunkProducts(torch.autograd.Function):
         dA.view(Bh, N, C, G, C).mul_(weight[:, :, :, None, :])
         dOr = (dO.view(Bh, N, C, G, -1) * row_scale[:, :, :, None, None]).view(dO.shape)
         dQ = dA @ K
-        dQ.view(Bh * N, CG, Fd).baddbmm_(
-            dOr.view(Bh * N, CG, -1), P.view(Bh * N, Fd, -1).transpose(1, 2)
-        )
-        g, dS0 = _walk_gradients(Q.transpose(-1, -2) @ dOr, dS, decay[..., None, None])
+        _matmul_per_slice(dOr, P.transpose(-1, -2), dQ, accumulate=True)
+        # Slots 0 .. N - 1 hold U_n, slot N the final state's gradient; the walk leaves g_n.
+        grads = Q.new_empty(states.shape)
+        _matmul_per_slice(Q.transpose(-1, -2), dOr, grads[:, :N])
+        grads[:, N] = dS
+        _walk_gradients(grads, decay[..., None, None])
+        g_next = grads[:, 1:]  # g_{n+1}, the gradient of the state chunk n writes
         dK = dA.transpose(-1, -2) @ Q
-        dK.view(Bh * N, C, Fd).baddbmm_(
-            Vw.view(Bh * N, C, -1), g.view(Bh * N, Fd, -1).transpose(1, 2)
-        )
+        _matmul_per_slice(Vw, g_next.transpose(-1, -2), dK, accumulate=True)
         dV = A.transpose(-1, -2) @ dO
-        dV.addcmul_(K @ g, value_scale[..., None])
+        dV.addcmul_(_matmul_per_slice(K, g_next, torch.empty_like(dV)), value_scale[..., None])
+        dS0 = grads[:, 0].clone()
         needs = ctx.needs_input_grad
         return (
             dQ if needs[0] else None,
