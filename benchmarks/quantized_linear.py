@@ -59,12 +59,12 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from kernelapprox.bench.timing import interleaved_times
 from kernelapprox.compression.quantization import NestedQuantization, QuantizedLinear
 
 SHAPES = ((384, 384), (1536, 384), (384, 1536))
@@ -101,20 +101,10 @@ def _contenders(out: int, cols: int, bits: int, x: torch.Tensor) -> dict:
 def paired_ratios(fns: dict, rounds: int, min_seconds: float = 2e-3) -> dict:
     """Median seconds per call of each ``fns[name]`` and median per-round ratio to ``linear``."""
     inner = {}
-    for name, fn in fns.items():
-        fn()
-        t = time.perf_counter()
-        fn()
-        inner[name] = max(1, int(min_seconds / max(time.perf_counter() - t, 1e-7)))
-    names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            fn, n = fns[name], inner[name]
-            t = time.perf_counter()
-            for _ in range(n):
-                fn()
-            times[name].append((time.perf_counter() - t) / n)
+    for name, fn in fns.items():  # a warm-up call, then one timed call sets the count
+        once = interleaved_times({name: fn}, 1)[name][0]
+        inner[name] = max(1, int(min_seconds / max(once, 1e-7)))
+    times = interleaved_times(fns, rounds, calls=inner, warm_up=False)
     base = np.array(times["linear"])
     result = {
         name: {
@@ -123,7 +113,7 @@ def paired_ratios(fns: dict, rounds: int, min_seconds: float = 2e-3) -> dict:
             "ratio_min": float(np.min(np.array(times[name]) / base)),
             "ratio_max": float(np.max(np.array(times[name]) / base)),
         }
-        for name in names
+        for name in fns
     }
     if "lookup" in times and "dequantize" in times:
         pair = np.array(times["lookup"]) / np.array(times["dequantize"])

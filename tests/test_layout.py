@@ -19,7 +19,7 @@ PACKAGE = Path(kernelapprox.__file__).parent
 
 #: Rank of each room (top-level module or subpackage of kernelapprox).
 RANKS: dict[str, int] = {
-    "_validation": 0, "errors": 0, "_io": 0, "_triton": 0, "_style": 0,
+    "_validation": 0, "errors": 0, "_io": 0, "_triton": 0, "_style": 0, "_timing": 0,
     "kernels": 1, "discrepancy": 1, "lm": 1,
     "sampling": 2,
     "features": 3,
