@@ -220,6 +220,34 @@ def uniform_log_weight(feature_map: AnyMap, params: dict[str, torch.Tensor] | No
     return 0.5 * math.log(float(weights[0]))
 
 
+class ShiftedExp(torch.autograd.Function):
+    """``exp(logs + shift)`` for a fresh ``logs`` (a map's
+    :meth:`~kernelapprox.features.FeatureMap.log_per_frequency` result, which no one else
+    holds), computed in the storage of ``logs``, with autograd's own gradients:
+    ``d logs = dy . y`` and ``d shift`` its sum over the dimensions ``shift`` broadcasts.
+
+    Autograd's ``(logs + shift).exp_()`` writes the sum into a new ``logs``-sized tensor; on
+    CPU each such block over glibc's 32 MiB ``mmap`` limit (queries or keys at ``B H T m =
+    8 x 4096 x 256`` in float32) is page-faulted in and zeroed on first touch, as much CPU
+    time as the pass itself. Overwriting ``logs`` is safe because no backward pass needs it
+    (the product or sum that made it saves its inputs, not its result).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logs: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = logs.detach().add_(shift).exp_()
+        ctx.save_for_backward(y)
+        ctx.shift_shape = shift.shape
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        dlogs = dy * y
+        dshift = dlogs.sum_to_size(ctx.shift_shape) if ctx.needs_input_grad[1] else None
+        return dlogs, dshift
+
+
 def stabilized_features(
     feature_map: AnyMap,
     x: torch.Tensor,
@@ -255,7 +283,7 @@ def stabilized_features(
         if inplace:
             g = logs.add_(shift[..., None, None]).exp_()
         else:
-            g = (logs + shift[..., None, None]).exp_()
+            g = ShiftedExp.apply(logs, shift[..., None, None])
         if log_weight is None:
             phi = feature_map.weighted(g, params)
         else:

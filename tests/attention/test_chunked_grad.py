@@ -3,8 +3,9 @@
 Checked two ways: :func:`torch.autograd.gradcheck` in float64 against finite differences of
 the forward pass (every input that takes a gradient, both outputs, non-trivial scales and
 grouped queries), and against autograd of a direct transcription of the forward formula.
-Causality of the gradients for non-finite inputs is tested on ``feature_attention`` in
-``test_masking.py``.
+The features' shifted exponential (``attention.maps.ShiftedExp``, which overwrites its fresh
+input) is checked the same two ways. Causality of the gradients for non-finite inputs is
+tested on ``feature_attention`` in ``test_masking.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from kernelapprox.attention.chunked import ChunkProducts
+from kernelapprox.attention.maps import ShiftedExp
 
 
 def _inputs(Bh=2, N=3, C=4, G=1, F=5, D=3, seed=0, dtype=torch.float64):
@@ -47,16 +49,17 @@ def _transcribed(Q, K, V, S0, weight, future, row_scale, value_scale, decay):
     return torch.stack(outs, dim=1), P
 
 
-@pytest.mark.parametrize("G", [1, 2])
-def test_gradcheck_in_float64(G):
-    (Q, K, V, S0), consts = _inputs(G=G)
+# Bh > N as well as Bh <= N: the products into the walks' buffers loop over the shorter axis.
+@pytest.mark.parametrize(("G", "Bh", "N"), [(1, 2, 3), (2, 2, 3), (1, 5, 2)])
+def test_gradcheck_in_float64(G, Bh, N):
+    (Q, K, V, S0), consts = _inputs(G=G, Bh=Bh, N=N)
     ins = [x.requires_grad_() for x in (Q, K, V, S0)]
     assert torch.autograd.gradcheck(lambda *x: ChunkProducts.apply(*x, *consts), ins)
 
 
-@pytest.mark.parametrize("G", [1, 3])
-def test_forward_and_gradients_equal_autograd_of_the_formula(G):
-    (Q, K, V, S0), consts = _inputs(N=4, C=3, G=G, F=6, D=4, seed=1)
+@pytest.mark.parametrize(("G", "Bh"), [(1, 2), (3, 2), (2, 7)])
+def test_forward_and_gradients_equal_autograd_of_the_formula(G, Bh):
+    (Q, K, V, S0), consts = _inputs(Bh=Bh, N=4, C=3, G=G, F=6, D=4, seed=1)
     ins = [x.requires_grad_() for x in (Q, K, V, S0)]
     out, final = ChunkProducts.apply(*ins, *consts)
     ref_out, ref_final = _transcribed(*ins, *consts)
@@ -69,3 +72,35 @@ def test_forward_and_gradients_equal_autograd_of_the_formula(G):
     ref = torch.autograd.grad((ref_out * dO).sum() + (ref_final * dS).sum(), ins)
     for name, a, b in zip("QKVS", ours, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"d{name}")
+
+
+def _logs_and_shift(seed=2):
+    g = torch.Generator().manual_seed(seed)
+    logs = torch.randn(6, 5, 2, generator=g, dtype=torch.float64)
+    shift = torch.randn(6, 1, 1, generator=g, dtype=torch.float64)
+    return logs.requires_grad_(), shift.requires_grad_()
+
+
+def test_shifted_exp_gradcheck_in_float64():
+    logs, shift = _logs_and_shift()
+    # ``logs * 1`` hands the function a fresh tensor each call, as the feature maps do
+    assert torch.autograd.gradcheck(lambda a, b: ShiftedExp.apply(a * 1, b), (logs, shift))
+
+
+def test_shifted_exp_equals_autograd_of_exp_and_overwrites_only_its_fresh_input():
+    logs, shift = _logs_and_shift(3)
+    fresh = logs * 2.0
+    before = fresh.detach().clone()
+    y = ShiftedExp.apply(fresh, shift)
+    ref = torch.exp(before + shift)
+    torch.testing.assert_close(y, ref, rtol=0, atol=0)
+    assert fresh.data_ptr() == y.data_ptr()  # written in place: no new logs-sized tensor
+    dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=y.dtype)
+    ours = torch.autograd.grad((y * dy).sum(), (logs, shift))
+    ref = torch.autograd.grad((torch.exp(logs * 2.0 + shift) * dy).sum(), (logs, shift))
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
+    # a shift that needs no gradient gets none
+    fixed = shift.detach()
+    (d_logs,) = torch.autograd.grad((ShiftedExp.apply(logs * 2.0, fixed) * dy).sum(), (logs,))
+    torch.testing.assert_close(d_logs, ref[0], rtol=1e-14, atol=1e-14)
