@@ -25,7 +25,8 @@ match the scan exactly.
 
 from __future__ import annotations
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Verdict, try_import
+from ._numerical import numerical_claim
 
 SEED = 20240718
 
@@ -40,14 +41,14 @@ def _scan(order, params, budget) -> int:
     return k
 
 
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     pruning, reason = try_import("kernelapprox.compression.pruning")
     if pruning is None:
         return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     import numpy as np
     import torch
 
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     failures, cases, tightest = [], 0, 0.0
     problems = []
     for _ in range(400 if thorough else 120):
@@ -58,7 +59,7 @@ def run(*, thorough: bool = False) -> Verdict:
     from kernelapprox.lm import Decoder, DecoderConfig
 
     config = DecoderConfig(context=4, n_layers=3, d_model=16, n_heads=4, d_mlp=24)
-    sites = pruning.decoder_sites(Decoder(config, seed=SEED))
+    sites = pruning.decoder_sites(Decoder(config, seed=seed))
     sal = np.concatenate([rng.random(s.n_groups) for s in sites])
     par = np.concatenate([np.full(s.n_groups, s.params_per_group) for s in sites])
     for step in pruning.pruning_steps(0, 100):
@@ -87,16 +88,12 @@ def run(*, thorough: bool = False) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="apt_budget_search",
     title="APT: the budget search keeps at most the budget, within one block of it",
-    statement=docstring_section(__doc__, "Statement"),
     source="Zhao, Hajishirzi & Cao (ICML 2024), APT, Sec. 4.2 (parameter-constrained search)",
-    method="numerical",
-    expected="holds",
     family="compression",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="exact (integer parameter counts)",
     requires=("kernelapprox.compression.pruning",),

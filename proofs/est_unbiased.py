@@ -38,32 +38,33 @@ import numpy as np
 
 from kernelapprox.estimators.replications import mean_and_se
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Verdict, try_import
+from ._numerical import numerical_claim
 from ._torch import single_threaded
 
 SEED = 20240612
 TOKENS, D_MODEL, HEADS, NEURONS = 6, 16, 4, 8
 
 
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     est, reason = try_import("kernelapprox.dynamics.est")
     if est is None:
         return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
     import torch
 
     with torch.no_grad():
-        return _experiment(est, torch, thorough)
+        return _experiment(est, torch, thorough, seed)
 
 
 @single_threaded  # tiny tensors: intra-op threads only add contention
-def _experiment(est, torch, thorough: bool) -> Verdict:
+def _experiment(est, torch, thorough: bool, seed: int) -> Verdict:
     from kernelapprox.lm import Decoder, DecoderConfig, LayerSlice
 
     config = DecoderConfig(
         context=TOKENS, n_layers=1, d_model=D_MODEL, n_heads=HEADS, d_mlp=NEURONS
     )
-    model = Decoder(config, seed=SEED, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(SEED)
+    model = Decoder(config, seed=seed, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
     for p in model.parameters():  # O(1) weights and biases: clearly non-linear sublayers
         p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) / math.sqrt(p.shape[-1]))
     block = model.blocks[0]
@@ -75,7 +76,7 @@ def _experiment(est, torch, thorough: bool) -> Verdict:
         for rate in (0.5, 0.25, 0.3):
             rates = [1.0, 1.0, 1.0]
             rates[axis] = rate
-            part = est.SubnetworkSampler(1, HEADS, NEURONS, seed=SEED).sample(0, rates).layers[0]
+            part = est.SubnetworkSampler(1, HEADS, NEURONS, seed=seed).sample(0, rates).layers[0]
             kept = part.heads if kind == "heads" else part.neurons
             scale = part.head_scale if kind == "heads" else part.neuron_scale
             subsets = [torch.tensor(s) for s in itertools.combinations(range(n_units), len(kept))]
@@ -89,7 +90,7 @@ def _experiment(est, torch, thorough: bool) -> Verdict:
             predicted = abs(len(kept) / n_units / rate - 1)
             naive_bias[f"{kind} p={rate}"] = (float(naive), predicted)
     samples = 10000 if thorough else 2000
-    sampler = est.SubnetworkSampler(1, HEADS, NEURONS, seed=SEED)
+    sampler = est.SubnetworkSampler(1, HEADS, NEURONS, seed=seed)
     z = {}
     for kind, (layer, _, axis) in sublayers.items():
         rates = [1.0, 1.0, 1.0]
@@ -126,16 +127,12 @@ def _experiment(est, torch, thorough: bool) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="est_unbiased",
     title="EST: N/k-rescaled random heads and neurons are unbiased for each sublayer",
-    statement=docstring_section(__doc__, "Statement"),
     source="Li et al. (ICML 2024), EST, Sec. 3",
-    method="numerical",
-    expected="holds",
     family="dynamics",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="1e-12 relative for the exact subset average; 5 SE for the Monte Carlo mean",
     requires=("kernelapprox.dynamics.est",),
