@@ -40,7 +40,8 @@ package's exact `flops_saving`.
 
 from __future__ import annotations
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Verdict, try_import
+from ._numerical import numerical_claim
 from ._torch import single_threaded
 
 SEED = 20240614
@@ -115,16 +116,12 @@ def _experiment(est, thorough: bool, seed: int) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="est_loss_gap",
     title="EST at the scaled GPT-2 schedule: loss within 1 % of full training is not refuted",
-    statement=docstring_section(__doc__, "Statement"),
     source="Li et al. (ICML 2024), EST, GPT-2: 26.7 % fewer FLOPs without higher loss",
-    method="numerical",
-    expected="holds",
     family="dynamics",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance=(
         "95 % Student-t interval of the paired gap over the subnetwork draws, read against "

@@ -30,33 +30,34 @@ reported per width.
 
 from __future__ import annotations
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Verdict, try_import
+from ._numerical import numerical_claim
 from ._torch import single_threaded
 
 SEED = 20240717
 
 
-def run(*, thorough: bool = False) -> Verdict:
+def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     quant, reason = try_import("kernelapprox.compression.quantization")
     if quant is None:
         return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
-    return _experiment(quant, torch, thorough)
+    return _experiment(quant, torch, thorough, seed)
 
 
 @single_threaded  # tiny tensors: intra-op threads only add contention
-def _experiment(quant, torch, thorough: bool) -> Verdict:
+def _experiment(quant, torch, thorough: bool, seed: int) -> Verdict:
     price: dict[int, list[float]] = {}
     to_optimum: dict[str, list[float]] = {"nested": [], "independent": []}
     for cols, rows in ((4096, 32 if thorough else 4), (384, 32)):
-        gen = torch.Generator().manual_seed(SEED)
+        gen = torch.Generator().manual_seed(seed)
         w = torch.randn(rows, cols, generator=gen, dtype=torch.float64)
         f = torch.randn(rows, cols, generator=gen, dtype=torch.float64) ** 2
-        q = quant.nested_quantize(w, f, seed_bits=3, max_bits=8, seed=SEED)
+        q = quant.nested_quantize(w, f, seed_bits=3, max_bits=8, seed=seed)
         ratios = []
         for k in q.widths:
-            codes, table = quant.independent_quantize(w, f, k, seed=SEED)
+            codes, table = quant.independent_quantize(w, f, k, seed=seed)
             ratios.append(q.sse(w, f, k) / float(quant.weighted_sse(w, f, codes, table).sum()))
             if cols == 384 and k <= 5:
                 sw, sf = w[:8], f[:8]
@@ -94,16 +95,12 @@ def _experiment(quant, torch, thorough: bool) -> Verdict:
     )
 
 
-CLAIM = Claim(
+CLAIM = numerical_claim(
+    run,
     name="quant_nesting_price",
     title="Any-Precision: the price of nesting per width (wide vs MiniLM-wide rows)",
-    statement=docstring_section(__doc__, "Statement"),
     source="Park et al. (ICML 2024), Any-Precision LLM, Sec. 3, Table 1",
-    method="numerical",
-    expected="holds",
     family="compression",
-    run=run,
-    module=__name__,
     seed=SEED,
     tolerance="4096 wide: 0.9 <= ratio <= 1.3 at every width; 384 wide: ratio > 5 at 8 bits; "
     "1 <= heuristic / optimum <= 2 at 3..5 bits (measured values with margin, one seed)",
