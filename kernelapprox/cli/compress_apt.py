@@ -37,6 +37,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from kernelapprox.cli._common import add_common_options
@@ -279,12 +280,6 @@ def _summary(
     return out
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-
-
 def inference_speedup(full: Any, shrunk: Any, ids: Any, att: Any, *, rounds: int = 4) -> dict:
     """Same-process speed of ``shrunk`` against ``full`` on the batch ``(ids, att)``.
 
@@ -313,8 +308,8 @@ def inference_speedup(full: Any, shrunk: Any, ids: Any, att: Any, *, rounds: int
                 for model in order:
                     times[id(model)] = measure(lambda model=model: model(ids, att), 3)
                 (wf, cf), (ws, cs) = times[id(full)], times[id(shrunk)]
-                wall.append(_median(wf) / _median(ws))
-                cpu.append(_median(cf) / _median(cs))
+                wall.append(median(wf) / median(ws))
+                cpu.append(median(cf) / median(cs))
     finally:
         torch.set_num_threads(threads)
     return {"wall_ratios": wall, "cpu_ratios": cpu, "batch": int(ids.shape[0]), "threads": 1}
@@ -326,9 +321,9 @@ def _pooled_speedup(speed: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if not wall:
         return {"infer_speedup": None, "infer_speedup_range": None, "infer_speedup_cpu": None}
     return {
-        "infer_speedup": _median(wall),
+        "infer_speedup": median(wall),
         "infer_speedup_range": [min(wall), max(wall)],
-        "infer_speedup_cpu": _median(cpu),
+        "infer_speedup_cpu": median(cpu),
         "infer_speedup_cpu_range": [min(cpu), max(cpu)],
         "infer_speedup_rounds": len(wall),
     }
