@@ -159,6 +159,7 @@ def test_layout_counts() -> None:
 
 # ------------------------------------------------------------------ tests mirror the package
 TESTS = Path(__file__).parent
+ROOT = PACKAGE.parent
 #: Folders of tests/ that are not a room of the package, with the package they test.
 OTHER_TEST_FOLDERS = {"proofs": "proofs"}
 
@@ -177,18 +178,33 @@ def _names_its_room(source: str, room: str) -> bool:
     return any(re.search(p, source) for p in patterns)
 
 
+def _benchmark_scripts(source: str) -> list[str]:
+    """The sources of the ``benchmarks/`` scripts a test module names (``"benchmarks" /
+    "x.py"`` or ``benchmarks/x.py``)."""
+    names = re.findall(r"benchmarks[\"' /]+(\w+\.py)", source)
+    scripts = [ROOT / "benchmarks" / name for name in names]
+    return [p.read_text(encoding="utf-8") for p in scripts if p.is_file()]
+
+
+def _tests_its_room(source: str, room: str) -> bool:
+    """A test module names its room, or tests a benchmark script that does."""
+    scripts = _benchmark_scripts(source)
+    return _names_its_room(source, room) or any(_names_its_room(s, room) for s in scripts)
+
+
 def test_tests_mirror_the_package() -> None:
     """Each folder of tests/ is a room (or proofs/), and each test module in it tests that
     room: it names the room's modules (a command's tests may sit beside the work the command
-    runs, e.g. tests/dynamics/ for ``kernelapprox dynamics``; tests/cli/ holds what every
-    command shares). A test of ``lm.corpus`` under tests/compression/ fails here."""
+    runs, e.g. tests/dynamics/ for ``kernelapprox dynamics``, and a benchmark script's tests
+    beside the room the script measures; tests/cli/ holds what every command shares). A
+    test of ``lm.corpus`` under tests/compression/ fails here."""
     folders = {p.name for p in TESTS.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
     assert folders <= set(RANKS) | set(OTHER_TEST_FOLDERS), sorted(folders - set(RANKS))
     wrong = [
         str(path.relative_to(TESTS))
         for folder in sorted(folders)
         for path in sorted((TESTS / folder).glob("test_*.py"))
-        if not _names_its_room(path.read_text(encoding="utf-8"), folder)
+        if not _tests_its_room(path.read_text(encoding="utf-8"), folder)
     ]
     assert not wrong, f"test modules that do not test their folder's room: {wrong}"
 
@@ -201,3 +217,37 @@ def test_the_mirror_rule_sees_a_misplaced_test() -> None:
     assert _names_its_room("from kernelapprox.cli.dynamics_est import plot_est\n", "dynamics")
     assert not _names_its_room("import kernelapprox.sampling_extra\n", "sampling")
     assert _names_its_room("import proofs.sorf_law as claim\n", "proofs")
+    bench = 'ROOT / "benchmarks" / "quantization_targets.py"'
+    assert _tests_its_room(bench, "compression") and not _tests_its_room(bench, "lm")
+
+
+# ------------------------------------------------------------- one helper for each statistic
+#: A standard error or a variance of a mean written inline: ``x.std(...) / sqrt(n)`` or
+#: ``x.var(...) / n``; the one implementation is ``estimators.replications.mean_and_se``.
+INLINE_SE = re.compile(r"\.(std\([^)]*\)\s*/\s*(np\.|math\.|torch\.)?sqrt|var\([^)]*\)\s*/\s*\w)")
+STATISTICS_HOME = PACKAGE / "estimators" / "replications.py"
+
+
+def _inline_standard_errors(source: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if INLINE_SE.search(line)]
+
+
+def test_standard_errors_come_from_the_one_helper() -> None:
+    """The package, the claims and the benchmarks take mean +- SE from ``mean_and_se``
+    (tests may still write one out as an independent oracle of the helper)."""
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for folder in (PACKAGE, ROOT / "proofs", ROOT / "benchmarks")
+        for path in sorted(folder.rglob("*.py"))
+        if path != STATISTICS_HOME
+        and (lines := _inline_standard_errors(path.read_text(encoding="utf-8")))
+    }
+    assert not found, f"standard errors written inline: {found}"
+
+
+def test_the_statistics_rule_sees_inline_standard_errors() -> None:
+    assert _inline_standard_errors("se = draws.std(0) / math.sqrt(samples)")
+    assert _inline_standard_errors("se = x.std(axis=0, ddof=1) / np.sqrt(R)")
+    assert _inline_standard_errors("a = u.var(ddof=1) / u.size")
+    assert not _inline_standard_errors("mean, se = mean_and_se(x, axis=0)")
+    assert not _inline_standard_errors("z = (x - x.mean()) / x.std()")

@@ -79,7 +79,7 @@ def error_ratio(
         diff = float(u.mean() - v.mean())
         if R < 2:
             return ErrorEstimate(float(np.exp(diff)), nan, nan, nan, level, "welch-log-t", 0, R)
-        a, b = u.var(ddof=1) / u.size, v.var(ddof=1) / v.size
+        a, b = mean_and_se(u)[1] ** 2, mean_and_se(v)[1] ** 2  # squared SEs of the means
         se = float(np.sqrt(a + b))
         denom = a * a / (u.size - 1) + b * b / (v.size - 1)
         dof = float((a + b) ** 2 / denom) if denom > 0 else float(u.size + v.size - 2)
