@@ -33,7 +33,8 @@ def test_catalogue_covers_every_area() -> None:
     mutation = _load()
     paths = {m.path for m in mutation.MUTANTS}
     for area in ("sampling/", "features/", "estimators/", "discrepancy", "sampling/weights",
-                 "attention/", "dynamics/", "compression/"):  # fmt: skip
+                 "attention/", "dynamics/", "compression/", "dynamics/est",
+                 "compression/pruning/", "compression/quantization/"):  # fmt: skip
         assert any(area in p for p in paths), area
 
 
