@@ -114,6 +114,8 @@ def run_est(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], s
         return _run_draws(args.draws, options)
     result = compare_over_seeds(seeds=args.seeds, **options)
     if args.out is not None:
+        from kernelapprox.dynamics.plots import plot_est
+
         plot_est(result, Path(args.out))
     payload = {"experiment": "est", **result}
     rows = [
@@ -175,84 +177,3 @@ def _run_draws(draws: int, options: dict[str, Any]) -> tuple[dict, str]:
     lines.append("per-draw loss gaps: " + ", ".join(f"{g:.4f}" for g in result["draws_loss_gap"]))
     lines.append("(mean over draws, 95 % Student-t interval; conditional on the init and data)")
     return payload, "\n".join(lines)
-
-
-def _rates_text(rates: Any) -> str:
-    """``"(.5, .5, 1)"``: a stage's keep rates ``(p_H, p_M, p_L)`` without leading zeros."""
-    return "(" + ", ".join(f"{float(p):g}".removeprefix("0") for p in rates) + ")"
-
-
-def est_title(result: dict[str, Any]) -> str:
-    """The EST figure's title: the model's and the run's sizes, the replications and the
-    savings, from ``result`` (:func:`~kernelapprox.dynamics.est.compare_over_seeds`)."""
-    cfg = result["config"]
-    seeds = int(result.get("seeds", 1))
-    return (
-        f"EST vs full: {cfg['n_layers']} layers, d = {cfg['d_model']}, {cfg['n_heads']} heads, "
-        f"MLP {cfg['d_mlp']}, T = {cfg['context']}; batch {result['batch_size']}, "
-        f"{result['steps']} steps, {seeds} seed{'s' if seeds != 1 else ''}\n"
-        f"block FLOPs saving {100 * result['flops_saving']:.1f} %, "
-        f"wall saving {100 * result['wall_saving']:.1f} %"
-    )
-
-
-def plot_est(result: dict[str, Any], out: Path) -> Path:
-    """``out/est.png``: validation loss of both runs against steps and against FLOPs.
-
-    One line per run and replication; in the left panel each stage of the schedule is a
-    shaded band named by its keep rates ``(p_H, p_M, p_L)`` in a legend of its own, the last
-    (every rate 1: the full model) left white. The title states the model's and the run's
-    sizes (:func:`est_title`).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from kernelapprox._io import atomic_path
-    from kernelapprox._style import implementation_style
-
-    out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    runs = result.get("runs", [result])
-    names = {"full": "full", "est": "EST"}
-    for i, replication in enumerate(runs):
-        hist = replication["history"]
-        for run in ("full", "est"):
-            color, marker = implementation_style(run)  # the same colour in every figure
-            loss = [h[f"val_loss_{run}"] for h in hist]
-            label = f"{names[run]} ({len(runs)} seeds)" if len(runs) > 1 else names[run]
-            style = dict(color=color, marker=marker, ms=3.5, label=label if i == 0 else None)
-            axes[0].plot([h["step"] for h in hist], loss, **style)
-            axes[1].plot([h[f"flops_{run}"] / 1e9 for h in hist], loss, **style)
-    schedule = result["schedule"]
-    starts = [0, *schedule["boundaries"][:-1]]
-    shades = ("0.80", "0.90", "0.95")
-    bands = []
-    for k, (start, stop, rates) in enumerate(
-        zip(starts, schedule["boundaries"], schedule["rates"], strict=True)
-    ):
-        full_model = all(float(p) == 1.0 for p in rates)
-        text = f"stage {k + 1}, steps {start}–{stop}: " + (
-            "full model" if full_model else _rates_text(rates)
-        )
-        colour = "white" if full_model else shades[min(k, len(shades) - 1)]
-        bands.append(axes[0].axvspan(start, stop, color=colour, ec="0.6", lw=0.5, zorder=0,
-                                     label=text))  # fmt: skip
-    curves = axes[0].legend(handles=axes[0].lines[:2], loc="upper right")
-    axes[0].add_artist(curves)
-    axes[0].legend(handles=bands, loc="center right", fontsize=8,
-                   title="stages, keep rates $(p_H, p_M, p_L)$", title_fontsize=8)  # fmt: skip
-    axes[0].set_xlim(0, schedule["boundaries"][-1])
-    axes[0].set_xlabel("step")
-    axes[1].set_xlabel("training compute with the LM head (GFLOP)")
-    axes[1].legend(loc="upper right")
-    for ax in axes:
-        ax.set_ylabel("validation loss (nats/byte)")
-    fig.suptitle(est_title(result), fontsize=10)
-    fig.tight_layout()
-    path = out / "est.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path

@@ -1,5 +1,6 @@
-"""The EST figure (``kernelapprox dynamics est --out``): its title states the model's and the
-run's sizes, and each stage of the schedule is named with its keep rates."""
+"""The EST figure (``kernelapprox dynamics est --out``, drawn by ``dynamics.plots.plot_est``):
+its title states the model's and the run's sizes, and each stage of the schedule is named
+with its keep rates."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from kernelapprox.cli.dynamics_est import est_title, plot_est
+from kernelapprox.dynamics.plots import est_title, plot_est
 
 
 def _result(seeds: int) -> dict:
