@@ -593,7 +593,7 @@ def _attend(
     Hk, Dv = dims(k, layout)[2], v.shape[-1]
     cdt = S0.dtype
     mult = input_multiplier(fm, scale)
-    opts = {"log_weight": log_weight, "inplace": inplace}
+    opts = {"log_weight": log_weight, "inplace": inplace, "owned": True}
     qw = _working(q, layout, Hk).to(cdt)
     kw = _working(k, layout, Hk)[:, :, :, 0].to(cdt)
     vw = _working(v, layout, Hk)[:, :, :, 0].to(cdt)
@@ -720,7 +720,7 @@ def feature_attention_step(
     cdt = _compute_dtype(q_t.dtype)
     t = _map_params(fm, params, q_t.device, cdt)
     mult = input_multiplier(fm, s)
-    opts = {"log_weight": uniform_log_weight(fm, params)}
+    opts = {"log_weight": uniform_log_weight(fm, params), "owned": True}
     (qw, bad_q), (kw, bad_k), (vw, bad_v) = (
         _finite_rows(x.to(cdt)) for x in (q_t.unflatten(1, (Hk, -1)), k_t, v_t)
     )

@@ -220,32 +220,50 @@ def uniform_log_weight(feature_map: AnyMap, params: dict[str, torch.Tensor] | No
     return 0.5 * math.log(float(weights[0]))
 
 
-class ShiftedExp(torch.autograd.Function):
-    """``exp(logs + shift)`` for a fresh ``logs`` (a map's
-    :meth:`~kernelapprox.features.FeatureMap.log_per_frequency` result, which no one else
-    holds), computed in the storage of ``logs``, with autograd's own gradients:
-    ``d logs = dy . y`` and ``d shift`` its sum over the dimensions ``shift`` broadcasts.
+def _graph_released() -> bool:
+    """Whether the running backward pass frees the graph as it goes (no ``retain_graph``, no
+    ``create_graph``): a tensor saved only for a node is then dead once that node has run.
+    False where torch does not say (the query is a private one of ``torch._C``) and while
+    ``torch.compile`` traces the pass (it cannot trace the query)."""
+    if torch.compiler.is_compiling() or torch.is_grad_enabled():
+        return False
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return keep_graph is not None and not keep_graph()
 
-    Autograd's ``(logs + shift).exp_()`` writes the sum into a new ``logs``-sized tensor; on
-    CPU each such block over glibc's 32 MiB ``mmap`` limit (queries or keys at ``B H T m =
-    8 x 4096 x 256`` in float32) is page-faulted in and zeroed on first touch, as much CPU
-    time as the pass itself. Overwriting ``logs`` is safe because no backward pass needs it
-    (the product or sum that made it saves its inputs, not its result).
+
+class ShiftedExp(torch.autograd.Function):
+    """``y = exp(logs + shift)`` for a fresh ``logs`` (a map's
+    :meth:`~kernelapprox.features.FeatureMap.log_per_frequency` result, which no one else
+    holds), computed in the storage of ``logs``, with autograd's gradients ``d logs = dy . y``
+    and ``d shift`` its sum over the dimensions ``shift`` broadcasts.
+
+    Autograd's ``(logs + shift).exp_()`` writes the sum into a new ``logs``-sized tensor, and
+    its backward pass ``dy * y`` into another; on CPU each such block over glibc's 32 MiB
+    ``mmap`` limit (queries or keys at ``B H T m = 8 x 4096 x 256`` in float32) is
+    page-faulted in and zeroed on first touch, as much CPU time as the pass itself.
+    Overwriting ``logs`` is safe because no backward pass needs it (the product or sum that
+    made it saves its inputs, not its result). With ``owned=True`` (the caller never hands
+    ``y`` out) the backward pass also writes ``d logs`` into ``y`` when the graph is being
+    released: every node that saved ``y`` consumed it, so it ran before this one, and any
+    later reader of a saved alias would meet torch's in-place version check, not stale
+    numbers.
     """
 
     @staticmethod
-    def forward(ctx: Any, logs: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: Any, logs: torch.Tensor, shift: torch.Tensor, owned: bool = False
+    ) -> torch.Tensor:
         y = logs.detach().add_(shift).exp_()
         ctx.save_for_backward(y)
-        ctx.shift_shape = shift.shape
+        ctx.shift_shape, ctx.owned = shift.shape, owned
         return y
 
     @staticmethod
-    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         (y,) = ctx.saved_tensors
-        dlogs = dy * y
+        dlogs = y.mul_(dy) if ctx.owned and _graph_released() else dy * y
         dshift = dlogs.sum_to_size(ctx.shift_shape) if ctx.needs_input_grad[1] else None
-        return dlogs, dshift
+        return dlogs, dshift, None
 
 
 def stabilized_features(
@@ -256,6 +274,7 @@ def stabilized_features(
     *,
     log_weight: float | None = None,
     inplace: bool = False,
+    owned: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(phi_tilde, c)`` with ``phi(x) = exp(c) phi_tilde``: ``(..., output_dim)`` and ``(...)``.
 
@@ -263,7 +282,9 @@ def stabilized_features(
     the map's :meth:`~kernelapprox.features.FeatureMap.log_row_scale` ``r``, whose factor
     ``exp(r)`` is never formed. With ``log_weight`` (from :func:`uniform_log_weight`) the
     constant weight goes into ``c``; ``inplace`` reuses the map's output buffer (only when no
-    gradient is needed).
+    gradient is needed); ``owned`` promises that ``phi_tilde`` stays with the caller, whose
+    backward pass may then receive the exponential's gradient in its storage (see
+    :class:`ShiftedExp`).
     """
     # One (tokens, d) matrix: the map's ``u @ W^T`` is then a single matrix product
     # (torch.matmul runs a (..., 1, d) or permuted input as many tiny batched products).
@@ -283,7 +304,7 @@ def stabilized_features(
         if inplace:
             g = logs.add_(shift[..., None, None]).exp_()
         else:
-            g = ShiftedExp.apply(logs, shift[..., None, None])
+            g = ShiftedExp.apply(logs, shift[..., None, None], owned)
         if log_weight is None:
             phi = feature_map.weighted(g, params)
         else:

@@ -104,3 +104,49 @@ def test_shifted_exp_equals_autograd_of_exp_and_overwrites_only_its_fresh_input(
     fixed = shift.detach()
     (d_logs,) = torch.autograd.grad((ShiftedExp.apply(logs * 2.0, fixed) * dy).sum(), (logs,))
     torch.testing.assert_close(d_logs, ref[0], rtol=1e-14, atol=1e-14)
+
+
+def test_shifted_exp_owned_writes_the_gradient_into_y_only_when_the_graph_is_released():
+    logs, shift = _logs_and_shift(5)
+    dy = torch.randn(logs.shape, generator=torch.Generator().manual_seed(6), dtype=logs.dtype)
+    ref = torch.autograd.grad((ShiftedExp.apply(logs * 1, shift) * dy).sum(), (logs, shift))
+    # retain_graph: y must survive the first pass, so the second one sees the same gradients
+    y = ShiftedExp.apply(logs * 1, shift, True)
+    loss = (y * dy).sum()
+    first = torch.autograd.grad(loss, (logs, shift), retain_graph=True)
+    second = torch.autograd.grad(loss, (logs, shift))
+    for a, b, r in zip(first, second, ref, strict=True):
+        torch.testing.assert_close(a, r, rtol=0, atol=0)
+        torch.testing.assert_close(b, r, rtol=0, atol=0)
+    # a released graph: the gradient lands in y's storage (no new tensor), same numbers
+    y = ShiftedExp.apply(logs * 1, shift, True)
+    saved = y.detach().clone()
+    released = torch.autograd.grad((y * dy).sum(), (logs, shift))
+    for a, r in zip(released, ref, strict=True):
+        torch.testing.assert_close(a, r, rtol=0, atol=0)
+    assert not torch.equal(y.detach(), saved)  # y was consumed, as documented
+    # create_graph: the gradient itself stays differentiable (y is not overwritten)
+    y = ShiftedExp.apply(logs * 1, shift, True)
+    (d_logs,) = torch.autograd.grad((y * dy).sum(), (logs,), create_graph=True)
+    (dd,) = torch.autograd.grad(d_logs.sum(), (logs,))
+    torch.testing.assert_close(dd, torch.exp(logs + shift) * dy, rtol=1e-14, atol=0)
+
+
+def test_attention_gradients_survive_retain_graph_and_match_a_released_graph():
+    from kernelapprox import features, kernels
+    from kernelapprox.attention import feature_attention
+
+    fm = features.make("positive", kernels.Softmax(), 16, dim=8, seed=0)
+    g = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(2, 2, 40, 8, generator=g, requires_grad=True) for _ in range(3))
+    for causal in (True, False):
+        out = feature_attention(q, k, v, fm, causal=causal, layout="bhtd", chunk_size=16)
+        loss = (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum()
+        first = torch.autograd.grad(loss, (q, k, v), retain_graph=True)
+        second = torch.autograd.grad(loss, (q, k, v))
+        out = feature_attention(q, k, v, fm, causal=causal, layout="bhtd", chunk_size=16)
+        loss = (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum()
+        released = torch.autograd.grad(loss, (q, k, v))
+        for a, b, c in zip(first, second, released, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+            torch.testing.assert_close(a, c, rtol=0, atol=0)
