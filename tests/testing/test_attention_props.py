@@ -94,7 +94,7 @@ def test_max_stabilizer_agrees_mathematically_but_still_fails():
         / torch.einsum("bthd,bthd->bth", fq, fk.cumsum(1))[..., None]
     )
     torch.testing.assert_close(whole_sequence_max_stabilizer(q, k, v)[0], ref)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="assert_causal: the output at time step 0 changed"):
         assert_causal(whole_sequence_max_stabilizer, q, k, v, exact=False)
 
 
@@ -116,7 +116,7 @@ def test_full_softmax_is_not_causal_and_sdpa_causal_is():
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
 
     assert_causal(sdpa, qt, kt, vt, time_axis=2)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="assert_causal: the output at time step 0 changed"):
         assert_causal(
             lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v),
             qt,
@@ -137,7 +137,8 @@ def test_time_axis_for_a_bhtd_implementation():
 
     assert_causal(bhtd, q, k, v, time_axis=2)
     assert_resumable(bhtd, q, k, v, time_axis=2)
-    with pytest.raises(AssertionError):  # the wrong axis: heads are mixed with time
+    # the wrong axis: heads are mixed with time
+    with pytest.raises(AssertionError, match=r"assert_resumable: schedule \[1\]: the output"):
         assert_resumable(bhtd, q, k, v, time_axis=1, split=1)
 
 
@@ -174,7 +175,7 @@ def test_property_correct_implementation_passes(qkv):
 def test_property_dropped_state_always_detected(qkv, data):
     q, k, v = qkv
     s = data.draw(st.integers(1, q.shape[1] - 1))
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=rf"assert_resumable: schedule \[{s}\]: the output"):
         assert_resumable(drops_state, q, k, v, split=s)
 
 

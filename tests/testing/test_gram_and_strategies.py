@@ -56,7 +56,7 @@ def test_psd_failures_are_reported():
     # a tiny negative eigenvalue from rounding passes; a clearly negative one does not
     G = np.diag([1.0, -1e-17])
     assert_psd_gram(G)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"smallest eigenvalue -1e-06 < .* 1 of 2 .* negative"):
         assert_psd_gram(np.diag([1.0, -1e-6]))
     # complex Hermitian PSD
     P = np.array([[1.0, 1j], [0.5, 2.0]])
