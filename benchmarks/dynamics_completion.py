@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
+from kernelapprox.bench.timing import interleaved_times
 from kernelapprox.dynamics import (
     DeepFactorization,
     completion_problem,
@@ -53,9 +53,11 @@ def probe(dim: int, steps: int, seed: int) -> dict:
         if name == "compressed":
             model = compress(model, objective, rank=s["rank"])
         train(model, objective, lr=s["lr"], steps=3, gamma=s["gamma"])  # warm-up
-        start = time.perf_counter()
-        train(model, objective, lr=s["lr"], steps=steps, gamma=s["gamma"])
-        out[name] = (time.perf_counter() - start) / steps
+
+        def run(model=model) -> None:
+            train(model, objective, lr=s["lr"], steps=steps, gamma=s["gamma"])
+
+        out[name] = interleaved_times({name: run}, 1, warm_up=False)[name][0] / steps
     return {"dim": dim, "seconds_per_step": out, "ratio": out["full"] / out["compressed"]}
 
 
