@@ -40,6 +40,8 @@ from typing import Any
 
 import torch
 
+from kernelapprox.attention._autograd import graph_released
+
 
 def _matmul_per_slice(
     a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, accumulate: bool = False
@@ -63,6 +65,17 @@ def _matmul_per_slice(
         else:
             torch.bmm(ai, bi, out=oi)
     return out
+
+
+def _dead_storage(saved: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    """A ``shape`` view of the storage of ``saved``, a tensor this node alone saved and has
+    read for the last time, when the running backward pass releases the graph (else, or if
+    ``saved`` is too small, ``None``: allocate). It spares a fresh block, which on CPU is
+    page-faulted in and zeroed (see :func:`_matmul_per_slice`)."""
+    size = shape.numel()
+    if not graph_released() or not saved.is_contiguous() or saved.numel() < size:
+        return None
+    return saved.view(-1)[:size].view(shape)
 
 
 def _walk_states(states: torch.Tensor, decay: torch.Tensor) -> None:
@@ -157,13 +170,14 @@ class ChunkProducts(torch.autograd.Function):
         dOr = (dO.view(Bh, N, C, G, -1) * row_scale[:, :, :, None, None]).view(dO.shape)
         dQ = dA @ K
         _matmul_per_slice(dOr, P.transpose(-1, -2), dQ, accumulate=True)
+        del P  # the states are not read again: dK may take their storage
         # Slots 0 .. N - 1 hold U_n, slot N the final state's gradient; the walk leaves g_n.
         grads = Q.new_empty(states.shape)
         _matmul_per_slice(Q.transpose(-1, -2), dOr, grads[:, :N])
         grads[:, N] = dS
         _walk_gradients(grads, decay[..., None, None])
         g_next = grads[:, 1:]  # g_{n+1}, the gradient of the state chunk n writes
-        dK = dA.transpose(-1, -2) @ Q
+        dK = torch.matmul(dA.transpose(-1, -2), Q, out=_dead_storage(states, K.shape))
         _matmul_per_slice(Vw, g_next.transpose(-1, -2), dK, accumulate=True)
         dV = A.transpose(-1, -2) @ dO
         dV.addcmul_(_matmul_per_slice(K, g_next, torch.empty_like(dV)), value_scale[..., None])

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from kernelapprox._validation import check_choice, check_positive_int
+from kernelapprox.attention._autograd import graph_released
 from kernelapprox.features import FeatureMap
 from kernelapprox.kernels import Softmax
 
@@ -220,17 +221,6 @@ def uniform_log_weight(feature_map: AnyMap, params: dict[str, torch.Tensor] | No
     return 0.5 * math.log(float(weights[0]))
 
 
-def _graph_released() -> bool:
-    """Whether the running backward pass frees the graph as it goes (no ``retain_graph``, no
-    ``create_graph``): a tensor saved only for a node is then dead once that node has run.
-    False where torch does not say (the query is a private one of ``torch._C``) and while
-    ``torch.compile`` traces the pass (it cannot trace the query)."""
-    if torch.compiler.is_compiling() or torch.is_grad_enabled():
-        return False
-    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
-    return keep_graph is not None and not keep_graph()
-
-
 class ShiftedExp(torch.autograd.Function):
     """``y = exp(logs + shift)`` for a fresh ``logs`` (a map's
     :meth:`~kernelapprox.features.FeatureMap.log_per_frequency` result, which no one else
@@ -261,7 +251,7 @@ class ShiftedExp(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         (y,) = ctx.saved_tensors
-        dlogs = y.mul_(dy) if ctx.owned and _graph_released() else dy * y
+        dlogs = y.mul_(dy) if ctx.owned and graph_released() else dy * y
         dshift = dlogs.sum_to_size(ctx.shift_shape) if ctx.needs_input_grad[1] else None
         return dlogs, dshift, None
 
