@@ -26,10 +26,15 @@ and with the output gradient ``dO_n`` and the final state's ``dP_N``, the backwa
 
 Every product of a pass is one batched matrix product over all chunks; only the two walks
 (``P_n`` forward, ``g_n`` backward) go chunk by chunk, each step one fused elementwise
-``addcmul`` into a preallocated buffer. Autograd's generic backward of the same forward spent
-most of its time in the per-chunk elementwise nodes of the walk, the stack of its states and
-gradient accumulation (see ``docs/results/benchmarks.md``). Future scores are selected to 0
-(never multiplied away) in ``W_n`` and in ``A_n``. The gradients are
+``addcmul`` in place in one ``(Bh, N + 1, F, D)`` buffer (slot ``n + 1`` holds the increment
+``K_n^T (e_n . V_n)`` until the walk turns it into ``P_{n+1}``; backward, slot ``n`` holds
+``Q_n^T (r_n . dO_n)`` until it becomes ``g_n``). Fresh blocks are few on purpose: on CPU each
+one over glibc's 32 MiB ``mmap`` limit is page-faulted in and zeroed on first touch, which
+cost as much time as the products (a forward and backward step at ``B H T = 8 x 4096``,
+``m = 256`` allocated twelve such blocks before, five now). Autograd's generic backward of
+the same forward spent most of its time in the per-chunk elementwise nodes of the walk, the
+stack of its states and gradient accumulation (see ``docs/results/benchmarks.md``). Future
+scores are selected to 0 (never multiplied away) in ``W_n`` and in ``A_n``. The gradients are
 checked against autograd of the quadratic oracle in ``tests/attention/test_oracle.py`` and
 with :func:`torch.autograd.gradcheck` in float64 (``tests/attention/test_chunked_grad.py``).
 """
