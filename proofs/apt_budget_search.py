@@ -80,7 +80,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
         cases += 1
     summary = (
         f"{cases} problems ({len(problems) - 11} random, 11 schedule steps on a decoder's "
-        f"heads and neurons): kept <= budget, budget - kept < next block, equal to the linear "
+        f"heads and neurons): kept ≤ budget, budget - kept < next block, equal to the linear "
         f"scan in all but {len(failures)}; largest (budget - kept) / next block {tightest:.3f}"
     )
     return Verdict.decide(

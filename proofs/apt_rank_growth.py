@@ -107,7 +107,7 @@ CLAIM = numerical_claim(
     source="Zhao, Hajishirzi & Cao (ICML 2024), APT, Sec. 4.3 (adaptive tuning)",
     family="compression",
     seed=SEED,
-    tolerance="relative output change <= 1e-12 in float64 (round-off of the larger matmul)",
+    tolerance="relative output change ≤ 1e-12 in float64 (round-off of the larger matmul)",
     requires=("kernelapprox.compression.pruning",),
     verifies=(
         "kernelapprox.compression.pruning.adapters.GrowingLoRALinear",

@@ -87,7 +87,7 @@ def run(*, thorough: bool = False) -> Verdict:
         cases += 1
     ok = not bad_symbolic and worst <= 1e-12
     summary = (
-        f"sympy: (sum a)(sum b) - sum ab = sum of cross terms for n = 1..6; package scorer on "
+        f"sympy: (Σa)(Σb) - Σab = sum of cross terms for n = 1..6; package scorer on "
         f"{cases} cases: largest relative excess of a lower bound over its upper bound "
         f"{worst:.2e} (tolerance 1e-12)"
     )

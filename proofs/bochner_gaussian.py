@@ -50,9 +50,9 @@ def run(*, thorough: bool = False) -> Verdict:
     cos_1d = sp.integrate(sp.cos(w * delta) * normal_density(w), (w, -sp.oo, sp.oo))
     sin_1d = sp.integrate(sp.sin(w * delta) * normal_density(w), (w, -sp.oo, sp.oo))
     residuals = {
-        "lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma(),
-        "1-D E[cos(w delta)] - exp(-delta^2/2)": residual(cos_1d, sp.exp(-(delta**2) / 2)),
-        "1-D E[sin(w delta)]": sp.simplify(sin_1d),
+        "lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma(),
+        "1-D E[cos(wδ)] - exp(-δ²/2)": residual(cos_1d, sp.exp(-(delta**2) / 2)),
+        "1-D E[sin(wδ)]": sp.simplify(sin_1d),
     }
     from kernelapprox import kernels
 
@@ -63,7 +63,7 @@ def run(*, thorough: bool = False) -> Verdict:
         ws, deltas = vector("w", d), vector("D", d)
         expectation = expect_normal(sp.cos(dot(ws, deltas)), ws)
         target = sp.exp(-dot(deltas, deltas) / 2)
-        residuals[f"d={d} E[cos(w.D)] - exp(-|D|^2/2)"] = residual(expectation, target)
+        residuals[f"d={d} E[cos(w·Δ)] - exp(-|Δ|²/2)"] = residual(expectation, target)
         # the package's Gaussian kernel at pairs (y + D, y) against the derived E[cos(w.D)]
         grid, y = input_grid(24, d, low=-1.5, high=1.5), input_grid(24, d) * 0.7
         gaps[f"d={d} Gaussian.paired"] = package_gap(

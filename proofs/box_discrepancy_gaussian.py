@@ -140,17 +140,15 @@ def run(*, thorough: bool = False) -> Verdict:
     single = single_integral_closed_form()
     integrand = sp.cos(_B * _W) * sp.exp(-(_S**2) * _B**2 / 2) / sp.pi
     residuals: dict[str, sp.Expr] = {
-        "lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma(),
-        "(1/pi) int_0^b cos(tx) dt - sin(bx)/(pi x)": residual(
+        "lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma(),
+        "(1/π) ∫₀ᵇ cos(tx) dt - sin(bx)/(πx)": residual(
             sp.piecewise_fold(sinc_rep).rewrite(sp.sin), sp.sin(_B * x) / (sp.pi * x)
         ),
-        "E_v cos(t(w - v)) - cos(tw) exp(-s^2 t^2/2)": residual(
+        "Eᵥ cos(t(w - v)) - cos(tw) exp(-s²t²/2)": residual(
             cos_single, sp.cos(t * _W) * sp.exp(-(_S**2) * t**2 / 2)
         ),
-        "E_uv cos(t(u - v)) - exp(-s^2 t^2)": residual(cos_double, sp.exp(-(_S**2) * t**2)),
-        "double integral - erf(b s)/(2 sqrt(pi) s)": residual(
-            double, double_integral_closed_form()
-        ),
+        "Eᵤᵥ cos(t(u - v)) - exp(-s²t²)": residual(cos_double, sp.exp(-(_S**2) * t**2)),
+        "double integral - erf(bs)/(2√π s)": residual(double, double_integral_closed_form()),
         "d/db single closed form - integrand": sp.simplify(
             sp.expand((sp.diff(single, _B) - integrand).rewrite(sp.exp))
         ),

@@ -135,7 +135,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     shrink = ", ".join(f"{r['D_weighted'] / r['D_uniform']:.3f}" for r in rows)
     lower = sum(r["gram_error_weighted"] < r["gram_error_uniform"] for r in rows)
     summary = (
-        f"weighted <= uniform discrepancy in all {len(rows)} cases (D_w/D_u = "
+        f"weighted ≤ uniform discrepancy in all {len(rows)} cases (D_w/D_u = "
         f"{shrink}); "
         f"Gram error lower with box weights in {lower}/{len(rows)} cases (reported, not "
         f"asserted); simplex weights sum to 1; 1-D box() equals the closed form to "

@@ -74,7 +74,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
             full = model.end_to_end()
             term = complement_term(small, rho)
             rebuilt = small.end_to_end() + term
-        key = f"L={depth}, eps={eps}, t={steps}"
+        key = f"L={depth}, ε={eps}, t={steps}"
         gaps[f"{key} map"] = _relative(rebuilt, full)
         norm = float(torch.linalg.norm(term))
         gaps[f"{key} norm"] = abs(norm - rho**depth * math.sqrt(D - 2 * R)) / (
@@ -87,8 +87,8 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
             gaps[f"{key} norm"] <= 1e-12, f"{key}: complement norm off by {gaps[f'{key} norm']:.1e}"
         )
     return checks.verdict(
-        f"full map = compressed + rho^L complement to {max(gaps.values()):.1e} relative in "
-        f"{len(gaps) // 2} settings (at init and after 6 GD steps), norm rho^L sqrt(d - 2r)",
+        f"full map = compressed + ρᴸ complement to {max(gaps.values()):.1e} relative in "
+        f"{len(gaps) // 2} settings (at init and after 6 GD steps), norm ρᴸ √(d - 2r)",
         gaps=gaps,
     )
 

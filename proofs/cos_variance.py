@@ -39,7 +39,7 @@ from ._symbolic import (
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    residuals = {"lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma()}
+    residuals = {"lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma()}
     from kernelapprox.estimators import analytic
 
     def norms(p: np.ndarray) -> np.ndarray:
@@ -56,10 +56,10 @@ def run(*, thorough: bool = False) -> Verdict:
 
         feature = sp.cos(dot(ws, deltas))
         variance = expect_normal(feature**2, ws) - expect_normal(feature, ws) ** 2
-        residuals[f"d={d} Var - ((1+k(2D))/2 - k(D)^2)"] = residual(
+        residuals[f"d={d} Var - ((1 + k(2Δ))/2 - k(Δ)²)"] = residual(
             variance, (1 + k(2)) / 2 - k(1) ** 2
         )
-        residuals[f"d={d} Var - (1-exp(-z^2))^2/2"] = residual(variance, (1 - sp.exp(-z2)) ** 2 / 2)
+        residuals[f"d={d} Var - (1 - exp(-z²))²/2"] = residual(variance, (1 - sp.exp(-z2)) ** 2 / 2)
         # the package's variance formulas against the derived Var[cos(w.D)]
         grid = input_grid(24, d, low=-1.5, high=1.5)
         gaps[f"d={d} gaussian_cos_variance"] = package_gap(

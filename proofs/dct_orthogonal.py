@@ -113,7 +113,7 @@ def run(*, thorough: bool = False) -> Verdict:
     bad = [n for n in sizes if orthogonality[n] or not transpose[n]]
     ok = not bad and float_gap < 1e-12
     summary = (
-        f"C C^T - I is exactly 0 and C^T equals the DCT-III matrix for n = 1..{max(sizes)}; "
+        f"C Cᵀ - I is exactly 0 and Cᵀ equals the DCT-III matrix for n = 1..{max(sizes)}; "
         f"scipy dct/idct (ortho) and the package's dct_matrix/dct2_ortho/dct3_ortho agree to "
         f"{float_gap:.1e}"
         if ok

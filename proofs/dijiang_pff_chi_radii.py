@@ -68,8 +68,8 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     ok = unbiased and rate_ok and rel_rmse < 0.05
     summary = (
         f"d={DIM}, K_G={target:.4f}: mean within {max(abs(z) for z in z_scores):.1f} SE of K_G "
-        f"at every m (limit 5); RMSE slope {fit} (target -0.5, 5 SE); relative RMSE "
-        f"{rel_rmse:.3f} at m={FEATURES[-1]} (limit 0.05); R={replications}"
+        f"at every m (limit 5); RMSE slope {fit.slope:.3f} ± {fit.stderr:.3f} (target -0.5, 5 SE); "
+        f"relative RMSE {rel_rmse:.3f} at m={FEATURES[-1]} (limit 0.05); R={replications}"
     )
     return Verdict.decide(
         ok,

@@ -79,9 +79,9 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     last = rows[-1]
     refuted = abs(last["z_vs_K_G"]) > 10 and abs(last["z_vs_limit"]) <= 5
     summary = (
-        f"d={DIM}: at m={last['m']} the estimate is {last['mean']:.4f} +- {last['se']:.4f} "
+        f"d={DIM}: at m={last['m']} the estimate is {last['mean']:.4f} ± {last['se']:.4f} "
         f"vs K_G={target:.4f} ({abs(last['z_vs_K_G']):.0f} SE away) and the predicted limit "
-        f"1F1 form {limit:.4f} ({abs(last['z_vs_limit']):.1f} SE); K_G/limit = "
+        f"₁F₁ form {limit:.4f} ({abs(last['z_vs_limit']):.1f} SE); K_G/limit = "
         f"{target / limit:.2f}; R={replications}"
     )
     status = "refuted" if refuted else "fails"

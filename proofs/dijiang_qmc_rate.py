@@ -124,13 +124,13 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
         }
     holds_at = [k for k, v in consistent.items() if v]
     table = "; ".join(
-        f"{k}: QMC {c['qmc_slope']:.2f}+-{c['qmc_slope_se']:.2f} (MC {c['mc_slope']:.2f})"
+        f"{k}: QMC {c['qmc_slope']:.2f} ± {c['qmc_slope_se']:.2f} (MC {c['mc_slope']:.2f})"
         for k, c in cells.items()
     )
     where = ", ".join(holds_at) if holds_at else "none of the tested cells"
     faster = sum(c["qmc_slope"] < c["mc_slope"] for c in cells.values())
     dct_table = "; ".join(
-        f"{k}: QMC {c['qmc_slope']:.2f}+-{c['qmc_slope_se']:.2f} (MC {c['mc_slope']:.2f})"
+        f"{k}: QMC {c['qmc_slope']:.2f} ± {c['qmc_slope_se']:.2f} (MC {c['mc_slope']:.2f})"
         for k, c in dijiang.items()
     )
     summary = (
@@ -169,7 +169,7 @@ CLAIM = numerical_claim(
     expected="refuted",
     family="dijiang",
     seed=SEED,
-    tolerance="slope - 3 SE <= -1 (SE by the delta method over R independent scrambles)",
+    tolerance="slope - 3 SE ≤ -1 (SE by the delta method over R independent scrambles)",
     verifies=(
         "kernelapprox.features.exponential._Exponential.log_per_frequency",
         "kernelapprox.features.dct._DCTBase._draw",

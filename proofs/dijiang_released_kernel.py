@@ -84,7 +84,7 @@ def _package_gap(ts: tuple, a: tuple, b: tuple, estimate: sp.Expr, d: int) -> fl
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    residuals: dict[str, sp.Expr] = {"lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma()}
+    residuals: dict[str, sp.Expr] = {"lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma()}
     gaps = {}
     dims = range(1, 7 if thorough else 5)
     for d in dims:
@@ -94,7 +94,7 @@ def run(*, thorough: bool = False) -> Verdict:
             sp.Integer(0),
         )
         expectation = expect_normal(estimate, ts)
-        residuals[f"d={d} E_t - sum exp((a+b)^2/2)"] = residual(expectation, released_kernel(a, b))
+        residuals[f"d={d} Eₜ - Σ exp((a + b)²/2)"] = residual(expectation, released_kernel(a, b))
         factored = sum(
             (
                 sp.exp(x**2 / 2) * sp.exp(y**2 / 2) * sp.exp(x * y)
@@ -102,7 +102,7 @@ def run(*, thorough: bool = False) -> Verdict:
             ),
             sp.Integer(0),
         )
-        residuals[f"d={d} E_t - sum e^(a^2/2) e^(b^2/2) e^(ab)"] = residual(expectation, factored)
+        residuals[f"d={d} Eₜ - Σ exp(a²/2) exp(b²/2) exp(ab)"] = residual(expectation, factored)
         if d >= 2:
             gaps[f"d={d} dct_released gram"] = _package_gap(ts, a, b, estimate, d)
     return residual_verdict(residuals, f"d = 1..{max(dims)}", package_gaps=gaps)

@@ -44,9 +44,9 @@ def _variants(a: list[sp.Expr], b: list[sp.Expr]) -> dict[str, sp.Expr]:
     ab = sum((x * y for x, y in zip(a, b, strict=True)), sp.Integer(0))
     with_prefactor = sp.exp(-(aa + bb) / 2) * released_kernel(a, b)
     return {
-        "prefactor e^(-|x|^2/2), target exp(q.k)": with_prefactor / sp.exp(ab),
-        "as released (no prefactor), target exp(q.k)": released_kernel(a, b) / sp.exp(ab),
-        "prefactor, target Gaussian exp(-|q-k|^2/2)": with_prefactor
+        "prefactor exp(-|x|²/2), target exp(q·k)": with_prefactor / sp.exp(ab),
+        "as released (no prefactor), target exp(q·k)": released_kernel(a, b) / sp.exp(ab),
+        "prefactor, target Gaussian exp(-|q - k|²/2)": with_prefactor
         / sp.exp(-(aa + bb - 2 * ab) / 2),
     }
 
@@ -80,12 +80,12 @@ def run(*, thorough: bool = False) -> Verdict:
     all_refuted &= max(input_gaps) <= 1e-12
     # Sanity check of the method: for d = 1 the prefactored map is exactly unbiased.
     a1, b1 = vector("a", 1), vector("b", 1)
-    d1 = residual(_variants(list(a1), list(b1))["prefactor e^(-|x|^2/2), target exp(q.k)"], 1)
-    first = counterexamples[f"d={dims[0]} prefactor e^(-|x|^2/2), target exp(q.k)"]
+    d1 = residual(_variants(list(a1), list(b1))["prefactor exp(-|x|²/2), target exp(q·k)"], 1)
+    first = counterexamples[f"d={dims[0]} prefactor exp(-|x|²/2), target exp(q·k)"]
     summary = (
         f"no constant c works for d in {list(dims)}: e.g. d={dims[0]} ratio "
-        f"{first['ratio at a=b=0']} at q=k=0 vs {first['ratio at a=b=e1']} at q=k=e1 "
-        f"(all 3 variants), at the inputs q = k = C e1 (package DCT: C^T q = e1 to "
+        f"{first['ratio at a=b=0']} at q = k = 0 vs {first['ratio at a=b=e1']} at q = k = e₁ "
+        f"(all 3 variants), at the inputs q = k = C e₁ (package DCT: Cᵀq = e₁ to "
         f"{max(input_gaps):.0e}); d=1 residual {d1}"
     )
     status = "refuted" if all_refuted and d1 == 0 else "fails"

@@ -80,8 +80,8 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     z = z_score(mean, exact, se)
     checks.within(z, 5, f"mean squared relative error {mean:.5f} is {z:+.1f} SE from {exact:.5f}")
     return checks.verdict(
-        f"Gram error metrics equal numpy to {worst:.1e} (limit {RTOL:.0e}); E[eps^2] over {R} "
-        f"maps {mean:.5f} +- {se:.5f} vs the summed variance {exact:.5f} ({z:+.1f} SE)",
+        f"Gram error metrics equal numpy to {worst:.1e} (limit {RTOL:.0e}); E[ε²] over {R} "
+        f"maps {mean:.5f} ± {se:.5f} vs the summed variance {exact:.5f} ({z:+.1f} SE)",
         worst_gap=worst,
         mean_squared_error=mean,
         se=se,

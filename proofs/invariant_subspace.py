@@ -51,7 +51,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     summary = (
         f"GD: invariance error {numbers['invariance_error']:.1e}, leakage "
         f"{numbers['leakage']:.1e}, full vs compressed gap {numbers['trajectory_gap']:.1e} "
-        f"(each <= {TOLERANCE:.0e}); Adam leakage {numbers['adam_leakage']:.2g} "
+        f"(each ≤ {TOLERANCE:.0e}); Adam leakage {numbers['adam_leakage']:.2g} "
         f"(> {ADAM_MINIMUM:.0e}); {steps} steps, d=30, r=3, L=3"
     )
     return Verdict.decide(exact and control, summary, steps=steps, **numbers)

@@ -42,9 +42,9 @@ SIZES = (8, 64, 512)
 #: name -> (f, integral over [0, 1], total variation on [0, 1])
 INTEGRANDS = {
     "x": (lambda x: x, 0.5, 1.0),
-    "x^2": (lambda x: x**2, 1.0 / 3.0, 1.0),
+    "x²": (lambda x: x**2, 1.0 / 3.0, 1.0),
     "exp(x)": (np.exp, np.e - 1.0, np.e - 1.0),
-    "sin(2 pi x)": (lambda x: np.sin(2 * np.pi * x), 0.0, 4.0),
+    "sin(2πx)": (lambda x: np.sin(2 * np.pi * x), 0.0, 4.0),
     "1[x < 1/3]": (lambda x: (x < 1.0 / 3.0).astype(float), 1.0 / 3.0, 1.0),
     "1[x < 0.7]": (lambda x: (x < 0.7).astype(float), 0.7, 1.0),
 }
@@ -90,7 +90,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
                     violations.append(f"{fname} on {name}, n={n}: ratio {ratio:.6f}")
     ok = not violations and definition_gap < 1e-9
     summary = (
-        f"|error| <= V(f) D*_n in all {cases} cases; tightest ratio {worst_ratio:.3f} "
+        f"|error| ≤ V(f) D*ₙ in all {cases} cases; tightest ratio {worst_ratio:.3f} "
         f"({worst_case}); closed-form D* equals the definition to {definition_gap:.1e}"
         if ok
         else f"violations: {'; '.join(violations[:3])}; D* definition gap {definition_gap:.1e}"

@@ -78,7 +78,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     worst = max(gaps.values())
     return checks.verdict(
         f"l2_star, centered and wrap_around equal scipy's and their repeated-point forms in "
-        f"{len(gaps)} cases, worst gap {worst:.1e} (4/3)^d (limit {RTOL:.0e} (4/3)^d)",
+        f"{len(gaps)} cases, worst gap {worst:.1e} (4/3)ᵈ (limit {RTOL:.0e} (4/3)ᵈ)",
         gaps=gaps,
     )
 
@@ -90,7 +90,7 @@ CLAIM = numerical_claim(
     source="Warnock (1972); Hickernell, Math. Comp. 67 (1998); scipy.stats.qmc.discrepancy",
     family="qmc",
     seed=SEED,
-    tolerance="1e-12 (4/3)^d absolute on the squared discrepancies",
+    tolerance="1e-12 (4/3)ᵈ absolute on the squared discrepancies",
     verifies=(
         "kernelapprox.discrepancy.l2_star",
         "kernelapprox.discrepancy.centered",

@@ -47,6 +47,7 @@ from kernelapprox.sampling.qmc import Lattice, cbc_generating_vector
 
 from ._core import Verdict
 from ._numerical import Checks, numerical_claim, z_score
+from ._text import superscript
 
 SEED = 20130701
 WEIGHT = 0.05
@@ -85,7 +86,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     for n, d in SIZES:
         package = tuple(int(v) for v in cbc_generating_vector(n, d))
         vectors[f"n={n},d={d}"] = list(package)
-        checks.require(package[0] == 1, f"n={n}, d={d}: z_1 = {package[0]}, not 1")
+        checks.require(package[0] == 1, f"n={n}, d={d}: z₁ = {package[0]}, not 1")
         excess = excesses[f"n={n},d={d}"] = cbc_excess(package, n)
         checks.require(
             excess <= RTOL,
@@ -94,7 +95,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
         )
         e2, bound = squared_worst_case_error(package, n), cbc_bound(n, d)
         errors[f"n={n},d={d}"], bounds[f"n={n},d={d}"] = e2, bound
-        checks.require(e2 <= bound, f"n={n}, d={d}: e^2 {e2:.3e} above the CBC bound {bound:.3e}")
+        checks.require(e2 <= bound, f"n={n}, d={d}: e² {e2:.3e} above the CBC bound {bound:.3e}")
     n, d = SIZES[0]
     replications = 2000 if thorough else 400
     exact = 3.0**-d
@@ -109,11 +110,11 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     z = z_score(mean, exact, se) if se > 0 else float("inf")
     if checks.require(se > 0, "every shift gives the same estimate: the rule is not shifted"):
         checks.within(z, 5, f"shifted-lattice mean {mean:.6f} is {z:+.1f} SE from {exact:.6f}")
-    shown = ", ".join(f"{k}: e^2 {errors[k]:.3e} <= {bounds[k]:.3e}" for k in errors)
+    shown = ", ".join(f"{k}: e² {errors[k]:.3e} ≤ {bounds[k]:.3e}" for k in errors)
     return checks.verdict(
         f"CBC vectors component-wise optimal to {max(excesses.values()):.1e} (limit {RTOL:.0e}; "
         f"{shown}); {replications} random shifts: mean "
-        f"{mean:.6f} +- {se:.1e} vs 3^-{d} = {exact:.6f} ({z:+.1f} SE)",
+        f"{mean:.6f} ± {se:.1e} vs 3{superscript(-d)} = {exact:.6f} ({z:+.1f} SE)",
         vectors=vectors,
         excess=excesses,
         squared_errors=errors,
@@ -133,7 +134,7 @@ CLAIM = numerical_claim(
     source="Dick, Kuo & Sloan, Acta Numerica 2013, Sec. 5; Nuyens & Cools 2006",
     family="qmc",
     seed=SEED,
-    tolerance="CBC optimum to 1e-9 relative; e^2 below the bound; mean within 5 standard errors",
+    tolerance="CBC optimum to 1e-9 relative; e² below the bound; mean within 5 standard errors",
     verifies=(
         "kernelapprox.sampling.qmc.cbc_generating_vector",
         "kernelapprox.sampling.qmc.Lattice.points",

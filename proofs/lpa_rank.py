@@ -71,8 +71,8 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     )
     reached = max(ranks.values()) == RANK
     summary = (
-        f"projection ranks {ranks} (<= r={RANK}); head logit ranks {head_ranks} "
-        f"(<= min(r, d_h)={bound}), with biases {affine_ranks} (<= {affine_bound}); "
+        f"projection ranks {ranks} (≤ r = {RANK}); head logit ranks {head_ranks} "
+        f"(≤ min(r, dₕ) = {bound}), with biases {affine_ranks} (≤ {affine_bound}); "
         f"rank r reached: {reached}"
     )
     return Verdict.decide(

@@ -44,7 +44,7 @@ from ._symbolic import (
 
 def run(*, thorough: bool = False) -> Verdict:
     m = sp.Symbol("m", positive=True)
-    residuals: dict[str, sp.Expr] = {"lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma()}
+    residuals: dict[str, sp.Expr] = {"lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma()}
     from kernelapprox.estimators import analytic
 
     package = {
@@ -86,7 +86,7 @@ def run(*, thorough: bool = False) -> Verdict:
                 grid,
                 lambda p, f=package[kind], d=d: f(p[:, :d], p[:, d:], n_features=n_features),
             )
-        residuals[f"d={d} MSE_hyp - (1 - exp(-|u|^2))/2 MSE_pos"] = residual(
+        residuals[f"d={d} MSE_hyp - (1 - exp(-|u|²))/2 MSE_pos"] = residual(
             mse["hyperbolic"], (1 - sp.exp(-uu)) / 2 * mse["positive"]
         )
     return residual_verdict(residuals, f"d = {', '.join(map(str, dims))}", package_gaps=gaps)

@@ -38,7 +38,7 @@ from ._symbolic import (
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    residuals = {"lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma()}
+    residuals = {"lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma()}
     from kernelapprox import features, kernels
 
     softmax = kernels.Softmax(1.0)
@@ -61,7 +61,7 @@ def run(*, thorough: bool = False) -> Verdict:
         feature_x = sp.exp(dot(ws, xs) - dot(xs, xs) / 2)
         feature_y = sp.exp(dot(ws, ys) - dot(ys, ys) / 2)
         expectation = expect_normal(feature_x * feature_y, ws)
-        residuals[f"d={d} E[phi(x) phi(y)] - exp(x.y)"] = residual(expectation, sp.exp(dot(xs, ys)))
+        residuals[f"d={d} E[φ(x) φ(y)] - exp(x·y)"] = residual(expectation, sp.exp(dot(xs, ys)))
         # the package's map, one frequency w at a time, against phi_w(x) phi_w(y) ...
         gaps[f"d={d} Positive.pair_terms"] = package_gap(
             feature_x * feature_y,

@@ -75,9 +75,9 @@ def _experiment(quant, torch, thorough: bool, seed: int) -> Verdict:
                 bound_checks += 1
     ok = worst_increase <= 1e-13 and worst_gap <= 1e-12
     summary = (
-        f"{steps} upscaling steps: largest (E_k+1 - E_k) / sum F W^2 = {worst_increase:.2e} "
-        f"(<= 1e-13); {bound_checks} optimum checks: largest (E*_k - E_k) / sum F W^2 = "
-        f"{worst_gap:.2e} (<= 1e-12); median E_8 / E_3 = {sorted(ratios)[len(ratios) // 2]:.2e}"
+        f"{steps} upscaling steps: largest (Eₖ₊₁ - Eₖ) / Σ F W² = {worst_increase:.2e} "
+        f"(≤ 1e-13); {bound_checks} optimum checks: largest (E*ₖ - Eₖ) / Σ F W² = "
+        f"{worst_gap:.2e} (≤ 1e-12); median E₈ / E₃ = {sorted(ratios)[len(ratios) // 2]:.2e}"
     )
     return Verdict.decide(
         ok,
@@ -96,7 +96,7 @@ CLAIM = numerical_claim(
     source="Park et al. (ICML 2024), Any-Precision LLM, Sec. 3 (upscaling)",
     family="compression",
     seed=SEED,
-    tolerance="increase <= 1e-13 and optimum excess <= 1e-12 of sum F W^2 (float64 round-off)",
+    tolerance="increase ≤ 1e-13 and optimum excess ≤ 1e-12 of Σ F W² (float64 round-off)",
     requires=("kernelapprox.compression.quantization",),
     verifies=(
         "kernelapprox.compression.quantization.kmeans._split_sorted",

@@ -102,8 +102,8 @@ CLAIM = numerical_claim(
     source="Park et al. (ICML 2024), Any-Precision LLM, Sec. 3, Table 1",
     family="compression",
     seed=SEED,
-    tolerance="4096 wide: 0.9 <= ratio <= 1.3 at every width; 384 wide: ratio > 5 at 8 bits; "
-    "1 <= heuristic / optimum <= 2 at 3..5 bits (measured values with margin, one seed)",
+    tolerance="4096 wide: 0.9 ≤ ratio ≤ 1.3 at every width; 384 wide: ratio > 5 at 8 bits; "
+    "1 ≤ heuristic / optimum ≤ 2 at 3..5 bits (measured values with margin, one seed)",
     requires=("kernelapprox.compression.quantization",),
     verifies=(
         "kernelapprox.compression.quantization.nested.nested_quantize",

@@ -56,7 +56,7 @@ def _offset_moments() -> tuple[sp.Expr, sp.Expr, sp.Symbol, sp.Symbol]:
 
 def run(*, thorough: bool = False) -> Verdict:
     n_features = sp.Symbol("D", positive=True)
-    residuals: dict[str, sp.Expr] = {"lemma E[exp(alpha w)] = exp(alpha^2/2)": normal_mgf_lemma()}
+    residuals: dict[str, sp.Expr] = {"lemma E[exp(αw)] = exp(α²/2)": normal_mgf_lemma()}
     first_b, second_b, p, q = _offset_moments()
     from kernelapprox.estimators import analytic
 
@@ -78,13 +78,13 @@ def run(*, thorough: bool = False) -> Verdict:
         second_offset = expect_normal(second_b.subs({p: wx, q: wy}), ws)
         var_offset = (second_offset - mean_offset**2) / n_features
         residuals[f"d={d} E[cos+offset term] - k"] = residual(mean_offset, k1)
-        residuals[f"d={d} Var sin/cos - (1 + k(2D) - 2k^2)/D"] = residual(
+        residuals[f"d={d} Var sin/cos - (1 + k(2Δ) - 2k²)/D"] = residual(
             var_sincos, (1 + k2 - 2 * k1**2) / n_features
         )
-        residuals[f"d={d} Var cos+offset - (1 + k(2D)/2 - k^2)/D"] = residual(
+        residuals[f"d={d} Var cos+offset - (1 + k(2Δ)/2 - k²)/D"] = residual(
             var_offset, (1 + k2 / 2 - k1**2) / n_features
         )
-        residuals[f"d={d} k(2D) - k(D)^4"] = residual(k2, k1**4)
+        residuals[f"d={d} k(2Δ) - k(Δ)⁴"] = residual(k2, k1**4)
         # the package's two variance formulas against the derived variances, D = 6, where
         # |x - y| >= 0.6 (both are differences that cancel to O(z^4) as z -> 0)
         grid = np.hstack([input_grid(16, d, low=0.6, high=1.5), np.zeros((16, d))])
@@ -109,19 +109,19 @@ def run(*, thorough: bool = False) -> Verdict:
                 kernel_at(p, 0.5), kernel_at(p, 2.0), n_features=n_out
             ),
         )
-        residuals[f"d={d} difference - k^2(1 - k^2/2)/D"] = residual(
+        residuals[f"d={d} difference - k²(1 - k²/2)/D"] = residual(
             var_offset - var_sincos, k1**2 * (1 - k1**2 / 2) / n_features
         )
     kk = sp.Symbol("k", real=True)
     violations = sp.solve_univariate_inequality(
         kk**2 - kk**4 / 2 < 0, kk, relational=False
     ).intersect(sp.Interval.Lopen(0, 1))
-    residuals["{k in (0,1] : k^2 - k^4/2 < 0} (must be empty)"] = (
+    residuals["{k ∈ (0, 1] : k² - k⁴/2 < 0} (must be empty)"] = (
         sp.Integer(0) if violations is sp.S.EmptySet else violations
     )
     return residual_verdict(
         residuals,
-        f"d = {', '.join(map(str, dims))}; the difference is >= 0 on k in (0, 1]",
+        f"d = {', '.join(map(str, dims))}; the difference is ≥ 0 on k ∈ (0, 1]",
         package_gaps=gaps,
     )
 

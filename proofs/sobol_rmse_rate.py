@@ -33,6 +33,7 @@ from kernelapprox.sampling import MonteCarlo, Sobol
 
 from ._core import Verdict
 from ._numerical import numerical_claim
+from ._text import superscript
 
 SEED = 19970801
 DIM = 4
@@ -64,8 +65,9 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     sobol_ok = sobol.slope + 3 * sobol.stderr < -1.2
     mc_ok = abs(mc.slope + 0.5) <= 5 * mc.stderr
     summary = (
-        f"scrambled Sobol' slope {sobol} (need slope + 3 SE < -1.2), MC slope {mc} "
-        f"(need within 5 SE of -0.5); n = 2^{log2_ns[0]}..2^{log2_ns[-1]}, R={replications}"
+        f"scrambled Sobol' slope {sobol.slope:.3f} ± {sobol.stderr:.3f} (need slope + 3 SE "
+        f"< -1.2), MC slope {mc.slope:.3f} ± {mc.stderr:.3f} (need within 5 SE of -0.5); "
+        f"n = 2{superscript(log2_ns[0])} to 2{superscript(log2_ns[-1])}, R={replications}"
     )
     return Verdict.decide(
         sobol_ok and mc_ok,

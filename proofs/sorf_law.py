@@ -76,10 +76,10 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     checks = Checks()
     gram = np.einsum("rij,rkj->rik", W, W) / P
     orth = float(np.max(np.abs(gram - np.eye(P))))
-    checks.require(orth <= 1e-12, f"blocks not orthogonal with row norm sqrt(p): {orth:.2e}")
+    checks.require(orth <= 1e-12, f"blocks not orthogonal with row norm √p: {orth:.2e}")
     m4, m4_se = mean_and_se(np.mean(W**4, axis=(1, 2)))
     z_m4 = z_score(m4, exact_m4, m4_se)
-    checks.within(z_m4, 5, f"E[W_ij^4] {m4:.4f} is {z_m4:+.1f} SE from the exact {exact_m4:.4f}")
+    checks.within(z_m4, 5, f"E[Wᵢⱼ⁴] {m4:.4f} is {z_m4:+.1f} SE from the exact {exact_m4:.4f}")
     cos_mean, cos_se = mean_and_se(np.mean(np.cos(W @ DELTA), axis=1))
     z_cos = z_score(cos_mean, exact_cos, cos_se)
     checks.within(
@@ -88,7 +88,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
         f"mean cos estimate {cos_mean:.5f} is {z_cos:+.1f} SE from the exact {exact_cos:.5f}",
     )
     return checks.verdict(
-        f"{replications} blocks orthogonal to {orth:.1e}; E[W^4] {m4:.4f} +- {m4_se:.4f} vs exact "
+        f"{replications} blocks orthogonal to {orth:.1e}; E[W⁴] {m4:.4f} ± {m4_se:.4f} vs exact "
         f"{exact_m4:.4f} ({z_m4:+.1f} SE); mean cos {cos_mean:.5f} vs exact {exact_cos:.5f} "
         f"({z_cos:+.1f} SE); exact SORF bias {exact_cos - kernel_value:+.5f}",
         orthogonality=orth,

@@ -50,7 +50,7 @@ def test_sorf_with_two_blocks_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(orthogonal.StructuredOrthogonal, "draw", two_blocks)
     verdict = sorf_law.run()
-    assert verdict.status == "fails" and "E[W_ij^4]" in verdict.summary
+    assert verdict.status == "fails" and "E[Wᵢⱼ⁴]" in verdict.summary
 
 
 def test_cbc_reference_and_bound() -> None:
