@@ -6,7 +6,11 @@ Statement
 $J = \sum_{\ell=b_0}^{t} 4^{\ell-b_0}\,\mathrm{SSE}_\ell$ over *every* nested clustering of a
 sorted row (every position an atom, no band): it equals exhaustive enumeration of all nested
 trees on 40 random short rows (1 to 9 weights, some with zero sensitivity, seed widths 0..2,
-depths 0..2), to $10^{-9}$ relative.
+depths 0..2), to $10^{-9}$ of the row's scale $\Lambda M$, where $\Lambda = \sum_\ell
+4^{\ell-b_0}$ and $M = \sum_i w_i (v_i - \bar v)^2$ about the row's plain mean $\bar v$ (the
+origin of the package's prefix sums; $M$ is at least the 1-cluster error, so every tree has
+$J \le \Lambda M$). The optimum itself is no scale: it is zero up to round-off whenever the
+row has no more weighted values than seed clusters.
 
 (b) Finding, on rows as wide as MiniLM's ($384$ weights, $W_{rj} \sim N(0,1)$, squared-Gaussian
 sensitivities, seed width 3, final width 8): choosing the widths 3..6 together
@@ -27,7 +31,9 @@ of upscaling is measured in `quant_nesting_price`.
 Method
 ------
 (a) Enumeration by memoized recursion over every split point, independent of the package's
-vectorized recursion, compared with `tree_objective` of the package's answer. (b) Experiment
+vectorized recursion, compared with `tree_objective` of the package's answer, both on the
+row centred at $\bar v$ ($J$ does not depend on the origin, and a row of one value is then
+exactly 0 on both sides). (b) Experiment
 in float64 on the package code: 32 rows of 384 weights; the optimum on the first 8 rows at
 $k = 3, 4, 5$.
 """
@@ -112,10 +118,15 @@ def _experiment(torch, thorough: bool, seed: int) -> Verdict:
             top_bits=top_bits,
             band=None,
         )
-        prefix = _prefix((v - v.mean())[None], w[None])
+        centred = v - v.mean()  # the origin of the package's prefix sums
+        prefix = _prefix(centred[None], w[None])
         got = float(tree_objective(prefix, bounds, level_weights(seed_bits, top_bits))[0])
-        want = _enumerated(v.tolist(), w.tolist(), seed_bits, top_bits)
-        worst = max(worst, abs(got - want) / max(want, 1e-300) if want > 0 else abs(got))
+        want = _enumerated(centred.tolist(), w.tolist(), seed_bits, top_bits)
+        # every tree has J <= Lambda * M, and the prefix sums round at eps * M: the gap is
+        # measured against that, not against the optimum (0 up to round-off on short rows)
+        scale = sum(4.0**j for j in range(top_bits - seed_bits + 1)) * float((w * centred**2).sum())
+        gap = abs(got - want) / scale if scale > 0 else (0.0 if got == want else float("inf"))
+        worst = max(worst, gap)
     exact = worst <= 1e-9
 
     # (b) MiniLM-wide rows
@@ -166,9 +177,10 @@ def _experiment(torch, thorough: bool, seed: int) -> Verdict:
         return ", ".join(f"{x:.3f}" for x in values)
 
     summary = (
-        f"recursion = enumeration (worst relative gap {worst:.1e}); 384-wide rows, bits 3..6: "
+        f"recursion = enumeration (worst gap {worst:.1e} of the row's scale); 384-wide rows, "
+        f"bits 3..6: "
         f"tree / independent {fmt(tree_ratio)}, upscale / independent {fmt(upscale_ratio)}; "
-        f"tree / optimum at bits 3..5 {fmt(to_optimum)}; tree objective <= upscale's on every "
+        f"tree / optimum at bits 3..5 {fmt(to_optimum)}; tree objective ≤ upscale's on every "
         f"row: {objective_ok}"
     )
     return Verdict.decide(
@@ -188,8 +200,11 @@ CLAIM = numerical_claim(
     source="Park et al. (ICML 2024), Any-Precision LLM, Sec. 3",
     family="compression",
     seed=SEED,
-    tolerance="enumeration: 1e-9 relative; tree <= independent at bits 3..6 and <= 1.25x the "
-    "optimum at bits 3..5 (one seed, measured margins 6-16 %); objective per row <= upscale's",
+    tolerance="enumeration: gap ≤ 1e-9 of the row's scale Λ·Σw(v − v̄)² (every tree's J is at "
+    "most that; the package's prefix sums round at a few ulps of it, measured ≤ 2.1 ulps), not "
+    "of the optimum, which is 0 up to round-off on short rows; tree ≤ independent at bits 3..6 "
+    "and ≤ 1.25x the optimum at bits 3..5 (one seed, measured margins 6-16 %); objective per "
+    "row ≤ upscale's",
     requires=("kernelapprox.compression.quantization",),
     verifies=(
         "kernelapprox.compression.quantization.tree.best_nested_tree",
