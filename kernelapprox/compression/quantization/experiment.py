@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelapprox._timing import interleaved_times
 from kernelapprox._validation import check_choice, check_positive_int, spawn
 from kernelapprox.compression.quantization.kmeans import optimal_kmeans, weighted_sse
 from kernelapprox.compression.quantization.layer import (
@@ -231,18 +232,10 @@ def _rows(out: int, n: int) -> torch.Tensor:
 
 
 def _best_times(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Best wall time of each callable over ``repeats`` rounds after one warm-up call each;
-    every round runs all of them once, the order rotated, so drift hits them alike."""
-    for fn in fns.values():
-        fn()
-    names = list(fns)
-    best = dict.fromkeys(names, float("inf"))
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t = time.perf_counter()
-            fns[name]()
-            best[name] = min(best[name], time.perf_counter() - t)
-    return best
+    """Best wall time of each callable over ``repeats`` interleaved rounds
+    (:func:`~kernelapprox._timing.interleaved_times`: one warm-up call each, then every round
+    runs all of them once, the order rotated, so drift hits them alike)."""
+    return {name: min(times) for name, times in interleaved_times(fns, repeats).items()}
 
 
 @torch.no_grad()
