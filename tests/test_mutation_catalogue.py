@@ -45,3 +45,17 @@ def test_check_reports_a_moved_snippet(tmp_path: Path) -> None:
     (tmp_path / m.path).write_text("nothing here\n", encoding="utf-8")
     problems = mutation.check([m], root=tmp_path)
     assert any("occurs 0 times" in p for p in problems)
+
+
+def test_every_mutant_reaches_a_claim() -> None:
+    """``verify`` can only kill a mutant some claim runs on: every mutated module is named in
+    a claim's ``verifies=`` (or the mutant names its claims), and every named claim exists."""
+    import proofs
+
+    mutation = _load()
+    catalogue = proofs.catalogue()
+    names = {c.name for c in catalogue}
+    unreached = [m.name for m in mutation.MUTANTS if not mutation.claims_for(m, catalogue)]
+    assert not unreached, f"mutants no claim runs on: {unreached}"
+    unknown = {c for m in mutation.MUTANTS for c in m.claims} - names
+    assert not unknown, f"mutants name claims that do not exist: {sorted(unknown)}"
