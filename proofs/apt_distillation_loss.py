@@ -141,8 +141,8 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     zero = float(kl_divergence(same, same.clone(), 2.0 / 3.0))
     checks.require(abs(zero) <= 1e-15, f"KL of equal logits is {zero:.2e}, not 0")
     return checks.verdict(
-        f"{cases} cases (T in 1/2, 2/3, 1, 2; 0-3 hidden pairs): loss, KL and the student "
-        f"gradient w c T (p_s - p_t) / B match scipy within {max(worst.values()):.2f} of their "
+        f"{cases} cases (T ∈ {{1/2, 2/3, 1, 2}}; 0-3 hidden pairs): loss, KL and the student "
+        f"gradient w c T (pₛ - pₜ) / B match scipy within {max(worst.values()):.2f} of their "
         f"round-off bounds (float64 and float32); the teacher gets no gradient",
         gaps_over_roundoff_bounds=worst,
     )
@@ -155,8 +155,8 @@ CLAIM = numerical_claim(
     source="Zhao, Hajishirzi & Cao (ICML 2024), APT, Sec. 4.4; Hinton et al. (2015), Sec. 2",
     family="compression",
     seed=SEED,
-    tolerance="round-off bounds: KL within 8 u (max|z| / T + log V), the loss within w c T^2 "
-    "times that plus 8 u of itself (u = 2^-53 in float64, 2^-24 in float32)",
+    tolerance="round-off bounds: KL within 8 u (max|z| / T + log V), the loss within w c T² "
+    "times that plus 8 u of itself (u = 2⁻⁵³ in float64, 2⁻²⁴ in float32)",
     requires=("kernelapprox.compression.pruning",),
     verifies=(
         "kernelapprox.compression.pruning.adapters.distillation_loss",

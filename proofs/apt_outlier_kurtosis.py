@@ -108,7 +108,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
             f"(tolerance {TOLERANCE:g})",
         )
     return checks.verdict(
-        f"{cases} sets of 8 channels (kappa from {kappa_range[0]:.2f} to {kappa_range[1]:.2f}; "
+        f"{cases} sets of 8 channels (κ from {kappa_range[0]:.2f} to {kappa_range[1]:.2f}; "
         f"two-point channel at its closed form 46/9): package vs scipy.stats.kurtosis within "
         f"{max(worst.values()):.1e} (excess_kurtosis, group_salience, SalienceTracker; "
         f"tolerance {TOLERANCE:g})",
@@ -141,7 +141,7 @@ def _tracker_gap(pruning, torch, h: np.ndarray, g: np.ndarray, term: np.ndarray)
 CLAIM = numerical_claim(
     run,
     name="apt_outlier_kurtosis",
-    title="APT: the outlier salience term is sqrt of the positive excess kurtosis (scipy)",
+    title="APT: the outlier salience is the square root of the positive excess kurtosis (scipy)",
     source="Zhao, Hajishirzi & Cao (ICML 2024), APT, Sec. 4.1 (outlier-aware salience)",
     family="compression",
     seed=SEED,

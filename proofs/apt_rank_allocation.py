@@ -105,7 +105,7 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     return checks.verdict(
         f"{cases} cases ({grown_cases} growing, {odd_cases} of them with an odd count of "
         f"adapters): allocate_ranks equals the exact top-half rule and stays within one rank "
-        f"per grown adapter below the target, never above ({near_integer} cases with r rho "
+        f"per grown adapter below the target, never above ({near_integer} cases with r ρ "
         f"within 1e-9 of an integer judged by the budget only)",
         cases=cases,
         growing_cases=grown_cases,
@@ -122,8 +122,8 @@ CLAIM = numerical_claim(
     source="Zhao, Hajishirzi & Cao (ICML 2024), APT, Sec. 4.3 (adaptive adapters)",
     family="compression",
     seed=SEED,
-    tolerance="exact integer equality with the rule in rationals (r rho within 1e-9 of an "
-    "integer judged by the budget only); budget: total <= target, shortfall < sum of N_i",
+    tolerance="exact integer equality with the rule in rationals (r ρ within 1e-9 of an "
+    "integer judged by the budget only); budget: total ≤ target, shortfall < sum of Nᵢ",
     requires=("kernelapprox.compression.pruning",),
     verifies=("kernelapprox.compression.pruning.adapters.allocate_ranks",),
 )

@@ -117,8 +117,8 @@ def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
     checks.require(not bad_draws, "sampler draws: " + "; ".join(bad_draws[:3]))
     return checks.verdict(
         f"kept_count equals N p rounded half up (at least 1) in all {dyadic} dyadic cases "
-        f"({ties} exact ties) and {decimal} two-decimal cases (N <= {MAX_UNITS}; {near_ties} "
-        f"two-decimal cases within 4 N eps of a tie not judged); {draws} sampler draws keep "
+        f"({ties} exact ties) and {decimal} two-decimal cases (N ≤ {MAX_UNITS}; {near_ties} "
+        f"two-decimal cases within 4 N ε of a tie not judged); {draws} sampler draws keep "
         f"exactly k distinct units with scale N/k",
         dyadic_cases=dyadic,
         dyadic_ties=ties,
@@ -136,7 +136,7 @@ CLAIM = numerical_claim(
     source="Li et al. (ICML 2024), EST, Sec. 3; the rule of kernelapprox.dynamics.est",
     family="dynamics",
     seed=SEED,
-    tolerance="exact integer equality, except two-decimal rates within 4 N eps (float64 "
+    tolerance="exact integer equality, except two-decimal rates within 4 N ε (float64 "
     "round-off of N p) of a half-integer, which are counted and not judged",
     requires=("kernelapprox.dynamics.est",),
     verifies=(

@@ -108,7 +108,7 @@ def _experiment(quant, torch, thorough: bool, seed: int) -> Verdict:
     return checks.verdict(
         f"{calls} lookup outputs (widths 3-6, {len(shapes)} shapes up to "
         f"{max(c for _, c, _ in shapes)} columns, with and without bias): within "
-        f"{max(worst.values()):.3f} of the summation bound of numpy's x W^T + b (float64, "
+        f"{max(worst.values()):.3f} of the summation bound of numpy's x Wᵀ + b (float64, "
         f"float32); the smallest bias entry is {bias_share:.1e} bounds",
         largest_error_over_bound=worst,
         smallest_bias_over_bound=bias_share,
@@ -123,7 +123,7 @@ CLAIM = numerical_claim(
     source="Park et al. (ICML 2024), Any-Precision LLM, Sec. 4 (table-lookup kernel)",
     family="compression",
     seed=SEED,
-    tolerance="summation bound (n + 2^k + 2) u sum_j |x_j W_rj| + u |b_r| (Higham 2002, Sec. 3.1)",
+    tolerance="summation bound (n + 2ᵏ + 2) u Σⱼ |xⱼ Wᵣⱼ| + u |bᵣ| (Higham 2002, Sec. 3.1)",
     requires=("kernelapprox.compression.quantization",),
     verifies=(
         "kernelapprox.compression.quantization.layer.QuantizedLinear.forward",
