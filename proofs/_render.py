@@ -81,6 +81,14 @@ _TITLE_MATH = (
     (re.compile(r"(?<= )(-\d+(?:[./]\d+)?)(?![\w.])"), lambda m: f"${m.group(1)}$"),
     (re.compile(r"\b([A-Z])/([a-z])-"), lambda m: f"${m.group(1)}/{m.group(2)}$-"),
     (re.compile(r"\bL2-"), lambda m: "$L_2$-"),
+    (
+        re.compile(r"\b((?:[a-z] )*)([A-Z])\^(\d)\b"),
+        lambda m: "$" + "\\,".join([*m.group(1).split(), f"{m.group(2)}^{m.group(3)}"]) + "$",
+    ),
+    (
+        re.compile(r"\bKL\((\w)_(\w) \|\| (\w)_(\w)\)"),
+        lambda m: f"$\\mathrm{{KL}}({m.group(1)}_{m.group(2)} \\Vert {m.group(3)}_{m.group(4)})$",
+    ),
 )
 _OPS = {"<=": "\\le", ">=": "\\ge", "=": "=", "<": "<", ">": ">"}
 
@@ -97,8 +105,8 @@ def _subscripts(expr: str) -> str:
 
 def title_math(title: str) -> str:
     """A claim title with its ASCII math (``exp(q.k)``, ``d >= 4``, ``chi_d``, ``sqrt(p) H D1``,
-    ``rho(t)^L``, ``k - 2``, ``-1/2``, ``N/k-``, ``L2-``) as TeX; the title itself stays
-    plain text for the command line's tables."""
+    ``rho(t)^L``, ``k - 2``, ``-1/2``, ``N/k-``, ``L2-``, ``w c T^2``, ``KL(p_t || p_s)``) as
+    TeX; the title itself stays plain text for the command line's tables."""
     for pattern, repl in _TITLE_MATH:
         title = pattern.sub(repl, title)
     return title

@@ -1,5 +1,6 @@
 """The evidence a claim reports is plain Unicode text (``proofs/_text.py``): what the theory
-pages and ``kernelapprox verify`` show carries no ASCII math."""
+pages and ``kernelapprox verify`` show carries no ASCII math. (Claim titles stay ASCII for the
+command line; ``proofs._render.title_math`` turns their math into TeX on the pages.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proofs._render import DOCS_DIR
+from proofs._render import DOCS_DIR, title_math
 from proofs._text import superscript
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,13 @@ def test_the_pattern_finds_ascii_math_and_spares_names() -> None:
         "the delta method",
     ):
         assert not _ASCII_MATH.search(text), text
+
+
+def test_title_powers_and_kl_divergence_become_tex() -> None:
+    assert title_math("loss is w c T^2 KL(p_t || p_s) plus MSEs") == (
+        "loss is $w\\,c\\,T^2$ $\\mathrm{KL}(p_t \\Vert p_s)$ plus MSEs"
+    )
+    assert title_math("a T^2 guide; GPT-2 and x^2") == "$a\\,T^2$ guide; GPT-2 and x^2"
 
 
 def test_committed_theory_pages_show_evidence_and_tolerances_in_unicode() -> None:
