@@ -506,8 +506,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "est_kept_count_rounding",
         "kernelapprox/dynamics/est.py",
-        "    return max(1, min(n, int(np.floor(n * rate + 0.5))))\n",
-        "    return max(1, min(n, int(np.floor(n * rate))))\n",
+        "    return max(1, min(n, int(n * rate + Fraction(1, 2))))\n",
+        "    return max(1, min(n, int(n * rate)))\n",
         "EST kept count floor(N p) instead of round(N p)",
         (D + "test_est.py",),
         ("est_unbiased", "est_flops_saving"),

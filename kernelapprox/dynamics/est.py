@@ -100,11 +100,14 @@ GPT2_SMALL = DecoderConfig(
 def kept_count(n: int, rate: float, name: str = "rate") -> int:
     r"""Number of units kept at ``rate``: :math:`\max(1, \lfloor n\,p + \tfrac12 \rfloor)`.
 
-    Round half up (not Python's half-to-even), never fewer than one unit.
+    Round half up (not Python's half-to-even), never fewer than one unit. ``p`` is the rate
+    as written, the shortest decimal that reads back as the float (``repr``), in exact
+    arithmetic: the float product ``25 * 0.58`` is ``14.499999999999998`` (the float
+    ``0.58`` lies below 58/100) and would keep 14 units, not the 15 of ``14.5`` rounded up.
     """
     n = check_positive_int(n, "n")
-    rate = check_rate(rate, name)
-    return max(1, min(n, int(np.floor(n * rate + 0.5))))
+    rate = Fraction(repr(check_rate(rate, name)))
+    return max(1, min(n, int(n * rate + Fraction(1, 2))))
 
 
 def check_rate(value: Any, name: str) -> float:

@@ -41,7 +41,18 @@ def _block_and_input(seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor]:
 
 @pytest.mark.parametrize(
     ("n", "rate", "k"),
-    [(12, 0.5, 6), (6, 0.3, 2), (4, 0.1, 1), (5, 0.5, 3), (3, 1.0, 3), (3072, 0.5, 1536)],
+    [
+        (12, 0.5, 6),
+        (6, 0.3, 2),
+        (4, 0.1, 1),
+        (5, 0.5, 3),
+        (3, 1.0, 3),
+        (3072, 0.5, 1536),
+        # decimal ties whose float product falls just below the half (25 * 0.58 = 14.4999...)
+        (25, 0.58, 15),
+        (45, 0.7, 32),
+        (100, 0.145, 15),
+    ],
 )
 def test_kept_count_rounds_half_up_and_keeps_one(n: int, rate: float, k: int) -> None:
     assert kept_count(n, rate) == k
