@@ -309,3 +309,22 @@ def test_lookup_linear_bad_input_named() -> None:
         lookup_linear(torch.zeros(2, 40), q, layer.table(2), 3, 40)
     with pytest.raises(TypeError, match="bits"):
         lookup_linear(torch.zeros(2, 40), q, t, 3.0, 40)
+
+
+def test_tables_are_rounded_once_to_the_nearest_float16() -> None:
+    """torch's float64 -> float16 goes through float32 and rounds twice; the layer's tables
+    are the nearest float16 (numpy's single rounding), which differs on a few entries."""
+    import numpy as np
+
+    from kernelapprox.compression.quantization.layer import to_float16
+
+    table = torch.randn(200, 1000, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    ours = to_float16(table)
+    nearest = torch.from_numpy(table.numpy().astype(np.float16))
+    assert ours.dtype == torch.float16 and torch.equal(ours, nearest)
+    assert not torch.equal(table.to(torch.float16), nearest)  # the double rounding it avoids
+    # no float16 is closer to any entry
+    err = (ours.double() - table).abs()
+    up = torch.nextafter(ours, torch.full_like(ours, torch.inf)).double()
+    down = torch.nextafter(ours, torch.full_like(ours, -torch.inf)).double()
+    assert bool((err <= (up - table).abs()).all()) and bool((err <= (down - table).abs()).all())
