@@ -146,6 +146,11 @@ class FeatureMap:
     #: Whether the map draws its radii from a point set, so that it needs a
     #: :class:`~kernelapprox.sampling.PointSetSampler` (DiJiang's DCT maps).
     needs_point_set: ClassVar[bool] = False
+    #: Whether the map's Gram errors are right-skewed and heavy-tailed, so that a few
+    #: replications understate their mean (exponentials of Gaussian projections, ``exp(w.x)``;
+    #: measured for ``positive``: 5 replications 0.29, 2000 replications 0.37, wine, MC,
+    #: m = 16). Studies check such curves against Cochran's rule.
+    heavy_tailed: ClassVar[bool] = False
 
     def __init__(
         self,

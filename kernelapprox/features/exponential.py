@@ -59,6 +59,7 @@ class Positive(_Exponential):
 
     name = "positive"
     variance_family = "positive"
+    heavy_tailed = True
 
     def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """FAVOR+ is the positive form itself: the map's ``W`` and ``sqrt_xi``."""
@@ -70,6 +71,7 @@ class Hyperbolic(_Exponential):
 
     name = "hyperbolic"
     variance_family = "hyperbolic"
+    heavy_tailed = True
     components = 2
 
     def positive_form(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:

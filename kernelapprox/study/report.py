@@ -24,6 +24,7 @@ from kernelapprox.estimators.comparisons import (
 from kernelapprox.estimators.gram import METRICS as GRAM_METRICS
 from kernelapprox.estimators.rates import features_needed, fit_rate
 from kernelapprox.estimators.replications import log_scale_interval, rms_interval
+from kernelapprox.features import MAPS
 from kernelapprox.sampling import SAMPLERS
 from kernelapprox.study.records import StudyRun
 from kernelapprox.study.spec import Cell
@@ -42,12 +43,11 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-#: Maps whose features are exponentials of Gaussian projections (``exp(w.x)``): their Gram
-#: errors are right-skewed and heavy-tailed, and a few replications understate the mean
-#: (issue 20, wine, ``positive``/MC at m=16: 5 replications 0.29, 2000 replications 0.37).
-#: Their Gram-error curves are checked against Cochran's rule
+#: Maps whose Gram errors are heavy-tailed (:attr:`FeatureMap.heavy_tailed
+#: <kernelapprox.features.FeatureMap.heavy_tailed>`: exponentials of Gaussian projections):
+#: their Gram-error curves are checked against Cochran's rule
 #: (:func:`~kernelapprox.estimators.comparisons.cochran_replications`).
-HEAVY_TAILED_MAPS = ("positive", "hyperbolic")
+HEAVY_TAILED_MAPS = tuple(name for name, cls in MAPS.items() if cls.heavy_tailed)
 #: Cochran's 25 G1^2 for the ``positive`` map's relative Frobenius error, measured over 1000
 #: replications (MC, Gaussian kernel, 400 normal points, d=8): G1 = 3.87 at m=16 and 4.31 at
 #: m=256, so 375 and 464. A handful of replications almost never shows that skewness, so a
