@@ -20,43 +20,17 @@ from kernelapprox.compression.quantization import (
     quantize_linears,
     set_bits,
 )
+from tests.compression.tiny_decoders import tiny_gpt2, tiny_llama
 
 transformers = pytest.importorskip("transformers")
 
 
 def _gpt2() -> nn.Module:
-    config = transformers.GPT2Config(
-        vocab_size=40,
-        n_positions=8,
-        n_embd=16,
-        n_layer=2,
-        n_head=4,
-        n_inner=24,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    torch.manual_seed(0)
-    return transformers.GPT2LMHeadModel(config).double().eval()
+    return tiny_gpt2(transformers)
 
 
 def _llama() -> nn.Module:
-    config = transformers.LlamaConfig(
-        vocab_size=40,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).double().eval()
-    with torch.no_grad():  # random, not tiny, weights everywhere
-        for p in model.parameters():
-            if p.ndim == 2:
-                p.normal_(0, 0.3)
-    return model
+    return tiny_llama(transformers)
 
 
 def _batches() -> list[torch.Tensor]:

@@ -1,0 +1,44 @@
+"""Tiny offline Hugging Face decoders (random weights, float64) for the compression tests."""
+
+from __future__ import annotations
+
+import torch
+
+
+def tiny_gpt2(transformers):
+    """GPT-2, 2 layers of width 16, 4 heads, MLP 24, no dropout; its projections are
+    ``Conv1D`` (weight ``(in, out)``) and ``lm_head`` shares the token embedding."""
+    config = transformers.GPT2Config(
+        vocab_size=40,
+        n_positions=8,
+        n_embd=16,
+        n_layer=2,
+        n_head=4,
+        n_inner=24,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(config).double().eval()
+
+
+def tiny_llama(transformers):
+    """A Llama-style decoder, 2 layers of width 16, 4 query and 2 key-value heads, MLP 24,
+    every matrix redrawn from N(0, 0.3^2) (the default init is tiny: near-identity layers)."""
+    config = transformers.LlamaConfig(
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.3)
+    return model
