@@ -198,10 +198,21 @@ def command_in(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
+def _escape_what_the_terminal_cannot_show() -> None:
+    """Reports use Unicode (±, ≤, √, Greek letters); on a stream whose encoding lacks them
+    (``PYTHONIOENCODING=ascii``, a latin-1 terminal) they are written as ``\\u`` escapes
+    instead of failing with ``UnicodeEncodeError``."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and stream.errors == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from kernelapprox.cli._common import check_common_options, deprecations_on_stderr
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    _escape_what_the_terminal_cannot_show()
     command = command_in(argv)
     parser = build_parser(load=() if command is None else (command,))
     with deprecations_on_stderr():

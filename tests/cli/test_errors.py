@@ -556,3 +556,19 @@ def test_console_entry_point_exits_with_the_status(paths):
     )
     assert proc.returncode == 2
     assert "--out" in assert_one_line(proc.stderr, command="dynamics")
+
+
+def test_a_terminal_without_unicode_gets_escapes_not_an_encoding_error(monkeypatch):
+    """Reports print ±, ≤, Greek letters; an ASCII stream receives ``\\u`` escapes."""
+    import io
+    import sys
+
+    import kernelapprox.cli as cli
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stream)
+    cli._escape_what_the_terminal_cannot_show()
+    print("N ≤ 64, 1.7 ± 0.2")
+    stream.flush()
+    assert raw.getvalue() == b"N \\u2264 64, 1.7 \\xb1 0.2\n"
