@@ -58,7 +58,12 @@ class SavedActivations:
             if key not in self._seen and key not in self._params:
                 self._seen.add(key)
                 self.bytes += storage.nbytes()
-        return tensor
+        # A detached alias (same storage and version counter), not ``tensor`` itself: when
+        # autograd saves a node's own output (tanh, layer norm), returning the output makes a
+        # cycle output -> grad_fn -> saved output that Python's collector cannot see, so a
+        # graph never consumed by backward (an unused pooler output) kept the whole model alive
+        # after training: one model per fit, 100 MB per seed for MiniLM.
+        return tensor.detach()
 
     def __enter__(self) -> SavedActivations:
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
