@@ -60,6 +60,7 @@ from kernelapprox.compression.quantization.layer import (
     QuantizedLinear,
     lookup_linear,
     output_rows,
+    to_float16,
 )
 from kernelapprox.compression.quantization.models import (
     fisher_diagonal,
@@ -401,7 +402,8 @@ def run_quantization(
             )
             t_independent += time.perf_counter() - t
             sse_i += float(weighted_sse(w, f, codes, table).sum())
-            deq = table.to(torch.float16).to(torch.float64).gather(1, codes)
+            # stored in float16 like the nested layer's tables, rounded the same way
+            deq = to_float16(table).to(torch.float64).gather(1, codes)
             with torch.no_grad():
                 output_rows(ind_modules[name]).copy_(deq.to(ind_modules[name].weight.dtype))
             if do_opt:
