@@ -24,7 +24,8 @@ and with the output gradient ``dO_n`` and the final state's ``dP_N``, the backwa
 .. math:: dK_n = dA_n^\\top Q_n + (e_n \\odot V_n)\\, g_{n+1}^\\top, \\qquad
           dV_n = A_n^\\top dO_n + e_n \\odot (K_n g_{n+1}), \\qquad dS_0 = g_0 .
 
-Every product of a pass is one batched matrix product over all chunks; only the two walks
+Every product of a pass is one batched matrix product over all chunks (written into a walk's
+buffer, one per index of the shorter of the two leading axes); only the two walks
 (``P_n`` forward, ``g_n`` backward) go chunk by chunk, each step one fused elementwise
 ``addcmul`` in place in one ``(Bh, N + 1, F, D)`` buffer (slot ``n + 1`` holds the increment
 ``K_n^T (e_n . V_n)`` until the walk turns it into ``P_{n+1}``; backward, slot ``n`` holds

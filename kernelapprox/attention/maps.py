@@ -272,9 +272,9 @@ def stabilized_features(
     the map's :meth:`~kernelapprox.features.FeatureMap.log_row_scale` ``r``, whose factor
     ``exp(r)`` is never formed. With ``log_weight`` (from :func:`uniform_log_weight`) the
     constant weight goes into ``c``; ``inplace`` reuses the map's output buffer (only when no
-    gradient is needed); ``owned`` promises that ``phi_tilde`` stays with the caller, whose
-    backward pass may then receive the exponential's gradient in its storage (see
-    :class:`ShiftedExp`).
+    gradient is needed; the exponential maps' logs are overwritten either way); ``owned``
+    promises that ``phi_tilde`` stays with the caller, whose backward pass may then receive
+    the exponential's gradient in its storage (see :class:`ShiftedExp`).
     """
     # One (tokens, d) matrix: the map's ``u @ W^T`` is then a single matrix product
     # (torch.matmul runs a (..., 1, d) or permuted input as many tiny batched products).
@@ -289,12 +289,10 @@ def stabilized_features(
         c = logs.detach().amax(dim=(-2, -1))
         # ``logs + (grad_r - c)``, not ``logs - (c - grad_r)``: the same numbers (grad_r is
         # 0), but the backward pass of a subtracted row term negates the whole (n, m) gradient
-        # before reducing it. exp_ overwrites the sum, which no backward pass needs.
+        # before reducing it. The exponential overwrites the fresh logs, with or without
+        # gradients (ShiftedExp).
         shift = -c if grad_r is None else grad_r - c
-        if inplace:
-            g = logs.add_(shift[..., None, None]).exp_()
-        else:
-            g = ShiftedExp.apply(logs, shift[..., None, None], owned)
+        g = ShiftedExp.apply(logs, shift[..., None, None], owned)
         if log_weight is None:
             phi = feature_map.weighted(g, params)
         else:
