@@ -21,17 +21,25 @@ from __future__ import annotations
 
 from typing import Any
 
+# The import order is the registry's order (the order of choices on the command line and in
+# the docs): trigonometric maps, then exponential ones, then DiJiang's.
+from kernelapprox.features.trigonometric import CosOffset, Fourier, SinCos  # isort: skip
+from kernelapprox.features.exponential import Hyperbolic, Positive  # isort: skip
+from kernelapprox.features.dct import (  # isort: skip
+    DCT,
+    DCTReleased,
+    dct2_ortho,
+    dct3_ortho,
+    dct_matrix,
+)
 from kernelapprox._validation import SeedLike, check_choice
-from kernelapprox.features._base import FeatureMap, check_weights
-from kernelapprox.features.dct import DCT, DCTReleased, dct2_ortho, dct3_ortho, dct_matrix
-from kernelapprox.features.exponential import Hyperbolic, Positive
-from kernelapprox.features.trigonometric import CosOffset, Fourier, SinCos
+from kernelapprox.features._base import REGISTRY, FeatureMap, check_weights
 from kernelapprox.kernels import KERNELS, Kernel, make_kernel
 from kernelapprox.sampling import PointSetSampler, make_sampler
 
-MAPS: dict[str, type[FeatureMap]] = {
-    cls.name: cls for cls in (SinCos, CosOffset, Fourier, Positive, Hyperbolic, DCT, DCTReleased)
-}
+#: Every registered feature map by name: each class defined with ``register=True``
+#: (:meth:`FeatureMap.__init_subclass__`), so adding a map is one class.
+MAPS: dict[str, type[FeatureMap]] = REGISTRY
 
 
 def make(

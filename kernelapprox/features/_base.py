@@ -99,6 +99,11 @@ def check_weights(weights: Any, n_features: int) -> np.ndarray:
     return w
 
 
+#: The registry of feature maps by name, in the order their classes were defined
+#: (:data:`kernelapprox.features.MAPS`); a class joins it with ``register=True``.
+REGISTRY: dict[str, type[FeatureMap]] = {}
+
+
 class FeatureMap:
     """Random features ``phi`` with ``phi(x) . phi(y) ~ k(x, y)``.
 
@@ -151,6 +156,19 @@ class FeatureMap:
     #: measured for ``positive``: 5 replications 0.29, 2000 replications 0.37, wine, MC,
     #: m = 16). Studies check such curves against Cochran's rule.
     heavy_tailed: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, register: bool = False, **kwargs: Any) -> None:
+        """``class MyMap(FeatureMap, register=True)`` adds the map to :data:`REGISTRY` under its
+        :attr:`name`, so that studies, the command line, predictions and attention find it;
+        subclasses are not registered by default (a test's variant of a map stays private)."""
+        super().__init_subclass__(**kwargs)
+        if not register:
+            return
+        if not cls.__dict__.get("name"):
+            raise TypeError(f"{cls.__qualname__} needs its own non-empty `name` to register")
+        if cls.name in REGISTRY:
+            raise ValueError(f"a feature map named {cls.name!r} is registered already")
+        REGISTRY[cls.name] = cls
 
     def __init__(
         self,

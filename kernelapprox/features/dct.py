@@ -151,7 +151,7 @@ class _DCTBase(_Exponential):
         return z * t["radii"]
 
 
-class DCT(_DCTBase):
+class DCT(_DCTBase, register=True):
     """DiJiang's weighted DCT map as the paper defines it (biased for finite ``m``; see module doc).
 
     Parameters
@@ -184,7 +184,7 @@ class DCT(_DCTBase):
         return W, t["sqrt_xi"]
 
 
-class DCTReleased(_DCTBase):
+class DCTReleased(_DCTBase, register=True):
     """What DiJiang's released code computes: ``softmax(x C diag(t))`` over the feature axis.
 
     Targets the softmax kernel only in the row-normalized (attention) sense; see module doc.

@@ -54,7 +54,7 @@ class _Exponential(FeatureMap):
         return add(logs, self.log_row_scale(u, t)[..., None, None], _may_overwrite(u, t))
 
 
-class Positive(_Exponential):
+class Positive(_Exponential, register=True):
     """``exp(w.u - |u|^2/2)``: positive random features (FAVOR+)."""
 
     name = "positive"
@@ -66,7 +66,7 @@ class Positive(_Exponential):
         return t["W"], t["sqrt_xi"]
 
 
-class Hyperbolic(_Exponential):
+class Hyperbolic(_Exponential, register=True):
     """``exp(-|u|^2/2) [exp(w.u), exp(-w.u)] / sqrt(2)``: hyperbolic (antithetic) features."""
 
     name = "hyperbolic"

@@ -69,7 +69,7 @@ class _Trigonometric(FeatureMap):
         raise NotImplementedError
 
 
-class SinCos(_Trigonometric):
+class SinCos(_Trigonometric, register=True):
     """``[cos(w.u), sin(w.u)]`` per frequency: output width ``2 m``."""
 
     name = "sincos"
@@ -88,7 +88,7 @@ class SinCos(_Trigonometric):
         return out.transpose(-1, -2)
 
 
-class CosOffset(_Trigonometric):
+class CosOffset(_Trigonometric, register=True):
     """``sqrt(2) cos(w.u + b)`` with ``b ~ U[0, 2 pi)``: scikit-learn's ``RBFSampler`` map.
 
     Given the same frequencies and offsets it reproduces ``RBFSampler.transform``:
@@ -124,7 +124,7 @@ class CosOffset(_Trigonometric):
         return g[..., None]
 
 
-class Fourier(_Trigonometric):
+class Fourier(_Trigonometric, register=True):
     """Complex exponentials ``exp(-i w.u)``: ``m`` complex features."""
 
     name = "fourier"
