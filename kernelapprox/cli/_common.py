@@ -23,7 +23,7 @@ import argparse
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 #: The ``--format`` choices every command has, in this order; extra ones follow.
@@ -38,6 +38,80 @@ def seed(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+
+
+class comma_list:
+    """An argparse ``type`` for a comma-separated list, the same for every command.
+
+    Items are stripped and empty items dropped (``"a, b,"`` is ``["a", "b"]``); each is
+    converted by ``item``, whose ``ValueError`` or ``ArgumentTypeError`` refuses the list, and
+    must be one of ``choices`` when given. A list with no item is refused too: an option given
+    must name something (leave it out for the command's default). A refusal is argparse's
+    usage error naming the option (exit status 2), ``expected comma-separated {what}``.
+    With ``action="extend"`` an option may also be repeated (``--only a,b --only c``).
+    """
+
+    def __init__(
+        self,
+        item: Callable[[str], Any] = str,
+        what: str = "names",
+        *,
+        choices: Sequence[str] | None = None,
+    ) -> None:
+        self.item = item
+        self.what = what
+        self.choices = None if choices is None else tuple(choices)
+
+    def __call__(self, text: str) -> list[Any]:
+        try:
+            values = [self.item(t.strip()) for t in text.split(",") if t.strip()]
+        except (ValueError, argparse.ArgumentTypeError):
+            values = []
+        if self.choices is not None and any(v not in self.choices for v in values):
+            values = []
+        if not values:
+            of = "" if self.choices is None else f" of {', '.join(self.choices)}"
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {self.what}{of}, got {text!r}"
+            )
+        return values
+
+    def __repr__(self) -> str:
+        return f"comma-separated {self.what}"
+
+
+class ExtendLists(argparse.Action):
+    """``action=ExtendLists, nargs="+"`` with a :class:`comma_list` type: every value, each a
+    comma-separated list, extends one flat list (``--maps dct positive,elu`` is
+    ``["dct", "positive", "elu"]``; argparse's ``"extend"`` would nest the lists)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        for value in values:
+            items.extend(value)
+        setattr(namespace, self.dest, items)
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1, for :func:`comma_list`."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} < 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, for :func:`comma_list`."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{value} is not a finite positive number")
+    return value
 
 
 def check_common_options(args: argparse.Namespace) -> None:

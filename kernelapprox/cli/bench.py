@@ -25,33 +25,11 @@ from kernelapprox._validation import (
     check_positive_int,
 )
 from kernelapprox.cli import SUMMARIES
-from kernelapprox.cli._common import add_common_options
+from kernelapprox.cli._common import add_common_options, comma_list, positive_float, positive_int
 
-
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        msg = f"expected comma-separated integers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        msg = f"expected comma-separated numbers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
-    return values
-
-
-def _names(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+_ints = comma_list(positive_int, "positive integers")
+_floats = comma_list(positive_float, "positive numbers")
+_names = comma_list()
 
 
 def _check_device(text: str) -> str:

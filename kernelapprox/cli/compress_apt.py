@@ -40,7 +40,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from kernelapprox.cli._common import add_common_options
+from kernelapprox.cli._common import add_common_options, comma_list
 
 DEFAULTS = {
     "steps": 30,
@@ -81,6 +81,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--methods",
+        type=comma_list(what="method names"),
         default="full,lora,apt,magnitude,random",
         help="comma-separated subset of full,lora,apt,magnitude,random",
     )
@@ -126,14 +127,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _methods(value: str) -> tuple[str, ...]:
+def _methods(value: list[str]) -> tuple[str, ...]:
     from kernelapprox.compression.pruning.train import METHODS
 
-    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    names = tuple(dict.fromkeys(value))
     bad = [n for n in names if n not in METHODS]
-    if not names or bad:
+    if bad:
         raise ValueError(
-            f"--methods must be a comma-separated subset of {','.join(METHODS)}, got {value!r}"
+            f"--methods must be a comma-separated subset of {','.join(METHODS)}, "
+            f"got {','.join(value)!r}"
         )
     return names
 

@@ -12,11 +12,13 @@ import time
 from typing import Any
 
 from kernelapprox.cli import SUMMARIES
-from kernelapprox.cli._common import DeprecatedAlias, add_common_options
+from kernelapprox.cli._common import DeprecatedAlias, ExtendLists, add_common_options, comma_list
 
 #: The maps the experiment can convert to (the same tuple as the experiment's ``MAPS``,
 #: repeated here so that building the parser imports neither torch nor the experiment).
 MAPS = ("dct", "positive", "dct_released", "hyperbolic", "elu")
+#: The maps converted when ``--maps`` is not given.
+DEFAULT_MAPS = ("dct", "positive", "dct_released")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -46,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     from kernelapprox.integrations.minilm_experiment import run_experiment
 
     report = run_experiment(
-        maps=args.maps,
+        maps=list(args.maps or DEFAULT_MAPS),
         n_features=args.n_features,
         budget=args.budget,
         steps=args.steps,
@@ -82,10 +84,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--maps",
+        type=comma_list(what="maps", choices=MAPS),
         nargs="+",
-        default=["dct", "positive", "dct_released"],
-        choices=MAPS,
-        help="the maps to convert to, one distillation each",
+        action=ExtendLists,
+        default=None,
+        help=(
+            f"the maps to convert to, one distillation each: comma-separated, of {','.join(MAPS)} "
+            f"(default {','.join(DEFAULT_MAPS)}; space-separated names work too)"
+        ),
     )
     p.add_argument("--n-features", type=int, default=None, help="features per layer (head_dim)")
     p.add_argument("--budget", type=float, default=180.0, help="distillation seconds per map")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelapprox.cli import SUMMARIES
-from kernelapprox.cli._common import add_common_options
+from kernelapprox.cli._common import add_common_options, comma_list, positive_int
 
 EXPERIMENTS = ("theorem", "completion", "depth", "est")
 
@@ -52,7 +52,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fraction", type=float, default=None, help="observed fraction p")
     p.add_argument("--gamma", type=float, default=None, help="outer-factor lr factor")
     p.add_argument("--tol", type=float, default=1e-3, help="completion: target rel. error")
-    p.add_argument("--widths", default="10,50,100", help="depth: comma-separated widths")
+    p.add_argument(
+        "--widths",
+        type=comma_list(positive_int, "positive integers"),
+        default="10,50,100",
+        help="depth: comma-separated widths",
+    )
     p.add_argument(
         "--reduction",
         default=None,
@@ -233,12 +238,7 @@ def _completion(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any
 def _depth(args: argparse.Namespace, progress: bool) -> tuple[dict[str, Any], str]:
     from kernelapprox.dynamics.completion import depth_width_sweep
 
-    try:
-        widths = tuple(int(w) for w in args.widths.split(",") if w.strip())
-    except ValueError:
-        raise ValueError(
-            f"--widths must be comma-separated integers, got {args.widths!r}"
-        ) from None
+    widths = tuple(args.widths)
     depths = (2, 3) if args.depth is None else (args.depth,)
     lrs = {2: 100.0, 3: 300.0}
     if args.lr is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelapprox.cli import SUMMARIES
-from kernelapprox.cli._common import add_common_options
+from kernelapprox.cli._common import add_common_options, comma_list
 from kernelapprox.study.data import SmallDataWarning
 from kernelapprox.study.presets import PRESET_TABLES, PRESETS, preset
 from kernelapprox.study.report import (
@@ -25,34 +25,28 @@ from kernelapprox.study.report import (
 from kernelapprox.study.runner import run_study
 from kernelapprox.study.store import StoreWarning
 
-
-def _names(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
+_names = comma_list()
 
 
-def _samplers(text: str) -> list[str]:
+class _SamplerList(comma_list):
     """Samplers, comma-separated; a sampler's options follow a colon and are comma-separated
     too: an item with ``=`` and no ``:`` is another option of the sampler before it, so
     ``mc,spherical:directions=orthogonal,points=lattice,sobol`` names three samplers."""
-    out: list[str] = []
-    for item in _names(text):
-        if "=" in item and ":" not in item and out and ":" in out[-1]:
-            out[-1] += "," + item
-        else:
-            out.append(item)
-    return out
+
+    def __call__(self, text: str) -> list[str]:
+        out: list[str] = []
+        for item in super().__call__(text):
+            if "=" in item and ":" not in item and out and ":" in out[-1]:
+                out[-1] += "," + item
+            else:
+                out.append(item)
+        return out
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+_samplers = _SamplerList(what="samplers")
+
+
+_ints = comma_list(int, "integers")
 
 
 def _number_or(word: str):  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ import sys
 from types import ModuleType
 
 from kernelapprox.cli import SUMMARIES
-from kernelapprox.cli._common import add_common_options
+from kernelapprox.cli._common import add_common_options, comma_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        action="append",
+        action="extend",
+        type=comma_list(what="claim names"),
         metavar="NAME",
         help="run only this claim (repeat, or separate names with commas)",
     )
@@ -77,12 +78,6 @@ def catalogue_package() -> ModuleType:
     return importlib.import_module(name)
 
 
-def _names(only: list[str] | None) -> list[str] | None:
-    if only is None:
-        return None
-    return [name for item in only for name in item.split(",")]
-
-
 def run_command(args: argparse.Namespace) -> int:
     from kernelapprox._io import atomic_write, check_out_dir
 
@@ -95,7 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
             "--write-docs writes the pages of the recorded seeds; run it without --seed "
             f"(got --seed {args.seed})"
         )
-    claims = proofs.select(_names(args.only), family=args.family)
+    claims = proofs.select(args.only, family=args.family)
     if args.list:
         for claim in claims:
             print(f"{claim.name:32s} {claim.family:16s} {claim.method:10s} {claim.title}")

@@ -111,7 +111,7 @@ USER_ERRORS: list[tuple[list[str], str]] = [
     (["study", "--preset", "nope"], "--preset"),
     # verify
     (["verify", "--only", "no_such_claim", "--no-progress"], "no_such_claim"),
-    (["verify", "--only", ",", "--no-progress"], "none given"),
+    (["verify", "--only", ",", "--no-progress"], "--only: expected comma-separated claim names"),
     (["verify", "--family", "nope"], "family"),
     (["verify", "--family", "nope", "--list"], "family"),
     (["verify", "--only", "bochner_gaussian", "--family", "attention"], "bochner_gaussian"),

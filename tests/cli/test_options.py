@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import warnings
 
 import pytest
@@ -181,3 +182,81 @@ def test_convert_writes_the_report_to_out_and_to_the_deprecated_output(
         "--quiet",
         "--output",
     ]
+
+
+def _list_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if isinstance(a.type, _common.comma_list)]
+
+
+def test_every_list_option_parses_through_the_shared_comma_list():
+    """An option whose help shows or says a comma-separated list (or that takes several
+    values) must use ``comma_list``: a second hand-written splitter would treat spaces or an
+    empty list in its own way."""
+    found = 0
+    for path, parser in LEAVES:
+        for action in parser._actions:
+            help_ = action.help or ""
+            says_list = bool(re.search(r"\w,\w|comma", help_)) or action.nargs in ("+", "*")
+            if says_list and action.option_strings:
+                found += 1
+                assert isinstance(action.type, _common.comma_list), (path, action.dest)
+    assert found >= 10
+
+
+@pytest.mark.parametrize(("path", "parser"), LEAVES, ids=IDS)
+def test_an_empty_list_is_a_usage_error_in_every_command(path, parser, capsys):
+    for action in _list_options(parser):
+        with pytest.raises(SystemExit) as exit_:
+            cli.build_parser().parse_args([*path, action.option_strings[0], " , "])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert action.option_strings[0] in err and "expected comma-separated" in err
+
+
+@pytest.mark.parametrize(
+    ("item", "text", "want"),
+    [
+        (str, "a, b,,c ,", ["a", "b", "c"]),
+        (int, "16,32, 64", [16, 32, 64]),
+        (_common.positive_int, "1,2", [1, 2]),
+        (_common.positive_float, "0.5,2", [0.5, 2.0]),
+    ],
+)
+def test_comma_list_strips_and_converts(item, text, want):
+    assert _common.comma_list(item)(text) == want
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [
+        (str, ""),
+        (str, ",,"),
+        (int, "1,x"),
+        (_common.positive_int, "1,0"),
+        (_common.positive_float, "1,-2"),
+        (_common.positive_float, "inf"),
+        (_common.positive_float, "nan"),
+    ],
+)
+def test_comma_list_refuses_bad_or_empty_lists(item, text):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected comma-separated"):
+        _common.comma_list(item, "things")(text)
+
+
+def test_comma_list_with_choices_names_them():
+    parse = _common.comma_list(what="maps", choices=("dct", "positive"))
+    assert parse("dct, positive") == ["dct", "positive"]
+    with pytest.raises(argparse.ArgumentTypeError, match="of dct, positive, got 'dct,elu'"):
+        parse("dct,elu")
+
+
+def test_repeated_and_space_separated_lists_extend():
+    parser = cli.build_parser()
+    args = parser.parse_args(["verify", "--only", "a,b", "--only", "c"])
+    assert args.only == ["a", "b", "c"]
+    args = parser.parse_args(["convert", "--maps", "dct", "positive,elu"])
+    assert args.maps == ["dct", "positive", "elu"]
+    assert parser.parse_args(["convert"]).maps is None
+    args = parser.parse_args(["dynamics", "depth", "--widths", "4, 8"])
+    assert args.widths == [4, 8]
+    assert parser.parse_args(["dynamics", "depth"]).widths == [10, 50, 100]

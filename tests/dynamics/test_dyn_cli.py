@@ -150,4 +150,9 @@ def test_depth_text(capsys):
 def test_bad_input_exits_2(capsys):
     assert cli.main(["dynamics", "theorem", "--dim", "4", "--rank", "3", "--no-progress"]) == 2
     assert "rank" in capsys.readouterr().err
-    assert cli.main(["dynamics", "depth", "--widths", "a,b", "--no-progress"]) == 2
+    capsys.readouterr()
+    # a malformed list is argparse's usage error, as for every command's comma lists
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["dynamics", "depth", "--widths", "a,b", "--no-progress"])
+    assert exit_.value.code == 2
+    assert "--widths: expected comma-separated positive integers" in capsys.readouterr().err
