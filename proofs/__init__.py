@@ -24,6 +24,7 @@ from ._core import (
     Claim,
     Verdict,
     docstring_section,
+    package_module,
     try_import,
 )
 from ._format import FORMATS, format_json, format_markdown, format_report, format_text
@@ -49,6 +50,7 @@ __all__ = [
     "format_markdown",
     "format_report",
     "format_text",
+    "package_module",
     "render_index",
     "render_markdown",
     "run_claims",

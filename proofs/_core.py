@@ -290,6 +290,18 @@ def is_package_module(module: str) -> bool:
     return module == PACKAGE or module.startswith(PACKAGE + ".")
 
 
+def package_module(module: str) -> Any:
+    """The imported module ``module`` of the package (as ``sys.modules`` holds it).
+
+    A claim imports the package code it verifies with this inside ``run``, so that an
+    ``ImportError`` is raised when the claim runs (the runner reports it as ``fails``, never
+    as pending) and ``kernelapprox verify --list`` imports no heavy module.
+    """
+    if not is_package_module(module):
+        raise ValueError(f"package_module takes a module of {PACKAGE}, got {module!r}")
+    return importlib.import_module(module)
+
+
 def try_import(module: str) -> tuple[Any, str | None]:
     """Import ``module``; return ``(module, None)``, or ``(None, reason)`` for a missing extra.
 

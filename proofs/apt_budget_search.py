@@ -25,7 +25,7 @@ match the scan exactly.
 
 from __future__ import annotations
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import numerical_claim
 
 SEED = 20240718
@@ -42,12 +42,10 @@ def _scan(order, params, budget) -> int:
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     import numpy as np
     import torch
 
+    pruning = package_module("kernelapprox.compression.pruning")
     rng = np.random.default_rng(seed)
     failures, cases, tightest = [], 0, 0.0
     problems = []

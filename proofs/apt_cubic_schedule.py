@@ -37,7 +37,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from ._core import Verdict, try_import
+from ._core import Verdict
 from ._numerical import Checks, numerical_claim
 
 SEED = 20240721
@@ -63,9 +63,6 @@ def derived_cubic() -> tuple[sp.Expr, tuple[sp.Symbol, ...], sp.Expr]:
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     from kernelapprox.compression.pruning.schedule import cubic_keep_fraction, pruning_steps
 
     cubic, symbols, residual = derived_cubic()

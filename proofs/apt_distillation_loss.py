@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ._core import Verdict, try_import
+from ._core import Verdict
 from ._numerical import Checks, numerical_claim
 
 SEED = 20240720
@@ -63,9 +63,6 @@ def reference_loss(zs, zt, hs, ht, *, temperature, kl_weight, kl_scale, hidden_w
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     import torch
 
     from kernelapprox.compression.pruning.adapters import distillation_loss, kl_divergence

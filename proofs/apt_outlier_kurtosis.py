@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import Checks, numerical_claim
 
 SEED = 20240718
@@ -61,11 +61,9 @@ def _channels(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     import torch
 
+    pruning = package_module("kernelapprox.compression.pruning")
     from kernelapprox.compression.pruning import salience
 
     rng = np.random.default_rng(seed)

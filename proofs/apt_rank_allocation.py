@@ -37,7 +37,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._core import Verdict, try_import
+from ._core import Verdict
 from ._numerical import Checks, numerical_claim
 
 SEED = 20240719
@@ -61,9 +61,6 @@ def top_half_ranks(
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     from kernelapprox.compression.pruning.adapters import allocate_ranks
 
     rng = np.random.default_rng(seed)

@@ -26,19 +26,17 @@ gradient (the growth is not a no-op).
 
 from __future__ import annotations
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import numerical_claim
 
 SEED = 20240717
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     import torch
     from torch import nn
 
+    pruning = package_module("kernelapprox.compression.pruning")
     offset = seed - SEED  # 0 at the recorded seed
     gen = torch.Generator().manual_seed(seed)
     worst, trains, cases = 0.0, True, 0

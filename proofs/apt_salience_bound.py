@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, package_module
 
 SEED = 20240716
 
@@ -50,11 +50,9 @@ def _symbolic() -> dict[str, str]:
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    pruning, reason = try_import("kernelapprox.compression.pruning")
-    if pruning is None:
-        return Verdict.pending(reason or "kernelapprox.compression.pruning is missing")
     import torch
 
+    pruning = package_module("kernelapprox.compression.pruning")
     symbolic = _symbolic()
     bad_symbolic = [k for k, v in symbolic.items() if not v.startswith("0")]
     gen = torch.Generator().manual_seed(SEED)

@@ -40,7 +40,7 @@ from scipy import special
 from kernelapprox import features, kernels
 from kernelapprox.sampling import sample_frequencies
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import Checks, numerical_claim
 from ._torch import single_threaded
 
@@ -80,10 +80,8 @@ def _gram_error(frequencies: np.ndarray, weights: np.ndarray, x: np.ndarray) -> 
 
 @single_threaded
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    discrepancy, reason = try_import("kernelapprox.discrepancy")
-    weights_mod, reason_w = try_import("kernelapprox.sampling.weights")
-    if discrepancy is None or weights_mod is None:
-        return Verdict.pending(reason or reason_w)
+    discrepancy = package_module("kernelapprox.discrepancy")
+    weights_mod = package_module("kernelapprox.sampling.weights")
     box, box_weights = discrepancy.box, weights_mod.box_weights
     root = np.random.SeedSequence(seed)
     rows, checks, ratios_1d = [], Checks(), []

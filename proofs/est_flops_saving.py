@@ -33,7 +33,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, package_module
 from ._symbolic import residual
 
 
@@ -53,9 +53,7 @@ def _saving(est, schedule, sizes, *, scores: str, head) -> sp.Expr:
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    est, reason = try_import("kernelapprox.dynamics.est")
-    if est is None:
-        return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
+    est = package_module("kernelapprox.dynamics.est")
     schedule = est.StageSchedule.preset("gpt2")
     sizes = sp.symbols("d T N_H d_h N_M N_L", positive=True)
     residuals = {

@@ -38,7 +38,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import Checks, numerical_claim
 
 SEED = 20240613
@@ -57,9 +57,7 @@ def distance_to_tie(n: int, rate: Fraction) -> Fraction:
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    est, reason = try_import("kernelapprox.dynamics.est")
-    if est is None:
-        return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
+    est = package_module("kernelapprox.dynamics.est")
     checks = Checks()
     eps = sys.float_info.epsilon / 2
     mismatches: list[str] = []

@@ -40,7 +40,7 @@ package's exact `flops_saving`.
 
 from __future__ import annotations
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import numerical_claim
 from ._torch import single_threaded
 
@@ -49,9 +49,7 @@ THRESHOLD = 0.01
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    est, reason = try_import("kernelapprox.dynamics.est")
-    if est is None:
-        return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
+    est = package_module("kernelapprox.dynamics.est")
     return _experiment(est, thorough, seed)
 
 

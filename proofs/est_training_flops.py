@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import Checks, numerical_claim
 from ._torch import single_threaded
 
@@ -43,11 +43,9 @@ RATES = ((1.0, 1.0, 1.0), (0.5, 0.5, 1.0), (0.4, 0.5, 0.7), (0.25, 1.0, 1 / 3), 
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    est, reason = try_import("kernelapprox.dynamics.est")
-    if est is None:
-        return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
     import torch
 
+    est = package_module("kernelapprox.dynamics.est")
     return _experiment(est, torch, thorough, seed)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from kernelapprox.estimators.replications import mean_and_se
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import numerical_claim
 from ._torch import single_threaded
 
@@ -47,11 +47,9 @@ TOKENS, D_MODEL, HEADS, NEURONS = 6, 16, 4, 8
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    est, reason = try_import("kernelapprox.dynamics.est")
-    if est is None:
-        return Verdict.pending(reason or "kernelapprox.dynamics.est is missing")
     import torch
 
+    est = package_module("kernelapprox.dynamics.est")
     with torch.no_grad():
         return _experiment(est, torch, thorough, seed)
 

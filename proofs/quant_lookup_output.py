@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import Checks, numerical_claim
 from ._torch import single_threaded
 
@@ -49,11 +49,9 @@ def reference_weight(codes: np.ndarray, table: np.ndarray, shift: int) -> np.nda
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    quant, reason = try_import("kernelapprox.compression.quantization")
-    if quant is None:
-        return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
+    quant = package_module("kernelapprox.compression.quantization")
     return _experiment(quant, torch, thorough, seed)
 
 

@@ -36,13 +36,11 @@ from fractions import Fraction
 
 import sympy as sp
 
-from ._core import Claim, Verdict, docstring_section, try_import
+from ._core import Claim, Verdict, docstring_section, package_module
 
 
 def run(*, thorough: bool = False) -> Verdict:
-    quant, reason = try_import("kernelapprox.compression.quantization")
-    if quant is None:
-        return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
+    quant = package_module("kernelapprox.compression.quantization")
     o, u, n, b0, k = sp.symbols("o u n b_0 k", positive=True, integer=True)
     nested = 4 * n * o * u + 2 * o * sp.summation(2**k, (k, b0, n))
     one = 4 * n * o * u + 2 * o * 2**n

@@ -27,7 +27,7 @@ width 1-8 through pack and unpack. Holds when every comparison is exactly equal.
 
 from __future__ import annotations
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import numerical_claim
 from ._torch import single_threaded
 
@@ -35,11 +35,9 @@ SEED = 20240721
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    quant, reason = try_import("kernelapprox.compression.quantization")
-    if quant is None:
-        return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
+    quant = package_module("kernelapprox.compression.quantization")
     return _experiment(quant, torch, thorough, seed)
 
 

@@ -30,7 +30,7 @@ reported per width.
 
 from __future__ import annotations
 
-from ._core import Verdict, try_import
+from ._core import Verdict, package_module
 from ._numerical import numerical_claim
 from ._torch import single_threaded
 
@@ -38,11 +38,9 @@ SEED = 20240717
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    quant, reason = try_import("kernelapprox.compression.quantization")
-    if quant is None:
-        return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
+    quant = package_module("kernelapprox.compression.quantization")
     return _experiment(quant, torch, thorough, seed)
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ._core import Verdict, try_import
+from ._core import Verdict
 from ._numerical import numerical_claim
 from ._torch import single_threaded
 
@@ -50,9 +50,6 @@ SEED = 20240717
 
 
 def run(*, thorough: bool = False, seed: int = SEED) -> Verdict:
-    quant, reason = try_import("kernelapprox.compression.quantization")
-    if quant is None:
-        return Verdict.pending(reason or "kernelapprox.compression.quantization is missing")
     import torch
 
     return _experiment(torch, thorough, seed)
