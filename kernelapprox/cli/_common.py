@@ -12,6 +12,9 @@
   runs; default: the command's fixed seed, usually 0): the root of all randomness of the run,
   so that the same seed gives the same results.
 
+Every list option is parsed by :class:`comma_list` (``--maps sincos,positive``), so that
+spaces, empty items and an empty list mean the same in every command.
+
 :class:`DeprecatedAlias` keeps an old spelling of an option working for one release; using it
 prints one :class:`CommandLineDeprecationWarning` line to stderr
 (:func:`deprecations_on_stderr`).
@@ -99,7 +102,7 @@ class ExtendLists(argparse.Action):
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1, for :func:`comma_list`."""
+    """An integer >= 1, for :class:`comma_list`."""
     value = int(text)
     if value < 1:
         raise ValueError(f"{value} < 1")
@@ -107,7 +110,7 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """A finite number > 0, for :func:`comma_list`."""
+    """A finite number > 0, for :class:`comma_list`."""
     value = float(text)
     if not 0 < value < float("inf"):
         raise ValueError(f"{value} is not a finite positive number")
