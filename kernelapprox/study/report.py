@@ -43,11 +43,6 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-#: Maps whose Gram errors are heavy-tailed (:attr:`FeatureMap.heavy_tailed
-#: <kernelapprox.features.FeatureMap.heavy_tailed>`: exponentials of Gaussian projections):
-#: their Gram-error curves are checked against Cochran's rule
-#: (:func:`~kernelapprox.estimators.comparisons.cochran_replications`).
-HEAVY_TAILED_MAPS = tuple(name for name, cls in MAPS.items() if cls.heavy_tailed)
 #: Cochran's 25 G1^2 for the ``positive`` map's relative Frobenius error, measured over 1000
 #: replications (MC, Gaussian kernel, 400 normal points, d=8): G1 = 3.87 at m=16 and 4.31 at
 #: m=256, so 375 and 464. A handful of replications almost never shows that skewness, so a
@@ -128,7 +123,10 @@ def summarize(run: StudyRun) -> dict[str, Any]:
     Per curve: the fitted log-log slope, features needed for the :data:`TARGETS`, the
     ratio of features needed for equal error against the baseline
     (:func:`~kernelapprox.estimators.comparisons.features_ratio`, by interpolation), and for
-    :data:`HEAVY_TAILED_MAPS` Cochran's replications needed (``replications_needed``).
+    maps whose Gram errors are heavy-tailed (:attr:`FeatureMap.heavy_tailed
+    <kernelapprox.features.FeatureMap.heavy_tailed>`: exponentials of Gaussian projections)
+    Cochran's replications needed (``replications_needed``,
+    :func:`~kernelapprox.estimators.comparisons.cochran_replications`).
     """
     spec = run.spec
     level = spec.level
@@ -214,7 +212,8 @@ def summarize(run: StudyRun) -> dict[str, Any]:
                     features_ratio_ci_high=_finite_or_none(est.ci_high),
                     features_ratio_error=target,
                 )
-        if key[2] in HEAVY_TAILED_MAPS and key[-1] in GRAM_METRICS and np.all(np.isfinite(table)):
+        heavy_tailed = key[2] in MAPS and MAPS[key[2]].heavy_tailed
+        if heavy_tailed and key[-1] in GRAM_METRICS and np.all(np.isfinite(table)):
             need = cochran_replications(table)
             need = max(HEAVY_TAILED_REPLICATIONS, need if np.isfinite(need) else 0)
             curve["replications_needed"] = math.ceil(need)

@@ -130,6 +130,22 @@ def test_heavy_tailed_maps_warn_about_too_few_replications(run):
     assert "heavy-tailed" in format_table(summary)
 
 
+def test_a_map_registered_later_is_judged_by_its_own_heavy_tailed_flag(monkeypatch):
+    from kernelapprox import features
+
+    class HeavySinCos(features.SinCos):
+        name = "heavy_sincos"
+        heavy_tailed = True
+
+    monkeypatch.setitem(features.MAPS, "heavy_sincos", HeavySinCos)
+    spec = StudySpec(maps=["heavy_sincos", "sincos"], samplers=["mc"], features=[8, 16],
+                     replications=2, n_points=30, metrics=["rel_fro"])  # fmt: skip
+    curves = summarize(run_study(spec, progress=False))["curves"]
+    heavy = [c for c in curves if c["map"] == "heavy_sincos"]
+    assert heavy and all(c["too_few_replications"] for c in heavy)
+    assert not any("too_few_replications" in c for c in curves if c["map"] == "sincos")
+
+
 def test_figures_keep_sampler_styles_positive_bands_and_guides(run):
     import matplotlib.pyplot as plt
 
