@@ -69,15 +69,14 @@ class comma_list:
         try:
             values = [self.item(t.strip()) for t in text.split(",") if t.strip()]
         except (ValueError, argparse.ArgumentTypeError):
-            values = []
-        if self.choices is not None and any(v not in self.choices for v in values):
-            values = []
-        if not values:
-            of = "" if self.choices is None else f" of {', '.join(self.choices)}"
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated {self.what}{of}, got {text!r}"
-            )
+            raise self._refusal(text) from None
+        if not values or (self.choices is not None and any(v not in self.choices for v in values)):
+            raise self._refusal(text)
         return values
+
+    def _refusal(self, text: str) -> argparse.ArgumentTypeError:
+        of = "" if self.choices is None else f" of {', '.join(self.choices)}"
+        return argparse.ArgumentTypeError(f"expected comma-separated {self.what}{of}, got {text!r}")
 
     def __repr__(self) -> str:
         return f"comma-separated {self.what}"
