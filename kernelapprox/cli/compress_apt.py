@@ -49,6 +49,7 @@ DEFAULTS = {
     "rank": 8,
     "n_train": 512,
     "n_test": 256,
+    "n_eval": 128,
     "n_seeds": 3,
 }
 #: the accuracy target: APT keeps at least this fraction of full fine-tuning's score
@@ -107,6 +108,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="training examples")
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="test examples")
     p.add_argument(
+        "--n-eval",
+        type=int,
+        default=DEFAULTS["n_eval"],
+        help="with --distill: training-pool docstrings outside the training subsample on which "
+        "the teacher is judged (refreshed when their loss improves)",
+    )
+    p.add_argument(
         "--n-seeds",
         type=int,
         default=DEFAULTS["n_seeds"],
@@ -155,6 +163,7 @@ def _config(args: argparse.Namespace) -> Any:
             distill=args.distill,
             n_train=args.n_train,
             n_test=args.n_test,
+            n_eval=args.n_eval,
             seed=args.seed,
             adapted=ADAPTER_SETS[args.adapt],
         )
@@ -169,6 +178,7 @@ def _config(args: argparse.Namespace) -> Any:
             "rank",
             "n_train",
             "n_test",
+            "n_eval",
             "seed",
         ):
             if message.startswith(field + " "):

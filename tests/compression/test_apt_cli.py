@@ -33,13 +33,16 @@ SMALL = [
 
 
 def _tiny_task(config):
-    texts = [f"{w} {i} " * 3 for i in range(12) for w in ("alpha", "omega")]
-    labels = torch.tensor([i % 2 for i in range(24)])
-    return {
+    texts = [f"{w} {i} " * 3 for i in range(16) for w in ("alpha", "omega")]
+    labels = torch.tensor([i % 2 for i in range(32)])
+    task = {
         "labels": ["a", "b"],
         "train": (texts[:16], labels[:16]),
-        "test": (texts[16:], labels[16:]),
+        "test": (texts[16:24], labels[16:24]),
     }
+    if config.distill > 0:  # the teacher's evaluation split
+        task["eval"] = (texts[24:], labels[24:])
+    return task
 
 
 @pytest.fixture
@@ -91,6 +94,8 @@ def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
         "full,apt",
         "--distill",
         "1",  # the distillation path runs too
+        "--n-eval",
+        "8",
         "--format",
         "json",
         "--out",
