@@ -10,6 +10,7 @@ import torch
 
 from kernelapprox.compression.pruning import MaskHooks, bert_sites
 from kernelapprox.compression.pruning.schedule import pruning_steps
+from tests.compression.test_pruning_bert import _tiny_bert
 
 transformers = pytest.importorskip("transformers")
 train = pytest.importorskip("kernelapprox.compression.pruning.train")
@@ -17,18 +18,7 @@ train = pytest.importorskip("kernelapprox.compression.pruning.train")
 
 def _student(seed=0):
     """A tiny float64 BERT encoder with a head and adapters whose B is not zero."""
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=24,
-        max_position_embeddings=16,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(seed)
-    backbone = transformers.BertModel(config, add_pooling_layer=False).double()
+    backbone, _, _ = _tiny_bert(seed)
     model = train.Encoder(backbone, 3, seed).double()
     adapters = train.add_adapters(model.backbone, train.ADAPTED, 2, seed=seed)
     gen = torch.Generator().manual_seed(seed + 7)
