@@ -6,15 +6,18 @@ last ``n_val`` are the validation set (the modules' docstrings, split as
 :func:`kernelapprox.compression.pruning.train.load_task` draws them). Each variant trains APT
 (and, with ``--full``, full fine-tuning) from the same weights and batches and reports its
 validation accuracy (one JSON line per run). With two or more seeds, the last line compares
-every variant with the first, paired by seed: the mean difference of validation accuracy with
-its 95 % paired t interval (:func:`kernelapprox.compression.pruning.paired.paired_difference`).
-The variant chosen here is then measured once on the test split by the command.
+each method's variants with its first, paired by seed: the mean difference of validation
+accuracy with its 95 % paired t interval
+(:func:`kernelapprox.compression.pruning.paired.paired_difference`). The variant chosen here
+is then measured once on the test split by the command.
 
 Defaults: 60 steps of 64 tokens (the command's earlier defaults, under which the recorded
 validation runs and the long paired run of ``docs/results/apt.md`` were made).
 
-Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn] [--full]
-[--steps N] [--max-length N]``.
+Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn]
+[--lrs 2e-3,4e-3] [--full [--full-lrs 5e-5,1e-4]] [--steps N] [--max-length N]``: every
+adapter set at every learning rate for APT, every ``--full-lrs`` for full fine-tuning; each
+method's variants are compared with its first.
 """
 
 from __future__ import annotations
@@ -41,48 +44,73 @@ def validation_data(config, n_val: int):
 
 
 def compare_variants(rows: list[dict]) -> dict[str, dict]:
-    """APT's validation accuracy of every variant minus the first variant's, paired by seed
-    over the seeds that ran both (empty with fewer than two such seeds)."""
+    """Each method's validation accuracy of every variant minus that method's first variant,
+    paired by seed over the seeds that ran both (none with fewer than two such seeds); keys
+    ``"method variant"``."""
     from kernelapprox.compression.pruning.paired import paired_difference
 
-    apt = {(r["seed"], r["variant"]): r["accuracy"] for r in rows if r["method"] == "apt"}
-    variants = list(dict.fromkeys(v for _, v in apt))
     out = {}
-    for v in variants[1:]:
-        seeds = sorted(s for s, w in apt if w == v and (s, variants[0]) in apt)
-        if len(seeds) >= 2:
-            out[v] = paired_difference(
-                [apt[(s, v)] for s in seeds], [apt[(s, variants[0])] for s in seeds]
-            )
+    for method in dict.fromkeys(r["method"] for r in rows):
+        acc = {(r["seed"], r["variant"]): r["accuracy"] for r in rows if r["method"] == method}
+        variants = list(dict.fromkeys(v for _, v in acc))
+        for v in variants[1:]:
+            seeds = sorted(s for s, w in acc if w == v and (s, variants[0]) in acc)
+            if len(seeds) >= 2:
+                out[f"{method} {v}"] = paired_difference(
+                    [acc[(s, v)] for s in seeds], [acc[(s, variants[0])] for s in seeds]
+                )
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from kernelapprox.compression.pruning.train import ADAPTER_SETS, APTConfig, train_method
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
 
+
+def variants(
+    adapts: list[str], lrs: list[float], full_lrs: list[float] | None
+) -> list[tuple[str, str, dict]]:
+    """``(method, name, config changes)`` of every run of one seed: full fine-tuning at each
+    of ``full_lrs`` (none without ``--full``), then APT at each adapter set and learning rate.
+    A name is ``adapt`` alone with one learning rate, else ``adapt lr=...``."""
+    from kernelapprox.compression.pruning.train import ADAPTER_SETS
+
+    runs = [("full", f"lr={lr:g}", {"lr_full": lr}) for lr in full_lrs or ()]
+    for adapt in adapts:
+        for lr in lrs:
+            name = adapt if len(lrs) == 1 else f"{adapt} lr={lr:g}"
+            runs.append(("apt", name, {"adapted": ADAPTER_SETS[adapt], "lr": lr}))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kernelapprox.compression.pruning.train import APTConfig, train_method
+
+    defaults = APTConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0")
-    p.add_argument("--variants", default="qv,qv+ffn")
+    p.add_argument("--variants", default="qv,qv+ffn", help="adapter sets (--adapt) for APT")
+    p.add_argument("--lrs", default=f"{defaults.lr:g}", help="APT's learning rates")
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-length", type=int, default=64, help="tokens")
     p.add_argument("--full", action="store_true", help="also full fine-tuning")
+    p.add_argument(
+        "--full-lrs", default=f"{defaults.lr_full:g}", help="with --full: its learning rates"
+    )
     args = p.parse_args(argv)
+    runs = variants(
+        args.variants.split(","), _floats(args.lrs), _floats(args.full_lrs) if args.full else None
+    )
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         config = APTConfig(seed=seed, steps=args.steps, max_length=args.max_length)
         base, data = validation_data(config, args.n_val)
-        methods = [("full", None)] if args.full else []
-        methods += [("apt", v) for v in args.variants.split(",")]
-        for method, variant in methods:
-            c = config
-            if variant is not None:
-                c = dataclasses.replace(config, adapted=ADAPTER_SETS[variant])
-            r = train_method(method, c, base, data)
+        for method, name, changes in runs:
+            r = train_method(method, dataclasses.replace(config, **changes), base, data)
             row = {
                 "seed": seed,
                 "method": method,
-                "variant": variant,
+                "variant": name,
                 **{k: r[k] for k in ("accuracy", "kept_params_fraction", "peak_mem_mb", "train_s")},
             }
             rows.append(row)

@@ -13,8 +13,8 @@ from kernelapprox.compression.pruning.paired import paired_difference, paired_ra
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load():
-    name, path = "kernelapprox_apt_minilm_benchmark", ROOT / "benchmarks" / "apt_minilm.py"
+def _load(script: str = "apt_minilm"):
+    name, path = f"kernelapprox_{script}_benchmark", ROOT / "benchmarks" / f"{script}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
@@ -79,3 +79,38 @@ def test_the_score_follows_the_task(task: str, key: str) -> None:
     s = {"config": {"task": task}, key: paired_ratio([0.99, 1.0, 1.01], [1.0] * 3)}
     metric = "accuracy" if task == "classify" else "cosine"
     assert bench.target_checks(s)[f"{metric} >= 95 % of full"][0] == "met"
+
+
+def test_validation_variants_cross_adapters_and_learning_rates() -> None:
+    pytest.importorskip("transformers")
+    from kernelapprox.compression.pruning.train import ADAPTER_SETS
+
+    bench = _load("apt_validation")
+    runs = bench.variants(["qv", "qv+ffn"], [2e-3, 4e-3], [5e-5, 1e-4])
+    assert [(m, n) for m, n, _ in runs] == [
+        ("full", "lr=5e-05"),
+        ("full", "lr=0.0001"),
+        ("apt", "qv lr=0.002"),
+        ("apt", "qv lr=0.004"),
+        ("apt", "qv+ffn lr=0.002"),
+        ("apt", "qv+ffn lr=0.004"),
+    ]
+    assert runs[1][2] == {"lr_full": 1e-4}
+    assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3}
+    assert [n for _, n, _ in bench.variants(["qv"], [2e-3], None)] == ["qv"]
+
+
+def test_validation_compares_each_method_with_its_own_first_variant() -> None:
+    bench = _load("apt_validation")
+    acc = {("full", "a"): [0.5, 0.6, 0.7], ("full", "b"): [0.6, 0.6, 0.9]}
+    acc |= {("apt", "x"): [0.4, 0.5, 0.5], ("apt", "y"): [0.3, 0.5, 0.4]}
+    rows = [
+        {"seed": s, "method": m, "variant": v, "accuracy": a[s]}
+        for (m, v), a in acc.items()
+        for s in range(3)
+    ]
+    rows.append({"seed": 9, "method": "apt", "variant": "y", "accuracy": 1.0})  # x lacks seed 9
+    out = bench.compare_variants(rows)
+    assert sorted(out) == ["apt y", "full b"]
+    assert out["full b"] == paired_difference([0.6, 0.6, 0.9], [0.5, 0.6, 0.7])
+    assert out["apt y"] == paired_difference([0.3, 0.5, 0.4], [0.4, 0.5, 0.5])
