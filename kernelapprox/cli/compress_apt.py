@@ -47,6 +47,8 @@ DEFAULTS = {
     "batch_size": 16,
     "max_length": 32,
     "rank": 8,
+    "lr": 2e-3,
+    "lr_full": 5e-5,
     "n_train": 512,
     "n_test": 256,
     "n_eval": 128,
@@ -92,6 +94,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--max-length", type=int, default=DEFAULTS["max_length"], help="tokens")
     p.add_argument("--rank", type=int, default=DEFAULTS["rank"], help="initial adapter rank")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=DEFAULTS["lr"],
+        help="Adam's learning rate of every method but full fine-tuning (adapters and head)",
+    )
+    p.add_argument(
+        "--lr-full",
+        type=float,
+        default=DEFAULTS["lr_full"],
+        help="Adam's learning rate of full fine-tuning",
+    )
     p.add_argument(
         "--adapt",
         default="qv",
@@ -160,6 +174,8 @@ def _config(args: argparse.Namespace) -> Any:
             batch_size=args.batch_size,
             max_length=args.max_length,
             rank=args.rank,
+            lr=args.lr,
+            lr_full=args.lr_full,
             distill=args.distill,
             n_train=args.n_train,
             n_test=args.n_test,
@@ -171,6 +187,8 @@ def _config(args: argparse.Namespace) -> Any:
         message = str(exc)
         for field in (
             "keep",
+            "lr_full",
+            "lr",
             "distill",
             "steps",
             "batch_size",

@@ -64,6 +64,10 @@ def no_loading(monkeypatch):
         (["--steps", "3"], "--steps"),
         (["--rank", "0"], "--rank"),
         (["--distill", "1.5"], "--distill"),
+        (["--lr", "0"], "--lr must"),
+        (["--lr-full=-1e-5"], "--lr-full must"),
+        (["--lr", "inf"], "--lr must"),
+        (["--n-eval", "0"], "--n-eval"),
         (["--methods", "apt,pruned"], "--methods"),
         (["--resume"], "--resume"),
         (["--n-seeds", "0"], "--n-seeds"),
@@ -149,3 +153,13 @@ def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
     changed = [a if a != "3" else "4" for a in argv]  # another --seed
     assert main([*changed, "--resume"]) == 2
     assert "other options" in capsys.readouterr().err
+
+
+def test_option_defaults_are_the_configs():
+    from kernelapprox.cli.compress_apt import DEFAULTS
+    from kernelapprox.compression.pruning.train import APTConfig
+
+    config = APTConfig()
+    for name, value in DEFAULTS.items():
+        if name != "n_seeds":
+            assert getattr(config, name) == value, name

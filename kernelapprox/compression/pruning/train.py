@@ -125,8 +125,9 @@ class APTConfig:
             raise TypeError(
                 f"adapted must be a non-empty tuple of module names, got {self.adapted!r}"
             )
-        if self.lr <= 0 or self.lr_full <= 0:
-            raise ValueError("lr and lr_full must be > 0")
+        for name in ("lr", "lr_full"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.model not in MODELS:
