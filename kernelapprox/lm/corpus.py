@@ -77,16 +77,7 @@ def docstring_documents(
         raise ValueError("modules must name at least one module")
     min_chars = check_positive_int(min_chars, "min_chars")
     found: set[str] = set()
-    # import every module before reading any docstring: importing scipy edits docstrings of
-    # numpy functions it re-exports (numpy.sinc gains an Array-API note), so reading numpy
-    # before or after scipy's import would give two corpora
-    loaded = {}
-    for name in sorted(set(modules)):
-        try:
-            loaded[name] = importlib.import_module(name)
-        except ImportError as exc:
-            raise ValueError(f"modules: cannot import {name!r} ({exc})") from None
-    for module in loaded.values():
+    for module in _import_all(modules).values():
         docs = [inspect.getdoc(module) or ""]
         for attr in sorted(dir(module)):
             if attr.startswith("_"):
@@ -102,6 +93,19 @@ def docstring_documents(
             if len(doc) >= min_chars:
                 found.add(doc)
     return sorted(found)
+
+
+def _import_all(modules: Sequence[str]) -> dict[str, Any]:
+    """Import every one of ``modules`` (sorted) before any docstring is read: importing scipy
+    edits docstrings of numpy functions it re-exports (``numpy.sinc`` gains an Array-API
+    note), so reading numpy before or after scipy's import would give two corpora."""
+    loaded = {}
+    for name in sorted(set(modules)):
+        try:
+            loaded[name] = importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"modules: cannot import {name!r} ({exc})") from None
+    return loaded
 
 
 #: A displayed set of strings, ``{'b', 'a'}``: Python prints its items in hash order, which
@@ -126,12 +130,17 @@ def labelled_docstrings(
 ) -> list[tuple[str, str]]:
     """``(docstring, module)`` pairs: a classification task (which module a docstring is from).
 
-    Each module's documents are :func:`docstring_documents` of that module alone; a document
-    found in more than one module (a re-exported function) is dropped, since its label would be
-    ambiguous. Sorted by (module, document).
+    Each module's documents are :func:`docstring_documents` of that module alone, read after
+    all of ``modules`` are imported; a document found in more than one module (a re-exported
+    function) is dropped, since its label would be ambiguous. Sorted by (module, document).
+    The same in every call of every process with the same installed packages.
     """
     if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
         raise TypeError("modules must be a sequence of module names (str)")
+    # all of them first (see _import_all): module by module, numpy's docstrings were read
+    # before scipy's import edited them, in the first call of a process only, so the first
+    # call kept numpy.sinc twice (as two texts) and later calls dropped it as re-exported
+    _import_all(modules)
     per_module = {name: docstring_documents([name], min_chars=min_chars) for name in modules}
     seen: dict[str, int] = {}
     for docs in per_module.values():
