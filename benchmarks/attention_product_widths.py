@@ -19,15 +19,22 @@ projection matmul of the same run. It measures what the value width costs, not t
 attention step: inside a step the operands come from memory and a fresh output block is
 page-faulted in (see ``docs/results/benchmarks.md``).
 
+With ``--whole-pass`` it times instead the whole forward and backward pass of
+:class:`~kernelapprox.attention.chunked.ChunkProducts` (``Bh`` = 8 slices) with values of
+width 64 and 65, in alternating rounds of the same process, in CPU time: the most that
+keeping the normaliser out of the value matrix could save on those products, before the
+matrix-vector passes it would need instead.
+
 Usage::
 
-    python benchmarks/attention_product_widths.py [--repeats 30] [--format json]
+    python benchmarks/attention_product_widths.py [--repeats 30] [--format json] [--whole-pass]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from statistics import median
 
 import torch
 
@@ -76,6 +83,44 @@ def measure(chunks: int, chunk: int, features: int, repeats: int) -> dict:
     return {"rows": rows, "matmul_gflops": peer, "threads": torch.get_num_threads()}
 
 
+def whole_pass(chunks: int, chunk: int, features: int, rounds: int, slices: int = 8) -> dict:
+    """Median CPU seconds of ChunkProducts forward + backward at value widths 64 and 65."""
+    from kernelapprox._timing import measure as timed
+    from kernelapprox.attention.chunked import ChunkProducts
+
+    gen = torch.Generator().manual_seed(0)
+    future = torch.ones(chunk, chunk, dtype=torch.bool).triu(1)
+
+    def case(width: int):
+        shape = (slices, chunks, chunk)
+        q, k = (torch.rand(*shape, features, generator=gen).requires_grad_() for _ in "qk")
+        v = torch.randn(*shape, width, generator=gen).requires_grad_()
+        weight = torch.rand(*shape, chunk, generator=gen).masked_fill_(future, 0.0)
+        scales = [torch.rand(*shape, generator=gen) for _ in "re"]
+        decay = torch.rand(slices, chunks, generator=gen)
+        s0 = torch.zeros(slices, features, width)
+
+        def step() -> None:
+            out, state = ChunkProducts.apply(q, k, v, s0, weight, future, *scales, decay)
+            (out.sum() + state.sum()).backward()
+            q.grad = k.grad = v.grad = None
+
+        return step
+
+    steps = {w: case(w) for w in (64, 65)}
+    cpu: dict[int, list[float]] = {64: [], 65: []}
+    for r in range(rounds):
+        for w in (64, 65) if r % 2 == 0 else (65, 64):
+            cpu[w].extend(timed(steps[w], 1)[1])
+    med = {w: median(cpu[w]) for w in cpu}
+    return {
+        "cpu_s": med,
+        "ratio_65_over_64": med[65] / med[64],
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--chunks", type=int, default=64, help="chunks per slice (T / C)")
@@ -84,8 +129,20 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--whole-pass", action="store_true", help="ChunkProducts fwd+bwd, 64 vs 65")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.whole_pass:
+        result = whole_pass(args.chunks, args.chunk, args.features, max(2, args.repeats // 3))
+        if args.format == "json":
+            print(json.dumps(result, indent=2))
+        else:
+            cpu = result["cpu_s"]
+            print(
+                f"ChunkProducts forward + backward, median CPU s: width 64 {cpu[64]:.4f}, "
+                f"width 65 {cpu[65]:.4f}, ratio {result['ratio_65_over_64']:.3f}"
+            )
+        return
     result = measure(args.chunks, args.chunk, args.features, args.repeats)
     if args.format == "json":
         print(json.dumps(result, indent=2))
