@@ -62,10 +62,6 @@ def compare_variants(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x]
-
-
 def variants(
     adapts: list[str], lrs: list[float], full_lrs: list[float] | None
 ) -> list[tuple[str, str, dict]]:
@@ -83,24 +79,27 @@ def variants(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kernelapprox.cli._common import comma_list, positive_float
     from kernelapprox.compression.pruning.train import APTConfig, train_method
 
+    rates = comma_list(positive_float, "learning rates")
     defaults = APTConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0")
     p.add_argument("--variants", default="qv,qv+ffn", help="adapter sets (--adapt) for APT")
-    p.add_argument("--lrs", default=f"{defaults.lr:g}", help="APT's learning rates")
+    p.add_argument("--lrs", type=rates, default=[defaults.lr], help="APT's learning rates")
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-length", type=int, default=64, help="tokens")
     p.add_argument("--full", action="store_true", help="also full fine-tuning")
     p.add_argument(
-        "--full-lrs", default=f"{defaults.lr_full:g}", help="with --full: its learning rates"
+        "--full-lrs",
+        type=rates,
+        default=[defaults.lr_full],
+        help="with --full: its learning rates",
     )
     args = p.parse_args(argv)
-    runs = variants(
-        args.variants.split(","), _floats(args.lrs), _floats(args.full_lrs) if args.full else None
-    )
+    runs = variants(args.variants.split(","), args.lrs, args.full_lrs if args.full else None)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         config = APTConfig(seed=seed, steps=args.steps, max_length=args.max_length)
