@@ -608,17 +608,15 @@ def task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
     modules imported first) gives other docstrings, and a resumed run must not mix them.
     ``test_set_crc32`` is that of the test pairs alone, in sorted order, so that two seeds (or
     two runs) can be checked to test on the same docstrings."""
-    crc = 0
-    for split in ("train", "test"):
+
+    def lines(split: str, prefix: str = "") -> list[str]:
         texts, labels = task[split]
-        for text, label in zip(texts, labels.tolist(), strict=True):
-            crc = zlib.crc32(f"{split}\t{label}\t{text}\n".encode(), crc)
-    test = 0  # of the sorted test pairs: equal for two seeds that test on the same docstrings
-    texts, labels = task["test"]
-    for line in sorted(
-        f"{label}\t{text}\n" for text, label in zip(texts, labels.tolist(), strict=True)
-    ):
-        test = zlib.crc32(line.encode(), test)
+        return [
+            f"{prefix}{label}\t{text}\n" for text, label in zip(texts, labels.tolist(), strict=True)
+        ]
+
+    crc = _crc32(lines("train", "train\t") + lines("test", "test\t"))
+    test = _crc32(sorted(lines("test")))  # equal for two seeds that test on the same docstrings
     out = {
         "n_train": len(task["train"][0]),
         "n_test": len(task["test"][0]),
@@ -627,14 +625,17 @@ def task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
     }
     if "eval" in task:  # the distillation teacher's split (its own checksum: the train and
         # test ones stay comparable with runs without distillation)
-        texts, labels = task["eval"]
-        out["n_eval"] = len(texts)
-        out["eval_crc32"] = zlib.crc32(
-            "".join(
-                f"{label}\t{text}\n" for text, label in zip(texts, labels.tolist(), strict=True)
-            ).encode()
-        )
+        out["n_eval"] = len(task["eval"][0])
+        out["eval_crc32"] = _crc32(lines("eval"))
     return out
+
+
+def _crc32(lines: list[str]) -> int:
+    """CRC-32 of the UTF-8 text of ``lines`` in order (that of their concatenation)."""
+    crc = 0
+    for line in lines:
+        crc = zlib.crc32(line.encode(), crc)
+    return crc
 
 
 def prepare(config: APTConfig) -> tuple[Encoder, dict[str, Any]]:
