@@ -310,18 +310,36 @@ def _encoder_params(model: Encoder) -> int:
 
 
 @torch.no_grad()
-def _evaluate(model: Encoder, ids, att, labels, reference, task: str, batch: int) -> dict:
+def _outputs(
+    model: Encoder, ids: torch.Tensor, att: torch.Tensor, batch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, pooled)`` of ``model`` over all rows, ``batch`` at a time, in eval mode
+    (dropout off; the model is put back in training mode afterwards)."""
     model.eval()
     logits, pooled = [], []
+    try:
+        for i in range(0, ids.shape[0], batch):
+            z, p = model(ids[i : i + batch], att[i : i + batch])
+            logits.append(z)
+            pooled.append(p)
+    finally:
+        model.train()
+    return torch.cat(logits), torch.cat(pooled)
+
+
+def _task_loss(
+    logits: torch.Tensor, pooled: torch.Tensor, target: torch.Tensor, task: str
+) -> torch.Tensor:
+    """The training loss: cross-entropy on the labels, or the MSE to the reference embedding."""
+    if task == "classify":
+        return F.cross_entropy(logits, target)
+    return F.mse_loss(pooled, target)
+
+
+def _evaluate(model: Encoder, ids, att, labels, reference, task: str, batch: int) -> dict:
     start = time.perf_counter()
-    for i in range(0, ids.shape[0], batch):
-        z, p = model(ids[i : i + batch], att[i : i + batch])
-        logits.append(z)
-        pooled.append(p)
-    infer_s = time.perf_counter() - start
-    logits, pooled = torch.cat(logits), torch.cat(pooled)
-    model.train()
-    out = {"infer_s": infer_s}
+    logits, pooled = _outputs(model, ids, att, batch)
+    out = {"infer_s": time.perf_counter() - start}
     if task == "classify":
         out["accuracy"] = float((logits.argmax(-1) == labels).double().mean())
     out["cosine"] = float(F.cosine_similarity(pooled, reference, dim=-1).mean())
@@ -403,10 +421,8 @@ def _fit(
             pick = torch.randint(0, ids.shape[0], (config.batch_size,), generator=gen)
             with SavedActivations(model) as saved:
                 logits, pooled = model(ids[pick], att[pick])
-                if config.task == "classify":
-                    loss = F.cross_entropy(logits, y[pick])
-                else:
-                    loss = F.mse_loss(pooled, data["train_ref"][pick])
+                target = y[pick] if config.task == "classify" else data["train_ref"][pick]
+                loss = _task_loss(logits, pooled, target, config.task)
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits, t_pooled = teacher(ids[pick], att[pick])
@@ -525,24 +541,11 @@ def teacher_check_steps(steps: int, t_warm: int, t_end: int, updates: list[int])
     return sorted({max(0, t_warm - 1), *updates, *after})
 
 
-@torch.no_grad()
 def _eval_loss(model: Encoder, data: dict[str, Any], task: str, batch: int = 64) -> float:
     """The training loss of ``model`` (dropout off) over the ``eval`` split."""
-    ids, att = data["eval_ids"], data["eval_att"]
     target = data["eval_y"] if task == "classify" else data["eval_ref"]
-    model.eval()
-    total = 0.0
-    try:
-        for i in range(0, ids.shape[0], batch):
-            logits, pooled = model(ids[i : i + batch], att[i : i + batch])
-            if task == "classify":
-                part = F.cross_entropy(logits, target[i : i + batch], reduction="sum")
-            else:
-                part = F.mse_loss(pooled, target[i : i + batch], reduction="sum") / pooled.shape[1]
-            total += float(part)
-    finally:
-        model.train()
-    return total / ids.shape[0]
+    logits, pooled = _outputs(model, data["eval_ids"], data["eval_att"], batch)
+    return float(_task_loss(logits, pooled, target, task))
 
 
 def _tensor_bytes(model: nn.Module, opt: _Adam) -> int:
