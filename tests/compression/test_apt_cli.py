@@ -33,15 +33,17 @@ SMALL = [
 
 
 def _tiny_task(config):
-    texts = [f"{w} {i} " * 3 for i in range(16) for w in ("alpha", "omega")]
-    labels = torch.tensor([i % 2 for i in range(32)])
+    """Two classes of made-up texts: 16 to train, 8 to test, and with distillation the next
+    ``n_eval`` (at most 16) as the teacher's evaluation split."""
+    texts = [f"{w} {i} " * 3 for i in range(20) for w in ("alpha", "omega")]
+    labels = torch.tensor([i % 2 for i in range(40)])
     task = {
         "labels": ["a", "b"],
         "train": (texts[:16], labels[:16]),
         "test": (texts[16:24], labels[16:24]),
     }
     if config.distill > 0:  # the teacher's evaluation split
-        task["eval"] = (texts[24:], labels[24:])
+        task["eval"] = (texts[24 : 24 + config.n_eval], labels[24 : 24 + config.n_eval])
     return task
 
 

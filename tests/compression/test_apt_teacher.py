@@ -10,6 +10,7 @@ import torch
 
 from kernelapprox.compression.pruning import MaskHooks, bert_sites
 from kernelapprox.compression.pruning.schedule import pruning_steps
+from tests.compression.test_apt_cli import _tiny_task
 from tests.compression.test_pruning_bert import _tiny_bert
 
 transformers = pytest.importorskip("transformers")
@@ -82,17 +83,6 @@ def test_check_steps_cover_warm_up_updates_and_the_rest():
     assert [s for s in steps if s > 42] == [46, 50, 54, 58]
     assert steps == sorted(set(steps)) and steps[-1] < 60
     assert train.teacher_check_steps(10, 1, 7, pruning_steps(1, 7))[0] == 0
-
-
-def _tiny_task(config):
-    words = ("alpha", "omega")
-    texts = [f"{words[i % 2]} {i} " * 3 for i in range(40)]
-    labels = torch.tensor([i % 2 for i in range(40)])
-    task = {"labels": ["a", "b"], "train": (texts[:16], labels[:16])}
-    task["test"] = (texts[16:24], labels[16:24])
-    if config.distill > 0:
-        task["eval"] = (texts[24 : 24 + config.n_eval], labels[24 : 24 + config.n_eval])
-    return task
 
 
 def test_fit_refreshes_the_teacher_by_the_running_minimum(monkeypatch):
