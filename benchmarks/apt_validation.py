@@ -16,8 +16,8 @@ validation runs and the long paired run of ``docs/results/apt.md`` were made).
 
 Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn]
 [--lrs 2e-3,4e-3] [--full [--full-lrs 5e-5,1e-4]] [--steps N] [--max-length N]``: every
-adapter set at every learning rate for APT, every ``--full-lrs`` for full fine-tuning; each
-method's variants are compared with its first.
+adapter set at every learning rate for APT (none with ``--variants none``), every
+``--full-lrs`` for full fine-tuning; each method's variants are compared with its first.
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     defaults = APTConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0")
-    p.add_argument("--variants", default="qv,qv+ffn", help="adapter sets (--adapt) for APT")
+    p.add_argument(
+        "--variants", default="qv,qv+ffn", help="adapter sets (--adapt) for APT; none: no APT run"
+    )
     p.add_argument("--lrs", type=rates, default=[defaults.lr], help="APT's learning rates")
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
@@ -99,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         help="with --full: its learning rates",
     )
     args = p.parse_args(argv)
-    runs = variants(args.variants.split(","), args.lrs, args.full_lrs if args.full else None)
+    adapts = [] if args.variants == "none" else args.variants.split(",")
+    runs = variants(adapts, args.lrs, args.full_lrs if args.full else None)
+    if not runs:
+        p.error("--variants none runs nothing without --full")
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         config = APTConfig(seed=seed, steps=args.steps, max_length=args.max_length)

@@ -98,6 +98,14 @@ def test_validation_variants_cross_adapters_and_learning_rates() -> None:
     assert runs[1][2] == {"lr_full": 1e-4}
     assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3}
     assert [n for _, n, _ in bench.variants(["qv"], [2e-3], None)] == ["qv"]
+    assert [(m, n) for m, n, _ in bench.variants([], [2e-3], [2e-4])] == [("full", "lr=0.0002")]
+
+
+def test_validation_without_apt_needs_full_fine_tuning() -> None:
+    pytest.importorskip("transformers")
+    bench = _load("apt_validation")
+    with pytest.raises(SystemExit):
+        bench.main(["--variants", "none"])
 
 
 def test_validation_compares_each_method_with_its_own_first_variant() -> None:
