@@ -38,7 +38,7 @@ from statistics import median
 
 import torch
 
-from kernelapprox.bench.timing import median_time
+from kernelapprox.bench.timing import interleaved_times, median_time
 
 WIDTHS = (64, 65, 72, 80)
 
@@ -84,8 +84,8 @@ def measure(chunks: int, chunk: int, features: int, repeats: int) -> dict:
 
 
 def whole_pass(chunks: int, chunk: int, features: int, rounds: int, slices: int = 8) -> dict:
-    """Median CPU seconds of ChunkProducts forward + backward at value widths 64 and 65."""
-    from kernelapprox._timing import measure as timed
+    """Median CPU seconds of ChunkProducts forward + backward at value widths 64 and 65, in
+    rounds alternating which width goes first (:func:`interleaved_times`)."""
     from kernelapprox.attention.chunked import ChunkProducts
 
     gen = torch.Generator().manual_seed(0)
@@ -107,12 +107,8 @@ def whole_pass(chunks: int, chunk: int, features: int, rounds: int, slices: int 
 
         return step
 
-    steps = {w: case(w) for w in (64, 65)}
-    cpu: dict[int, list[float]] = {64: [], 65: []}
-    for r in range(rounds):
-        for w in (64, 65) if r % 2 == 0 else (65, 64):
-            cpu[w].extend(timed(steps[w], 1)[1])
-    med = {w: median(cpu[w]) for w in cpu}
+    cpu = interleaved_times({"64": case(64), "65": case(65)}, rounds, cpu=True)
+    med = {int(w): median(times) for w, times in cpu.items()}
     return {
         "cpu_s": med,
         "ratio_65_over_64": med[65] / med[64],

@@ -10,9 +10,9 @@ peer measured in the same run, never as a time limit in a test.
 
 * :func:`measure`: the wall and CPU seconds of each of ``repeats`` runs after a warm-up;
 * :func:`median_time`: the median of those wall times;
-* :func:`interleaved_times`: several callables timed in rounds, the order rotated from round
-  to round, so that a drift of the machine's load weighs on all of them alike (a paired
-  comparison in one process).
+* :func:`interleaved_times`: several callables timed in rounds (wall or CPU seconds), the
+  order rotated from round to round, so that a drift of the machine's load weighs on all of
+  them alike (a paired comparison in one process).
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def interleaved_times(
     *,
     calls: int | Mapping[str, int] = 1,
     warm_up: bool = True,
+    cpu: bool = False,
 ) -> dict[str, list[float]]:
-    """Wall seconds per call of each of ``fns``, one value per round, in interleaved rounds.
+    """Wall seconds (process CPU seconds with ``cpu``) per call of each of ``fns``, one value
+    per round, in interleaved rounds.
 
     Round ``r`` (``0 <= r < rounds``) runs every callable once, in the order of ``fns``
     rotated by ``r`` places, so that no callable always goes first and a drift of the load
@@ -79,6 +81,9 @@ def interleaved_times(
     warm_up : bool
         Call each callable once before the first round (default ``True``); ``False`` when
         the caller has warmed them up already.
+    cpu : bool
+        Time with the process CPU clock (all threads) instead of the wall clock (default
+        ``False``): on a shared machine it leaves out the time spent waiting for a core.
 
     Returns
     -------
@@ -96,13 +101,14 @@ def interleaved_times(
     if warm_up:
         for fn in fns.values():
             fn()
+    now = time.process_time if cpu else time.perf_counter
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             fn, n = fns[name], counts[name]
-            start = time.perf_counter()
+            start = now()
             for _ in range(n):
                 fn()
-            times[name].append((time.perf_counter() - start) / n)
+            times[name].append((now() - start) / n)
     return times

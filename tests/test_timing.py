@@ -69,6 +69,16 @@ def test_each_timing_covers_its_calls_and_is_divided_by_them(clock):
     assert _timing.interleaved_times(fns, 1, calls=3)["slow"] == [3.0]
 
 
+def test_interleaved_times_reads_the_cpu_clock_when_asked(monkeypatch):
+    fake = FakeClock()
+    wall_stands_still = types.SimpleNamespace(perf_counter=lambda: 0.0, process_time=fake.read)
+    monkeypatch.setattr(_timing, "time", wall_stands_still)
+    log: list[str] = []
+    fns = {"a": _logged(log, fake, "a", 1.5), "b": _logged(log, fake, "b", 0.5)}
+    assert _timing.interleaved_times(fns, 2, cpu=True) == {"a": [1.5, 1.5], "b": [0.5, 0.5]}
+    assert _timing.interleaved_times(fns, 1) == {"a": [0.0], "b": [0.0]}
+
+
 def test_measure_warms_up_once_and_times_each_repeat(clock):
     log: list[str] = []
     wall, cpu = _timing.measure(_logged(log, clock, "f", 0.25), 3)
