@@ -78,16 +78,28 @@ def variants(
     return runs
 
 
+def _seed(text: str) -> int:
+    """A seed, for ``comma_list``: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"seed {value} < 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     from kernelapprox.cli._common import comma_list, positive_float
     from kernelapprox.compression.pruning.train import APTConfig, train_method
 
     rates = comma_list(positive_float, "learning rates")
+    seeds = comma_list(_seed, "seeds (integers >= 0)")
     defaults = APTConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", default="0")
+    p.add_argument("--seeds", type=seeds, default=[0])
     p.add_argument(
-        "--variants", default="qv,qv+ffn", help="adapter sets (--adapt) for APT; none: no APT run"
+        "--variants",
+        type=comma_list(str, "adapter sets"),
+        default=["qv", "qv+ffn"],
+        help="adapter sets (--adapt) for APT; none: no APT run",
     )
     p.add_argument("--lrs", type=rates, default=[defaults.lr], help="APT's learning rates")
     p.add_argument("--n-val", type=int, default=128)
@@ -101,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --full: its learning rates",
     )
     args = p.parse_args(argv)
-    adapts = [] if args.variants == "none" else args.variants.split(",")
+    adapts = [] if args.variants == ["none"] else args.variants
     runs = variants(adapts, args.lrs, args.full_lrs if args.full else None)
     if not runs:
         p.error("--variants none runs nothing without --full")
     rows = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in args.seeds:
         config = APTConfig(seed=seed, steps=args.steps, max_length=args.max_length)
         base, data = validation_data(config, args.n_val)
         for method, name, changes in runs:

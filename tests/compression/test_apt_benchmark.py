@@ -108,6 +108,17 @@ def test_validation_without_apt_needs_full_fine_tuning() -> None:
         bench.main(["--variants", "none"])
 
 
+@pytest.mark.parametrize("seeds", ["-1", "0,x", ","])
+def test_validation_refuses_bad_seeds_before_any_run(
+    seeds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("apt_validation")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--seeds", seeds])
+    assert exc.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
 def test_validation_compares_each_method_with_its_own_first_variant() -> None:
     bench = _load("apt_validation")
     acc = {("full", "a"): [0.5, 0.6, 0.7], ("full", "b"): [0.6, 0.6, 0.9]}
