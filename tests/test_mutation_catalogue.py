@@ -6,21 +6,15 @@ nothing), its test files must exist, and the catalogue covers every area the iss
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    name, path = "kernelapprox_mutation_catalogue", ROOT / "benchmarks" / "mutation.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules.setdefault(name, module)  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "mutation.py")
 
 
 def test_every_snippet_is_found_exactly_once() -> None:

@@ -3,30 +3,20 @@ rows (nothing is compared against a time here)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from kernelapprox.bench.attention import Case, algorithm_flops
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load():
-    name, path = (
-        "kernelapprox_attention_chunk_sizes",
-        ROOT / "benchmarks" / "attention_chunk_sizes.py",
-    )
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "attention_chunk_sizes.py")
 
 
 def test_rows_per_chunk_length_with_ratios_to_the_default(tmp_path: Path) -> None:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from kernelapprox.compression.pruning.paired import paired_difference, paired_ratio
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(script: str = "apt_minilm"):
-    name, path = f"kernelapprox_{script}_benchmark", ROOT / "benchmarks" / f"{script}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / f"{script}.py")
 
 
 def _summary(apt, full, magnitude=None, random=None, mem=0.36, speed=(2.2, 1.7, 2.5)):

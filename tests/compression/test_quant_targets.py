@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT = ROOT / "docs" / "results" / "quantization.json"
 
 
 def _load():
-    name = "kernelapprox_quantization_targets_benchmark"
-    spec = importlib.util.spec_from_file_location(
-        name, ROOT / "benchmarks" / "quantization_targets.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "quantization_targets.py")
 
 
 def test_targets_of_the_recorded_minilm_run() -> None:

@@ -29,18 +29,13 @@ from proofs import (
     est_training_flops,
     quant_lookup_output,
 )
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _catalogue() -> dict:
-    name = "kernelapprox_mutation_catalogue"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "mutation.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up by name
-        spec.loader.exec_module(module)
-    return {m.name: m for m in sys.modules[name].MUTANTS}
+    return {m.name: m for m in load_script(ROOT / "benchmarks" / "mutation.py").MUTANTS}
 
 
 def plant(monkeypatch: pytest.MonkeyPatch, mutant_name: str, functions: tuple[str, ...]) -> None:
