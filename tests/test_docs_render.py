@@ -3,7 +3,6 @@ code the site keeps on one line (``docs/hooks.py``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +11,7 @@ import pytest
 
 import proofs
 from proofs._render import DOCS_DIR, method_label, method_sentence, plain_text, title_math
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ASCII math a heading must not show outside ``$...$`` (each has a TeX form in title_math).
@@ -90,10 +90,7 @@ def test_claim_heading_has_no_ascii_math(claim) -> None:
 
 
 def _hooks():
-    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "docs" / "hooks.py")
 
 
 def test_short_inline_code_is_marked_unbroken() -> None:

@@ -6,20 +6,18 @@ pin the conversions themselves. ``griffe_rst`` needs griffe, part of the docs ex
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_docs_{name}", DOCS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DOCS / f"{name}.py")
 
 
 def test_rst_roles_math_and_tables_become_markdown() -> None:
