@@ -1,4 +1,4 @@
-"""Roofline ratio of the CPU attention path over several fresh runs (opt-in; not a test).
+r"""Roofline ratio of the CPU attention path over several fresh runs (opt-in; not a test).
 
 Runs ``kernelapprox bench`` ``--runs`` times, each in a fresh process (the C allocator's state,
 which moves the plain matmul peer, starts the same way each time), and reports per (mode, T)
@@ -7,9 +7,18 @@ timed right after the case) and of ``roofline_compute`` (the table's ``vs_mm_out
 the same product into a preallocated output). The load average before each run is
 recorded: on a shared machine the numbers move with it.
 
+``--huge-pages on`` runs the processes with torch's ``THP_MEM_ALLOC_ENABLE=1``: CPU tensors of
+2 MB and more are ``madvise``\ d for transparent huge pages, so that a fresh block is faulted
+in 2 MB at a time instead of 4 KB (when the kernel's mode, recorded with the rows, is
+``madvise`` or ``always``). torch reads the variable when the process starts, hence fresh
+processes. ``--huge-pages both`` alternates runs without and with it (a paired comparison
+under the same drift of the machine) and summarizes each configuration apart; ``off`` (the
+default) removes the variable from the processes' environment.
+
 Usage::
 
     python benchmarks/attention_roofline.py --runs 5 --out docs/results/attention_roofline.json
+    python benchmarks/attention_roofline.py --runs 5 --huge-pages both --out FILE
 
 Writes the summary, every run's rows and the command line as JSON, and prints a Markdown
 table.
@@ -27,6 +36,8 @@ import tempfile
 from pathlib import Path
 
 from kernelapprox._io import atomic_write, json_text
+from kernelapprox.bench.attention import transparent_hugepage_mode
+from kernelapprox.cli._common import positive_int
 
 COMMAND = [
     "bench",
@@ -50,11 +61,31 @@ FIELDS = ("time_ms", "roofline", "roofline_compute")
 TARGETS = {"fwd": 0.50, "fwdbwd": 0.35}
 
 
-def one_run(folder: Path) -> list[dict]:
+HUGE_PAGES_VARIABLE = "THP_MEM_ALLOC_ENABLE"
+
+
+def child_environment(huge_pages: bool) -> dict[str, str]:
+    """This process's environment with torch's huge-page switch set (``1``) or removed."""
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_VARIABLE}
+    if huge_pages:
+        env[HUGE_PAGES_VARIABLE] = "1"
+    return env
+
+
+def one_run(folder: Path, *, huge_pages: bool = False) -> list[dict]:
     """The rows of one fresh ``kernelapprox bench`` process."""
     cmd = [sys.executable, "-m", "kernelapprox", *COMMAND, "--format", "json", "--out", str(folder)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    env = child_environment(huge_pages)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     return json.loads((folder / "results.json").read_text())["rows"]
+
+
+def schedule(runs: int, huge_pages: str) -> list[bool]:
+    """Whether each run has huge pages: all off, all on, or alternating (off first) with
+    ``both``, ``runs`` of each."""
+    if huge_pages == "both":
+        return [False, True] * runs
+    return [huge_pages == "on"] * runs
 
 
 def summarize(runs: list[list[dict]]) -> list[dict]:
@@ -98,23 +129,33 @@ def markdown(summary: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=positive_int, default=5, help="runs per configuration")
+    parser.add_argument("--huge-pages", choices=("off", "on", "both"), default="off")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    plan = schedule(args.runs, args.huge_pages)
     runs, loads = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.runs):
+        for i, huge in enumerate(plan):
             loads.append(os.getloadavg()[0])
-            runs.append(one_run(Path(tmp) / f"run{i}"))
-    summary = summarize(runs)
-    print(markdown(summary))
+            runs.append(one_run(Path(tmp) / f"run{i}", huge_pages=huge))
+    summaries = {}
+    for huge in sorted(set(plan)):
+        name = "huge pages" if huge else "4 KB pages"
+        summaries[name] = summarize([r for r, h in zip(runs, plan, strict=True) if h == huge])
+        print(f"{name} ({HUGE_PAGES_VARIABLE}={'1' if huge else 'unset'}):")
+        print(markdown(summaries[name]))
     print(f"load average (1 min) before each run: {', '.join(f'{x:.2f}' for x in loads)}")
     if args.out is not None:
         payload = {
             "command": "kernelapprox " + " ".join(COMMAND),
             "runs": args.runs,
+            "huge_pages": args.huge_pages,
+            "huge_pages_per_run": plan,
+            "transparent_hugepage_mode": transparent_hugepage_mode(),
             "load_before_runs": loads,
-            "summary": summary,
+            "summary": summaries["huge pages" if args.huge_pages == "on" else "4 KB pages"],
+            "summaries": summaries,
             "rows": runs,
         }
         atomic_write(args.out, json_text(payload))

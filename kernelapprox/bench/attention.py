@@ -980,12 +980,31 @@ def plot_results(
     return path
 
 
+#: The kernel's transparent-huge-page switch (Linux); the active mode is the bracketed word.
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def transparent_hugepage_mode(setting: Path = THP_SETTING) -> str | None:
+    """The kernel's transparent-huge-page mode (``always``, ``madvise`` or ``never``), or
+    ``None`` where the setting cannot be read (not Linux)."""
+    try:
+        text = setting.read_text()
+    except OSError:
+        return None
+    active = [word[1:-1] for word in text.split() if word.startswith("[") and word.endswith("]")]
+    return active[0] if active else None
+
+
 def environment() -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers were measured on, with the allocator settings that move CPU times:
+    torch's ``THP_MEM_ALLOC_ENABLE`` (huge pages for CPU tensors of 2 MB and more, read when
+    the process starts; ``None`` when unset) and the kernel's transparent-huge-page mode."""
     env: dict[str, Any] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        "transparent_hugepage": transparent_hugepage_mode(),
     }
     try:
         env["load_average"] = os.getloadavg()
