@@ -7,13 +7,13 @@ timed right after the case) and of ``roofline_compute`` (the table's ``vs_mm_out
 the same product into a preallocated output). The load average before each run is
 recorded: on a shared machine the numbers move with it.
 
-``--huge-pages on`` runs the processes with torch's ``THP_MEM_ALLOC_ENABLE=1``: CPU tensors of
-2 MB and more are ``madvise``\ d for transparent huge pages, so that a fresh block is faulted
-in 2 MB at a time instead of 4 KB (when the kernel's mode, recorded with the rows, is
-``madvise`` or ``always``). torch reads the variable when the process starts, hence fresh
-processes. ``--huge-pages both`` alternates runs without and with it (a paired comparison
-under the same drift of the machine) and summarizes each configuration apart; ``off`` (the
-default) removes the variable from the processes' environment.
+``--huge-pages`` sets torch's ``THP_MEM_ALLOC_ENABLE`` in the processes: ``on`` (the default,
+and what ``import kernelapprox`` before torch sets when the variable is unset) ``madvise``\ s
+CPU tensors of 2 MB and more for transparent huge pages, so that a fresh block is faulted in
+2 MB at a time instead of 4 KB (where the kernel's mode, recorded, is ``madvise`` or
+``always``); ``off`` sets it to ``0``. torch reads it at its first large allocation, hence fresh
+processes. ``both`` alternates runs without and with huge pages (a paired comparison under the
+same drift of the machine) and summarizes each configuration apart.
 
 Usage::
 
@@ -65,11 +65,9 @@ HUGE_PAGES_VARIABLE = "THP_MEM_ALLOC_ENABLE"
 
 
 def child_environment(huge_pages: bool) -> dict[str, str]:
-    """This process's environment with torch's huge-page switch set (``1``) or removed."""
-    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_VARIABLE}
-    if huge_pages:
-        env[HUGE_PAGES_VARIABLE] = "1"
-    return env
+    """This process's environment with torch's huge-page switch set to ``1`` or ``0`` (left
+    unset, ``import kernelapprox`` would set it to ``1``)."""
+    return {**os.environ, HUGE_PAGES_VARIABLE: "1" if huge_pages else "0"}
 
 
 def one_run(folder: Path, *, huge_pages: bool = False) -> list[dict]:
@@ -130,7 +128,7 @@ def markdown(summary: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=positive_int, default=5, help="runs per configuration")
-    parser.add_argument("--huge-pages", choices=("off", "on", "both"), default="off")
+    parser.add_argument("--huge-pages", choices=("off", "on", "both"), default="on")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     plan = schedule(args.runs, args.huge_pages)
@@ -143,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     for huge in sorted(set(plan)):
         name = "huge pages" if huge else "4 KB pages"
         summaries[name] = summarize([r for r, h in zip(runs, plan, strict=True) if h == huge])
-        print(f"{name} ({HUGE_PAGES_VARIABLE}={'1' if huge else 'unset'}):")
+        print(f"{name} ({HUGE_PAGES_VARIABLE}={int(huge)}):")
         print(markdown(summaries[name]))
     print(f"load average (1 min) before each run: {', '.join(f'{x:.2f}' for x in loads)}")
     if args.out is not None:
@@ -154,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             "huge_pages_per_run": plan,
             "transparent_hugepage_mode": transparent_hugepage_mode(),
             "load_before_runs": loads,
-            "summary": summaries["huge pages" if args.huge_pages == "on" else "4 KB pages"],
+            "summary": summaries["4 KB pages" if args.huge_pages == "off" else "huge pages"],
             "summaries": summaries,
             "rows": runs,
         }

@@ -995,16 +995,40 @@ def transparent_hugepage_mode(setting: Path = THP_SETTING) -> str | None:
     return active[0] if active else None
 
 
+#: Size of the probe block of :func:`cpu_huge_pages`: over glibc's 32 MiB ``mmap`` limit, so
+#: that it is always a fresh mapping (a smaller one may reuse pages faulted in before).
+HUGE_PAGE_PROBE_BYTES = 64 * 2**20
+
+
+def cpu_huge_pages() -> bool | None:
+    """Whether a fresh CPU tensor is backed by transparent huge pages in this process: the
+    minor page faults of filling a new 64 MiB tensor, about 16,384 with 4 KB pages and a few
+    dozen with 2 MB ones (``None`` where the count is not available: not POSIX). torch turns
+    huge pages on for tensors of 2 MB and more when ``THP_MEM_ALLOC_ENABLE`` is set at its first
+    such allocation, and the kernel grants them in its ``madvise`` or ``always`` mode."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(HUGE_PAGE_PROBE_BYTES // 4, dtype=torch.float32).fill_(0.0)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return faults < HUGE_PAGE_PROBE_BYTES // 4096 // 8
+
+
 def environment() -> dict[str, Any]:
     """What the numbers were measured on, with the allocator settings that move CPU times:
-    torch's ``THP_MEM_ALLOC_ENABLE`` (huge pages for CPU tensors of 2 MB and more, read when
-    the process starts; ``None`` when unset) and the kernel's transparent-huge-page mode."""
+    torch's ``THP_MEM_ALLOC_ENABLE`` (``None`` when unset; ``import kernelapprox`` sets it to
+    ``1`` when torch is not imported yet and the user chose no value), the kernel's
+    transparent-huge-page mode and whether fresh CPU tensors do get huge pages
+    (:func:`cpu_huge_pages`)."""
     env: dict[str, Any] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "transparent_hugepage": transparent_hugepage_mode(),
+        "cpu_huge_pages": cpu_huge_pages(),
     }
     try:
         env["load_average"] = os.getloadavg()

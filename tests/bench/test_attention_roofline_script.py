@@ -4,11 +4,18 @@ and the recorded allocator settings (nothing is timed here)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kernelapprox.bench.attention import environment, transparent_hugepage_mode
+from kernelapprox.bench.attention import (
+    cpu_huge_pages,
+    environment,
+    transparent_hugepage_mode,
+)
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +32,13 @@ def test_schedule_alternates_with_both_and_is_uniform_otherwise() -> None:
     assert roofline.schedule(2, "off") == [False, False]
 
 
-def test_child_environment_sets_or_removes_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_child_environment_sets_the_switch_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explicitly ``0`` for off: left unset, ``import kernelapprox`` would turn it on."""
     roofline = _load()
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
     monkeypatch.setenv("KERNELAPPROX_PROBE", "kept")
     off = roofline.child_environment(False)
-    assert "THP_MEM_ALLOC_ENABLE" not in off and off["KERNELAPPROX_PROBE"] == "kept"
+    assert off["THP_MEM_ALLOC_ENABLE"] == "0" and off["KERNELAPPROX_PROBE"] == "kept"
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
     on = roofline.child_environment(True)
     assert on["THP_MEM_ALLOC_ENABLE"] == "1" and on["KERNELAPPROX_PROBE"] == "kept"
@@ -53,7 +61,7 @@ def test_each_run_gets_its_configuration(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert record["huge_pages_per_run"] == seen
     assert record["summaries"]["huge pages"][0]["time_ms"]["median"] == 2.0
     assert record["summaries"]["4 KB pages"][0]["time_ms"]["median"] == 1.0
-    assert record["summary"] == record["summaries"]["4 KB pages"]
+    assert record["summary"] == record["summaries"]["huge pages"]
 
 
 @pytest.mark.parametrize(
@@ -75,3 +83,28 @@ def test_environment_records_the_huge_page_switch(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
     env = environment()
     assert env["THP_MEM_ALLOC_ENABLE"] is None and "transparent_hugepage" in env
+
+
+def _probe_in_a_fresh_process(switch: str | None) -> str:
+    """:func:`cpu_huge_pages` in a new interpreter with torch's switch set to ``switch``
+    (``None``: unset), importing kernelapprox before torch as a user's script would."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if switch is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = switch
+    code = "from kernelapprox.bench.attention import cpu_huge_pages; print(cpu_huge_pages())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="page-fault counts and THP are Linux's")
+def test_the_huge_page_probe_tells_the_configurations_apart() -> None:
+    """With the kernel's ``madvise`` mode, fresh tensors get huge pages when torch's switch is
+    on, and when it is unset (``import kernelapprox`` turns it on), not when it is ``0``."""
+    mode = transparent_hugepage_mode()
+    if mode not in ("madvise", "always"):
+        pytest.skip(f"the kernel grants no transparent huge pages here (mode {mode})")
+    assert _probe_in_a_fresh_process("1") == "True"
+    assert _probe_in_a_fresh_process(None) == "True"
+    assert _probe_in_a_fresh_process("0") == ("True" if mode == "always" else "False")
+    assert cpu_huge_pages() in (True, False)
