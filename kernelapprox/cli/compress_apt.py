@@ -28,6 +28,13 @@ method's means under ``methods``, every seed's measurements under ``per_seed``, 
 ``config``). With ``--out``, each finished method is stored in ``checkpoint.json`` with the
 options, and ``results.json`` after every seed; ``--resume`` skips the methods a checkpoint
 made with the same options already holds.
+
+``--combine DIR [DIR ...]`` trains nothing: it pools the seeds of earlier runs made with the
+same options except ``--seed`` and ``--n-seeds`` (e.g. seeds 0-3 and 4-7 in two processes side
+by side) into one summary, paired over all their seeds, read from each folder's
+``checkpoint.json``. Every seed must be finished, no seed may appear twice, and all seeds must
+have tested on the same docstrings; ``--out`` (another folder) gets the pooled
+``results.json``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from kernelapprox.cli._common import add_common_options, comma_list
+from kernelapprox.cli._common import ExtendLists, add_common_options, comma_list
 
 DEFAULTS = {
     "steps": 30,
@@ -146,6 +153,15 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="reuse the finished methods of --out's checkpoint (same options)",
     )
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        action=ExtendLists,
+        type=comma_list(Path, "run folders"),
+        metavar="DIR",
+        help="train nothing: pool the seeds of earlier runs' --out folders (same options "
+        "but --seed and --n-seeds) into one summary",
+    )
     p.set_defaults(func=run)
 
 
@@ -247,10 +263,10 @@ def _mean_results(per_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, d
 
 
 def _summary(
-    config: Any,
+    task: str,
     per_seed: dict[str, dict[str, dict[str, Any]]],
     speed: dict[str, dict[str, Any]],
-    labels: int,
+    labels: int | None,
 ) -> dict[str, Any]:
     from kernelapprox.compression.pruning.paired import (
         paired_difference,
@@ -276,7 +292,7 @@ def _summary(
     for m in ("lora", "magnitude", "random"):
         out[f"accuracy_{m}"] = pick(m, "accuracy")
         out[f"cosine_{m}"] = pick(m, "cosine")
-    metric = "accuracy" if config.task == "classify" else "cosine"
+    metric = "accuracy" if task == "classify" else "cosine"
 
     def scores(method: str) -> list[float]:
         return [r[method][metric] for r in per_seed.values() if "apt" in r and method in r]
@@ -363,9 +379,119 @@ def _table(summary: dict[str, Any], task: str) -> str:
     return "\n".join(rows)
 
 
+#: The options a pooled run may differ in: which seeds each of its runs trained.
+PER_RUN_OPTIONS = ("seed", "n_seeds")
+
+
+def _read_checkpoint(folder: Path) -> dict[str, Any]:
+    from kernelapprox.errors import EnvironmentFailure
+
+    path = folder / "checkpoint.json"
+    if not path.is_file():
+        raise ValueError(f"--combine: no checkpoint {str(path)!r} (a run's --out folder)")
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvironmentFailure(f"--combine: cannot read {str(path)!r} ({exc})") from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise ValueError(f"--combine: {str(path)!r} is not a compress apt checkpoint")
+    return stored
+
+
+def _n_classes(folder: Path) -> int | None:
+    """The label count a run's ``results.json`` recorded (the checkpoint does not hold it)."""
+    try:
+        n = json.loads((folder / "results.json").read_text(encoding="utf-8")).get("n_classes")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return n if isinstance(n, int) else None
+
+
+def combine_runs(folders: list[Path]) -> dict[str, Any]:
+    """One summary (the keys of a run's) over the seeds of the runs in ``folders``.
+
+    The runs' options must agree except :data:`PER_RUN_OPTIONS`; each seed must be finished
+    (every method of the runs' ``--methods``) and appear in one run only, and every seed's
+    ``test_set_crc32`` must be the same (the seeds test on the same docstrings, so the
+    comparison stays paired). ``config`` holds the shared options, the pooled ``seeds`` and
+    the folders under ``combined_from``.
+    """
+    if len(set(folders)) < 2:
+        raise ValueError("--combine needs two or more different run folders")
+    stored = [_read_checkpoint(f) for f in folders]
+    shared = {k: v for k, v in stored[0]["config"].items() if k not in PER_RUN_OPTIONS}
+    per_seed: dict[str, dict[str, Any]] = {}
+    speed: dict[str, Any] = {}
+    fingerprints: dict[str, Any] = {}
+    for folder, run in zip(folders, stored, strict=True):
+        options = {k: v for k, v in run["config"].items() if k not in PER_RUN_OPTIONS}
+        if options != shared:
+            differ = sorted(
+                k for k in shared.keys() | options.keys() if shared.get(k) != options.get(k)
+            )
+            raise ValueError(
+                f"--combine: {str(folder)!r} was made with other options than "
+                f"{str(folders[0])!r} ({', '.join(differ)})"
+            )
+        for key, methods in (run.get("results") or {}).items():
+            missing = [m for m in shared["methods"] if m not in methods]
+            if missing:
+                raise ValueError(
+                    f"--combine: seed {key} of {str(folder)!r} lacks {','.join(missing)}; "
+                    "finish that run with --resume first"
+                )
+            if key in per_seed:
+                raise ValueError(f"--combine: seed {key} appears in more than one run")
+            per_seed[key] = {m: methods[m] for m in shared["methods"]}
+            fingerprints[key] = (run.get("data") or {}).get(key)
+            if key in (run.get("infer_speed") or {}):
+                speed[key] = run["infer_speed"][key]
+    if not per_seed:
+        raise ValueError("--combine: the runs hold no finished seed")
+    tests = {
+        f.get("test_set_crc32") if isinstance(f, dict) else None for f in fingerprints.values()
+    }
+    if len(tests) != 1 or None in tests:
+        raise ValueError(
+            "--combine: the seeds did not test on the same docstrings (test_set_crc32 "
+            f"{sorted(map(str, tests))}); the comparison would not be paired"
+        )
+    labels = {_n_classes(f) for f in folders} - {None}
+    per_seed = dict(sorted(per_seed.items(), key=lambda kv: int(kv[0])))
+    summary = _summary(shared["task"], per_seed, speed, labels.pop() if len(labels) == 1 else None)
+    summary["config"] = {
+        **shared,
+        "seeds": [int(k) for k in per_seed],
+        "combined_from": [str(f) for f in folders],
+    }
+    summary["data"] = {k: fingerprints[k] for k in per_seed}
+    return summary
+
+
+def _run_combine(args: argparse.Namespace) -> int:
+    from kernelapprox._io import atomic_write, check_out_dir, json_text
+
+    out = check_out_dir(args.out)
+    folders = list(args.combine)
+    if out is not None and any(out.resolve() == f.resolve() for f in folders):
+        raise ValueError("--out must be another folder than the runs --combine reads")
+    if args.resume:
+        raise ValueError("--resume and --combine exclude each other (--combine trains nothing)")
+    summary = combine_runs(folders)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "results.json", json_text(summary) + "\n")
+    print(
+        json_text(summary) if args.format == "json" else _table(summary, summary["config"]["task"])
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from kernelapprox._io import atomic_write, check_out_dir, json_text
 
+    if getattr(args, "combine", None):
+        return _run_combine(args)
     # every option checked before any model or corpus loads
     out = check_out_dir(args.out)
     methods = _methods(args.methods)
@@ -453,7 +579,7 @@ def run(args: argparse.Namespace) -> int:
                     + "\n",
                 )
         done = {k: {m: v[m] for m in methods} for k, v in per_seed.items() if v}
-        summary = _summary(config, done, speed, labels)
+        summary = _summary(config.task, done, speed, labels)
         summary["config"] = stored_config
         summary["data"] = fingerprints
         if out is not None:  # after every seed, so that a stopped run leaves its finished seeds

@@ -165,3 +165,101 @@ def test_option_defaults_are_the_configs():
     for name, value in DEFAULTS.items():
         if name != "n_seeds":
             assert getattr(config, name) == value, name
+
+
+# ------------------------------------------------------------------------------- --combine
+def _method(accuracy: float, mem: float, kept: float) -> dict:
+    return {
+        "accuracy": accuracy,
+        "cosine": 0.5,
+        "train_s": 1.0,
+        "peak_mem_mb": mem,
+        "kept_params_fraction": kept,
+    }
+
+
+def _fake_run(folder, seeds, accuracies, *, steps=480, test_crc=7, methods=("full", "apt")):
+    """A finished run's ``checkpoint.json`` (and ``results.json``) as ``compress apt`` writes
+    them, with ``accuracies[s] = (full, apt)`` per seed."""
+    folder.mkdir(parents=True)
+    config = {"task": "classify", "steps": steps, "lr": 2e-3, "methods": list(methods)}
+    config |= {"seed": seeds[0], "n_seeds": len(seeds)}
+    results = {
+        str(s): {
+            "full": _method(accuracies[s][0], 500.0, 1.0),
+            "apt": _method(accuracies[s][1], 250.0, 0.4),
+        }
+        for s in seeds
+    }
+    data = {str(s): {"n_train": 512, "crc32": 100 + s, "test_set_crc32": test_crc} for s in seeds}
+    speed = {str(s): {"wall_ratios": [2.0 + s / 10], "cpu_ratios": [2.1]} for s in seeds}
+    stored = {"config": config, "data": data, "results": results, "infer_speed": speed}
+    (folder / "checkpoint.json").write_text(json.dumps(stored))
+    (folder / "results.json").write_text(json.dumps({"n_classes": 11}))
+    return folder
+
+
+ACC = {0: (0.9, 0.85), 1: (0.8, 0.8), 2: (0.88, 0.8), 3: (0.9, 0.9)}
+
+
+def test_combine_pools_the_seeds_of_two_runs_paired(no_loading, capsys, tmp_path):
+    from kernelapprox.compression.pruning.paired import paired_difference, paired_ratio
+
+    a = _fake_run(tmp_path / "a", [0, 1], ACC)
+    b = _fake_run(tmp_path / "b", [2, 3], ACC)
+    out = tmp_path / "pooled"
+    argv = ["compress", "apt", "--combine", str(a), str(b), "--out", str(out), "--format", "json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    full, apt = [ACC[s][0] for s in range(4)], [ACC[s][1] for s in range(4)]
+    expected = paired_ratio(apt, full)
+    assert summary["accuracy_ratio"]["per_seed"] == expected["per_seed"]
+    assert summary["accuracy_ratio"]["ci_low"] == pytest.approx(expected["ci_low"])
+    assert summary["accuracy_ratio"]["verdict"] in ("met", "not met", "inconclusive")
+    assert summary["n_seeds"] == 4 and list(summary["per_seed"]) == ["0", "1", "2", "3"]
+    assert summary["accuracy_full"] == pytest.approx(sum(full) / 4)
+    assert summary["peak_mem_ratio"] == pytest.approx(0.5)
+    assert summary["infer_speedup_rounds"] == 4 and summary["infer_speedup"] == pytest.approx(2.15)
+    assert summary["n_classes"] == 11
+    assert summary["config"]["seeds"] == [0, 1, 2, 3] and summary["config"]["steps"] == 480
+    assert "seed" not in summary["config"] and len(summary["config"]["combined_from"]) == 2
+    assert json.loads((out / "results.json").read_text()) == summary
+    # the same numbers as one run would give: the difference is paired as well
+    assert paired_difference(apt, full)["value"] == pytest.approx(sum(apt) / 4 - sum(full) / 4)
+    assert main(["compress", "apt", "--combine", str(a), str(b)]) == 0  # the text table
+    assert "APT / full accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "second, word",
+    [
+        (dict(seeds=[1, 2]), "seed 1 appears in more than one run"),
+        (dict(seeds=[2, 3], steps=240), "other options"),
+        (dict(seeds=[2, 3], test_crc=8), "same docstrings"),
+    ],
+)
+def test_combine_refuses_runs_that_do_not_pool(no_loading, capsys, tmp_path, second, word):
+    a = _fake_run(tmp_path / "a", [0, 1], ACC)
+    seeds = second.pop("seeds")
+    b = _fake_run(tmp_path / "b", seeds, ACC, **second)
+    assert main(["compress", "apt", "--combine", str(a), str(b)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert word in err and len(err.splitlines()) == 1
+
+
+def test_combine_refuses_an_unfinished_seed_and_its_own_folders(no_loading, capsys, tmp_path):
+    a = _fake_run(tmp_path / "a", [0, 1], ACC)
+    b = _fake_run(tmp_path / "b", [2, 3], ACC)
+    stored = json.loads((b / "checkpoint.json").read_text())
+    del stored["results"]["3"]["apt"]  # a run stopped during seed 3
+    (b / "checkpoint.json").write_text(json.dumps(stored))
+    before = {p: p.read_bytes() for p in (a / "results.json", b / "results.json")}
+    assert main(["compress", "apt", "--combine", str(a), str(b)]) == 2
+    assert "seed 3" in capsys.readouterr().err
+    assert main(["compress", "apt", "--combine", str(a), str(tmp_path / "none")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert main(["compress", "apt", "--combine", str(a), str(b), "--out", str(a)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["compress", "apt", "--combine", str(a), str(a)]) == 2
+    assert "two or more" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before  # nothing of the runs rewritten
