@@ -221,16 +221,25 @@ def _config(args: argparse.Namespace) -> Any:
         raise ValueError(message) from None
 
 
-def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+def _read_checkpoint(path: Path, option: str, missing: str) -> dict[str, Any]:
+    """The JSON object of a run's ``checkpoint.json``, or the error ``option`` reports:
+    ``missing`` when there is no such file, unreadable, or not a checkpoint."""
     from kernelapprox.errors import EnvironmentFailure
 
     if not path.is_file():
-        raise ValueError(f"--resume: no checkpoint {str(path)!r} to resume from")
+        raise ValueError(f"{option}: no checkpoint {str(path)!r} {missing}")
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvironmentFailure(f"--resume: cannot read {str(path)!r} ({exc})") from None
-    if not isinstance(stored, dict) or stored.get("config") != config:
+        raise EnvironmentFailure(f"{option}: cannot read {str(path)!r} ({exc})") from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise ValueError(f"{option}: {str(path)!r} is not a compress apt checkpoint")
+    return stored
+
+
+def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+    stored = _read_checkpoint(path, "--resume", "to resume from")
+    if stored["config"] != config:
         raise ValueError(
             f"--resume: {str(path)!r} was made with other options; run without --resume or "
             "with the same options"
@@ -383,21 +392,6 @@ def _table(summary: dict[str, Any], task: str) -> str:
 PER_RUN_OPTIONS = ("seed", "n_seeds")
 
 
-def _read_checkpoint(folder: Path) -> dict[str, Any]:
-    from kernelapprox.errors import EnvironmentFailure
-
-    path = folder / "checkpoint.json"
-    if not path.is_file():
-        raise ValueError(f"--combine: no checkpoint {str(path)!r} (a run's --out folder)")
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvironmentFailure(f"--combine: cannot read {str(path)!r} ({exc})") from None
-    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
-        raise ValueError(f"--combine: {str(path)!r} is not a compress apt checkpoint")
-    return stored
-
-
 def _n_classes(folder: Path) -> int | None:
     """The label count a run's ``results.json`` recorded (the checkpoint does not hold it)."""
     try:
@@ -418,7 +412,10 @@ def combine_runs(folders: list[Path]) -> dict[str, Any]:
     """
     if len(set(folders)) < 2:
         raise ValueError("--combine needs two or more different run folders")
-    stored = [_read_checkpoint(f) for f in folders]
+    stored = [
+        _read_checkpoint(f / "checkpoint.json", "--combine", "(a run's --out folder)")
+        for f in folders
+    ]
     shared = {k: v for k, v in stored[0]["config"].items() if k not in PER_RUN_OPTIONS}
     per_seed: dict[str, dict[str, Any]] = {}
     speed: dict[str, Any] = {}
