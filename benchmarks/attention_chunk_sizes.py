@@ -18,7 +18,9 @@ Usage::
         [--modes fwd,fwdbwd] [--threads 1] [--rounds 12] [--wall] [--out FILE]
 
 Times are process CPU seconds (all threads) unless ``--wall``: on a shared machine CPU time
-leaves out the time spent waiting for a core.
+leaves out the time spent waiting for a core. The script imports torch before kernelapprox, so
+torch's huge pages for CPU tensors are off unless ``THP_MEM_ALLOC_ENABLE=1`` is set (the
+bench's processes have them on); the JSON records which (``environment``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ import torch
 from kernelapprox._io import atomic_write, json_text
 from kernelapprox.attention import feature_attention
 from kernelapprox.attention.functional import DEFAULT_CHUNK
-from kernelapprox.bench.attention import Case, _feature_map, algorithm_flops, make_inputs
+from kernelapprox.bench.attention import (
+    Case,
+    _feature_map,
+    algorithm_flops,
+    environment,
+    make_inputs,
+)
 from kernelapprox.bench.timing import interleaved_times
 from kernelapprox.cli._common import comma_list, positive_int
 
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "clock": "wall" if args.wall else "process CPU",
             "threads": args.threads,
             "load_average_before": load_before,
+            "environment": environment(),
             "rows": rows,
         }
         atomic_write(args.out, json_text(record))

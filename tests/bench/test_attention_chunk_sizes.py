@@ -26,6 +26,7 @@ def test_rows_per_chunk_length_with_ratios_to_the_default(tmp_path: Path) -> Non
     assert bench.main(argv) == 0
     record = json.loads(out.read_text())
     assert record["clock"] == "process CPU" and record["threads"] == 1
+    assert record["environment"]["cpu_huge_pages"] in (True, False, None)
     rows = record["rows"]
     assert [(r["mode"], r["chunk"]) for r in rows] == [
         ("fwd", 16),
