@@ -70,12 +70,14 @@ def child_environment(huge_pages: bool) -> dict[str, str]:
     return {**os.environ, HUGE_PAGES_VARIABLE: "1" if huge_pages else "0"}
 
 
-def one_run(folder: Path, *, huge_pages: bool = False) -> list[dict]:
-    """The rows of one fresh ``kernelapprox bench`` process."""
+def one_run(folder: Path, *, huge_pages: bool = False) -> tuple[list[dict], dict]:
+    """The rows and the environment (with ``cpu_huge_pages``, whether the process's fresh
+    tensors did get huge pages) of one fresh ``kernelapprox bench`` process."""
     cmd = [sys.executable, "-m", "kernelapprox", *COMMAND, "--format", "json", "--out", str(folder)]
     env = child_environment(huge_pages)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-    return json.loads((folder / "results.json").read_text())["rows"]
+    result = json.loads((folder / "results.json").read_text())
+    return result["rows"], result.get("environment", {})
 
 
 def schedule(runs: int, huge_pages: str) -> list[bool]:
@@ -132,11 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     plan = schedule(args.runs, args.huge_pages)
-    runs, loads = [], []
+    runs, loads, environments = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, huge in enumerate(plan):
             loads.append(os.getloadavg()[0])
-            runs.append(one_run(Path(tmp) / f"run{i}", huge_pages=huge))
+            rows, env = one_run(Path(tmp) / f"run{i}", huge_pages=huge)
+            runs.append(rows)
+            environments.append(env)
+            if env.get("cpu_huge_pages") not in (None, huge):
+                print(
+                    f"run {i}: asked for {'huge' if huge else '4 KB'} pages, the process had "
+                    f"{'huge' if env['cpu_huge_pages'] else '4 KB'} pages (kernel mode "
+                    f"{env.get('transparent_hugepage')})",
+                    file=sys.stderr,
+                )
     summaries = {}
     for huge in sorted(set(plan)):
         name = "huge pages" if huge else "4 KB pages"
@@ -155,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summaries["4 KB pages" if args.huge_pages == "off" else "huge pages"],
             "summaries": summaries,
             "rows": runs,
+            "environments": environments,
         }
         atomic_write(args.out, json_text(payload))
     return 0

@@ -48,10 +48,11 @@ def test_each_run_gets_its_configuration(monkeypatch: pytest.MonkeyPatch, tmp_pa
     roofline = _load()
     seen = []
 
-    def fake_run(folder: Path, *, huge_pages: bool = False) -> list[dict]:
+    def fake_run(folder: Path, *, huge_pages: bool = False) -> tuple[list[dict], dict]:
         seen.append(huge_pages)
         row = {"status": "ok", "impl": "ours", "mode": "fwd", "T": 4096}
-        return [row | {"time_ms": 1.0 + huge_pages, "roofline": 0.5, "roofline_compute": 0.3}]
+        times = {"time_ms": 1.0 + huge_pages, "roofline": 0.5, "roofline_compute": 0.3}
+        return [row | times], {"cpu_huge_pages": huge_pages}
 
     monkeypatch.setattr(roofline, "one_run", fake_run)
     out = tmp_path / "roofline.json"
@@ -59,6 +60,7 @@ def test_each_run_gets_its_configuration(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert seen == [False, True, False, True]
     record = json.loads(out.read_text())
     assert record["huge_pages_per_run"] == seen
+    assert [e["cpu_huge_pages"] for e in record["environments"]] == seen
     assert record["summaries"]["huge pages"][0]["time_ms"]["median"] == 2.0
     assert record["summaries"]["4 KB pages"][0]["time_ms"]["median"] == 1.0
     assert record["summary"] == record["summaries"]["huge pages"]
@@ -108,3 +110,16 @@ def test_the_huge_page_probe_tells_the_configurations_apart() -> None:
     assert _probe_in_a_fresh_process(None) == "True"
     assert _probe_in_a_fresh_process("0") == ("True" if mode == "always" else "False")
     assert cpu_huge_pages() in (True, False)
+
+
+def test_a_run_without_the_pages_it_asked_for_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    roofline = _load()
+    row = {"status": "ok", "impl": "ours", "mode": "fwd", "T": 64, "time_ms": 1.0}
+    row |= {"roofline": 0.5, "roofline_compute": 0.3}
+    env = {"cpu_huge_pages": False, "transparent_hugepage": "never"}
+    monkeypatch.setattr(roofline, "one_run", lambda folder, huge_pages: ([row], env))
+    assert roofline.main(["--runs", "1", "--huge-pages", "on"]) == 0
+    err = capsys.readouterr().err
+    assert "asked for huge pages" in err and "never" in err
