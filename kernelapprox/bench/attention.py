@@ -995,25 +995,41 @@ def transparent_hugepage_mode(setting: Path = THP_SETTING) -> str | None:
     return active[0] if active else None
 
 
-#: Size of the probe block of :func:`cpu_huge_pages`: over glibc's 32 MiB ``mmap`` limit, so
-#: that it is always a fresh mapping (a smaller one may reuse pages faulted in before).
-HUGE_PAGE_PROBE_BYTES = 64 * 2**20
+#: Size of the probe tensor of :func:`cpu_huge_pages` (16 huge pages of 2 MB).
+HUGE_PAGE_PROBE_BYTES = 32 * 2**20
+#: Where Linux lists each mapping of the process with its ``AnonHugePages``.
+SMAPS = Path("/proc/self/smaps")
+
+
+def anon_huge_kib(address: int, smaps: str) -> int | None:
+    """``AnonHugePages`` (KiB) of the mapping that holds ``address`` in the text of
+    ``/proc/<pid>/smaps`` (``None`` when no mapping holds it)."""
+    inside = False
+    for line in smaps.splitlines():
+        head = line.split(maxsplit=1)[0] if line.strip() else ""
+        if "-" in head and ":" not in head:  # a mapping's header: start-end perms ...
+            lo, _, hi = head.partition("-")
+            inside = int(lo, 16) <= address < int(hi, 16)
+        elif inside and head == "AnonHugePages:":
+            return int(line.split()[1])
+    return None
 
 
 def cpu_huge_pages() -> bool | None:
-    """Whether a fresh CPU tensor is backed by transparent huge pages in this process: the
-    minor page faults of filling a new 64 MiB tensor, about 16,384 with 4 KB pages and a few
-    dozen with 2 MB ones (``None`` where the count is not available: not POSIX). torch turns
-    huge pages on for tensors of 2 MB and more when ``THP_MEM_ALLOC_ENABLE`` is set at its first
-    such allocation, and the kernel grants them in its ``madvise`` or ``always`` mode."""
+    """Whether a fresh CPU tensor of 32 MiB is backed by transparent huge pages in this
+    process: the ``AnonHugePages`` of its mapping in ``/proc/self/smaps`` after it is written
+    (at least half of it in huge pages; ``None`` where smaps cannot be read: not Linux). torch
+    asks for huge pages for tensors of 2 MB and more when ``THP_MEM_ALLOC_ENABLE`` is set at its
+    first such allocation, and the kernel grants them in its ``madvise`` or ``always`` mode.
+    (A count of page faults would mislead: a block reused from memory faulted in before takes
+    none.)"""
+    probe = torch.empty(HUGE_PAGE_PROBE_BYTES // 4, dtype=torch.float32).fill_(0.0)
     try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
+        text = SMAPS.read_text()
+    except OSError:
         return None
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    torch.empty(HUGE_PAGE_PROBE_BYTES // 4, dtype=torch.float32).fill_(0.0)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return faults < HUGE_PAGE_PROBE_BYTES // 4096 // 8
+    kib = anon_huge_kib(probe.data_ptr(), text)
+    return None if kib is None else kib * 1024 >= HUGE_PAGE_PROBE_BYTES // 2
 
 
 def environment() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kernelapprox.bench.attention import (
+    anon_huge_kib,
     cpu_huge_pages,
     environment,
     transparent_hugepage_mode,
@@ -123,3 +124,22 @@ def test_a_run_without_the_pages_it_asked_for_is_reported(
     assert roofline.main(["--runs", "1", "--huge-pages", "on"]) == 0
     err = capsys.readouterr().err
     assert "asked for huge pages" in err and "never" in err
+
+
+SMAPS_TEXT = """\
+55d0c0000000-55d0c2000000 rw-p 00000000 00:00 0                          [heap]
+Size:              32768 kB
+AnonHugePages:         0 kB
+7f0000000000-7f0002200000 rw-p 00000000 00:00 0
+Size:              34816 kB
+AnonHugePages:     32768 kB
+7f0003000000-7f0003001000 r--p 00000000 08:01 123                        /usr/lib/libc.so.6
+AnonHugePages:         0 kB
+"""
+
+
+def test_anon_huge_kib_reads_the_mapping_that_holds_the_address() -> None:
+    assert anon_huge_kib(0x7F0000100000, SMAPS_TEXT) == 32768
+    assert anon_huge_kib(0x55D0C0000010, SMAPS_TEXT) == 0
+    assert anon_huge_kib(0x7F0002200000, SMAPS_TEXT) is None  # the end is outside
+    assert anon_huge_kib(0x1000, SMAPS_TEXT) is None
