@@ -714,15 +714,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = True) -> list[Path]:
-    """Write ``results.csv``, ``results.json`` (rows + summary), ``table.txt`` and
-    ``attention_bench.png`` (:func:`plot_results`) into ``out``."""
+def write_results(
+    rows: list[dict[str, Any]],
+    out: str | Path,
+    *,
+    plot: bool = True,
+    env: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write ``results.csv``, ``results.json`` (rows, summary and ``env``, by default
+    :func:`environment`), ``table.txt`` and ``attention_bench.png`` (:func:`plot_results`)
+    into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    env = environment() if env is None else env
     written = [out / "results.json", out / "results.csv", out / "table.txt"]
     atomic_write(
-        written[0],
-        json_text({"rows": rows, "summary": summarize(rows), "environment": environment()}),
+        written[0], json_text({"rows": rows, "summary": summarize(rows), "environment": env})
     )
     keys = sorted({k for r in rows for k in r})
     table = io.StringIO()
@@ -732,7 +739,7 @@ def write_results(rows: list[dict[str, Any]], out: str | Path, *, plot: bool = T
     atomic_write(written[1], table.getvalue())
     atomic_write(written[2], format_table(rows) + "\n")
     if plot:
-        written.append(plot_results(rows, out / "attention_bench.png", environment()))
+        written.append(plot_results(rows, out / "attention_bench.png", env))
     return written
 
 

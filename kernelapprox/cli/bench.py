@@ -200,10 +200,11 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # peers that print keep stdout to the table
         rows = sweep.run(progress)
     summary = bench.summarize(rows)
+    env = bench.environment()  # once: it probes a fresh tensor and reads /proc/self/smaps
     if args.out:
-        bench.write_results(rows, args.out)
+        bench.write_results(rows, args.out, env=env)
     if args.format == "json":
-        print(json_text({"rows": rows, "summary": summary, "environment": bench.environment()}))
+        print(json_text({"rows": rows, "summary": summary, "environment": env}))
         return 0
     print(bench.format_table(rows))
     print("\nspeed-up of ours/triton (peer time / our time; in brackets: the same for CPU time):")
