@@ -80,6 +80,11 @@ def one_run(folder: Path, *, huge_pages: bool = False) -> tuple[list[dict], dict
     return result["rows"], result.get("environment", {})
 
 
+def pages(huge: bool) -> str:
+    """A configuration's name, as the summaries and messages call it."""
+    return "huge pages" if huge else "4 KB pages"
+
+
 def schedule(runs: int, huge_pages: str) -> list[bool]:
     """Whether each run has huge pages: all off, all on, or alternating (off first) with
     ``both``, ``runs`` of each."""
@@ -143,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             environments.append(env)
             if env.get("cpu_huge_pages") not in (None, huge):
                 print(
-                    f"run {i}: asked for {'huge' if huge else '4 KB'} pages, the process had "
-                    f"{'huge' if env['cpu_huge_pages'] else '4 KB'} pages (kernel mode "
+                    f"run {i}: asked for {pages(huge)}, the process had "
+                    f"{pages(env['cpu_huge_pages'])} (kernel mode "
                     f"{env.get('transparent_hugepage')})",
                     file=sys.stderr,
                 )
     summaries = {}
     for huge in sorted(set(plan)):
-        name = "huge pages" if huge else "4 KB pages"
+        name = pages(huge)
         summaries[name] = summarize([r for r, h in zip(runs, plan, strict=True) if h == huge])
         print(f"{name} ({HUGE_PAGES_VARIABLE}={int(huge)}):")
         print(markdown(summaries[name]))
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             "huge_pages_per_run": plan,
             "transparent_hugepage_mode": transparent_hugepage_mode(),
             "load_before_runs": loads,
-            "summary": summaries["4 KB pages" if args.huge_pages == "off" else "huge pages"],
+            "summary": summaries[pages(args.huge_pages != "off")],
             "summaries": summaries,
             "rows": runs,
             "environments": environments,
