@@ -16,6 +16,9 @@ Algorithms (cost linear in ``T``):
 * causal, chunked (Yang et al., "Gated Linear Attention", ICML 2024, Sec. 3.2; fla's
   ``chunk`` form): inside a chunk of ``C`` tokens the masked quadratic product
   ``(phi(Q) phi(K)^T * M) [V, 1]``; across chunks an fp32 state carried by a scan.
+  Without gradients the pass runs over segments of whole chunks, a few MiB of features each
+  (:func:`segment_length`), carrying the state: the same numbers without holding every
+  token's features at once.
 
 Stabilization exact under causality: each key's features are ``exp(c_j) phi_tilde(k_j)``
 with a per-token log-scale ``c_j``; row ``i`` is computed relative to the prefix maximum
@@ -179,6 +182,85 @@ def _noncausal(
     S = S + S0 * torch.exp(R0 - M)[..., None, None]
     out = (phi_q.reshape(B, Hk, T * G, Fd) @ S).view(B, Hk, T, G, -1)
     return out, S, M
+
+
+#: Bytes of one segment's query features in the causal pass without gradients (see
+#: :func:`segment_length`).
+SEGMENT_BYTES = 8 * 2**20
+
+
+class _Features:
+    """The stabilized features of one call (map, parameters, input multiplier, options of
+    :func:`~kernelapprox.attention.maps.stabilized_features`), for all tokens or a segment."""
+
+    def __init__(
+        self, fm: AnyMap, t: dict[str, torch.Tensor], mult: float, opts: dict[str, Any]
+    ) -> None:
+        self.fm, self.t, self.mult, self.opts = fm, t, mult, opts
+
+    def queries(self, qw: torch.Tensor) -> torch.Tensor:
+        """``phi_tilde(q)`` ``(B, H_kv, T, G, F)`` (the queries' log-scales cancel)."""
+        return stabilized_features(self.fm, qw, self.t, self.mult, **self.opts)[0]
+
+    def keys(self, kw: torch.Tensor, pad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(phi_tilde(k), c)`` with padded keys (``pad`` ``(B, 1, T)``, True = padded)
+        selected to zero features and the floor log-scale."""
+        phi_k, ck = stabilized_features(self.fm, kw, self.t, self.mult, **self.opts)
+        if pad is not None:
+            phi_k = phi_k.masked_fill(pad[..., None], 0.0)
+            ck = ck.masked_fill(pad, LOG_FLOOR)
+        return phi_k, ck
+
+
+def segment_length(qw: torch.Tensor, n_features: int, chunk: int) -> int:
+    """Tokens per segment of the causal pass without gradients: a multiple of the chunk
+    length ``C = min(chunk, T)`` whose query features ``(B, H_kv, L, G, F)`` take at most
+    :data:`SEGMENT_BYTES` (at least one chunk), and at most ``T``.
+
+    Such a pass keeps only the state between segments, so it need not hold every token's
+    features at once. That matters on CPU: a block over glibc's 32 MiB ``mmap`` limit is
+    page-faulted in and zeroed by the kernel on first touch at every call, and with two
+    threads and transparent huge pages each such block cost more system time than its
+    product took (``docs/results/benchmarks.md``), while blocks of a few MiB are reused by
+    the C allocator. ``qw`` ``(B, H_kv, T, G, D)``, ``n_features`` the map's ``F``.
+    """
+    B, Hk, T, G, _ = qw.shape
+    C = min(chunk, T)
+    per_chunk = B * Hk * G * C * n_features * qw.element_size()
+    return min(T, max(1, SEGMENT_BYTES // per_chunk) * C)
+
+
+def _causal_segments(
+    features: _Features,
+    qw: torch.Tensor,
+    kw: torch.Tensor,
+    pad: torch.Tensor | None,
+    va: torch.Tensor,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
+    chunk: int,
+    length: int,
+    inplace: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_causal_chunked` over consecutive segments of ``length`` tokens (a multiple of
+    the chunk length; ``length >= T``: one pass over all tokens, the only form with
+    gradients; ``inplace`` as there), each segment starting from the state the previous one
+    ended with.
+
+    Every chunk, its references and its state walk are those of one pass over all tokens
+    (chunks never straddle two segments, and the running maximum and the state carry over),
+    so the outputs, state and log-scale are the same; only the features of one segment
+    exist at a time. Shapes as in :func:`_causal_chunked` (``pad`` ``(B, 1, T)`` or None).
+    """
+    T = qw.shape[2]
+    outs, S, R = [], S0, R0
+    for start in range(0, T, length):
+        seg = slice(start, start + length)
+        phi_q = features.queries(qw[:, :, seg])
+        phi_k, ck = features.keys(kw[:, :, seg], None if pad is None else pad[..., seg])
+        out, S, R = _causal_chunked(phi_q, phi_k, ck, va[:, :, seg], S, R, chunk, inplace=inplace)
+        outs.append(out)
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), S, R
 
 
 def _causal_chunked(
@@ -616,17 +698,16 @@ def _attend(
         (qw, bad_q), (kw, bad_k), (vw, bad_v) = (_finite_rows(x) for x in (qw, kw, vw))
         va = torch.cat((vw, torch.ones_like(vw[..., :1])), dim=-1)
     bad_kv = bad_k + bad_v
-    phi_q, _ = stabilized_features(fm, qw, t, mult, **opts)
-    phi_k, ck = stabilized_features(fm, kw, t, mult, **opts)
-    if pad is not None:
-        phi_k = phi_k.masked_fill(pad[..., None], 0.0)
-        ck = ck.masked_fill(pad, LOG_FLOOR)
     S0h, R0h = per_head_reference(S0, R0)
+    features = _Features(fm, t, mult, opts)
     if causal:
-        out, S, R = _causal_chunked(phi_q, phi_k, ck, va, S0h, R0h, chunk, inplace=inplace)
+        length = segment_length(qw, fm.output_dim, chunk) if inplace else qw.shape[2]
+        out, S, R = _causal_segments(features, qw, kw, pad, va, S0h, R0h, chunk, length, inplace)
         seen = bad_kv.cumsum(-1)  # (B, H_kv, T): nan from the first non-finite key on
     else:
+        phi_q, (phi_k, ck) = features.queries(qw), features.keys(kw, pad)
         out, S, R = _noncausal(phi_q, phi_k, ck, va, S0h, R0h)
+        del phi_q, phi_k
         seen = bad_kv.sum(-1, keepdim=True)  # every query sees every key
     poison = (seen[..., None] + bad_q)[..., None]  # (B, H_kv, T_q, G, 1)
     checks = {
@@ -638,7 +719,6 @@ def _attend(
     if imprecise and fm.exponential:
         # Per-token log-scales left some row's products below the float32 range (large
         # |q|, |k| peaking on different features): redo it with per-feature references.
-        del phi_q, phi_k
         keep = None if pad is None else ~pad
         lq = exponential_log_features(fm, _finite_rows(qw)[0], t, mult, row_scale=False)
         lk = exponential_log_features(fm, _finite_rows(kw)[0], t, mult)
