@@ -12,13 +12,15 @@ last column of the same products: values are augmented with a column of ones.
 
 Algorithms (cost linear in ``T``):
 
-* non-causal: one reduction ``S = sum_j phi(k_j) [v_j, 1]^T`` then one output pass ``phi(Q) S``;
+* non-causal: one reduction ``S = sum_j phi(k_j) [v_j, 1]^T`` then one output pass ``phi(Q) S``
+  (without gradients over segments of keys, then of queries: see below);
 * causal, chunked (Yang et al., "Gated Linear Attention", ICML 2024, Sec. 3.2; fla's
   ``chunk`` form): inside a chunk of ``C`` tokens the masked quadratic product
   ``(phi(Q) phi(K)^T * M) [V, 1]``; across chunks an fp32 state carried by a scan.
   Without gradients the pass runs over segments of whole chunks, a few MiB of features each
   (:func:`segment_length`), carrying the state: the same numbers without holding every
-  token's features at once.
+  token's features at once (non-causal: the key segments add to one state, rescaled when
+  the reference rises, then every query segment reads it).
 
 Stabilization exact under causality: each key's features are ``exp(c_j) phi_tilde(k_j)``
 with a per-token log-scale ``c_j``; row ``i`` is computed relative to the prefix maximum
@@ -167,24 +169,47 @@ def _safe_denominator(den: torch.Tensor, fm: AnyMap) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- algorithms
-def _noncausal(
-    phi_q: torch.Tensor,
-    phi_k: torch.Tensor,
-    ck: torch.Tensor,
+def _add_keys(
+    phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor, S: torch.Tensor, R: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state ``(S, R)`` with the keys' contributions added, relative to
+    ``M = max(R, max_j c_j)``: ``S e^{R - M} + sum_j phi_tilde(k_j) e^{c_j - M} [v_j, 1]^T``
+    (every factor ``<= 1``). Shapes as in :func:`_causal_chunked`; returns ``(S, M)``."""
+    M = torch.maximum(ck.amax(-1), R)  # (B, H_kv)
+    S_new = phi_k.transpose(-1, -2) @ (va * torch.exp(ck - M[..., None])[..., None])
+    return S_new + S * torch.exp(R - M)[..., None, None], M
+
+
+def _noncausal_segments(
+    features: _Features,
+    qw: torch.Tensor,
+    kw: torch.Tensor,
+    pad: torch.Tensor | None,
     va: torch.Tensor,
     S0: torch.Tensor,
     R0: torch.Tensor,
+    lengths: tuple[int, int],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One reduction of the state, then one output pass. Shapes as in :func:`_causal_chunked`."""
-    B, Hk, T, G, Fd = phi_q.shape
-    M = torch.maximum(ck.amax(-1), R0)  # (B, H_kv): the reference of every output
-    S = phi_k.transpose(-1, -2) @ (va * torch.exp(ck - M[..., None])[..., None])
-    S = S + S0 * torch.exp(R0 - M)[..., None, None]
-    out = (phi_q.reshape(B, Hk, T * G, Fd) @ S).view(B, Hk, T, G, -1)
-    return out, S, M
+    """Non-causal attention: the keys' state, then one read of it per query. The keys go in
+    segments of ``lengths[1]`` tokens (:func:`_add_keys`, the state rescaled whenever the
+    reference rises), then the queries in segments of ``lengths[0]``; lengths at least the
+    token counts give one reduction and one output pass, the only form with gradients.
+    Shapes as in :func:`_causal_chunked`; returns ``(out, S, R)``."""
+    (Tq, Tk), (Lq, Lk) = (qw.shape[2], kw.shape[2]), lengths
+    S, R = S0, R0
+    for start in range(0, Tk, Lk):
+        seg = slice(start, start + Lk)
+        phi_k, ck = features.keys(kw[:, :, seg], None if pad is None else pad[..., seg])
+        S, R = _add_keys(phi_k, ck, va[:, :, seg], S, R)
+    outs = []
+    for start in range(0, Tq, Lq):
+        phi_q = features.queries(qw[:, :, start : start + Lq])
+        B, Hk, L, G, Fd = phi_q.shape
+        outs.append((phi_q.reshape(B, Hk, L * G, Fd) @ S).view(B, Hk, L, G, -1))
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), S, R
 
 
-#: Bytes of one segment's query features in the causal pass without gradients (see
+#: Bytes of one segment's query (or key) features in a pass without gradients (see
 #: :func:`segment_length`).
 SEGMENT_BYTES = 8 * 2**20
 
@@ -212,9 +237,9 @@ class _Features:
         return phi_k, ck
 
 
-def segment_length(qw: torch.Tensor, n_features: int, chunk: int) -> int:
-    """Tokens per segment of the causal pass without gradients: a multiple of the chunk
-    length ``C = min(chunk, T)`` whose query features ``(B, H_kv, L, G, F)`` take at most
+def segment_length(x: torch.Tensor, n_features: int, chunk: int = 1) -> int:
+    """Tokens per segment of a pass without gradients: a multiple of the chunk length
+    ``C = min(chunk, T)`` (causal; 1 for non-causal) whose features take at most
     :data:`SEGMENT_BYTES` (at least one chunk), and at most ``T``.
 
     Such a pass keeps only the state between segments, so it need not hold every token's
@@ -222,11 +247,15 @@ def segment_length(qw: torch.Tensor, n_features: int, chunk: int) -> int:
     page-faulted in and zeroed by the kernel on first touch at every call, and with two
     threads and transparent huge pages each such block cost more system time than its
     product took (``docs/results/benchmarks.md``), while blocks of a few MiB are reused by
-    the C allocator. ``qw`` ``(B, H_kv, T, G, D)``, ``n_features`` the map's ``F``.
+    the C allocator. ``x``: queries ``(B, H_kv, T, G, D)`` or keys ``(B, H_kv, T, D)``,
+    ``n_features`` the map's ``F``.
     """
-    B, Hk, T, G, _ = qw.shape
+    T = x.shape[2]
+    if x.numel() == 0:
+        return max(T, 1)
     C = min(chunk, T)
-    per_chunk = B * Hk * G * C * n_features * qw.element_size()
+    rows_per_token = x.numel() // (T * x.shape[-1])
+    per_chunk = rows_per_token * C * n_features * x.element_size()
     return min(T, max(1, SEGMENT_BYTES // per_chunk) * C)
 
 
@@ -424,7 +453,7 @@ def _exact_noncausal(
     (queries and keys that peak on different features). All references are detached: they
     cancel between numerator and denominator. ``lq`` ``(B, H_kv, T_q, G, F)``, ``lk``
     ``(B, H_kv, T_k, F)``, ``keep`` ``(B, 1 or H_kv, T_k)`` (``False``: padding) or ``None``,
-    ``R0`` ``(B, H_kv, F)``. Returns ``(out, S, rho)`` as :func:`_noncausal`.
+    ``R0`` ``(B, H_kv, F)``. Returns ``(out, S, rho)`` as :func:`_noncausal_segments`.
     """
     B, Hk, T, G, Fd = lq.shape
     stat = lk.detach()
@@ -705,9 +734,10 @@ def _attend(
         out, S, R = _causal_segments(features, qw, kw, pad, va, S0h, R0h, chunk, length, inplace)
         seen = bad_kv.cumsum(-1)  # (B, H_kv, T): nan from the first non-finite key on
     else:
-        phi_q, (phi_k, ck) = features.queries(qw), features.keys(kw, pad)
-        out, S, R = _noncausal(phi_q, phi_k, ck, va, S0h, R0h)
-        del phi_q, phi_k
+        lengths = (qw.shape[2], kw.shape[2])
+        if inplace:
+            lengths = (segment_length(qw, fm.output_dim), segment_length(kw, fm.output_dim))
+        out, S, R = _noncausal_segments(features, qw, kw, pad, va, S0h, R0h, lengths)
         seen = bad_kv.sum(-1, keepdim=True)  # every query sees every key
     poison = (seen[..., None] + bad_q)[..., None]  # (B, H_kv, T_q, G, 1)
     checks = {

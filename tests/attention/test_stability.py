@@ -40,11 +40,13 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from unittest import mock
 
 import pytest
 import torch
 from attention_helpers import make_map, qkv
 
+import kernelapprox.attention.functional as functional
 from kernelapprox.attention import (
     AttentionState,
     combine_states,
@@ -478,6 +480,13 @@ def test_signed_split_and_resume_matches_one_pass_or_warns(name, dtype):
             assert torch.isfinite(split).all()
             diff = relative_rms(split, whole)
             assert diff <= 2 * tol, f"split at {s}: {diff:.3g} > {2 * tol:.3g}"
+        # the pass without gradients in segments of one chunk (64 tokens; see
+        # functional.SEGMENT_BYTES) is a split and resume too
+        per_token = B * H * fm.output_dim * 4  # float32 features of every head
+        with mock.patch.object(functional, "SEGMENT_BYTES", 64 * per_token):
+            segmented = feature_attention(q, k, v, fm, causal=True)
+        diff = relative_rms(segmented, whole)
+        assert diff <= 2 * tol, f"segments: {diff:.3g} > {2 * tol:.3g}"
 
 
 # ----------------------------------------------------------------------------- states
