@@ -298,6 +298,6 @@ CLAIM = Claim(
     verifies=(
         "kernelapprox.attention.functional.feature_attention",
         "kernelapprox.attention.functional._causal_chunked",
-        "kernelapprox.attention.functional._noncausal",
+        "kernelapprox.attention.functional._add_keys",
     ),
 )
