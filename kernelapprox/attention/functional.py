@@ -169,46 +169,6 @@ def _safe_denominator(den: torch.Tensor, fm: AnyMap) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- algorithms
-def _add_keys(
-    phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor, S: torch.Tensor, R: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The state ``(S, R)`` with the keys' contributions added, relative to
-    ``M = max(R, max_j c_j)``: ``S e^{R - M} + sum_j phi_tilde(k_j) e^{c_j - M} [v_j, 1]^T``
-    (every factor ``<= 1``). Shapes as in :func:`_causal_chunked`; returns ``(S, M)``."""
-    M = torch.maximum(ck.amax(-1), R)  # (B, H_kv)
-    S_new = phi_k.transpose(-1, -2) @ (va * torch.exp(ck - M[..., None])[..., None])
-    return S_new + S * torch.exp(R - M)[..., None, None], M
-
-
-def _noncausal_segments(
-    features: _Features,
-    qw: torch.Tensor,
-    kw: torch.Tensor,
-    pad: torch.Tensor | None,
-    va: torch.Tensor,
-    S0: torch.Tensor,
-    R0: torch.Tensor,
-    lengths: tuple[int, int],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Non-causal attention: the keys' state, then one read of it per query. The keys go in
-    segments of ``lengths[1]`` tokens (:func:`_add_keys`, the state rescaled whenever the
-    reference rises), then the queries in segments of ``lengths[0]``; lengths at least the
-    token counts give one reduction and one output pass, the only form with gradients.
-    Shapes as in :func:`_causal_chunked`; returns ``(out, S, R)``."""
-    (Tq, Tk), (Lq, Lk) = (qw.shape[2], kw.shape[2]), lengths
-    S, R = S0, R0
-    for start in range(0, Tk, Lk):
-        seg = slice(start, start + Lk)
-        phi_k, ck = features.keys(kw[:, :, seg], None if pad is None else pad[..., seg])
-        S, R = _add_keys(phi_k, ck, va[:, :, seg], S, R)
-    outs = []
-    for start in range(0, Tq, Lq):
-        phi_q = features.queries(qw[:, :, start : start + Lq])
-        B, Hk, L, G, Fd = phi_q.shape
-        outs.append((phi_q.reshape(B, Hk, L * G, Fd) @ S).view(B, Hk, L, G, -1))
-    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), S, R
-
-
 #: Bytes of one segment's query (or key) features in a pass without gradients (see
 #: :func:`segment_length`).
 SEGMENT_BYTES = 8 * 2**20
@@ -257,6 +217,46 @@ def segment_length(x: torch.Tensor, n_features: int, chunk: int = 1) -> int:
     rows_per_token = x.numel() // (T * x.shape[-1])
     per_chunk = rows_per_token * C * n_features * x.element_size()
     return min(T, max(1, SEGMENT_BYTES // per_chunk) * C)
+
+
+def _add_keys(
+    phi_k: torch.Tensor, ck: torch.Tensor, va: torch.Tensor, S: torch.Tensor, R: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state ``(S, R)`` with the keys' contributions added, relative to
+    ``M = max(R, max_j c_j)``: ``S e^{R - M} + sum_j phi_tilde(k_j) e^{c_j - M} [v_j, 1]^T``
+    (every factor ``<= 1``). Shapes as in :func:`_causal_chunked`; returns ``(S, M)``."""
+    M = torch.maximum(ck.amax(-1), R)  # (B, H_kv)
+    S_new = phi_k.transpose(-1, -2) @ (va * torch.exp(ck - M[..., None])[..., None])
+    return S_new + S * torch.exp(R - M)[..., None, None], M
+
+
+def _noncausal_segments(
+    features: _Features,
+    qw: torch.Tensor,
+    kw: torch.Tensor,
+    pad: torch.Tensor | None,
+    va: torch.Tensor,
+    S0: torch.Tensor,
+    R0: torch.Tensor,
+    lengths: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Non-causal attention: the keys' state, then one read of it per query. The keys go in
+    segments of ``lengths[1]`` tokens (:func:`_add_keys`, the state rescaled whenever the
+    reference rises), then the queries in segments of ``lengths[0]``; lengths at least the
+    token counts give one reduction and one output pass, the only form with gradients.
+    Shapes as in :func:`_causal_chunked`; returns ``(out, S, R)``."""
+    (Tq, Tk), (Lq, Lk) = (qw.shape[2], kw.shape[2]), lengths
+    S, R = S0, R0
+    for start in range(0, Tk, Lk):
+        seg = slice(start, start + Lk)
+        phi_k, ck = features.keys(kw[:, :, seg], None if pad is None else pad[..., seg])
+        S, R = _add_keys(phi_k, ck, va[:, :, seg], S, R)
+    outs = []
+    for start in range(0, Tq, Lq):
+        phi_q = features.queries(qw[:, :, start : start + Lq])
+        B, Hk, L, G, Fd = phi_q.shape
+        outs.append((phi_q.reshape(B, Hk, L * G, Fd) @ S).view(B, Hk, L, G, -1))
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), S, R
 
 
 def _causal_segments(
