@@ -183,18 +183,31 @@ class _Features:
     ) -> None:
         self.fm, self.t, self.mult, self.opts = fm, t, mult, opts
 
-    def queries(self, qw: torch.Tensor) -> torch.Tensor:
-        """``phi_tilde(q)`` ``(B, H_kv, T, G, F)`` (the queries' log-scales cancel)."""
-        return stabilized_features(self.fm, qw, self.t, self.mult, **self.opts)[0]
+    def queries(self, qw: torch.Tensor, seg: slice) -> torch.Tensor:
+        """``phi_tilde(q)`` ``(B, H_kv, L, G, F)`` of the tokens ``seg`` of ``qw`` (the
+        queries' log-scales cancel)."""
+        return stabilized_features(self.fm, qw[:, :, seg], self.t, self.mult, **self.opts)[0]
 
-    def keys(self, kw: torch.Tensor, pad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(phi_tilde(k), c)`` with padded keys (``pad`` ``(B, 1, T)``, True = padded)
-        selected to zero features and the floor log-scale."""
-        phi_k, ck = stabilized_features(self.fm, kw, self.t, self.mult, **self.opts)
+    def keys(
+        self, kw: torch.Tensor, pad: torch.Tensor | None, seg: slice
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(phi_tilde(k), c)`` of the tokens ``seg`` of ``kw``, with padded keys (``pad``
+        ``(B, 1, T)``, True = padded) selected to zero features and the floor log-scale."""
+        phi_k, ck = stabilized_features(self.fm, kw[:, :, seg], self.t, self.mult, **self.opts)
         if pad is not None:
-            phi_k = phi_k.masked_fill(pad[..., None], 0.0)
-            ck = ck.masked_fill(pad, LOG_FLOOR)
+            phi_k = phi_k.masked_fill(pad[..., seg, None], 0.0)
+            ck = ck.masked_fill(pad[..., seg], LOG_FLOOR)
         return phi_k, ck
+
+
+def _segments(T: int, length: int) -> list[slice]:
+    """Consecutive slices of ``length`` tokens covering ``0 .. T - 1``."""
+    return [slice(start, start + length) for start in range(0, T, length)]
+
+
+def _joined(outs: list[torch.Tensor]) -> torch.Tensor:
+    """The segments' outputs as one tensor along the token axis (no copy for one)."""
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
 
 def segment_length(x: torch.Tensor, n_features: int, chunk: int = 1) -> int:
@@ -211,8 +224,6 @@ def segment_length(x: torch.Tensor, n_features: int, chunk: int = 1) -> int:
     ``n_features`` the map's ``F``.
     """
     T = x.shape[2]
-    if x.numel() == 0:
-        return max(T, 1)
     C = min(chunk, T)
     rows_per_token = x.numel() // (T * x.shape[-1])
     per_chunk = rows_per_token * C * n_features * x.element_size()
@@ -245,18 +256,16 @@ def _noncausal_segments(
     reference rises), then the queries in segments of ``lengths[0]``; lengths at least the
     token counts give one reduction and one output pass, the only form with gradients.
     Shapes as in :func:`_causal_chunked`; returns ``(out, S, R)``."""
-    (Tq, Tk), (Lq, Lk) = (qw.shape[2], kw.shape[2]), lengths
     S, R = S0, R0
-    for start in range(0, Tk, Lk):
-        seg = slice(start, start + Lk)
-        phi_k, ck = features.keys(kw[:, :, seg], None if pad is None else pad[..., seg])
+    for seg in _segments(kw.shape[2], lengths[1]):
+        phi_k, ck = features.keys(kw, pad, seg)
         S, R = _add_keys(phi_k, ck, va[:, :, seg], S, R)
     outs = []
-    for start in range(0, Tq, Lq):
-        phi_q = features.queries(qw[:, :, start : start + Lq])
+    for seg in _segments(qw.shape[2], lengths[0]):
+        phi_q = features.queries(qw, seg)
         B, Hk, L, G, Fd = phi_q.shape
         outs.append((phi_q.reshape(B, Hk, L * G, Fd) @ S).view(B, Hk, L, G, -1))
-    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), S, R
+    return _joined(outs), S, R
 
 
 def _causal_segments(
@@ -281,15 +290,12 @@ def _causal_segments(
     so the outputs, state and log-scale are the same; only the features of one segment
     exist at a time. Shapes as in :func:`_causal_chunked` (``pad`` ``(B, 1, T)`` or None).
     """
-    T = qw.shape[2]
     outs, S, R = [], S0, R0
-    for start in range(0, T, length):
-        seg = slice(start, start + length)
-        phi_q = features.queries(qw[:, :, seg])
-        phi_k, ck = features.keys(kw[:, :, seg], None if pad is None else pad[..., seg])
+    for seg in _segments(qw.shape[2], length):
+        phi_q, (phi_k, ck) = features.queries(qw, seg), features.keys(kw, pad, seg)
         out, S, R = _causal_chunked(phi_q, phi_k, ck, va[:, :, seg], S, R, chunk, inplace=inplace)
         outs.append(out)
-    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), S, R
+    return _joined(outs), S, R
 
 
 def _causal_chunked(
