@@ -1044,7 +1044,10 @@ def environment() -> dict[str, Any]:
     torch's ``THP_MEM_ALLOC_ENABLE`` (``None`` when unset; ``import kernelapprox`` sets it to
     ``1`` when torch is not imported yet and the user chose no value), the kernel's
     transparent-huge-page mode and whether fresh CPU tensors do get huge pages
-    (:func:`cpu_huge_pages`)."""
+    (:func:`cpu_huge_pages`), and whether freed memory is kept in the process
+    (:func:`kernelapprox.bench.allocator.allocator_settings`)."""
+    from kernelapprox.bench.allocator import allocator_settings
+
     env: dict[str, Any] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -1052,6 +1055,7 @@ def environment() -> dict[str, Any]:
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "transparent_hugepage": transparent_hugepage_mode(),
         "cpu_huge_pages": cpu_huge_pages(),
+        "allocator": allocator_settings(),
     }
     try:
         env["load_average"] = os.getloadavg()

@@ -101,6 +101,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
+        "--allocator",
+        choices=("retain", "default"),
+        default="retain",
+        help="retain: keep freed CPU memory in the process (glibc's mmap and trim thresholds "
+        "raised, kernelapprox.bench.allocator), so that no implementation pays page faults "
+        "for memory it freed a call before; default: glibc as it is (default: %(default)s)",
+    )
+    p.add_argument(
         "--max-seconds",
         type=float,
         default=30.0,
@@ -185,6 +193,11 @@ def run(args: argparse.Namespace) -> int:
             f"for the decode mode (it decodes from a context of T tokens), got "
             f"{args.decode_tokens}"
         )
+
+    if args.allocator == "retain":
+        from kernelapprox.bench.allocator import retain_freed_memory
+
+        retain_freed_memory()
 
     def progress(row: dict[str, Any]) -> None:
         if args.format != "json" and not args.no_progress:

@@ -24,7 +24,8 @@ from kernelapprox.cli import bench as bench_cli
 def _parse(argv):
     parser = argparse.ArgumentParser()
     bench_cli.register(parser.add_subparsers())
-    return parser.parse_args(["bench", *argv])
+    # glibc as it is: the process setting of --allocator retain is tested in a fresh process
+    return parser.parse_args(["bench", "--allocator", "default", *argv])
 
 
 def test_bench_json_rows_and_files(tmp_path, capsys):

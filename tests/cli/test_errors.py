@@ -537,7 +537,8 @@ def test_bench_json_stdout_stays_json_when_a_peer_prints(capsys, monkeypatch):
 
     monkeypatch.setattr(benchmark.Sweep, "run", noisy_run)
     monkeypatch.setattr(cli, "COMMANDS", (("bench", MODULES["bench"]),))
-    assert cli.main(["bench", "--lengths", "8", "--format", "json", "--no-progress"]) == 0
+    options = ["--format", "json", "--no-progress", "--allocator", "default"]
+    assert cli.main(["bench", "--lengths", "8", *options]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["rows"] == [] and "Performer" in err
 
