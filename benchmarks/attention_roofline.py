@@ -13,12 +13,15 @@ CPU tensors of 2 MB and more for transparent huge pages, so that a fresh block i
 2 MB at a time instead of 4 KB (where the kernel's mode, recorded, is ``madvise`` or
 ``always``); ``off`` sets it to ``0``. torch reads it at its first large allocation, hence fresh
 processes. ``both`` alternates runs without and with huge pages (a paired comparison under the
-same drift of the machine) and summarizes each configuration apart.
+same drift of the machine) and summarizes each configuration apart. ``--allocator`` passes
+``kernelapprox bench``'s own option (``retain``, the default, keeps freed memory in the
+process: :mod:`kernelapprox.bench.allocator`); ``both`` alternates ``default`` and ``retain``.
 
 Usage::
 
     python benchmarks/attention_roofline.py --runs 5 --out docs/results/attention_roofline.json
     python benchmarks/attention_roofline.py --runs 5 --huge-pages both --out FILE
+    python benchmarks/attention_roofline.py --runs 5 --allocator both --out FILE
 
 Writes the summary, every run's rows and the command line as JSON, and prints a Markdown
 table.
@@ -70,10 +73,14 @@ def child_environment(huge_pages: bool) -> dict[str, str]:
     return {**os.environ, HUGE_PAGES_VARIABLE: "1" if huge_pages else "0"}
 
 
-def one_run(folder: Path, *, huge_pages: bool = False) -> tuple[list[dict], dict]:
+def one_run(
+    folder: Path, *, huge_pages: bool = False, allocator: str = "retain"
+) -> tuple[list[dict], dict]:
     """The rows and the environment (with ``cpu_huge_pages``, whether the process's fresh
-    tensors did get huge pages) of one fresh ``kernelapprox bench`` process."""
-    cmd = [sys.executable, "-m", "kernelapprox", *COMMAND, "--format", "json", "--out", str(folder)]
+    tensors did get huge pages) of one fresh ``kernelapprox bench --allocator allocator``
+    process."""
+    cmd = [sys.executable, "-m", "kernelapprox", *COMMAND, "--allocator", allocator]
+    cmd += ["--format", "json", "--out", str(folder)]
     env = child_environment(huge_pages)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     result = json.loads((folder / "results.json").read_text())
@@ -85,12 +92,17 @@ def pages(huge: bool) -> str:
     return "huge pages" if huge else "4 KB pages"
 
 
-def schedule(runs: int, huge_pages: str) -> list[bool]:
-    """Whether each run has huge pages: all off, all on, or alternating (off first) with
-    ``both``, ``runs`` of each."""
-    if huge_pages == "both":
-        return [False, True] * runs
-    return [huge_pages == "on"] * runs
+def configuration(huge: bool, allocator: str) -> str:
+    """A configuration's name, as the summaries call it."""
+    return f"{pages(huge)}, " + ("freed memory kept" if allocator == "retain" else "glibc default")
+
+
+def schedule(runs: int, huge_pages: str, allocator: str = "retain") -> list[tuple[bool, str]]:
+    """``(huge pages, allocator)`` of each run: ``runs`` rounds of every configuration asked
+    for (``both``: off first, then on; ``default`` first, then ``retain``), in turn."""
+    pages_asked = [False, True] if huge_pages == "both" else [huge_pages == "on"]
+    allocators = ["default", "retain"] if allocator == "both" else [allocator]
+    return [(h, a) for h in pages_asked for a in allocators] * runs
 
 
 def summarize(runs: list[list[dict]]) -> list[dict]:
@@ -136,14 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=positive_int, default=5, help="runs per configuration")
     parser.add_argument("--huge-pages", choices=("off", "on", "both"), default="on")
+    parser.add_argument("--allocator", choices=("retain", "default", "both"), default="retain")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    plan = schedule(args.runs, args.huge_pages)
+    plan = schedule(args.runs, args.huge_pages, args.allocator)
     runs, loads, environments = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, huge in enumerate(plan):
+        for i, (huge, allocator) in enumerate(plan):
             loads.append(os.getloadavg()[0])
-            rows, env = one_run(Path(tmp) / f"run{i}", huge_pages=huge)
+            rows, env = one_run(Path(tmp) / f"run{i}", huge_pages=huge, allocator=allocator)
             runs.append(rows)
             environments.append(env)
             if env.get("cpu_huge_pages") not in (None, huge):
@@ -154,10 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
     summaries = {}
-    for huge in sorted(set(plan)):
-        name = pages(huge)
-        summaries[name] = summarize([r for r, h in zip(runs, plan, strict=True) if h == huge])
-        print(f"{name} ({HUGE_PAGES_VARIABLE}={int(huge)}):")
+    for config in dict.fromkeys(plan):
+        name = configuration(*config)
+        summaries[name] = summarize([r for r, c in zip(runs, plan, strict=True) if c == config])
+        print(f"{name} ({HUGE_PAGES_VARIABLE}={int(config[0])}, --allocator {config[1]}):")
         print(markdown(summaries[name]))
     print(f"load average (1 min) before each run: {', '.join(f'{x:.2f}' for x in loads)}")
     if args.out is not None:
@@ -165,10 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             "command": "kernelapprox " + " ".join(COMMAND),
             "runs": args.runs,
             "huge_pages": args.huge_pages,
-            "huge_pages_per_run": plan,
+            "allocator": args.allocator,
+            "huge_pages_per_run": [h for h, _ in plan],
+            "allocator_per_run": [a for _, a in plan],
             "transparent_hugepage_mode": transparent_hugepage_mode(),
             "load_before_runs": loads,
-            "summary": summaries[pages(args.huge_pages != "off")],
+            # the bench's own defaults where a comparison was asked for
+            "summary": summaries[configuration(args.huge_pages != "off", plan[-1][1])],
             "summaries": summaries,
             "rows": runs,
             "environments": environments,

@@ -28,9 +28,12 @@ def _load():
 
 def test_schedule_alternates_with_both_and_is_uniform_otherwise() -> None:
     roofline = _load()
-    assert roofline.schedule(3, "both") == [False, True] * 3
-    assert roofline.schedule(2, "on") == [True, True]
-    assert roofline.schedule(2, "off") == [False, False]
+    assert roofline.schedule(3, "both") == [(False, "retain"), (True, "retain")] * 3
+    assert roofline.schedule(2, "on") == [(True, "retain")] * 2
+    assert roofline.schedule(2, "off", "default") == [(False, "default")] * 2
+    assert roofline.schedule(2, "on", "both") == [(True, "default"), (True, "retain")] * 2
+    both = [(False, "default"), (False, "retain"), (True, "default"), (True, "retain")]
+    assert roofline.schedule(1, "both", "both") == both
 
 
 def test_child_environment_sets_the_switch_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +52,10 @@ def test_each_run_gets_its_configuration(monkeypatch: pytest.MonkeyPatch, tmp_pa
     roofline = _load()
     seen = []
 
-    def fake_run(folder: Path, *, huge_pages: bool = False) -> tuple[list[dict], dict]:
+    def fake_run(
+        folder: Path, *, huge_pages: bool = False, allocator: str = "retain"
+    ) -> tuple[list[dict], dict]:
+        assert allocator == "retain"
         seen.append(huge_pages)
         row = {"status": "ok", "impl": "ours", "mode": "fwd", "T": 4096}
         times = {"time_ms": 1.0 + huge_pages, "roofline": 0.5, "roofline_compute": 0.3}
@@ -62,9 +68,48 @@ def test_each_run_gets_its_configuration(monkeypatch: pytest.MonkeyPatch, tmp_pa
     record = json.loads(out.read_text())
     assert record["huge_pages_per_run"] == seen
     assert [e["cpu_huge_pages"] for e in record["environments"]] == seen
-    assert record["summaries"]["huge pages"][0]["time_ms"]["median"] == 2.0
-    assert record["summaries"]["4 KB pages"][0]["time_ms"]["median"] == 1.0
-    assert record["summary"] == record["summaries"]["huge pages"]
+    assert record["allocator_per_run"] == ["retain"] * 4
+    huge, small = "huge pages, freed memory kept", "4 KB pages, freed memory kept"
+    assert record["summaries"][huge][0]["time_ms"]["median"] == 2.0
+    assert record["summaries"][small][0]["time_ms"]["median"] == 1.0
+    assert record["summary"] == record["summaries"][huge]
+
+
+def test_each_run_gets_its_allocator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    roofline = _load()
+    seen = []
+
+    def fake_run(folder: Path, *, huge_pages: bool, allocator: str) -> tuple[list[dict], dict]:
+        seen.append((huge_pages, allocator))
+        row = {"status": "ok", "impl": "ours", "mode": "fwdbwd", "T": 4096}
+        fast = allocator == "retain"
+        times = {"time_ms": 2.0 - fast, "roofline": 0.2 + 0.2 * fast, "roofline_compute": 0.3}
+        return [row | times], {"cpu_huge_pages": huge_pages}
+
+    monkeypatch.setattr(roofline, "one_run", fake_run)
+    out = tmp_path / "roofline.json"
+    assert roofline.main(["--runs", "2", "--allocator", "both", "--out", str(out)]) == 0
+    assert seen == [(True, "default"), (True, "retain")] * 2
+    record = json.loads(out.read_text())
+    assert record["allocator_per_run"] == ["default", "retain"] * 2
+    kept, default = "huge pages, freed memory kept", "huge pages, glibc default"
+    assert record["summaries"][kept][0]["time_ms"]["median"] == 1.0
+    assert record["summaries"][default][0]["roofline"]["median"] == 0.2
+    assert record["summary"] == record["summaries"][kept]
+
+
+def test_one_run_passes_the_allocator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    roofline = _load()
+    commands = []
+
+    def fake_subprocess_run(cmd, **kwargs):
+        commands.append((cmd, kwargs["env"]))
+        (tmp_path / "results.json").write_text(json.dumps({"rows": [], "environment": {}}))
+
+    monkeypatch.setattr(roofline.subprocess, "run", fake_subprocess_run)
+    assert roofline.one_run(tmp_path, huge_pages=False, allocator="default") == ([], {})
+    cmd, env = commands[0]
+    assert cmd[cmd.index("--allocator") + 1] == "default" and env["THP_MEM_ALLOC_ENABLE"] == "0"
 
 
 @pytest.mark.parametrize(
@@ -120,7 +165,7 @@ def test_a_run_without_the_pages_it_asked_for_is_reported(
     row = {"status": "ok", "impl": "ours", "mode": "fwd", "T": 64, "time_ms": 1.0}
     row |= {"roofline": 0.5, "roofline_compute": 0.3}
     env = {"cpu_huge_pages": False, "transparent_hugepage": "never"}
-    monkeypatch.setattr(roofline, "one_run", lambda folder, huge_pages: ([row], env))
+    monkeypatch.setattr(roofline, "one_run", lambda folder, huge_pages, allocator: ([row], env))
     assert roofline.main(["--runs", "1", "--huge-pages", "on"]) == 0
     err = capsys.readouterr().err
     assert "asked for huge pages" in err and "never" in err
