@@ -26,7 +26,6 @@ it is), and a training script may call it once at its start. The glibc environme
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import numbers
 from typing import Any
 
@@ -46,8 +45,8 @@ def _mallopt() -> Any:
     """glibc's ``mallopt``, or ``None`` off glibc (macOS, Windows, musl: where the symbol is
     missing or its parameters may mean something else)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    except (OSError, TypeError):
+        libc = ctypes.CDLL(None)  # the symbols the process has loaded, the C library's among them
+    except (OSError, TypeError):  # Windows has no such handle
         return None
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return None
