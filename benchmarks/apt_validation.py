@@ -15,8 +15,9 @@ Defaults: 60 steps of 64 tokens (the command's earlier defaults, under which the
 validation runs and the long paired run of ``docs/results/apt.md`` were made).
 
 Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn]
-[--lrs 2e-3,4e-3] [--full [--full-lrs 5e-5,1e-4]] [--steps N] [--max-length N]``: every
-adapter set at every learning rate for APT (none with ``--variants none``), every
+[--lrs 2e-3,4e-3] [--distills 0,1] [--full [--full-lrs 5e-5,1e-4]] [--steps N]
+[--max-length N]``: every adapter set at every learning rate and distillation weight for APT
+(none with ``--variants none``), every
 ``--full-lrs`` for full fine-tuning; each method's variants are compared with its first.
 """
 
@@ -63,18 +64,25 @@ def compare_variants(rows: list[dict]) -> dict[str, dict]:
 
 
 def variants(
-    adapts: list[str], lrs: list[float], full_lrs: list[float] | None
+    adapts: list[str],
+    lrs: list[float],
+    full_lrs: list[float] | None,
+    distills: list[float] = (0.0,),  # type: ignore[assignment]
 ) -> list[tuple[str, str, dict]]:
     """``(method, name, config changes)`` of every run of one seed: full fine-tuning at each
-    of ``full_lrs`` (none without ``--full``), then APT at each adapter set and learning rate.
-    A name is ``adapt`` alone with one learning rate, else ``adapt lr=...``."""
+    of ``full_lrs`` (none without ``--full``), then APT at each adapter set, learning rate and
+    distillation weight. A name is ``adapt``, followed by `` lr=...`` where there are several
+    learning rates and `` distill=...`` where there are several weights."""
     from kernelapprox.compression.pruning.train import ADAPTER_SETS
 
     runs = [("full", f"lr={lr:g}", {"lr_full": lr}) for lr in full_lrs or ()]
     for adapt in adapts:
         for lr in lrs:
-            name = adapt if len(lrs) == 1 else f"{adapt} lr={lr:g}"
-            runs.append(("apt", name, {"adapted": ADAPTER_SETS[adapt], "lr": lr}))
+            for distill in distills:
+                name = adapt + (f" lr={lr:g}" if len(lrs) > 1 else "")
+                name += f" distill={distill:g}" if len(distills) > 1 else ""
+                changes = {"adapted": ADAPTER_SETS[adapt], "lr": lr, "distill": distill}
+                runs.append(("apt", name, changes))
     return runs
 
 
@@ -83,6 +91,14 @@ def _seed(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError(f"seed {value} < 0")
+    return value
+
+
+def _weight(text: str) -> float:
+    """A distillation weight, for ``comma_list``: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"weight {value} outside [0, 1]")
     return value
 
 
@@ -102,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         help="adapter sets (--adapt) for APT; none: no APT run",
     )
     p.add_argument("--lrs", type=rates, default=[defaults.lr], help="APT's learning rates")
+    p.add_argument(
+        "--distills",
+        type=comma_list(_weight, "distillation weights in [0, 1]"),
+        default=[defaults.distill],
+        help="APT's largest weights of self-distillation (--distill)",
+    )
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-length", type=int, default=64, help="tokens")
@@ -114,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     adapts = [] if args.variants == ["none"] else args.variants
-    runs = variants(adapts, args.lrs, args.full_lrs if args.full else None)
+    runs = variants(adapts, args.lrs, args.full_lrs if args.full else None, args.distills)
     if not runs:
         p.error("--variants none runs nothing without --full")
     rows = []

@@ -89,7 +89,10 @@ def test_validation_variants_cross_adapters_and_learning_rates() -> None:
         ("apt", "qv+ffn lr=0.004"),
     ]
     assert runs[1][2] == {"lr_full": 1e-4}
-    assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3}
+    assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3, "distill": 0.0}
+    runs = bench.variants(["qv"], [2e-3], None, [0.0, 1.0])
+    assert [n for _, n, _ in runs] == ["qv distill=0", "qv distill=1"]
+    assert runs[1][2] == {"adapted": ADAPTER_SETS["qv"], "lr": 2e-3, "distill": 1.0}
     assert [n for _, n, _ in bench.variants(["qv"], [2e-3], None)] == ["qv"]
     assert [(m, n) for m, n, _ in bench.variants([], [2e-3], [2e-4])] == [("full", "lr=0.0002")]
 
@@ -99,6 +102,17 @@ def test_validation_without_apt_needs_full_fine_tuning() -> None:
     bench = _load("apt_validation")
     with pytest.raises(SystemExit):
         bench.main(["--variants", "none"])
+
+
+@pytest.mark.parametrize("weights", ["1.5", "-0.1", "x"])
+def test_validation_refuses_bad_distillation_weights_before_any_run(
+    weights: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("apt_validation")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--distills", weights])
+    assert exc.value.code == 2
+    assert "--distills" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("seeds", ["-1", "0,x", ","])
