@@ -104,26 +104,19 @@ def test_validation_without_apt_needs_full_fine_tuning() -> None:
         bench.main(["--variants", "none"])
 
 
-@pytest.mark.parametrize("weights", ["1.5", "-0.1", "x"])
-def test_validation_refuses_bad_distillation_weights_before_any_run(
-    weights: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--seeds", v) for v in ("-1", "0,x", ",")]
+    + [("--distills", v) for v in ("1.5", "-0.1", "x")],
+)
+def test_validation_refuses_bad_seeds_and_weights_before_any_run(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bench = _load("apt_validation")
     with pytest.raises(SystemExit) as exc:
-        bench.main(["--distills", weights])
+        bench.main([option, value])
     assert exc.value.code == 2
-    assert "--distills" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("seeds", ["-1", "0,x", ","])
-def test_validation_refuses_bad_seeds_before_any_run(
-    seeds: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bench = _load("apt_validation")
-    with pytest.raises(SystemExit) as exc:
-        bench.main(["--seeds", seeds])
-    assert exc.value.code == 2
-    assert "--seeds" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
 
 
 def test_validation_compares_each_method_with_its_own_first_variant() -> None:
