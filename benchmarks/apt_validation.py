@@ -29,12 +29,16 @@ import json
 import sys
 
 
-def validation_data(config, n_val: int):
+def validation_data(config, n_val: int, *, teacher_split: bool = False):
     """``(base, data)`` of :func:`~kernelapprox.compression.pruning.train.prepare`, with the
-    last ``n_val`` training examples as the evaluation ("test") split."""
+    last ``n_val`` training examples as the evaluation ("test") split; ``teacher_split``
+    also loads the split on which self-distillation judges its teacher (the ``n_eval``
+    pool docstrings after the training ones: disjoint from both, and the training subsample
+    is the same with it or without)."""
     from kernelapprox.compression.pruning.train import prepare
 
-    base, data = prepare(dataclasses.replace(config, n_test=1))
+    distill = 1.0 if teacher_split else config.distill
+    base, data = prepare(dataclasses.replace(config, n_test=1, distill=distill))
     n = data["train_ids"].shape[0]
     if not 0 < n_val < n:
         raise ValueError(f"n_val must be in (0, {n}), got {n_val}")
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         config = APTConfig(seed=seed, steps=args.steps, max_length=args.max_length)
-        base, data = validation_data(config, args.n_val)
+        base, data = validation_data(config, args.n_val, teacher_split=max(args.distills) > 0)
         for method, name, changes in runs:
             r = train_method(method, dataclasses.replace(config, **changes), base, data)
             row = {

@@ -133,3 +133,23 @@ def test_validation_compares_each_method_with_its_own_first_variant() -> None:
     assert sorted(out) == ["apt y", "full b"]
     assert out["full b"] == paired_difference([0.6, 0.6, 0.9], [0.5, 0.6, 0.7])
     assert out["apt y"] == paired_difference([0.3, 0.5, 0.4], [0.4, 0.5, 0.5])
+
+
+def test_validation_data_holds_out_the_last_training_examples_and_the_teacher_split() -> None:
+    """The validation split is the tail of the command's training subsample, the teacher's
+    split comes only when asked for, and asking for it changes neither of the other two."""
+    pytest.importorskip("transformers")
+    import torch
+
+    from kernelapprox.compression.pruning.train import APTConfig, prepare
+
+    bench = _load("apt_validation")
+    config = APTConfig(model="tiny-bert", n_train=24, n_eval=8, max_length=8, seed=3)
+    _, plain = bench.validation_data(config, 6)
+    _, with_teacher = bench.validation_data(config, 6, teacher_split=True)
+    _, command = prepare(config)
+    assert "eval_ids" not in plain and with_teacher["eval_ids"].shape[0] == 8
+    assert torch.equal(plain["train_ids"], command["train_ids"][:18])
+    assert torch.equal(plain["test_ids"], command["train_ids"][18:])
+    for key in ("train_ids", "train_y", "test_ids", "test_y"):
+        assert torch.equal(plain[key], with_teacher[key])
