@@ -15,9 +15,9 @@ Defaults: 60 steps of 64 tokens (the command's earlier defaults, under which the
 validation runs and the long paired run of ``docs/results/apt.md`` were made).
 
 Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn]
-[--lrs 2e-3,4e-3] [--distills 0,1] [--full [--full-lrs 5e-5,1e-4]] [--steps N]
-[--max-length N]``: every adapter set at every learning rate and distillation weight for APT
-(none with ``--variants none``), every
+[--lrs 2e-3,4e-3] [--distills 0,1] [--prune-hidden no,yes] [--full [--full-lrs 5e-5,1e-4]]
+[--steps N] [--max-length N]``: every adapter set at every learning rate and distillation
+weight for APT, without and with hidden dimensions pruned (none with ``--variants none``), every
 ``--full-lrs`` for full fine-tuning; each method's variants are compared with its first.
 """
 
@@ -72,21 +72,30 @@ def variants(
     lrs: list[float],
     full_lrs: list[float] | None,
     distills: list[float] = (0.0,),  # type: ignore[assignment]
+    hiddens: list[bool] = (False,),  # type: ignore[assignment]
 ) -> list[tuple[str, str, dict]]:
     """``(method, name, config changes)`` of every run of one seed: full fine-tuning at each
     of ``full_lrs`` (none without ``--full``), then APT at each adapter set, learning rate and
-    distillation weight. A name is ``adapt``, followed by `` lr=...`` where there are several
-    learning rates and `` distill=...`` where there are several weights."""
+    distillation weight, without and with hidden dimensions pruned (``hiddens``). A name is
+    ``adapt``, followed by `` lr=...`` where there are several learning rates, `` distill=...``
+    where there are several weights and `` hidden`` where hidden dimensions are pruned."""
     from kernelapprox.compression.pruning.train import ADAPTER_SETS
 
     runs = [("full", f"lr={lr:g}", {"lr_full": lr}) for lr in full_lrs or ()]
     for adapt in adapts:
         for lr in lrs:
             for distill in distills:
-                name = adapt + (f" lr={lr:g}" if len(lrs) > 1 else "")
-                name += f" distill={distill:g}" if len(distills) > 1 else ""
-                changes = {"adapted": ADAPTER_SETS[adapt], "lr": lr, "distill": distill}
-                runs.append(("apt", name, changes))
+                for hidden in hiddens:
+                    name = adapt + (f" lr={lr:g}" if len(lrs) > 1 else "")
+                    name += f" distill={distill:g}" if len(distills) > 1 else ""
+                    name += " hidden" if hidden else ""
+                    changes = {
+                        "adapted": ADAPTER_SETS[adapt],
+                        "lr": lr,
+                        "distill": distill,
+                        "prune_hidden": hidden,
+                    }
+                    runs.append(("apt", name, changes))
     return runs
 
 
@@ -104,6 +113,13 @@ def _weight(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"weight {value} outside [0, 1]")
     return value
+
+
+def _yes_no(text: str) -> bool:
+    """``yes`` or ``no``, for ``comma_list``."""
+    if text not in ("yes", "no"):
+        raise ValueError(f"{text!r} is neither yes nor no")
+    return text == "yes"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[defaults.distill],
         help="APT's largest weights of self-distillation (--distill)",
     )
+    p.add_argument(
+        "--prune-hidden",
+        type=comma_list(_yes_no, "yes or no"),
+        default=[False],
+        help="APT without (no) and with (yes) hidden dimensions pruned (--prune-hidden)",
+    )
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-length", type=int, default=64, help="tokens")
@@ -140,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     adapts = [] if args.variants == ["none"] else args.variants
-    runs = variants(adapts, args.lrs, args.full_lrs if args.full else None, args.distills)
+    runs = variants(
+        adapts, args.lrs, args.full_lrs if args.full else None, args.distills, args.prune_hidden
+    )
     if not runs:
         p.error("--variants none runs nothing without --full")
     rows = []

@@ -126,6 +126,12 @@ def register(subparsers: Any) -> None:
         default=0.0,
         help="largest weight of self-distillation in [0, 1] (APT: 1; default off)",
     )
+    p.add_argument(
+        "--prune-hidden",
+        action="store_true",
+        help="prune hidden dimensions too (the residual stream, with layer norms over the kept "
+        "ones), under the same budget as heads and neurons",
+    )
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="training examples")
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="test examples")
     p.add_argument(
@@ -198,6 +204,7 @@ def _config(args: argparse.Namespace) -> Any:
             n_eval=args.n_eval,
             seed=args.seed,
             adapted=ADAPTER_SETS[args.adapt],
+            prune_hidden=args.prune_hidden,
         )
     except (TypeError, ValueError) as exc:  # name the option, not the field
         message = str(exc)
@@ -237,9 +244,13 @@ def _read_checkpoint(path: Path, option: str, missing: str) -> dict[str, Any]:
     return stored
 
 
+#: options added after checkpoints were first written, with the value every earlier run had
+LATER_OPTIONS: dict[str, Any] = {"prune_hidden": False}
+
+
 def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
     stored = _read_checkpoint(path, "--resume", "to resume from")
-    if stored["config"] != config:
+    if {**LATER_OPTIONS, **stored["config"]} != config:
         raise ValueError(
             f"--resume: {str(path)!r} was made with other options; run without --resume or "
             "with the same options"
@@ -416,6 +427,8 @@ def combine_runs(folders: list[Path]) -> dict[str, Any]:
         _read_checkpoint(f / "checkpoint.json", "--combine", "(a run's --out folder)")
         for f in folders
     ]
+    for run in stored:
+        run["config"] = {**LATER_OPTIONS, **run["config"]}
     shared = {k: v for k, v in stored[0]["config"].items() if k not in PER_RUN_OPTIONS}
     per_seed: dict[str, dict[str, Any]] = {}
     speed: dict[str, Any] = {}

@@ -89,10 +89,14 @@ def test_validation_variants_cross_adapters_and_learning_rates() -> None:
         ("apt", "qv+ffn lr=0.004"),
     ]
     assert runs[1][2] == {"lr_full": 1e-4}
-    assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3, "distill": 0.0}
+    no_hidden = {"prune_hidden": False}
+    assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3, "distill": 0.0} | no_hidden
     runs = bench.variants(["qv"], [2e-3], None, [0.0, 1.0])
     assert [n for _, n, _ in runs] == ["qv distill=0", "qv distill=1"]
-    assert runs[1][2] == {"adapted": ADAPTER_SETS["qv"], "lr": 2e-3, "distill": 1.0}
+    assert runs[1][2] == {"adapted": ADAPTER_SETS["qv"], "lr": 2e-3, "distill": 1.0} | no_hidden
+    runs = bench.variants(["qv"], [2e-3], None, [0.0], [False, True])
+    assert [n for _, n, _ in runs] == ["qv", "qv hidden"]
+    assert runs[1][2]["prune_hidden"] is True
     assert [n for _, n, _ in bench.variants(["qv"], [2e-3], None)] == ["qv"]
     assert [(m, n) for m, n, _ in bench.variants([], [2e-3], [2e-4])] == [("full", "lr=0.0002")]
 
@@ -107,7 +111,8 @@ def test_validation_without_apt_needs_full_fine_tuning() -> None:
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--seeds", v) for v in ("-1", "0,x", ",")]
-    + [("--distills", v) for v in ("1.5", "-0.1", "x")],
+    + [("--distills", v) for v in ("1.5", "-0.1", "x")]
+    + [("--prune-hidden", v) for v in ("maybe", "yes,1")],
 )
 def test_validation_refuses_bad_seeds_and_weights_before_any_run(
     option: str, value: str, capsys: pytest.CaptureFixture[str]

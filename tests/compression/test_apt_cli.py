@@ -157,6 +157,37 @@ def test_small_run_json_keys_and_resume(monkeypatch, capsys, tmp_path):
     assert "other options" in capsys.readouterr().err
 
 
+def test_prune_hidden_run_and_an_earlier_checkpoint(monkeypatch, capsys, tmp_path):
+    from kernelapprox.compression.pruning import train
+
+    monkeypatch.setattr(train, "load_task", _tiny_task)
+    out = tmp_path / "run"
+    argv = ["compress", "apt", *SMALL, "--n-seeds", "1", "--methods", "apt,magnitude,random"]
+    argv += ["--prune-hidden", "--distill", "1", "--n-eval", "8", "--format", "json"]
+    argv += ["--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["prune_hidden"] is True
+    for method in ("apt", "magnitude", "random"):
+        # the encoder layers' own parameters, counted on the shrunk model: the budget holds
+        kept = summary["methods"][method]["kept_params_fraction"]
+        assert 0.3 < kept <= 0.4, (method, kept)
+    # a checkpoint written before --prune-hidden existed resumes as one without it
+    plain = [a for a in argv if a != "--prune-hidden"]
+    assert main(plain) == 0
+    first = json.loads(capsys.readouterr().out)
+    stored = json.loads((out / "checkpoint.json").read_text())
+    del stored["config"]["prune_hidden"]
+    (out / "checkpoint.json").write_text(json.dumps(stored))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--resume retrained a finished method")
+
+    monkeypatch.setattr(train, "fit_method", no_training)
+    assert main([*plain, "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["methods"] == first["methods"]
+
+
 def test_option_defaults_are_the_configs():
     from kernelapprox.cli.compress_apt import DEFAULTS
     from kernelapprox.compression.pruning.train import APTConfig

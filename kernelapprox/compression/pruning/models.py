@@ -210,13 +210,19 @@ def bert_sites(model: nn.Module, *, hidden: bool = False) -> list[Site]:
 @torch.no_grad()
 def shrink_bert(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     """Remove, in place, the heads and neurons of a BERT-family encoder whose mask entry is
-    ``False`` (site names of :func:`bert_sites`); returns ``model``. A layer left without heads
-    gets an empty self-attention (its attention block adds only the output bias)."""
+    ``False`` (site names of :func:`bert_sites`), and with a ``"hidden"`` entry the hidden
+    dimensions it drops (:func:`~kernelapprox.compression.pruning.hidden.shrink_hidden`: the
+    last hidden state then holds only the kept ones); returns ``model``. A layer left without
+    heads gets an empty self-attention (its attention block adds only the output bias)."""
+    from kernelapprox.compression.pruning.hidden import HIDDEN, check_hidden_mask, shrink_hidden
+
     sites = {s.name: s for s in bert_sites(model)}
     masks = _check_masks(masks)
     for name in masks:
-        if name not in sites:
+        if name not in sites and name != HIDDEN:
             raise ValueError(f"masks names an unknown or unprunable site {name!r}")
+    if HIDDEN in masks:
+        check_hidden_mask(masks[HIDDEN], bert_layers(model)[0].output.dense.out_features)
     for i, layer in enumerate(bert_layers(model)):
         site = sites[f"layers.{i}.heads"]
         hm = _mask(masks, site.name, site.n_groups)
@@ -240,6 +246,8 @@ def shrink_bert(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Modul
             keep = torch.nonzero(nm).reshape(-1)
             layer.intermediate.dense = _sliced_linear(layer.intermediate.dense, keep, None)
             layer.output.dense = _sliced_linear(layer.output.dense, None, keep)
+    if HIDDEN in masks:
+        shrink_hidden(model, masks[HIDDEN])
     return model
 
 

@@ -143,6 +143,12 @@ class Pruner:
         Mask updates in the window (APT: 11).
     form, beta, kurtosis
         As :class:`~kernelapprox.compression.pruning.salience.SalienceTracker`.
+    hidden : HiddenDims, optional
+        Prune the hidden dimensions too
+        (:class:`~kernelapprox.compression.pruning.hidden.HiddenDims`, installed on the model;
+        its score sites are tracked with ``sites``): the budget is then the fraction of the
+        coupled count of the encoder layers, and ``masks["hidden"]`` is applied by the layer
+        norms.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class Pruner:
         form: str = "compressed",
         beta: float = 0.85,
         kurtosis: bool = False,
+        hidden: Any = None,
     ) -> None:
         from kernelapprox.compression.pruning.salience import SalienceTracker
         from kernelapprox.compression.pruning.selection import prunable_params
@@ -164,11 +171,20 @@ class Pruner:
         if not 0.0 < keep <= 1.0:
             raise ValueError(f"keep must be in (0, 1], got {keep}")
         self.sites = tuple(sites)
+        self.hidden = hidden
+        if hidden is not None:
+            names = {s.name for s in self.sites}
+            self.sites += tuple(s for s in hidden.sites if s.name not in names)
         self.keep = keep
         self.t_warm, self.t_end = t_warm, t_end
         self.updates = pruning_steps(t_warm, t_end, n_updates)
         self.tracker = SalienceTracker(self.sites, form=form, beta=beta, kurtosis=kurtosis)
-        self.total = prunable_params(self.sites)
+        prunable = [s for s in self.sites if s.params_per_group > 0]
+        self.total = (
+            prunable_params(self.sites)
+            if hidden is None
+            else hidden.count(prunable, {}, hidden.width)
+        )
         self.masks: dict[str, torch.Tensor] = {}
         self.hooks = MaskHooks(self.sites, {})
         self.history: list[dict[str, float]] = []
@@ -193,8 +209,10 @@ class Pruner:
         if t not in self.updates or not scores:
             return False
         gamma = cubic_keep_fraction(t, t_warm=self.t_warm, t_end=self.t_end, gamma_final=self.keep)
-        self.masks, sel = select_masks(self.sites, scores, gamma * self.total)
-        self.hooks.update(self.masks)
+        self.masks, sel = select_masks(self.sites, scores, gamma * self.total, hidden=self.hidden)
+        self.hooks.update({k: m for k, m in self.masks.items() if k in self.hooks.sites})
+        if self.hidden is not None:
+            self.hidden.apply(self.masks["hidden"])
         self.history.append(
             {"step": t, "gamma": gamma, "kept_params": sel.kept_params, "budget": sel.budget}
         )

@@ -14,19 +14,32 @@ found by binary search over :math:`k` (the prefix sums increase, since every :ma
 So the kept count never exceeds :math:`B`, and unless every block is kept it is within one
 block of it: :math:`B - \sum_{r \le k^\star} p_{\pi(r)} < p_{\pi(k^\star + 1)} \le \max_i p_i`
 (claim ``apt_budget_search``). Ties in density keep the lower index first (a stable sort).
+
+Hidden dimensions couple the counts: a head of a model that keeps :math:`d'` of its :math:`d`
+hidden dimensions owns :math:`d_h (4 d' + 3)` parameters, not :math:`d_h (4 d + 3)`
+(:mod:`~kernelapprox.compression.pruning.hidden`). Then the blocks are still ranked by their
+full-size density and the prefix is searched against the exact count :math:`C` of the kept
+set, :math:`k^\star = \max\{k : C(\{\pi(1), \dots, \pi(k)\}) \le B\}` (``cost`` of
+:func:`select_blocks`). Since :math:`C` grows when a block is added, by at most that block's
+full-size :math:`p_i`, the two guarantees above hold unchanged.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from kernelapprox.compression.pruning.salience import Site
+
+if TYPE_CHECKING:
+    from kernelapprox.compression.pruning.hidden import HiddenDims
+
+HIDDEN = "hidden"  # the mask key of the hidden dimensions (as in .hidden)
 
 
 @dataclass(frozen=True)
@@ -70,20 +83,32 @@ def _as_vector(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def prefix_length(cumulative: torch.Tensor, budget: float) -> int:
-    """Largest ``k`` with ``cumulative[k - 1] <= budget`` (0 if none) by bisection, for an
-    increasing ``cumulative``."""
-    lo, hi = 0, int(cumulative.numel())  # invariant: prefix lo fits, prefix hi + 1 does not
+def longest_prefix(fits: Callable[[int], bool], n: int) -> int:
+    """Largest ``k`` in ``0..n`` with ``fits(k)`` by bisection, for a ``fits`` that holds for
+    every prefix shorter than one that fits (``fits(0)`` is taken to hold)."""
+    lo, hi = 0, n  # invariant: prefix lo fits, prefix hi + 1 does not
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if float(cumulative[mid - 1]) <= budget:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1
     return lo
 
 
-def select_blocks(salience: Any, params: Any, budget: float) -> Selection:
+def prefix_length(cumulative: torch.Tensor, budget: float) -> int:
+    """Largest ``k`` with ``cumulative[k - 1] <= budget`` (0 if none) by bisection, for an
+    increasing ``cumulative``."""
+    return longest_prefix(lambda k: float(cumulative[k - 1]) <= budget, int(cumulative.numel()))
+
+
+def select_blocks(
+    salience: Any,
+    params: Any,
+    budget: float,
+    *,
+    cost: Callable[[torch.Tensor], int] | None = None,
+) -> Selection:
     """Keep the densest blocks whose parameters fit ``budget`` (module docstring).
 
     Parameters
@@ -94,6 +119,10 @@ def select_blocks(salience: Any, params: Any, budget: float) -> Selection:
         Parameters :math:`p_i \\ge 1` of each block.
     budget : float
         Parameter budget :math:`B \\ge 0`.
+    cost : callable, optional
+        ``cost(keep) -> int``, the exact parameters of a kept set (a bool mask over the
+        blocks), for blocks whose counts depend on each other; it must grow by at most
+        ``params[i]`` when block ``i`` is added. Default: the sum of ``params`` over the set.
 
     Returns
     -------
@@ -125,11 +154,20 @@ def select_blocks(salience: Any, params: Any, budget: float) -> Selection:
     if not budget >= 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
     order = torch.sort(s / p.to(torch.float64), descending=True, stable=True).indices
-    cumulative = torch.cumsum(p[order], 0)
-    k = prefix_length(cumulative, budget)
-    keep = torch.zeros(s.numel(), dtype=torch.bool)
-    keep[order[:k]] = True
-    kept = int(cumulative[k - 1]) if k else 0
+
+    def prefix(k: int) -> torch.Tensor:
+        keep = torch.zeros(s.numel(), dtype=torch.bool)
+        keep[order[:k]] = True
+        return keep
+
+    if cost is None:
+        cumulative = torch.cumsum(p[order], 0)
+        k = prefix_length(cumulative, budget)
+        kept = int(cumulative[k - 1]) if k else 0
+    else:
+        k = longest_prefix(lambda k: int(cost(prefix(k))) <= budget, s.numel())
+        kept = int(cost(prefix(k)))
+    keep = prefix(k)
     return Selection(keep=keep, order=order, n_kept=k, kept_params=kept, budget=budget)
 
 
@@ -139,10 +177,20 @@ def prunable_params(sites: Sequence[Site]) -> int:
 
 
 def select_masks(
-    sites: Sequence[Site], scores: Mapping[str, torch.Tensor], budget: float
+    sites: Sequence[Site],
+    scores: Mapping[str, torch.Tensor],
+    budget: float,
+    *,
+    hidden: HiddenDims | None = None,
 ) -> tuple[dict[str, torch.Tensor], Selection]:
     """Run :func:`select_blocks` over every prunable group of ``sites`` (``params_per_group >
-    0``) and split the kept set into one boolean mask per site, ``(masks, selection)``."""
+    0``) and split the kept set into one boolean mask per site, ``(masks, selection)``.
+
+    With ``hidden`` (:class:`~kernelapprox.compression.pruning.hidden.HiddenDims`), the hidden
+    dimensions are blocks too, scored by the sum of their ``hidden.sites`` scores, and the
+    budget is held against the coupled count :meth:`HiddenDims.count
+    <kernelapprox.compression.pruning.hidden.HiddenDims.count>` (module docstring); their mask
+    is ``masks["hidden"]``."""
     prunable = [s for s in sites if s.params_per_group > 0]
     if not prunable:
         raise ValueError("sites must include a prunable site (params_per_group > 0)")
@@ -154,11 +202,26 @@ def select_masks(
                 f"scores[{s.name!r}] must have shape ({s.n_groups},), got "
                 f"{tuple(scores[s.name].shape)}"
             )
-    salience = torch.cat([scores[s.name].detach().cpu().to(torch.float64) for s in prunable])
-    params = torch.cat([torch.full((s.n_groups,), s.params_per_group) for s in prunable])
-    sel = select_blocks(salience, params, budget)
-    masks, start = {}, 0
-    for s in prunable:
-        masks[s.name] = sel.keep[start : start + s.n_groups].clone()
-        start += s.n_groups
+    salience = [scores[s.name].detach().cpu().to(torch.float64) for s in prunable]
+    params = [torch.full((s.n_groups,), s.params_per_group) for s in prunable]
+    bounds = torch.tensor([0, *(s.n_groups for s in prunable)]).cumsum(0).tolist()
+    cost = None
+    if hidden is not None:
+        salience.append(hidden.scores(scores))
+        params.append(torch.full((hidden.width,), hidden.params_per_dim(prunable)))
+
+        def cost(keep: torch.Tensor) -> int:
+            kept = {
+                s.name: int(keep[a:b].sum())
+                for s, a, b in zip(prunable, bounds[:-1], bounds[1:], strict=True)
+            }
+            return hidden.count(prunable, kept, int(keep[bounds[-1] :].sum()))
+
+    sel = select_blocks(torch.cat(salience), torch.cat(params), budget, cost=cost)
+    masks = {
+        s.name: sel.keep[a:b].clone()
+        for s, a, b in zip(prunable, bounds[:-1], bounds[1:], strict=True)
+    }
+    if hidden is not None:
+        masks[HIDDEN] = sel.keep[bounds[-1] :].clone()
     return masks, sel

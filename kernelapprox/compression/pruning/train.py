@@ -60,6 +60,7 @@ from kernelapprox.compression.pruning.adapters import (
     distillation_weight,
     snapshot,
 )
+from kernelapprox.compression.pruning.hidden import HiddenDims
 from kernelapprox.compression.pruning.memory import SavedActivations, parameter_bytes
 from kernelapprox.compression.pruning.models import (
     bert_layers,
@@ -69,6 +70,7 @@ from kernelapprox.compression.pruning.models import (
 )
 from kernelapprox.compression.pruning.salience import SalienceTracker
 from kernelapprox.compression.pruning.schedule import Pruner
+from kernelapprox.compression.pruning.selection import HIDDEN
 
 METHODS: tuple[str, ...] = ("full", "lora", "apt", "magnitude", "random")
 TASKS: tuple[str, ...] = ("classify", "embed")
@@ -109,8 +111,11 @@ class APTConfig:
     n_eval: int = 128
     seed: int = 0
     adapted: tuple[str, ...] = ADAPTED
+    prune_hidden: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.prune_hidden, bool):
+            raise TypeError(f"prune_hidden must be a bool, got {self.prune_hidden!r}")
         for name in ("keep", "lr", "lr_full", "distill"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -171,6 +176,9 @@ class Encoder(nn.Module):
         with torch.no_grad():
             self.head.weight.copy_(torch.randn(self.head.weight.shape, generator=gen) * 0.02)
             self.head.bias.zero_()
+        #: after :func:`shrink_encoder` removed hidden dimensions: the original indices of the
+        #: kept ones, where the pooled embedding is put back (zeros elsewhere)
+        self.hidden_index: torch.Tensor | None = None
 
     def forward(
         self, ids: torch.Tensor, attention: torch.Tensor
@@ -178,7 +186,20 @@ class Encoder(nn.Module):
         hidden = self.backbone(input_ids=ids, attention_mask=attention).last_hidden_state
         w = attention[..., None].to(hidden.dtype)
         pooled = (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)
+        if self.hidden_index is not None:
+            full = pooled.new_zeros(*pooled.shape[:-1], self.head.in_features)
+            pooled = full.index_copy(-1, self.hidden_index, pooled)
         return self.head(pooled), pooled
+
+
+def shrink_encoder(model: Encoder, masks: dict[str, torch.Tensor]) -> Encoder:
+    """:func:`~kernelapprox.compression.pruning.models.shrink_bert` on the backbone; with a
+    ``"hidden"`` mask the pooled embedding keeps the original coordinates (the dropped ones
+    zero, as in the masked model), so the head and the embedding task see the same vector."""
+    shrink_bert(model.backbone, masks)
+    if HIDDEN in masks:
+        model.hidden_index = torch.nonzero(masks[HIDDEN]).reshape(-1)
+    return model
 
 
 def load_backbone(name: str, max_length: int, seed: int) -> tuple[nn.Module, Callable]:
@@ -289,9 +310,15 @@ class _Adam:
 
 
 def _magnitude_scores(sites: list) -> dict[str, torch.Tensor]:
-    """Norm of each group's columns of the output matrix (the site's module, input side)."""
+    """Norm of each group's columns of the output matrix (the site's module, input side); for
+    a hidden dimension at a layer's output, of its rows of the layer's two output matrices."""
     out = {}
     for s in sites:
+        if s.kind == "hidden":
+            rows = [s.module.attention.output.dense.weight, s.module.output.dense.weight]
+            sq = sum(w.detach().to(torch.float64).square().sum(1) for w in rows)
+            out[s.name] = sq.sqrt()
+            continue
         w = s.module.weight.detach().to(torch.float64)
         out[s.name] = w.square().sum(0).reshape(s.n_groups, s.group_size).sum(1).sqrt()
     return out
@@ -400,7 +427,9 @@ def _fit(
     t_warm, t_end = config.window
     pruner = None
     if method in ("apt", "magnitude", "random"):
-        pruner = Pruner(sites, keep=config.keep, t_warm=t_warm, t_end=t_end)
+        hidden = HiddenDims(model.backbone) if config.prune_hidden else None
+        pruner = Pruner(sites, keep=config.keep, t_warm=t_warm, t_end=t_end, hidden=hidden)
+        sites = list(pruner.sites)
     n0 = sum(a.adapter_params() for a in adapters.values())
     rank_tracker = SalienceTracker(adapter_sites(adapters)) if method == "apt" else None
     opt = _Adam(config.lr_full if method == "full" else config.lr)
@@ -465,7 +494,7 @@ def _fit(
     train_s = time.perf_counter() - start
     _merge_adapters(model)
     if pruner is not None:
-        shrink_bert(model.backbone, pruner.masks)
+        shrink_encoder(model, pruner.masks)
     result = {
         "train_s": train_s,
         "peak_mem_mb": (peak_bytes + peak_saved) / 2**20,
@@ -501,7 +530,7 @@ def frozen_student(model: Encoder, masks: dict[str, torch.Tensor]) -> Encoder:
     teacher = snapshot(model)
     _merge_adapters(teacher)
     if masks:
-        shrink_bert(teacher.backbone, masks)
+        shrink_encoder(teacher, masks)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()

@@ -1,0 +1,241 @@
+r"""Hidden dimensions of a BERT-family encoder as prunable blocks.
+
+A hidden dimension :math:`j` is one coordinate of the residual stream, shared by every layer:
+removing it removes column :math:`j` of the embeddings, of :math:`W_Q, W_K, W_V` and of the
+FFN's up projection, row :math:`j` (with its bias) of the attention output projection and of
+the FFN's down projection, and entry :math:`j` of every layer norm (APT prunes one hidden mask
+for the whole model; Zhao, Hajishirzi & Cao, ICML 2024, Sec. 4.2).
+
+Every write to the stream goes through a layer norm (post-LN BERT: after the embeddings, and
+:math:`\mathrm{LN}(x + f(x))` after each attention and FFN block). So the stream keeps only the
+dimensions :math:`K` if each layer norm is taken over :math:`K` alone and writes zeros
+elsewhere, by selection:
+
+.. math::
+
+    \mathrm{LN}_K(x)_j = \begin{cases}
+        \gamma_j \dfrac{x_j - \mu_K}{\sqrt{\sigma_K^2 + \epsilon}} + \beta_j & j \in K \\
+        0 & j \notin K
+    \end{cases}, \qquad
+    \mu_K = \frac{1}{|K|}\sum_{i \in K} x_i, \quad
+    \sigma_K^2 = \frac{1}{|K|}\sum_{i \in K} (x_i - \mu_K)^2
+
+(:class:`KeptLayerNorm`; CoFi's and APT's masked layer norm). Nothing of a dropped dimension
+reaches a kept one -- not even a nan or inf there -- so the model shrunk to :math:`|K|`
+dimensions (:func:`shrink_hidden`, an ordinary ``nn.LayerNorm`` of width :math:`|K|`)
+computes exactly what the masked one does. A layer norm over all :math:`d` dimensions with
+zeros in the dropped ones would not: its statistics would count the zeros.
+
+Parameters, for a layer with :math:`h` heads of width :math:`d_h`, :math:`n` neurons and
+:math:`d'` kept hidden dimensions (:meth:`HiddenDims.count`):
+
+.. math::
+
+    P = h\,d_h (4 d' + 3) + n (2 d' + 1) + 6 d',
+
+the heads' :math:`W_Q, W_K, W_V` rows with biases and :math:`W_O` columns, the neurons' up rows
+with biases and down columns, and per dimension the two output biases and the two layer
+norms' scale and shift. At full size this is every parameter of the layer. The embeddings
+shrink too but are not counted in the budget (like APT's, which covers the encoder layers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernelapprox.compression.pruning.models import _sliced_linear, bert_layers
+from kernelapprox.compression.pruning.salience import Site
+from kernelapprox.compression.pruning.selection import HIDDEN
+
+
+class KeptLayerNorm(nn.Module):
+    r"""A layer norm over the kept dimensions only, zero elsewhere (:math:`\mathrm{LN}_K` of the
+    module docstring).
+
+    It holds the very ``weight`` and ``bias`` parameters of the layer norm it replaces (so an
+    optimizer or a frozen state carries over). With every dimension kept it is that layer norm.
+    """
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        if not isinstance(norm, nn.LayerNorm) or len(norm.normalized_shape) != 1:
+            raise TypeError(f"norm must be a 1-D nn.LayerNorm, got {type(norm).__name__}")
+        if norm.weight is None or norm.bias is None:
+            raise TypeError("norm must have an elementwise scale and shift")
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+        width = norm.normalized_shape[0]
+        self.register_buffer("keep", torch.ones(width, dtype=torch.bool, device=norm.weight.device))
+
+    def set_keep(self, keep: torch.Tensor) -> None:
+        """Keep the dimensions where ``keep`` is ``True``."""
+        self.keep.copy_(keep.to(self.keep.device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.keep.numel()
+        idx = torch.nonzero(self.keep).reshape(-1)
+        if idx.numel() == d:
+            return F.layer_norm(x, (d,), self.weight, self.bias, self.eps)
+        y = F.layer_norm(
+            x.index_select(-1, idx), (idx.numel(),), self.weight[idx], self.bias[idx], self.eps
+        )
+        return x.new_zeros(x.shape).index_copy(-1, idx, y)
+
+
+def bert_embeddings(model: nn.Module) -> nn.Module:
+    """The ``embeddings`` module of a BERT-family model (or of the model it wraps)."""
+    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+        emb = getattr(candidate, "embeddings", None)
+        if isinstance(emb, nn.Module) and hasattr(emb, "word_embeddings"):
+            return emb
+    raise TypeError(
+        f"model must be a BERT-family model with embeddings, got {type(model).__name__}"
+    )
+
+
+def _layer_norms(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``(parent, attribute)`` of every layer norm on the residual stream."""
+    out = [(bert_embeddings(model), "LayerNorm")]
+    for layer in bert_layers(model):
+        out += [(layer.attention.output, "LayerNorm"), (layer.output, "LayerNorm")]
+    return out
+
+
+class HiddenDims:
+    """The hidden dimensions of a BERT-family encoder, installed for pruning.
+
+    Creating one replaces, in place, every layer norm on the residual stream by a
+    :class:`KeptLayerNorm` sharing its parameters (the outputs do not change while every
+    dimension is kept). :meth:`apply` then drops dimensions by selection.
+
+    Attributes
+    ----------
+    width : int
+        :math:`d`, the hidden size.
+    sites : list of Site
+        ``layers.{i}.hidden`` at each layer's output (scored only, ``params_per_group = 0``):
+        the salience of dimension :math:`j` is the sum over the layers of its salience there.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.norms: list[KeptLayerNorm] = []
+        for parent, attr in _layer_norms(model):
+            norm = getattr(parent, attr)
+            if not isinstance(norm, KeptLayerNorm):
+                norm = KeptLayerNorm(norm)
+                setattr(parent, attr, norm)
+            self.norms.append(norm)
+        self.width = self.norms[0].keep.numel()
+        if any(n.keep.numel() != self.width for n in self.norms):
+            raise ValueError("model: the layer norms of the residual stream differ in width")
+        self.sites = [
+            Site(f"layers.{i}.hidden", layer, "output", "hidden", 1, self.width, 0, i)
+            for i, layer in enumerate(bert_layers(model))
+        ]
+        self.n_layers = len(self.sites)
+
+    @property
+    def keep(self) -> torch.Tensor:
+        """The current mask of kept dimensions."""
+        return self.norms[0].keep.clone()
+
+    def apply(self, keep: torch.Tensor) -> None:
+        """Keep the dimensions where ``keep`` (bool, shape ``(width,)``) is ``True``."""
+        keep = check_hidden_mask(keep, self.width)
+        for norm in self.norms:
+            norm.set_keep(keep)
+
+    def scores(self, site_scores: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Salience of each dimension: the sum over :attr:`sites` of ``site_scores``."""
+        total = torch.zeros(self.width, dtype=torch.float64)
+        for s in self.sites:
+            if s.name not in site_scores:
+                raise ValueError(f"scores has no entry for site {s.name!r}")
+            score = site_scores[s.name]
+            if score.shape != (self.width,):
+                raise ValueError(
+                    f"scores[{s.name!r}] must have shape ({self.width},), got {tuple(score.shape)}"
+                )
+            total += score.detach().cpu().to(torch.float64)
+        return total
+
+    def count(self, sites: Sequence[Site], kept: Mapping[str, int], dims: int) -> int:
+        """Parameters of the encoder layers (module docstring) with ``kept[name]`` groups of
+        each head and neuron site of ``sites`` (all of a site's groups where it is missing)
+        and ``dims`` hidden dimensions."""
+        total = 6 * dims * self.n_layers
+        for s in sites:
+            k = kept.get(s.name, s.n_groups)
+            if s.kind == "head":
+                total += k * s.group_size * (4 * dims + 3)
+            elif s.kind == "neuron":
+                total += k * (2 * dims + 1)
+        return total
+
+    def params_per_dim(self, sites: Sequence[Site]) -> int:
+        """Parameters one hidden dimension owns at full size (the density's denominator)."""
+        return self.count(sites, {}, 1) - self.count(sites, {}, 0)
+
+
+def check_hidden_mask(keep: Any, width: int) -> torch.Tensor:
+    """``keep`` checked: a bool tensor of shape ``(width,)`` keeping at least one dimension."""
+    if not isinstance(keep, torch.Tensor) or keep.dtype != torch.bool:
+        raise TypeError(f"masks[{HIDDEN!r}] must be a bool tensor")
+    if keep.shape != (width,):
+        raise ValueError(f"masks[{HIDDEN!r}] must have shape ({width},), got {tuple(keep.shape)}")
+    if not bool(keep.any()):
+        raise ValueError(f"masks[{HIDDEN!r}] must keep at least one hidden dimension")
+    return keep.cpu()
+
+
+def _sliced_embedding(emb: nn.Embedding, cols: torch.Tensor) -> nn.Embedding:
+    w = emb.weight.detach().index_select(1, cols.to(emb.weight.device))
+    new = nn.Embedding(1, 1, padding_idx=None, device=w.device, dtype=w.dtype)
+    new.num_embeddings, new.embedding_dim = w.shape
+    new.padding_idx = emb.padding_idx
+    new.weight = nn.Parameter(w.clone(), requires_grad=emb.weight.requires_grad)
+    return new
+
+
+def _sliced_norm(norm: nn.Module, cols: torch.Tensor) -> nn.LayerNorm:
+    w, b = norm.weight.detach(), norm.bias.detach()
+    new = nn.LayerNorm(cols.numel(), eps=norm.eps, device=w.device, dtype=w.dtype)
+    new.weight = nn.Parameter(w[cols].clone(), requires_grad=norm.weight.requires_grad)
+    new.bias = nn.Parameter(b[cols].clone(), requires_grad=norm.bias.requires_grad)
+    return new
+
+
+@torch.no_grad()
+def shrink_hidden(model: nn.Module, keep: torch.Tensor) -> torch.Tensor:
+    """Remove, in place, the hidden dimensions where ``keep`` is ``False`` from a BERT-family
+    encoder (module docstring); returns the kept indices. The last hidden state then has
+    ``keep.sum()`` dimensions, those indices of the original ones."""
+    emb = bert_embeddings(model)
+    width = emb.word_embeddings.embedding_dim
+    cols = torch.nonzero(check_hidden_mask(keep, width)).reshape(-1)
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        table = getattr(emb, name, None)
+        if isinstance(table, nn.Embedding):
+            setattr(emb, name, _sliced_embedding(table, cols))
+    for parent, attr in _layer_norms(model):
+        setattr(parent, attr, _sliced_norm(getattr(parent, attr), cols))
+    for layer in bert_layers(model):
+        s = layer.attention.self
+        if hasattr(s, "query"):  # not an attention whose heads were all removed
+            s.query, s.key, s.value = (
+                _sliced_linear(m, None, cols) for m in (s.query, s.key, s.value)
+            )
+        out = layer.attention.output
+        out.dense = _sliced_linear(out.dense, cols, None)
+        layer.intermediate.dense = _sliced_linear(layer.intermediate.dense, None, cols)
+        layer.output.dense = _sliced_linear(layer.output.dense, cols, None)
+    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+        pooler = getattr(candidate, "pooler", None)
+        if pooler is not None and hasattr(pooler, "dense"):
+            pooler.dense = _sliced_linear(pooler.dense, cols, cols)
+            break
+    return cols
