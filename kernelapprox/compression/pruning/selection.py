@@ -224,4 +224,9 @@ def select_masks(
     }
     if hidden is not None:
         masks[HIDDEN] = sel.keep[bounds[-1] :].clone()
+        if not bool(masks[HIDDEN].any()):
+            raise ValueError(
+                f"budget {budget:g} keeps no hidden dimension (an encoder without one "
+                "computes nothing): raise the budget or do not prune hidden dimensions"
+            )
     return masks, sel
