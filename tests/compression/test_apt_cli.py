@@ -172,6 +172,7 @@ def test_prune_hidden_run_and_an_earlier_checkpoint(monkeypatch, capsys, tmp_pat
         # the encoder layers' own parameters, counted on the shrunk model: the budget holds
         kept = summary["methods"][method]["kept_params_fraction"]
         assert 0.3 < kept <= 0.4, (method, kept)
+        assert 1 <= summary["methods"][method]["hidden_kept"] <= 32
     # a checkpoint written before --prune-hidden existed resumes as one without it
     plain = [a for a in argv if a != "--prune-hidden"]
     assert main(plain) == 0

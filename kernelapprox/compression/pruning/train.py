@@ -502,6 +502,8 @@ def _fit(
         "kept_params_fraction": _encoder_params(model) / n_before,
         "adapter_ranks": sorted({a.rank for a in adapters.values()}) if adapters else [],
     }
+    if model.hidden_index is not None:
+        result["hidden_kept"] = int(model.hidden_index.numel())
     if keeper is not None:
         result["teacher_checks"] = keeper.checks
     result.update(
