@@ -12,28 +12,13 @@ from kernelapprox.compression.pruning import MaskHooks, bert_sites, count_params
 from kernelapprox.compression.pruning.hidden import HiddenDims, KeptLayerNorm
 from kernelapprox.compression.pruning.models import bert_layers
 from kernelapprox.compression.pruning.selection import select_blocks, select_masks
+from tests.compression.tiny_decoders import tiny_bert
 
 transformers = pytest.importorskip("transformers")
 
 
 def _tiny_bert(seed=0, pooler=False):
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=24,
-        max_position_embeddings=16,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(seed)
-    model = transformers.BertModel(config, add_pooling_layer=pooler).double().eval()
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, 50, (3, 7), generator=gen)
-    attention = torch.ones(3, 7, dtype=torch.long)
-    attention[1, 5:] = 0
-    return model, ids, attention
+    return tiny_bert(transformers, seed, pooler)
 
 
 def test_kept_layer_norm_is_a_layer_norm_over_the_kept_dimensions():

@@ -1,4 +1,5 @@
-"""Tiny offline Hugging Face decoders (random weights, float64) for the compression tests."""
+"""Tiny offline Hugging Face decoders and a BERT encoder (random weights, float64) for the
+compression tests."""
 
 from __future__ import annotations
 
@@ -42,3 +43,25 @@ def tiny_llama(transformers):
             if p.ndim == 2:
                 p.normal_(0, 0.3)
     return model
+
+
+def tiny_bert(transformers, seed: int = 0, pooler: bool = False):
+    """``(model, ids, attention)``: BERT, 2 layers of width 16, 4 heads, FFN 24, no dropout,
+    in eval mode, with a batch of 3 sequences of 7 tokens, the second padded after 5."""
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=24,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(seed)
+    model = transformers.BertModel(config, add_pooling_layer=pooler).double().eval()
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 50, (3, 7), generator=gen)
+    attention = torch.ones(3, 7, dtype=torch.long)
+    attention[1, 5:] = 0  # padding
+    return model, ids, attention

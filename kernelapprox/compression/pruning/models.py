@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernelapprox.compression.pruning.salience import Site
+from kernelapprox.compression.pruning.salience import HIDDEN, Site
 
 
 def _sliced_linear(
@@ -214,8 +214,6 @@ def shrink_bert(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Modul
     dimensions it drops (:func:`~kernelapprox.compression.pruning.hidden.shrink_hidden`: the
     last hidden state then holds only the kept ones); returns ``model``. A layer left without
     heads gets an empty self-attention (its attention block adds only the output bias)."""
-    from kernelapprox.compression.pruning.hidden import HIDDEN, check_hidden_mask, shrink_hidden
-
     sites = {s.name: s for s in bert_sites(model)}
     masks = _check_masks(masks)
     for name in masks:
@@ -464,3 +462,85 @@ def _shrink_llama_layer(layer: nn.Module, dh: int, hm, nm, kv) -> None:
         mlp.gate_proj = _sliced_linear(mlp.gate_proj, keep, None)
         mlp.up_proj = _sliced_linear(mlp.up_proj, keep, None)
         mlp.down_proj = _sliced_linear(mlp.down_proj, None, keep)
+
+
+# ------------------------------------------------- hidden dimensions (see .hidden)
+
+
+def bert_embeddings(model: nn.Module) -> nn.Module:
+    """The ``embeddings`` module of a BERT-family model (or of the model it wraps)."""
+    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+        emb = getattr(candidate, "embeddings", None)
+        if isinstance(emb, nn.Module) and hasattr(emb, "word_embeddings"):
+            return emb
+    raise TypeError(
+        f"model must be a BERT-family model with embeddings, got {type(model).__name__}"
+    )
+
+
+def _layer_norms(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``(parent, attribute)`` of every layer norm on the residual stream."""
+    out = [(bert_embeddings(model), "LayerNorm")]
+    for layer in bert_layers(model):
+        out += [(layer.attention.output, "LayerNorm"), (layer.output, "LayerNorm")]
+    return out
+
+
+def check_hidden_mask(keep: Any, width: int) -> torch.Tensor:
+    """``keep`` checked: a bool tensor of shape ``(width,)`` keeping at least one dimension."""
+    if not isinstance(keep, torch.Tensor) or keep.dtype != torch.bool:
+        raise TypeError(f"masks[{HIDDEN!r}] must be a bool tensor")
+    if keep.shape != (width,):
+        raise ValueError(f"masks[{HIDDEN!r}] must have shape ({width},), got {tuple(keep.shape)}")
+    if not bool(keep.any()):
+        raise ValueError(f"masks[{HIDDEN!r}] must keep at least one hidden dimension")
+    return keep.cpu()
+
+
+def _sliced_embedding(emb: nn.Embedding, cols: torch.Tensor) -> nn.Embedding:
+    w = emb.weight.detach().index_select(1, cols.to(emb.weight.device))
+    new = nn.Embedding(1, 1, padding_idx=None, device=w.device, dtype=w.dtype)
+    new.num_embeddings, new.embedding_dim = w.shape
+    new.padding_idx = emb.padding_idx
+    new.weight = nn.Parameter(w.clone(), requires_grad=emb.weight.requires_grad)
+    return new
+
+
+def _sliced_norm(norm: nn.Module, cols: torch.Tensor) -> nn.LayerNorm:
+    w, b = norm.weight.detach(), norm.bias.detach()
+    new = nn.LayerNorm(cols.numel(), eps=norm.eps, device=w.device, dtype=w.dtype)
+    new.weight = nn.Parameter(w[cols].clone(), requires_grad=norm.weight.requires_grad)
+    new.bias = nn.Parameter(b[cols].clone(), requires_grad=norm.bias.requires_grad)
+    return new
+
+
+@torch.no_grad()
+def shrink_hidden(model: nn.Module, keep: torch.Tensor) -> torch.Tensor:
+    """Remove, in place, the hidden dimensions where ``keep`` is ``False`` from a BERT-family
+    encoder (module docstring); returns the kept indices. The last hidden state then has
+    ``keep.sum()`` dimensions, those indices of the original ones."""
+    emb = bert_embeddings(model)
+    width = emb.word_embeddings.embedding_dim
+    cols = torch.nonzero(check_hidden_mask(keep, width)).reshape(-1)
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        table = getattr(emb, name, None)
+        if isinstance(table, nn.Embedding):
+            setattr(emb, name, _sliced_embedding(table, cols))
+    for parent, attr in _layer_norms(model):
+        setattr(parent, attr, _sliced_norm(getattr(parent, attr), cols))
+    for layer in bert_layers(model):
+        s = layer.attention.self
+        if hasattr(s, "query"):  # not an attention whose heads were all removed
+            s.query, s.key, s.value = (
+                _sliced_linear(m, None, cols) for m in (s.query, s.key, s.value)
+            )
+        out = layer.attention.output
+        out.dense = _sliced_linear(out.dense, cols, None)
+        layer.intermediate.dense = _sliced_linear(layer.intermediate.dense, None, cols)
+        layer.output.dense = _sliced_linear(layer.output.dense, cols, None)
+    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+        pooler = getattr(candidate, "pooler", None)
+        if pooler is not None and hasattr(pooler, "dense"):
+            pooler.dense = _sliced_linear(pooler.dense, cols, cols)
+            break
+    return cols

@@ -53,6 +53,9 @@ from torch import nn
 FORMS: tuple[str, ...] = ("compressed", "per_sample", "taylor")
 #: What a site's groups are.
 KINDS: tuple[str, ...] = ("head", "neuron", "hidden", "adapter")
+#: The key of the hidden-dimension mask among the site masks
+#: (:mod:`~kernelapprox.compression.pruning.hidden`).
+HIDDEN = "hidden"
 
 
 def _check_form(form: Any) -> str:

@@ -29,17 +29,12 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from kernelapprox.compression.pruning.salience import Site
-
-if TYPE_CHECKING:
-    from kernelapprox.compression.pruning.hidden import HiddenDims
-
-HIDDEN = "hidden"  # the mask key of the hidden dimensions (as in .hidden)
+from kernelapprox.compression.pruning.salience import HIDDEN, Site
 
 
 @dataclass(frozen=True)
@@ -181,7 +176,7 @@ def select_masks(
     scores: Mapping[str, torch.Tensor],
     budget: float,
     *,
-    hidden: HiddenDims | None = None,
+    hidden: Any = None,
 ) -> tuple[dict[str, torch.Tensor], Selection]:
     """Run :func:`select_blocks` over every prunable group of ``sites`` (``params_per_group >
     0``) and split the kept set into one boolean mask per site, ``(masks, selection)``.

@@ -68,9 +68,8 @@ from kernelapprox.compression.pruning.models import (
     count_params,
     shrink_bert,
 )
-from kernelapprox.compression.pruning.salience import SalienceTracker
+from kernelapprox.compression.pruning.salience import HIDDEN, SalienceTracker
 from kernelapprox.compression.pruning.schedule import Pruner
-from kernelapprox.compression.pruning.selection import HIDDEN
 
 METHODS: tuple[str, ...] = ("full", "lora", "apt", "magnitude", "random")
 TASKS: tuple[str, ...] = ("classify", "embed")
