@@ -49,7 +49,7 @@ from torch import nn
 
 from kernelapprox.compression.pruning.models import (
     _layer_norms,
-    bert_layers,
+    bert_sites,
     check_hidden_mask,
     shrink_hidden,
 )
@@ -118,16 +118,8 @@ class HiddenDims:
         self.width = self.norms[0].keep.numel()
         if any(n.keep.numel() != self.width for n in self.norms):
             raise ValueError("model: the layer norms of the residual stream differ in width")
-        self.sites = [
-            Site(f"layers.{i}.hidden", layer, "output", "hidden", 1, self.width, 0, i)
-            for i, layer in enumerate(bert_layers(model))
-        ]
+        self.sites = [s for s in bert_sites(model, hidden=True) if s.kind == "hidden"]
         self.n_layers = len(self.sites)
-
-    @property
-    def keep(self) -> torch.Tensor:
-        """The current mask of kept dimensions."""
-        return self.norms[0].keep.clone()
 
     def apply(self, keep: torch.Tensor) -> None:
         """Keep the dimensions where ``keep`` (bool, shape ``(width,)``) is ``True``."""

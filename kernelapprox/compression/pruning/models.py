@@ -151,9 +151,15 @@ def shrink_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Mo
 # ------------------------------------------------------------------------------------ BERT
 
 
+def _bert_candidates(model: nn.Module) -> tuple[Any, ...]:
+    """``model`` and the BERT model it may wrap (``base_model``, ``bert``), where to look for
+    its parts."""
+    return (model, getattr(model, "base_model", None), getattr(model, "bert", None))
+
+
 def bert_layers(model: nn.Module) -> nn.ModuleList:
     """The ``encoder.layer`` list of a BERT-family model (or of the model it wraps)."""
-    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+    for candidate in _bert_candidates(model):
         encoder = getattr(candidate, "encoder", None)
         layers = getattr(encoder, "layer", None)
         if isinstance(layers, nn.ModuleList) and len(layers) and hasattr(layers[0], "attention"):
@@ -469,7 +475,7 @@ def _shrink_llama_layer(layer: nn.Module, dh: int, hm, nm, kv) -> None:
 
 def bert_embeddings(model: nn.Module) -> nn.Module:
     """The ``embeddings`` module of a BERT-family model (or of the model it wraps)."""
-    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+    for candidate in _bert_candidates(model):
         emb = getattr(candidate, "embeddings", None)
         if isinstance(emb, nn.Module) and hasattr(emb, "word_embeddings"):
             return emb
@@ -538,7 +544,7 @@ def shrink_hidden(model: nn.Module, keep: torch.Tensor) -> torch.Tensor:
         out.dense = _sliced_linear(out.dense, cols, None)
         layer.intermediate.dense = _sliced_linear(layer.intermediate.dense, None, cols)
         layer.output.dense = _sliced_linear(layer.output.dense, cols, None)
-    for candidate in (model, getattr(model, "base_model", None), getattr(model, "bert", None)):
+    for candidate in _bert_candidates(model):
         pooler = getattr(candidate, "pooler", None)
         if pooler is not None and hasattr(pooler, "dense"):
             pooler.dense = _sliced_linear(pooler.dense, cols, cols)
