@@ -15,16 +15,18 @@ Defaults: 60 steps of 64 tokens (the command's earlier defaults, under which the
 validation runs and the long paired run of ``docs/results/apt.md`` were made).
 
 Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn]
-[--lrs 2e-3,4e-3] [--distills 0,1] [--prune-hidden no,yes] [--full [--full-lrs 5e-5,1e-4]]
-[--steps N] [--max-length N]``: every adapter set at every learning rate and distillation
-weight for APT, without and with hidden dimensions pruned (none with ``--variants none``), every
-``--full-lrs`` for full fine-tuning; each method's variants are compared with its first.
+[--lrs 2e-3,4e-3] [--distills 0,1] [--prune-hidden no,yes] [--mask-fades 0,14]
+[--full [--full-lrs 5e-5,1e-4]] [--steps N] [--max-length N]``: every adapter set at every
+learning rate and distillation weight for APT, without and with hidden dimensions pruned, at
+every mask fade (none with ``--variants none``), every ``--full-lrs`` for full fine-tuning;
+each method's variants are compared with its first.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 
@@ -73,29 +75,32 @@ def variants(
     full_lrs: list[float] | None,
     distills: list[float] = (0.0,),  # type: ignore[assignment]
     hiddens: list[bool] = (False,),  # type: ignore[assignment]
+    fades: list[int] = (0,),  # type: ignore[assignment]
 ) -> list[tuple[str, str, dict]]:
     """``(method, name, config changes)`` of every run of one seed: full fine-tuning at each
     of ``full_lrs`` (none without ``--full``), then APT at each adapter set, learning rate and
-    distillation weight, without and with hidden dimensions pruned (``hiddens``). A name is
-    ``adapt``, followed by `` lr=...`` where there are several learning rates, `` distill=...``
-    where there are several weights and `` hidden`` where hidden dimensions are pruned."""
+    distillation weight, without and with hidden dimensions pruned (``hiddens``), at each mask
+    fade (``fades``). A name is ``adapt``, followed by `` lr=...`` where there are several
+    learning rates, `` distill=...`` where there are several weights, `` hidden`` where hidden
+    dimensions are pruned and `` fade=...`` where there are several fades."""
     from kernelapprox.compression.pruning.train import ADAPTER_SETS
 
     runs = [("full", f"lr={lr:g}", {"lr_full": lr}) for lr in full_lrs or ()]
-    for adapt in adapts:
-        for lr in lrs:
-            for distill in distills:
-                for hidden in hiddens:
-                    name = adapt + (f" lr={lr:g}" if len(lrs) > 1 else "")
-                    name += f" distill={distill:g}" if len(distills) > 1 else ""
-                    name += " hidden" if hidden else ""
-                    changes = {
-                        "adapted": ADAPTER_SETS[adapt],
-                        "lr": lr,
-                        "distill": distill,
-                        "prune_hidden": hidden,
-                    }
-                    runs.append(("apt", name, changes))
+    for adapt, lr, distill, hidden, fade in itertools.product(
+        adapts, lrs, distills, hiddens, fades
+    ):
+        name = adapt + (f" lr={lr:g}" if len(lrs) > 1 else "")
+        name += f" distill={distill:g}" if len(distills) > 1 else ""
+        name += " hidden" if hidden else ""
+        name += f" fade={fade}" if len(fades) > 1 else ""
+        changes = {
+            "adapted": ADAPTER_SETS[adapt],
+            "lr": lr,
+            "distill": distill,
+            "prune_hidden": hidden,
+            "mask_fade": fade,
+        }
+        runs.append(("apt", name, changes))
     return runs
 
 
@@ -112,6 +117,14 @@ def _weight(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"weight {value} outside [0, 1]")
+    return value
+
+
+def _fade(text: str) -> int:
+    """A mask fade, for ``comma_list``: steps, an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"fade {value} < 0")
     return value
 
 
@@ -150,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[False],
         help="APT without (no) and with (yes) hidden dimensions pruned (--prune-hidden)",
     )
+    p.add_argument(
+        "--mask-fades",
+        type=comma_list(_fade, "mask fades (integers >= 0)"),
+        default=[defaults.mask_fade],
+        help="APT's mask fades in steps (--mask-fade; 0: hard masks)",
+    )
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-length", type=int, default=64, help="tokens")
@@ -163,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     adapts = [] if args.variants == ["none"] else args.variants
     runs = variants(
-        adapts, args.lrs, args.full_lrs if args.full else None, args.distills, args.prune_hidden
+        adapts,
+        args.lrs,
+        args.full_lrs if args.full else None,
+        args.distills,
+        args.prune_hidden,
+        args.mask_fades,
     )
     if not runs:
         p.error("--variants none runs nothing without --full")

@@ -132,6 +132,14 @@ def register(subparsers: Any) -> None:
         help="prune hidden dimensions too (the residual stream, with layer norms over the kept "
         "ones), under the same budget as heads and neurons",
     )
+    p.add_argument(
+        "--mask-fade",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="steps in which a head, neuron or dimension leaving the coming selection fades "
+        "from 1 to 0 between mask updates (APT's code: 100); default 0, hard masks",
+    )
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="training examples")
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="test examples")
     p.add_argument(
@@ -205,6 +213,7 @@ def _config(args: argparse.Namespace) -> Any:
             seed=args.seed,
             adapted=ADAPTER_SETS[args.adapt],
             prune_hidden=args.prune_hidden,
+            mask_fade=args.mask_fade,
         )
     except (TypeError, ValueError) as exc:  # name the option, not the field
         message = str(exc)
@@ -221,6 +230,7 @@ def _config(args: argparse.Namespace) -> Any:
             "n_test",
             "n_eval",
             "seed",
+            "mask_fade",
         ):
             if message.startswith(field + " "):
                 message = "--" + field.replace("_", "-") + message[len(field) :]
@@ -245,7 +255,7 @@ def _read_checkpoint(path: Path, option: str, missing: str) -> dict[str, Any]:
 
 
 #: options added after checkpoints were first written, with the value every earlier run had
-LATER_OPTIONS: dict[str, Any] = {"prune_hidden": False}
+LATER_OPTIONS: dict[str, Any] = {"prune_hidden": False, "mask_fade": 0}
 
 
 def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:

@@ -54,6 +54,7 @@ from kernelapprox.compression.pruning.models import (
     shrink_hidden,
 )
 from kernelapprox.compression.pruning.salience import HIDDEN, Site
+from kernelapprox.compression.pruning.schedule import check_fading_mask
 
 __all__ = ["HIDDEN", "HiddenDims", "KeptLayerNorm", "check_hidden_mask", "shrink_hidden"]
 
@@ -75,19 +76,24 @@ class KeptLayerNorm(nn.Module):
         self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
         width = norm.normalized_shape[0]
         self.register_buffer("keep", torch.ones(width, dtype=torch.bool, device=norm.weight.device))
+        self.scale: torch.Tensor | None = None
 
-    def set_keep(self, keep: torch.Tensor) -> None:
-        """Keep the dimensions where ``keep`` is ``True``."""
+    def set_keep(self, keep: torch.Tensor, scale: torch.Tensor | None = None) -> None:
+        """Keep the dimensions where ``keep`` is ``True``, the kept ones multiplied by
+        ``scale`` (a fading mask, values in (0, 1]; none: by 1)."""
         self.keep.copy_(keep.to(self.keep.device))
+        self.scale = None if scale is None else scale.to(self.keep.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.keep.numel()
         idx = torch.nonzero(self.keep).reshape(-1)
-        if idx.numel() == d:
+        if idx.numel() == d and self.scale is None:
             return F.layer_norm(x, (d,), self.weight, self.bias, self.eps)
         y = F.layer_norm(
             x.index_select(-1, idx), (idx.numel(),), self.weight[idx], self.bias[idx], self.eps
         )
+        if self.scale is not None:
+            y = y * self.scale[idx].to(y.dtype)
         return x.new_zeros(x.shape).index_copy(-1, idx, y)
 
 
@@ -122,7 +128,15 @@ class HiddenDims:
         self.n_layers = len(self.sites)
 
     def apply(self, keep: torch.Tensor) -> None:
-        """Keep the dimensions where ``keep`` (bool, shape ``(width,)``) is ``True``."""
+        """Keep the dimensions where ``keep`` (shape ``(width,)``) is ``True``; a floating
+        ``keep`` is a fading mask (values in [0, 1]): dimensions at 0 are dropped, the others
+        multiplied by their value after the layer norm."""
+        if keep.is_floating_point():
+            check_fading_mask(keep, (self.width,), "keep")
+            kept = keep > 0
+            for norm in self.norms:
+                norm.set_keep(kept, keep)
+            return
         keep = check_hidden_mask(keep, self.width)
         for norm in self.norms:
             norm.set_keep(keep)

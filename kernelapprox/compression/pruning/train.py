@@ -111,10 +111,15 @@ class APTConfig:
     seed: int = 0
     adapted: tuple[str, ...] = ADAPTED
     prune_hidden: bool = False
+    mask_fade: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.prune_hidden, bool):
             raise TypeError(f"prune_hidden must be a bool, got {self.prune_hidden!r}")
+        if isinstance(self.mask_fade, bool) or not isinstance(self.mask_fade, int):
+            raise TypeError(f"mask_fade must be an int, got {self.mask_fade!r}")
+        if self.mask_fade < 0:
+            raise ValueError(f"mask_fade must be >= 0, got {self.mask_fade}")
         for name in ("keep", "lr", "lr_full", "distill"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -427,12 +432,20 @@ def _fit(
     pruner = None
     if method in ("apt", "magnitude", "random"):
         hidden = HiddenDims(model.backbone) if config.prune_hidden else None
-        pruner = Pruner(sites, keep=config.keep, t_warm=t_warm, t_end=t_end, hidden=hidden)
+        pruner = Pruner(
+            sites,
+            keep=config.keep,
+            t_warm=t_warm,
+            t_end=t_end,
+            hidden=hidden,
+            fade=config.mask_fade,
+        )
         sites = list(pruner.sites)
     n0 = sum(a.adapter_params() for a in adapters.values())
     rank_tracker = SalienceTracker(adapter_sites(adapters)) if method == "apt" else None
     opt = _Adam(config.lr_full if method == "full" else config.lr)
     gen = torch.Generator().manual_seed(config.seed + 1)
+    drawn: dict[str, torch.Tensor] = {}  # the random baseline's scores
     teacher = None
     keeper = BestTeacher() if method == "apt" and config.distill > 0 else None
     checks = (
@@ -460,15 +473,15 @@ def _fit(
             peak_saved = max(peak_saved, saved.bytes)
             loss.backward()
             override = None
-            if pruner is not None and t in pruner.updates and method != "apt":
-                override = (
-                    _magnitude_scores(sites)
-                    if method == "magnitude"
-                    else {
+            if pruner is not None and pruner.needs_scores(t) and method == "magnitude":
+                override = _magnitude_scores(sites)
+            elif pruner is not None and pruner.needs_scores(t) and method == "random":
+                if t in pruner.updates:  # one draw per update, kept while the masks fade
+                    drawn = {
                         s.name: torch.rand(s.n_groups, generator=gen, dtype=torch.float64)
                         for s in sites
                     }
-                )
+                override = drawn
             changed = pruner.step(t, override) if pruner is not None else False
             if rank_tracker is not None:
                 rank_tracker.step()
