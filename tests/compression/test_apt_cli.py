@@ -73,6 +73,7 @@ def no_loading(monkeypatch):
         (["--methods", "apt,pruned"], "--methods"),
         (["--resume"], "--resume"),
         (["--n-seeds", "0"], "--n-seeds"),
+        (["--mask-fade", "-1"], "--mask-fade"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(no_loading, capsys, argv, word):
@@ -173,12 +174,12 @@ def test_prune_hidden_run_and_an_earlier_checkpoint(monkeypatch, capsys, tmp_pat
         kept = summary["methods"][method]["kept_params_fraction"]
         assert 0.3 < kept <= 0.4, (method, kept)
         assert 1 <= summary["methods"][method]["hidden_kept"] <= 32
-    # a checkpoint written before --prune-hidden existed resumes as one without it
+    # a checkpoint written before --prune-hidden and --mask-fade resumes as one without them
     plain = [a for a in argv if a != "--prune-hidden"]
     assert main(plain) == 0
     first = json.loads(capsys.readouterr().out)
     stored = json.loads((out / "checkpoint.json").read_text())
-    del stored["config"]["prune_hidden"]
+    del stored["config"]["prune_hidden"], stored["config"]["mask_fade"]
     (out / "checkpoint.json").write_text(json.dumps(stored))
 
     def no_training(*args, **kwargs):
@@ -187,6 +188,32 @@ def test_prune_hidden_run_and_an_earlier_checkpoint(monkeypatch, capsys, tmp_pat
     monkeypatch.setattr(train, "fit_method", no_training)
     assert main([*plain, "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["methods"] == first["methods"]
+
+
+def test_fading_masks_run_and_keep_the_budget(monkeypatch, capsys, tmp_path):
+    from kernelapprox.compression.pruning import train
+
+    from kernelapprox.compression.pruning.schedule import Pruner
+
+    monkeypatch.setattr(train, "load_task", _tiny_task)
+    fades = []
+    fade_toward = Pruner._fade_toward
+
+    def counted(self, target):
+        fades.append(self.fade)
+        return fade_toward(self, target)
+
+    monkeypatch.setattr(Pruner, "_fade_toward", counted)
+    steps = ["--steps", "30"]  # updates 2 or 3 steps apart, so masks fade between them
+    argv = ["compress", "apt", *SMALL, *steps, "--n-seeds", "1", "--prune-hidden"]
+    argv += ["--methods", "apt,magnitude,random", "--mask-fade", "3", "--format", "json"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["mask_fade"] == 3
+    # updates at 3, 5, 7, 8, 10, 12, 14, 16, 17, 19, 21: 8 steps between them, in 3 methods
+    assert len(fades) == 3 * 8 and set(fades) == {3}
+    for method in ("apt", "magnitude", "random"):
+        assert 0.3 < summary["methods"][method]["kept_params_fraction"] <= 0.4, method
 
 
 def test_option_defaults_are_the_configs():

@@ -42,6 +42,10 @@ def test_kept_layer_norm_is_a_layer_norm_over_the_kept_dimensions():
     torch.testing.assert_close(y[..., keep], ref, rtol=1e-13, atol=1e-13)
     assert torch.equal(y[..., ~keep], torch.zeros_like(y[..., ~keep]))
     assert kept.weight is norm.weight and kept.bias is norm.bias
+    scale = torch.tensor([0.5, 0.0, 1.0, 0.25, 0.0, 0.75], dtype=torch.float64)  # fading
+    kept.set_keep(keep, scale)
+    torch.testing.assert_close(kept(x)[..., keep], ref * scale[keep], rtol=1e-13, atol=1e-13)
+    assert torch.equal(kept(x)[..., ~keep], torch.zeros_like(y[..., ~keep]))
 
 
 def test_hidden_count_is_the_encoder_layer_parameters():
@@ -176,6 +180,13 @@ def test_hidden_masks_are_checked():
         hidden.apply(torch.zeros(16, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"shape \(16,\)"):
         hidden.apply(torch.ones(15, dtype=torch.bool))
+    with pytest.raises(ValueError, match="at least one hidden dimension"):
+        hidden.apply(torch.zeros(16))  # a fading mask with every dimension faded out
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        hidden.apply(torch.full((16,), 2.0))
+    fading = torch.linspace(0, 1, 16, dtype=torch.float64)
+    hidden.apply(fading)
+    assert all(torch.equal(n.keep, fading > 0) and n.scale is fading for n in hidden.norms)
     with pytest.raises(TypeError, match="bool tensor"):
         shrink_bert(model, {"hidden": torch.ones(16)})
     sites = bert_sites(model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -144,10 +145,102 @@ def test_bad_masks_are_refused():
     sites = decoder_sites(model)
     with pytest.raises(ValueError, match="unknown site"):
         MaskHooks(sites, {"layers.9.heads": torch.ones(4, dtype=torch.bool)})
-    with pytest.raises(TypeError, match="bool"):
-        MaskHooks(sites, {"layers.0.heads": torch.ones(4)})
+    with pytest.raises(TypeError, match="bool or floating"):
+        MaskHooks(sites, {"layers.0.heads": torch.ones(4, dtype=torch.int64)})
+    for bad in (1.5, -0.25, float("nan")):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            MaskHooks(sites, {"layers.0.heads": torch.full((4,), bad)})
+    with pytest.raises(ValueError, match="shape"):
+        MaskHooks(sites, {"layers.0.heads": torch.ones(3)})
+    for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="fade"):
+            Pruner(sites, keep=0.5, t_warm=0, t_end=5, fade=bad)
     with pytest.raises(ValueError, match="shape"):
         shrink_decoder(model, {"layers.0.heads": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match="keep"):
         Pruner(sites, keep=0.0, t_warm=0, t_end=5)
     assert math.isfinite(cubic_keep_fraction(3, t_warm=0, t_end=5, gamma_final=0.0))
+
+
+def test_a_fading_mask_scales_its_groups_and_selects_the_dropped_ones():
+    model, idx = _model()
+    sites = decoder_sites(model)
+    fading = torch.tensor([0.0, 0.25, 1.0, 0.5, 0.0, 1.0, 0.75, 1.0, 0.0, 0.5], dtype=torch.float64)
+    with torch.no_grad():
+        plain = model(idx)
+        with MaskHooks(sites, {"layers.0.neurons": torch.ones(CONFIG.d_mlp, dtype=torch.float64)}):
+            torch.testing.assert_close(model(idx), plain, rtol=0, atol=0)  # m = 1: bit for bit
+        with MaskHooks(sites, {"layers.0.neurons": fading}):
+            faded = model(idx)
+        reference = copy.deepcopy(model)  # the same scaling on the down projection's columns
+        reference.blocks[0].mlp.proj.weight.mul_(fading)
+        torch.testing.assert_close(faded, reference(idx), rtol=0, atol=1e-12)
+        model.blocks[0].mlp.fc.weight[0] = float("nan")  # a neuron at 0 is selected away
+        with MaskHooks(sites, {"layers.0.neurons": fading}):
+            assert torch.isfinite(model(idx)).all()
+        model.blocks[0].mlp.fc.weight[1] = float("nan")  # one at 0.25 is not
+        with MaskHooks(sites, {"layers.0.neurons": fading}):
+            assert torch.isnan(model(idx)).all()
+
+
+def _moved(start: torch.Tensor, keep: torch.Tensor, k: int, fade: int) -> torch.Tensor:
+    """``start`` after ``k`` steps of ``1 / fade`` toward ``keep``, clamped to [0, 1]."""
+    return (start + torch.where(keep, k / fade, -k / fade).to(torch.float64)).clamp(0, 1)
+
+
+def test_pruner_fades_masks_toward_the_coming_selection_and_cuts_hard_at_updates():
+    from kernelapprox.compression.pruning.selection import select_masks
+
+    model, idx = _model(seed=3)
+    targets = torch.roll(idx, -1, 1)
+    sites = decoder_sites(model)
+    gen = torch.Generator().manual_seed(5)
+    scores = {s.name: torch.rand(s.n_groups, generator=gen, dtype=torch.float64) for s in sites}
+    fade = 4
+    seen = {}
+    with Pruner(sites, keep=0.4, t_warm=2, t_end=22, n_updates=3, fade=fade) as pruner:
+        assert pruner.updates == [2, 12, 22]
+        for t in range(26):
+            model.zero_grad()
+            model.loss(idx, targets).backward()
+            changed = pruner.step(t, scores)
+            assert changed == (t in pruner.updates)
+            assert pruner.needs_scores(t) == (2 <= t <= 22)
+            seen[t] = {k: v.clone() for k, v in pruner.fading.items()}
+            if t == 4:  # the hooks apply the fading masks themselves
+                with torch.no_grad():
+                    during = model(idx)
+        with torch.no_grad():
+            final = model(idx)
+    picks = {
+        u: select_masks(sites, scores, pruner._budget(u))[0] for u in pruner.updates
+    }  # the selections the fade heads for
+    assert all(bool(m.all()) for m in picks[2].values())  # gamma = 1 at the warm-up's end
+    for t in range(3, 12):
+        for k, keep in picks[12].items():
+            torch.testing.assert_close(
+                seen[t][k], _moved(seen[2][k], keep, t - 2, fade), rtol=0, atol=0
+            )
+    for t in range(13, 22):
+        for k, keep in picks[22].items():
+            expected = _moved(picks[12][k].to(torch.float64), keep, t - 12, fade)
+            torch.testing.assert_close(seen[t][k], expected, rtol=0, atol=0)
+    for u in pruner.updates:  # hard at every update, as without a fade
+        for k, keep in picks[u].items():
+            torch.testing.assert_close(seen[u][k], keep.to(torch.float64), rtol=0, atol=0)
+    assert all(torch.equal(seen[25][k], seen[22][k]) for k in seen[22])  # after the window
+    assert any(0 < float(v) < 1 for m in seen[4].values() for v in m)  # something half-faded
+    with torch.no_grad(), MaskHooks(sites, seen[4]):  # what the model computed at step 4
+        torch.testing.assert_close(model(idx), during, rtol=0, atol=0)
+    hard = {k: m.clone() for k, m in pruner.masks.items()}
+    for k in hard:
+        torch.testing.assert_close(hard[k], picks[22][k], rtol=0, atol=0)
+    with torch.no_grad(), MaskHooks(sites, hard):
+        torch.testing.assert_close(model(idx), final, rtol=0, atol=0)
+
+
+def test_without_a_fade_the_pruner_selects_only_at_updates():
+    model, _ = _model()
+    pruner = Pruner(decoder_sites(model), keep=0.4, t_warm=2, t_end=22, n_updates=3)
+    assert [t for t in range(30) if pruner.needs_scores(t)] == [2, 12, 22]
+    assert pruner.fading == {}

@@ -133,7 +133,7 @@ class HiddenDims:
         multiplied by their value after the layer norm."""
         if keep.is_floating_point():
             check_fading_mask(keep, (self.width,), "keep")
-            kept = keep > 0
+            kept = check_hidden_mask(keep > 0, self.width)
             for norm in self.norms:
                 norm.set_keep(kept, keep)
             return
