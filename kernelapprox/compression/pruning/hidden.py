@@ -48,34 +48,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernelapprox.compression.pruning.models import (
+    _hf_decoder_blocks,
+    _is_bert,
     _layer_norms,
+    bert_layers,
     bert_sites,
     check_hidden_mask,
+    hf_decoder_sites,
     shrink_hidden,
 )
 from kernelapprox.compression.pruning.salience import HIDDEN, Site
 from kernelapprox.compression.pruning.schedule import check_fading_mask
 
-__all__ = ["HIDDEN", "HiddenDims", "KeptLayerNorm", "check_hidden_mask", "shrink_hidden"]
+__all__ = [
+    "HIDDEN",
+    "HiddenDims",
+    "KeptLayerNorm",
+    "KeptRMSNorm",
+    "check_hidden_mask",
+    "shrink_hidden",
+]
 
 
-class KeptLayerNorm(nn.Module):
-    r"""A layer norm over the kept dimensions only, zero elsewhere (:math:`\mathrm{LN}_K` of the
-    module docstring).
+class _KeptNorm(nn.Module):
+    """A norm over the kept dimensions only, zero elsewhere by selection; the kept ones
+    optionally multiplied by a fading mask. Subclasses normalize the gathered dimensions."""
 
-    It holds the very ``weight`` and ``bias`` parameters of the layer norm it replaces (so an
-    optimizer or a frozen state carries over). With every dimension kept it is that layer norm.
-    """
-
-    def __init__(self, norm: nn.LayerNorm) -> None:
+    def __init__(self, width: int, device: torch.device) -> None:
         super().__init__()
-        if not isinstance(norm, nn.LayerNorm) or len(norm.normalized_shape) != 1:
-            raise TypeError(f"norm must be a 1-D nn.LayerNorm, got {type(norm).__name__}")
-        if norm.weight is None or norm.bias is None:
-            raise TypeError("norm must have an elementwise scale and shift")
-        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
-        width = norm.normalized_shape[0]
-        self.register_buffer("keep", torch.ones(width, dtype=torch.bool, device=norm.weight.device))
+        self.register_buffer("keep", torch.ones(width, dtype=torch.bool, device=device))
         self.scale: torch.Tensor | None = None
 
     def set_keep(self, keep: torch.Tensor, scale: torch.Tensor | None = None) -> None:
@@ -84,25 +85,97 @@ class KeptLayerNorm(nn.Module):
         self.keep.copy_(keep.to(self.keep.device))
         self.scale = None if scale is None else scale.to(self.keep.device)
 
+    def normalize(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        """The norm of ``x``, the dimensions ``idx`` (none: all) of the input."""
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.keep.numel()
         idx = torch.nonzero(self.keep).reshape(-1)
         if idx.numel() == d and self.scale is None:
-            return F.layer_norm(x, (d,), self.weight, self.bias, self.eps)
-        y = F.layer_norm(
-            x.index_select(-1, idx), (idx.numel(),), self.weight[idx], self.bias[idx], self.eps
-        )
+            return self.normalize(x, None)
+        y = self.normalize(x.index_select(-1, idx), idx)
         if self.scale is not None:
             y = y * self.scale[idx].to(y.dtype)
         return x.new_zeros(x.shape).index_copy(-1, idx, y)
 
 
-class HiddenDims:
-    """The hidden dimensions of a BERT-family encoder, installed for pruning.
+class KeptLayerNorm(_KeptNorm):
+    r"""A layer norm over the kept dimensions only, zero elsewhere (:math:`\mathrm{LN}_K` of the
+    module docstring).
 
-    Creating one replaces, in place, every layer norm on the residual stream by a
-    :class:`KeptLayerNorm` sharing its parameters (the outputs do not change while every
-    dimension is kept). :meth:`apply` then drops dimensions by selection.
+    It holds the very ``weight`` and ``bias`` parameters of the layer norm it replaces (so an
+    optimizer or a frozen state carries over). With every dimension kept it is that layer norm.
+    """
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        if not isinstance(norm, nn.LayerNorm) or len(norm.normalized_shape) != 1:
+            raise TypeError(f"norm must be a 1-D nn.LayerNorm, got {type(norm).__name__}")
+        if norm.weight is None or norm.bias is None:
+            raise TypeError("norm must have an elementwise scale and shift")
+        super().__init__(norm.normalized_shape[0], norm.weight.device)
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+    def normalize(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        w, b = (self.weight, self.bias) if idx is None else (self.weight[idx], self.bias[idx])
+        return F.layer_norm(x, (x.shape[-1],), w, b, self.eps)
+
+
+class KeptRMSNorm(_KeptNorm):
+    r"""A Llama-style RMS norm over the kept dimensions only, zero elsewhere:
+
+    .. math::
+
+        \mathrm{RMS}_K(x)_j = w_j\, \frac{x_j}{\sqrt{\frac{1}{|K|}\sum_{i \in K} x_i^2
+            + \epsilon}} \quad (j \in K), \qquad 0 \quad (j \notin K),
+
+    computed as the replaced module does (in float32, the result cast back, then scaled by
+    ``weight``; Llama, Mistral and Qwen2 norms: a ``weight`` and a ``variance_epsilon``). It
+    holds that module's ``weight``; with every dimension kept it computes what the module does.
+    """
+
+    def __init__(self, norm: nn.Module) -> None:
+        weight = getattr(norm, "weight", None)
+        eps = getattr(norm, "variance_epsilon", None)
+        if not isinstance(weight, nn.Parameter) or weight.ndim != 1 or not isinstance(eps, float):
+            raise TypeError(
+                "norm must be a Llama-style RMS norm (a 1-D weight and a float "
+                f"variance_epsilon), got {type(norm).__name__}"
+            )
+        if getattr(norm, "bias", None) is not None:
+            raise TypeError(f"norm must have no bias, got {type(norm).__name__} with one")
+        super().__init__(weight.numel(), weight.device)
+        self.weight, self.eps = weight, eps
+        self._original = (norm,)  # a tuple: not a submodule, its weight is ours
+
+    @property
+    def original(self) -> nn.Module:
+        """The replaced module (for :func:`shrink_hidden`, which makes a smaller copy of it)."""
+        return self._original[0]
+
+    def normalize(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        dtype = x.dtype
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (self.weight if idx is None else self.weight[idx]) * h.to(dtype)
+
+
+def _kept(norm: nn.Module) -> _KeptNorm:
+    """``norm`` as a kept norm (itself if it is one already)."""
+    if isinstance(norm, _KeptNorm):
+        return norm
+    return KeptLayerNorm(norm) if isinstance(norm, nn.LayerNorm) else KeptRMSNorm(norm)
+
+
+class HiddenDims:
+    """The hidden dimensions of a BERT-family encoder or of a Hugging Face GPT-2 or
+    Llama-style decoder, installed for pruning.
+
+    Creating one replaces, in place, every norm on the residual stream by a
+    :class:`KeptLayerNorm` or :class:`KeptRMSNorm` sharing its parameters (the outputs do
+    not change while every dimension is kept). :meth:`apply` then drops dimensions by
+    selection. In a pre-LN decoder the norms are the only readers of the stream, so a dropped
+    dimension reaches nothing even though the blocks still write to it.
 
     Attributes
     ----------
@@ -114,18 +187,54 @@ class HiddenDims:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.norms: list[KeptLayerNorm] = []
+        self.norms: list[_KeptNorm] = []
         for parent, attr in _layer_norms(model):
-            norm = getattr(parent, attr)
-            if not isinstance(norm, KeptLayerNorm):
-                norm = KeptLayerNorm(norm)
-                setattr(parent, attr, norm)
+            norm = _kept(getattr(parent, attr))
+            setattr(parent, attr, norm)
             self.norms.append(norm)
         self.width = self.norms[0].keep.numel()
         if any(n.keep.numel() != self.width for n in self.norms):
-            raise ValueError("model: the layer norms of the residual stream differ in width")
-        self.sites = [s for s in bert_sites(model, hidden=True) if s.kind == "hidden"]
+            raise ValueError("model: the norms of the residual stream differ in width")
+        if _is_bert(model):
+            family, every = "bert", bert_sites(model, hidden=True)
+            blocks = bert_layers(model)
+            outputs = [(b.attention.output.dense, b.output.dense) for b in blocks]
+        else:
+            family, _, blocks = _hf_decoder_blocks(model)
+            every = hf_decoder_sites(model, hidden=True)
+            outputs = [
+                (b.attn.c_proj, b.mlp.c_proj)
+                if family == "gpt2"
+                else (b.self_attn.o_proj, b.mlp.down_proj)
+                for b in blocks
+            ]
+        self.sites = [s for s in every if s.kind == "hidden"]
         self.n_layers = len(self.sites)
+        #: per head or neuron site ``(a, b)``: one of its groups owns ``a d' + b`` parameters
+        #: with ``d'`` hidden dimensions kept
+        self.coefficients: dict[str, tuple[int, int]] = {}
+        for site in every:
+            if site.kind == "head":
+                own_kv = family != "llama" or blocks[site.layer].self_attn.num_key_value_groups == 1
+                a = (4 if own_kv else 2) * site.group_size
+            elif site.kind == "neuron":
+                a = 3 if family == "llama" else 2
+            else:
+                continue
+            self.coefficients[site.name] = (a, site.params_per_group - a * self.width)
+        #: parameters per kept dimension besides heads and neurons, all layers together: the
+        #: layers' norms (scale, and shift where there is one) and output biases
+        layer_norms = (
+            _layer_norms(model)[-2 * self.n_layers :]
+            if family == "bert"
+            else (_layer_norms(model)[:-1])
+        )
+        self.per_dim = sum(
+            1 + (getattr(getattr(p, a), "bias", None) is not None) for p, a in layer_norms
+        )
+        self.per_dim += sum(
+            getattr(proj, "bias", None) is not None for pair in outputs for proj in pair
+        )
 
     def apply(self, keep: torch.Tensor) -> None:
         """Keep the dimensions where ``keep`` (shape ``(width,)``) is ``True``; a floating
@@ -159,13 +268,13 @@ class HiddenDims:
         """Parameters of the encoder layers (module docstring) with ``kept[name]`` groups of
         each head and neuron site of ``sites`` (all of a site's groups where it is missing)
         and ``dims`` hidden dimensions."""
-        total = 6 * dims * self.n_layers
+        total = self.per_dim * dims
         for s in sites:
-            k = kept.get(s.name, s.n_groups)
-            if s.kind == "head":
-                total += k * s.group_size * (4 * dims + 3)
-            elif s.kind == "neuron":
-                total += k * (2 * dims + 1)
+            if s.kind in ("head", "neuron"):
+                if s.name not in self.coefficients:
+                    raise ValueError(f"sites: {s.name!r} is not a site of this model")
+                a, b = self.coefficients[s.name]
+                total += kept.get(s.name, s.n_groups) * (a * dims + b)
         return total
 
     def params_per_dim(self, sites: Sequence[Site]) -> int:

@@ -21,6 +21,7 @@ smaller matrix products.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -263,8 +264,25 @@ def count_params(module: nn.Module) -> int:
 # ------------------------------------------------------------- Hugging Face decoders
 
 
-def hf_decoder_sites(model: nn.Module) -> list[Site]:
-    """Head and neuron sites of a Hugging Face GPT-2 or Llama-style decoder (scoring and masks).
+def _hf_decoder_blocks(model: nn.Module) -> tuple[str, nn.Module, nn.ModuleList]:
+    """``(family, base, blocks)`` of a Hugging Face decoder: ``"gpt2"`` with ``transformer``
+    and its ``h``, or ``"llama"`` with the inner ``model`` and its ``layers``."""
+    base = getattr(model, "transformer", None)
+    if base is not None and isinstance(getattr(base, "h", None), nn.ModuleList):
+        return "gpt2", base, base.h
+    inner = getattr(model, "model", model)
+    layers = getattr(inner, "layers", None)
+    if isinstance(layers, nn.ModuleList) and len(layers) and hasattr(layers[0], "self_attn"):
+        return "llama", inner, layers
+    raise TypeError(
+        f"model must be a GPT-2 or Llama-style Hugging Face decoder, got {type(model).__name__}"
+    )
+
+
+def hf_decoder_sites(model: nn.Module, *, hidden: bool = False) -> list[Site]:
+    """Head and neuron sites of a Hugging Face GPT-2 or Llama-style decoder (scoring and masks),
+    and with ``hidden=True`` ``layers.{i}.hidden`` at each block's output (the residual
+    stream; scored only, see :mod:`~kernelapprox.compression.pruning.hidden`).
 
     GPT-2 (``transformer.h``): heads at the input of ``attn.c_proj``, neurons at the input of
     ``mlp.c_proj`` (both ``Conv1D``). Llama-style (``model.layers``): heads at the input of
@@ -274,54 +292,37 @@ def hf_decoder_sites(model: nn.Module) -> list[Site]:
     a Llama neuron its gate and up rows and down column (:math:`3d`), a GPT-2 neuron
     :math:`2d + 1`. Physical removal: :func:`shrink_hf_decoder`.
     """
-    base = getattr(model, "transformer", None)
-    if base is not None and hasattr(base, "h"):
-        sites = []
-        for i, block in enumerate(base.h):
+    family, _, blocks = _hf_decoder_blocks(model)
+    sites = []
+    for i, block in enumerate(blocks):
+        if family == "gpt2":
             attn, mlp = block.attn, block.mlp
             d, dh = attn.embed_dim, attn.head_dim
-            sites.append(
-                Site(
-                    f"layers.{i}.heads",
-                    attn.c_proj,
-                    "input",
-                    "head",
-                    dh,
-                    attn.num_heads,
-                    4 * d * dh + 3 * dh,
-                    i,
-                )
+            per_head = 4 * d * dh + 3 * dh
+            heads = Site(
+                f"layers.{i}.heads", attn.c_proj, "input", "head", dh, attn.num_heads, per_head, i
             )
             width = mlp.c_fc.nf
-            sites.append(
-                Site(f"layers.{i}.neurons", mlp.c_proj, "input", "neuron", 1, width, 2 * d + 1, i)
+            neurons = Site(
+                f"layers.{i}.neurons", mlp.c_proj, "input", "neuron", 1, width, 2 * d + 1, i
             )
-        return sites
-    inner = getattr(model, "model", model)
-    layers = getattr(inner, "layers", None)
-    if (
-        not isinstance(layers, nn.ModuleList)
-        or not len(layers)
-        or not hasattr(layers[0], "self_attn")
-    ):
-        raise TypeError(
-            f"model must be a GPT-2 or Llama-style Hugging Face decoder, got {type(model).__name__}"
-        )
-    sites = []
-    for i, layer in enumerate(layers):
-        attn, mlp = layer.self_attn, layer.mlp
-        o = attn.o_proj
-        dh = attn.head_dim
-        n_heads, d = o.in_features // dh, o.out_features
-        own_kv = attn.num_key_value_groups == 1
-        per_head = (4 if own_kv else 2) * d * dh
-        if o.bias is not None or attn.q_proj.bias is not None:
-            per_head += (3 if own_kv else 1) * dh
-        sites.append(Site(f"layers.{i}.heads", o, "input", "head", dh, n_heads, per_head, i))
-        down = mlp.down_proj
-        sites.append(
-            Site(f"layers.{i}.neurons", down, "input", "neuron", 1, down.in_features, 3 * d, i)
-        )
+        else:
+            attn, mlp = block.self_attn, block.mlp
+            o = attn.o_proj
+            dh = attn.head_dim
+            n_heads, d = o.in_features // dh, o.out_features
+            own_kv = attn.num_key_value_groups == 1
+            per_head = (4 if own_kv else 2) * d * dh
+            if o.bias is not None or attn.q_proj.bias is not None:
+                per_head += (3 if own_kv else 1) * dh
+            heads = Site(f"layers.{i}.heads", o, "input", "head", dh, n_heads, per_head, i)
+            down = mlp.down_proj
+            neurons = Site(
+                f"layers.{i}.neurons", down, "input", "neuron", 1, down.in_features, 3 * d, i
+            )
+        sites += [heads, neurons]
+        if hidden:
+            sites.append(Site(f"layers.{i}.hidden", block, "output", "hidden", 1, d, 0, i))
     return sites
 
 
@@ -400,18 +401,18 @@ def shrink_hf_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn
     (:class:`~kernelapprox.compression.pruning.schedule.MaskHooks`). With shared key-value
     heads (grouped-query attention) each group must keep the same number of query heads or
     none (a ``ValueError`` otherwise). A layer left without heads gets an attention that adds
-    only the output bias and keeps no key-value cache: run such a model without a cache.
+    only the output bias and keeps no key-value cache: run such a model without a cache. A
+    ``"hidden"`` entry removes the hidden dimensions it drops (:func:`shrink_hidden`).
     """
     sites = {s.name: s for s in hf_decoder_sites(model)}
     masks = _check_masks(masks)
     for name in masks:
-        if name not in sites:
+        if name not in sites and name != HIDDEN:
             raise ValueError(f"masks names an unknown or unprunable site {name!r}")
-    gpt2 = getattr(model, "transformer", None)
-    if gpt2 is not None and hasattr(gpt2, "h"):
-        blocks = gpt2.h
-    else:
-        gpt2, blocks = None, getattr(model, "model", model).layers
+    family, _, blocks = _hf_decoder_blocks(model)
+    gpt2 = family == "gpt2" or None
+    if HIDDEN in masks:
+        check_hidden_mask(masks[HIDDEN], _decoder_width(model))
     plans = []  # check every mask before changing anything
     for i, block in enumerate(blocks):
         heads, neurons = sites[f"layers.{i}.heads"], sites[f"layers.{i}.neurons"]
@@ -426,6 +427,8 @@ def shrink_hf_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn
             _shrink_gpt2_block(block, dh, hm, nm)
         else:
             _shrink_llama_layer(block, dh, hm, nm, kv)
+    if HIDDEN in masks:
+        shrink_hidden(model, masks[HIDDEN])
     return model
 
 
@@ -484,12 +487,34 @@ def bert_embeddings(model: nn.Module) -> nn.Module:
     )
 
 
+def _is_bert(model: nn.Module) -> bool:
+    try:
+        bert_layers(model)
+    except TypeError:
+        return False
+    return True
+
+
+def _decoder_width(model: nn.Module) -> int:
+    """The hidden size of a Hugging Face decoder: its token embedding's width."""
+    family, base, _ = _hf_decoder_blocks(model)
+    return (base.wte if family == "gpt2" else base.embed_tokens).embedding_dim
+
+
 def _layer_norms(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """``(parent, attribute)`` of every layer norm on the residual stream."""
-    out = [(bert_embeddings(model), "LayerNorm")]
-    for layer in bert_layers(model):
-        out += [(layer.attention.output, "LayerNorm"), (layer.output, "LayerNorm")]
-    return out
+    """``(parent, attribute)`` of every norm that reads or writes the residual stream: a BERT
+    encoder's after the embeddings and after each attention and FFN block (post-LN); a
+    decoder's before each attention and MLP block and the final one (pre-LN)."""
+    if _is_bert(model):
+        out = [(bert_embeddings(model), "LayerNorm")]
+        for layer in bert_layers(model):
+            out += [(layer.attention.output, "LayerNorm"), (layer.output, "LayerNorm")]
+        return out
+    family, base, blocks = _hf_decoder_blocks(model)
+    if family == "gpt2":
+        return [(b, a) for b in blocks for a in ("ln_1", "ln_2")] + [(base, "ln_f")]
+    pairs = [(b, a) for b in blocks for a in ("input_layernorm", "post_attention_layernorm")]
+    return [*pairs, (base, "norm")]
 
 
 def check_hidden_mask(keep: Any, width: int) -> torch.Tensor:
@@ -512,19 +537,30 @@ def _sliced_embedding(emb: nn.Embedding, cols: torch.Tensor) -> nn.Embedding:
     return new
 
 
-def _sliced_norm(norm: nn.Module, cols: torch.Tensor) -> nn.LayerNorm:
-    w, b = norm.weight.detach(), norm.bias.detach()
-    new = nn.LayerNorm(cols.numel(), eps=norm.eps, device=w.device, dtype=w.dtype)
+def _sliced_norm(norm: nn.Module, cols: torch.Tensor) -> nn.Module:
+    """A norm over the ``cols`` entries of ``norm``: an ``nn.LayerNorm``, or a copy of a
+    Llama-style RMS norm's own module (a kept norm's original) with those weights."""
+    w = norm.weight.detach()
+    if getattr(norm, "bias", None) is not None:  # a layer norm, or one over kept dimensions
+        b = norm.bias.detach()
+        new = nn.LayerNorm(cols.numel(), eps=norm.eps, device=w.device, dtype=w.dtype)
+        new.weight = nn.Parameter(w[cols].clone(), requires_grad=norm.weight.requires_grad)
+        new.bias = nn.Parameter(b[cols].clone(), requires_grad=norm.bias.requires_grad)
+        return new
+    base = getattr(norm, "original", norm)  # a Llama-style norm, or the one a kept norm replaced
+    new = copy.deepcopy(base)  # the module's class and settings, with new weights
     new.weight = nn.Parameter(w[cols].clone(), requires_grad=norm.weight.requires_grad)
-    new.bias = nn.Parameter(b[cols].clone(), requires_grad=norm.bias.requires_grad)
     return new
 
 
 @torch.no_grad()
 def shrink_hidden(model: nn.Module, keep: torch.Tensor) -> torch.Tensor:
     """Remove, in place, the hidden dimensions where ``keep`` is ``False`` from a BERT-family
-    encoder (module docstring); returns the kept indices. The last hidden state then has
-    ``keep.sum()`` dimensions, those indices of the original ones."""
+    encoder or a Hugging Face GPT-2 or Llama-style decoder
+    (:mod:`~kernelapprox.compression.pruning.hidden`); returns the kept indices. The last
+    hidden state then has ``keep.sum()`` dimensions, those indices of the original ones."""
+    if not _is_bert(model):
+        return _shrink_decoder_hidden(model, keep)
     emb = bert_embeddings(model)
     width = emb.word_embeddings.embedding_dim
     cols = torch.nonzero(check_hidden_mask(keep, width)).reshape(-1)
@@ -549,4 +585,59 @@ def shrink_hidden(model: nn.Module, keep: torch.Tensor) -> torch.Tensor:
         if pooler is not None and hasattr(pooler, "dense"):
             pooler.dense = _sliced_linear(pooler.dense, cols, cols)
             break
+    return cols
+
+
+def _sliced_output(proj: nn.Module, cols: torch.Tensor) -> nn.Module:
+    """An output projection (``Linear``, GPT-2 ``Conv1D`` or a bias-only stand-in) writing only
+    the hidden dimensions ``cols``."""
+    if isinstance(proj, _BiasOnly):
+        return _BiasOnly(proj.bias[cols.to(proj.bias.device)], proj.bias.requires_grad)
+    if isinstance(proj, nn.Linear):
+        return _sliced_linear(proj, cols, None)
+    return _sliced_conv1d(proj, None, cols)
+
+
+def _shrink_decoder_hidden(model: nn.Module, keep: torch.Tensor) -> torch.Tensor:
+    """:func:`shrink_hidden` of a GPT-2 or Llama-style decoder: the embeddings' columns, the
+    norms' entries, the columns every block reads (query, key, value and up projections) and
+    the rows it writes (attention and MLP output projections), and the LM head's columns (a
+    head tied to the token embedding stays tied)."""
+    family, base, blocks = _hf_decoder_blocks(model)
+    cols = torch.nonzero(check_hidden_mask(keep, _decoder_width(model))).reshape(-1)
+    tables = ("wte", "wpe") if family == "gpt2" else ("embed_tokens",)
+    old_tok = getattr(base, tables[0]).weight
+    for name in tables:
+        setattr(base, name, _sliced_embedding(getattr(base, name), cols))
+    for parent, attr in _layer_norms(model):
+        setattr(parent, attr, _sliced_norm(getattr(parent, attr), cols))
+    for block in blocks:
+        if family == "gpt2":
+            attn, mlp = block.attn, block.mlp
+            if isinstance(attn, _EmptyAttention):
+                attn.out_proj = _sliced_output(attn.out_proj, cols)
+            else:
+                attn.c_attn = _sliced_conv1d(attn.c_attn, cols, None)
+                attn.c_proj = _sliced_output(attn.c_proj, cols)
+            mlp.c_fc = _sliced_conv1d(mlp.c_fc, cols, None)
+            mlp.c_proj = _sliced_output(mlp.c_proj, cols)
+        else:
+            attn, mlp = block.self_attn, block.mlp
+            if isinstance(attn, _EmptyAttention):
+                attn.out_proj = _sliced_output(attn.out_proj, cols)
+            else:
+                attn.q_proj, attn.k_proj, attn.v_proj = (
+                    _sliced_linear(m, None, cols) for m in (attn.q_proj, attn.k_proj, attn.v_proj)
+                )
+                attn.o_proj = _sliced_output(attn.o_proj, cols)
+            mlp.gate_proj = _sliced_linear(mlp.gate_proj, None, cols)
+            mlp.up_proj = _sliced_linear(mlp.up_proj, None, cols)
+            mlp.down_proj = _sliced_output(mlp.down_proj, cols)
+    head = getattr(model, "lm_head", None)
+    if isinstance(head, nn.Linear):
+        if head.weight is old_tok:
+            head.weight = getattr(base, tables[0]).weight
+            head.in_features = cols.numel()
+        else:
+            model.lm_head = _sliced_linear(head, None, cols)
     return cols
