@@ -192,7 +192,6 @@ def test_prune_hidden_run_and_an_earlier_checkpoint(monkeypatch, capsys, tmp_pat
 
 def test_fading_masks_run_and_keep_the_budget(monkeypatch, capsys, tmp_path):
     from kernelapprox.compression.pruning import train
-
     from kernelapprox.compression.pruning.schedule import Pruner
 
     monkeypatch.setattr(train, "load_task", _tiny_task)
