@@ -1,4 +1,4 @@
-r"""Hidden dimensions of a BERT-family encoder as prunable blocks.
+r"""Hidden dimensions of a BERT-family encoder or a pre-LN decoder as prunable blocks.
 
 A hidden dimension :math:`j` is one coordinate of the residual stream, shared by every layer:
 removing it removes column :math:`j` of the embeddings, of :math:`W_Q, W_K, W_V` and of the
@@ -37,6 +37,19 @@ the heads' :math:`W_Q, W_K, W_V` rows with biases and :math:`W_O` columns, the n
 with biases and down columns, and per dimension the two output biases and the two layer
 norms' scale and shift. At full size this is every parameter of the layer. The embeddings
 shrink too but are not counted in the budget (like APT's, which covers the encoder layers).
+
+Pre-LN decoders (Hugging Face GPT-2 and Llama-style): the blocks add to the stream without a
+norm after them, but the norms before each attention and MLP block and the final one are the
+only readers of the stream. With each of them over :math:`K` alone (:class:`KeptLayerNorm`,
+or :class:`KeptRMSNorm` for Llama's RMS norms) the dropped dimensions of the stream reach
+nothing, although the blocks still write to them, and the shrunk decoder (embeddings, the
+blocks' input columns and output rows, the norms and the LM head cut to :math:`K`; a tied head
+stays tied) computes what the masked one does. GPT-2's count is the formula above; a Llama
+layer's is :math:`h\,d_h (4 d') + 3 n d' + 2 d'` with its own key-value heads (with shared
+ones a query head owns :math:`2 d_h d'`: its :math:`W_Q` rows and :math:`W_O` columns), plus
+the biases where there are any. One exception to "reaches nothing": an LM head multiplies the
+final norm's zeros by its dropped columns, so a non-finite weight there (GPT-2's head is its
+token embedding) would reach the masked model's logits, not the shrunk model's.
 """
 
 from __future__ import annotations

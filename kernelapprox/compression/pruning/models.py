@@ -10,8 +10,11 @@ Two model families, neither edited:
 
 A head owns :math:`4 d\,d_h + 3 d_h` parameters (its rows of :math:`W_Q, W_K, W_V` with
 biases and its columns of :math:`W_O`), a neuron :math:`2d + 1` (its row of :math:`W_1` with
-bias, its column of :math:`W_2`). Hidden dimensions are scored only (``params_per_group = 0``):
-removing one changes every layer norm's statistics, so a masked and a shrunk model would differ.
+bias, its column of :math:`W_2`). Hidden-dimension sites are scored only
+(``params_per_group = 0``): removing a dimension changes every norm's statistics, so it is
+pruned through norms over the kept dimensions
+(:mod:`~kernelapprox.compression.pruning.hidden`, BERT encoders and Hugging Face GPT-2 and
+Llama-style decoders) and removed by :func:`shrink_hidden`.
 
 Shrinking (:func:`shrink_decoder`, :func:`shrink_bert`) replaces the linear layers by smaller
 ones holding the kept rows and columns: the shrunk model computes exactly what the masked one
