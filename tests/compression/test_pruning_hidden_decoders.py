@@ -21,36 +21,21 @@ transformers = pytest.importorskip("transformers")
 IDS = torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(4))
 
 
-def _llama_own_kv():
-    config = transformers.LlamaConfig(
-        vocab_size=40,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=8,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(1)
-    model = transformers.LlamaForCausalLM(config).double().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3) if p.ndim == 2 else p.uniform_(0.5, 1.5)
-    return model
-
-
 def _gpt2():
     return tiny_gpt2(transformers)
 
 
-def _llama():
-    model = tiny_llama(transformers)
+def _llama(kv_heads=2):
+    model = tiny_llama(transformers, kv_heads, seed=kv_heads)
     with torch.no_grad():  # norms away from 1, so that a wrong entry shows
         for p in model.parameters():
             if p.ndim == 1:
                 p.uniform_(0.5, 1.5)
     return model
+
+
+def _llama_own_kv():
+    return _llama(kv_heads=4)
 
 
 MASKS = {

@@ -24,19 +24,20 @@ def tiny_gpt2(transformers):
     return transformers.GPT2LMHeadModel(config).double().eval()
 
 
-def tiny_llama(transformers):
-    """A Llama-style decoder, 2 layers of width 16, 4 query and 2 key-value heads, MLP 24,
-    every matrix redrawn from N(0, 0.3^2) (the default init is tiny: near-identity layers)."""
+def tiny_llama(transformers, kv_heads: int = 2, seed: int = 0):
+    """A Llama-style decoder, 2 layers of width 16, 4 query and ``kv_heads`` key-value heads,
+    MLP 24, every matrix redrawn from N(0, 0.3^2) (the default init is tiny: near-identity
+    layers)."""
     config = transformers.LlamaConfig(
         vocab_size=40,
         hidden_size=16,
         intermediate_size=24,
         num_hidden_layers=2,
         num_attention_heads=4,
-        num_key_value_heads=2,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=8,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(config).double().eval()
     with torch.no_grad():
         for p in model.parameters():
