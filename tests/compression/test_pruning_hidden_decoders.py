@@ -51,32 +51,37 @@ def _layer_params(model):
     return sum(count_params(b) for b in _hf_decoder_blocks(model)[2])
 
 
+NO_HEADS = {**MASKS, "layers.1.heads": torch.zeros(4, dtype=torch.bool)}  # an empty attention
+
+
+@pytest.mark.parametrize("masks", [MASKS, NO_HEADS], ids=["heads", "no-heads-in-layer-1"])
 @pytest.mark.parametrize("make", [_gpt2, _llama, _llama_own_kv])
-def test_shrunk_hidden_equals_masked_hidden_and_the_count(make):
+def test_shrunk_hidden_equals_masked_hidden_and_the_count(make, masks):
     model = make()
     sites = hf_decoder_sites(model)
     hidden = HiddenDims(model)
     with torch.no_grad():
         plain = model(IDS).logits
         torch.testing.assert_close(model(IDS).logits, plain, rtol=0, atol=0)  # all kept
-        hidden.apply(MASKS["hidden"])
-        with MaskHooks(sites, {k: m for k, m in MASKS.items() if k != "hidden"}):
+        hidden.apply(masks["hidden"])
+        with MaskHooks(sites, {k: m for k, m in masks.items() if k != "hidden"}):
             masked = model(IDS).logits
     assert (masked - plain).abs().max() > 1e-3  # dropping dimensions changed something
-    kept = {k: int(m.sum()) for k, m in MASKS.items() if k != "hidden"}
-    expected = hidden.count(sites, kept, int(MASKS["hidden"].sum()))
+    kept = {k: int(m.sum()) for k, m in masks.items() if k != "hidden"}
+    expected = hidden.count(sites, kept, int(masks["hidden"].sum()))
     full = hidden.count(sites, {}, 16)
     if make is not _llama:  # every layer parameter is some head's, neuron's or dimension's
         assert full == _layer_params(model)
-    shrink_hf_decoder(model, MASKS)
+    shrink_hf_decoder(model, masks)
     with torch.no_grad():
         torch.testing.assert_close(model(IDS).logits, masked, rtol=0, atol=1e-12)
     if make is _llama:  # shared key-value heads: their k/v rows are not in the budget
-        kv = sum(b.self_attn.k_proj.weight.numel() * 2 for b in _hf_decoder_blocks(model)[2])
+        attns = [b.self_attn for b in _hf_decoder_blocks(model)[2]]
+        kv = sum(a.k_proj.weight.numel() * 2 for a in attns if hasattr(a, "k_proj"))
         assert _layer_params(model) - kv == expected
     else:
         assert _layer_params(model) == expected
-    assert model.lm_head.in_features == int(MASKS["hidden"].sum())
+    assert model.lm_head.in_features == int(masks["hidden"].sum())
     if make is _gpt2:
         assert model.lm_head.weight is model.transformer.wte.weight  # still tied
 

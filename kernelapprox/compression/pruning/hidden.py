@@ -237,14 +237,9 @@ class HiddenDims:
             self.coefficients[site.name] = (a, site.params_per_group - a * self.width)
         #: parameters per kept dimension besides heads and neurons, all layers together: the
         #: layers' norms (scale, and shift where there is one) and output biases
-        layer_norms = (
-            _layer_norms(model)[-2 * self.n_layers :]
-            if family == "bert"
-            else (_layer_norms(model)[:-1])
-        )
-        self.per_dim = sum(
-            1 + (getattr(getattr(p, a), "bias", None) is not None) for p, a in layer_norms
-        )
+        layer_norms = self.norms[1:] if family == "bert" else self.norms[:-1]  # not the
+        # embeddings' (BERT) or the final one (decoders): outside the layers
+        self.per_dim = sum(1 + (getattr(n, "bias", None) is not None) for n in layer_norms)
         self.per_dim += sum(
             getattr(proj, "bias", None) is not None for pair in outputs for proj in pair
         )

@@ -413,7 +413,7 @@ def shrink_hf_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn
         if name not in sites and name != HIDDEN:
             raise ValueError(f"masks names an unknown or unprunable site {name!r}")
     family, _, blocks = _hf_decoder_blocks(model)
-    gpt2 = family == "gpt2" or None
+    gpt2 = family == "gpt2"
     if HIDDEN in masks:
         check_hidden_mask(masks[HIDDEN], _decoder_width(model))
     plans = []  # check every mask before changing anything
@@ -422,11 +422,11 @@ def shrink_hf_decoder(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn
         hm = _mask(masks, heads.name, heads.n_groups)
         nm = _mask(masks, neurons.name, neurons.n_groups)
         kv = None
-        if hm is not None and gpt2 is None:
+        if hm is not None and not gpt2:
             kv = _llama_kv_rows(hm, block.self_attn.num_key_value_groups, heads.group_size)
         plans.append((block, heads.group_size, hm, nm, kv))
     for block, dh, hm, nm, kv in plans:
-        if gpt2 is not None:
+        if gpt2:
             _shrink_gpt2_block(block, dh, hm, nm)
         else:
             _shrink_llama_layer(block, dh, hm, nm, kv)
