@@ -784,19 +784,43 @@ def _finite_rows(
     in every column, even where a map would give a finite limit, e.g. ``elu(-inf) + 1 =
     0``). Since ``poison`` is a constant, the gradients of every other output stay finite.
     ``out`` receives ``x_finite`` (no autograd then). Without ``out``, a finite ``x`` is
-    returned as it is (one host synchronization; skipped under ``torch.compile``): the
-    selection and its backward pass are two passes over ``x`` that change nothing then.
+    returned as it is: the selection and its backward pass are two passes over ``x`` that
+    change nothing then (see ``_surely_finite`` for the test).
     """
-    poison = _nan_rows(x)
-    if out is None and not torch.compiler.is_compiling() and not bool(poison.isnan().any()):
-        return x, poison
+    if _surely_finite(x):
+        return (x if out is None else out.copy_(x)), _zero_rows(x)
+    poison = _exact_nan_rows(x)
     return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=out), poison
 
 
+def _surely_finite(x: torch.Tensor) -> bool:
+    """``True`` only if every entry of ``x`` is finite, from one sum (one pass, one host
+    synchronization; ``False`` under ``torch.compile``, which then takes the exact path).
+
+    A sum with an infinite term is infinite or ``nan`` (``inf + a = inf``, ``inf - inf =
+    nan``), and ``nan`` propagates: a finite sum has finite terms only. The converse fails
+    only where finite terms overflow the sum; ``False`` then sends the caller to the exact
+    per-row test of ``_exact_nan_rows``, so the answer never depends on it.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    return bool(torch.isfinite(x.detach().sum()))
+
+
+def _zero_rows(x: torch.Tensor) -> torch.Tensor:
+    """The ``poison`` of a finite ``x``: zeros over its rows (all axes but the last)."""
+    return x.new_zeros(x.shape[:-1])
+
+
 def _nan_rows(x: torch.Tensor) -> torch.Tensor:
-    """Per row of ``x`` (all axes but the last): 0 if it is finite, else ``nan`` (detached;
-    ``amax`` and ``amin`` both propagate ``nan``, so the test is exact: no sum that could
-    overflow)."""
+    """Per row of ``x`` (all axes but the last): 0 if it is finite, else ``nan`` (detached);
+    a finite ``x`` (``_surely_finite``) skips the row reductions of ``_exact_nan_rows``."""
+    return _zero_rows(x) if _surely_finite(x) else _exact_nan_rows(x)
+
+
+def _exact_nan_rows(x: torch.Tensor) -> torch.Tensor:
+    """``_nan_rows`` by two row reductions (``amax`` and ``amin`` both propagate ``nan``, so
+    the test is exact: no sum that could overflow)."""
     xd = x.detach()
     finite = torch.isfinite(xd.amax(-1)) & torch.isfinite(xd.amin(-1))
     return xd.new_zeros(finite.shape).masked_fill_(~finite, math.nan)

@@ -27,6 +27,7 @@ from kernelapprox.attention import (
     quadratic_oracle,
     softmax_attention,
 )
+from kernelapprox.attention.functional import _finite_rows, _nan_rows, _surely_finite
 from kernelapprox.attention.maps import NumericalWarning
 from kernelapprox.attention.parallel import _empty_state
 
@@ -344,3 +345,25 @@ def test_both_paths_poison_exactly_the_rows_that_see_a_non_finite_input(name, wh
     assert torch.isnan(seen[:, :, head]).all()
     if which == "q":
         assert torch.equal(out[:, 6:], clean[:, 6:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_finite_inputs_whose_sum_overflows_take_the_exact_row_test(dtype):
+    """The whole-tensor test of finiteness is one sum: finite entries whose sum overflows must
+    fall back to the exact per-row test (zero poison, the values kept), and a non-finite entry
+    among them must still poison exactly its own row."""
+    huge = torch.finfo(dtype).max
+    x = torch.full((2, 3, 4), huge, dtype=dtype)
+    assert not _surely_finite(x)  # the sum overflows: no shortcut
+    kept, poison = _finite_rows(x)
+    assert torch.equal(kept, x)
+    assert torch.equal(poison, torch.zeros(2, 3, dtype=dtype))
+    assert torch.equal(_nan_rows(x), poison)
+    x[1, 2, 0] = math.nan
+    kept, poison = _finite_rows(x)
+    expected = torch.zeros(2, 3, dtype=dtype)
+    expected[1, 2] = math.nan
+    assert torch.equal(poison.isnan(), expected.isnan()) and poison.nan_to_num().eq(0).all()
+    assert kept[1, 2, 0] == 0 and torch.equal(kept[0], x[0])
+    out = torch.empty_like(x)
+    assert _finite_rows(torch.ones_like(x), out=out)[0] is out and out.eq(1).all()
