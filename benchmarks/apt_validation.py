@@ -16,6 +16,7 @@ validation runs and the long paired run of ``docs/results/apt.md`` were made).
 
 Run: ``python benchmarks/apt_validation.py [--seeds 0,1] [--variants qv,qv+ffn]
 [--lrs 2e-3,4e-3] [--distills 0,1] [--prune-hidden no,yes] [--mask-fades 0,14]
+[--prune-ends 0.7,0.5]
 [--full [--full-lrs 5e-5,1e-4]] [--steps N] [--max-length N]``: every adapter set at every
 learning rate and distillation weight for APT, without and with hidden dimensions pruned, at
 every mask fade (none with ``--variants none``), every ``--full-lrs`` for full fine-tuning;
@@ -76,29 +77,33 @@ def variants(
     distills: list[float] = (0.0,),  # type: ignore[assignment]
     hiddens: list[bool] = (False,),  # type: ignore[assignment]
     fades: list[int] = (0,),  # type: ignore[assignment]
+    ends: list[float] = (0.7,),  # type: ignore[assignment]
 ) -> list[tuple[str, str, dict]]:
     """``(method, name, config changes)`` of every run of one seed: full fine-tuning at each
     of ``full_lrs`` (none without ``--full``), then APT at each adapter set, learning rate and
     distillation weight, without and with hidden dimensions pruned (``hiddens``), at each mask
-    fade (``fades``). A name is ``adapt``, followed by `` lr=...`` where there are several
-    learning rates, `` distill=...`` where there are several weights, `` hidden`` where hidden
-    dimensions are pruned and `` fade=...`` where there are several fades."""
+    fade (``fades``) and end of the pruning schedule (``ends``). A name is ``adapt``, followed
+    by `` lr=...`` where there are several learning rates, `` distill=...`` where there are
+    several weights, `` hidden`` where hidden dimensions are pruned, `` fade=...`` where there
+    are several fades and `` end=...`` where there are several ends."""
     from kernelapprox.compression.pruning.train import ADAPTER_SETS
 
     runs = [("full", f"lr={lr:g}", {"lr_full": lr}) for lr in full_lrs or ()]
-    for adapt, lr, distill, hidden, fade in itertools.product(
-        adapts, lrs, distills, hiddens, fades
+    for adapt, lr, distill, hidden, fade, end in itertools.product(
+        adapts, lrs, distills, hiddens, fades, ends
     ):
         name = adapt + (f" lr={lr:g}" if len(lrs) > 1 else "")
         name += f" distill={distill:g}" if len(distills) > 1 else ""
         name += " hidden" if hidden else ""
         name += f" fade={fade}" if len(fades) > 1 else ""
+        name += f" end={end:g}" if len(ends) > 1 else ""
         changes = {
             "adapted": ADAPTER_SETS[adapt],
             "lr": lr,
             "distill": distill,
             "prune_hidden": hidden,
             "mask_fade": fade,
+            "prune_end": end,
         }
         runs.append(("apt", name, changes))
     return runs
@@ -125,6 +130,14 @@ def _fade(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError(f"fade {value} < 0")
+    return value
+
+
+def _end(text: str) -> float:
+    """An end of the pruning schedule, for ``comma_list``: a fraction of the steps in (0.1, 1]."""
+    value = float(text)
+    if not 0.1 < value <= 1.0:
+        raise ValueError(f"end {value} outside (0.1, 1]")
     return value
 
 
@@ -169,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[defaults.mask_fade],
         help="APT's mask fades in steps (--mask-fade; 0: hard masks)",
     )
+    p.add_argument(
+        "--prune-ends",
+        type=comma_list(_end, "fractions of the steps in (0.1, 1]"),
+        default=[defaults.prune_end],
+        help="where APT's pruning schedule ends, as fractions of the steps (--prune-end)",
+    )
     p.add_argument("--n-val", type=int, default=128)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--max-length", type=int, default=64, help="tokens")
@@ -188,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         args.distills,
         args.prune_hidden,
         args.mask_fades,
+        args.prune_ends,
     )
     if not runs:
         p.error("--variants none runs nothing without --full")

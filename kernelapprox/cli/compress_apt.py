@@ -56,6 +56,7 @@ DEFAULTS = {
     "rank": 8,
     "lr": 2e-3,
     "lr_full": 5e-5,
+    "prune_end": 0.7,
     "n_train": 512,
     "n_test": 256,
     "n_eval": 128,
@@ -140,6 +141,14 @@ def register(subparsers: Any) -> None:
         help="steps in which a head, neuron or dimension leaving the coming selection fades "
         "from 1 to 0 between mask updates (APT's code: 100); default 0, hard masks",
     )
+    p.add_argument(
+        "--prune-end",
+        type=float,
+        default=DEFAULTS["prune_end"],
+        metavar="FRACTION",
+        help="fraction of the steps at which the cubic pruning schedule reaches --keep "
+        "(it starts at 10 %%); default 0.7",
+    )
     p.add_argument("--n-train", type=int, default=DEFAULTS["n_train"], help="training examples")
     p.add_argument("--n-test", type=int, default=DEFAULTS["n_test"], help="test examples")
     p.add_argument(
@@ -214,6 +223,7 @@ def _config(args: argparse.Namespace) -> Any:
             adapted=ADAPTER_SETS[args.adapt],
             prune_hidden=args.prune_hidden,
             mask_fade=args.mask_fade,
+            prune_end=args.prune_end,
         )
     except (TypeError, ValueError) as exc:  # name the option, not the field
         message = str(exc)
@@ -231,6 +241,7 @@ def _config(args: argparse.Namespace) -> Any:
             "n_eval",
             "seed",
             "mask_fade",
+            "prune_end",
         ):
             if message.startswith(field + " "):
                 message = "--" + field.replace("_", "-") + message[len(field) :]
@@ -255,7 +266,7 @@ def _read_checkpoint(path: Path, option: str, missing: str) -> dict[str, Any]:
 
 
 #: options added after checkpoints were first written, with the value every earlier run had
-LATER_OPTIONS: dict[str, Any] = {"prune_hidden": False, "mask_fade": 0}
+LATER_OPTIONS: dict[str, Any] = {"prune_hidden": False, "mask_fade": 0, "prune_end": 0.7}
 
 
 def _load_checkpoint(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:

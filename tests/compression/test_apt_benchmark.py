@@ -89,7 +89,7 @@ def test_validation_variants_cross_adapters_and_learning_rates() -> None:
         ("apt", "qv+ffn lr=0.004"),
     ]
     assert runs[1][2] == {"lr_full": 1e-4}
-    no_hidden = {"prune_hidden": False, "mask_fade": 0}
+    no_hidden = {"prune_hidden": False, "mask_fade": 0, "prune_end": 0.7}
     assert runs[5][2] == {"adapted": ADAPTER_SETS["qv+ffn"], "lr": 4e-3, "distill": 0.0} | no_hidden
     runs = bench.variants(["qv"], [2e-3], None, [0.0, 1.0])
     assert [n for _, n, _ in runs] == ["qv distill=0", "qv distill=1"]
@@ -100,6 +100,9 @@ def test_validation_variants_cross_adapters_and_learning_rates() -> None:
     runs = bench.variants(["qv"], [2e-3], None, [0.0], [True], [0, 7])
     assert [n for _, n, _ in runs] == ["qv hidden fade=0", "qv hidden fade=7"]
     assert runs[1][2]["mask_fade"] == 7
+    runs = bench.variants(["qv"], [2e-3], None, [0.0], [False], [0], [0.7, 0.5])
+    assert [n for _, n, _ in runs] == ["qv end=0.7", "qv end=0.5"]
+    assert runs[1][2]["prune_end"] == 0.5
     assert [n for _, n, _ in bench.variants(["qv"], [2e-3], None)] == ["qv"]
     assert [(m, n) for m, n, _ in bench.variants([], [2e-3], [2e-4])] == [("full", "lr=0.0002")]
 
@@ -116,7 +119,8 @@ def test_validation_without_apt_needs_full_fine_tuning() -> None:
     [("--seeds", v) for v in ("-1", "0,x", ",")]
     + [("--distills", v) for v in ("1.5", "-0.1", "x")]
     + [("--prune-hidden", v) for v in ("maybe", "yes,1")]
-    + [("--mask-fades", v) for v in ("-1", "1.5")],
+    + [("--mask-fades", v) for v in ("-1", "1.5")]
+    + [("--prune-ends", v) for v in ("0.1", "1.2", "x")],
 )
 def test_validation_refuses_bad_seeds_and_weights_before_any_run(
     option: str, value: str, capsys: pytest.CaptureFixture[str]

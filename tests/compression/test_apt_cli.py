@@ -74,6 +74,9 @@ def no_loading(monkeypatch):
         (["--resume"], "--resume"),
         (["--n-seeds", "0"], "--n-seeds"),
         (["--mask-fade", "-1"], "--mask-fade"),
+        (["--prune-end", "0.1"], "--prune-end"),
+        (["--prune-end", "1.5"], "--prune-end"),
+        (["--prune-end", "nan"], "--prune-end"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(no_loading, capsys, argv, word):
@@ -174,12 +177,14 @@ def test_prune_hidden_run_and_an_earlier_checkpoint(monkeypatch, capsys, tmp_pat
         kept = summary["methods"][method]["kept_params_fraction"]
         assert 0.3 < kept <= 0.4, (method, kept)
         assert 1 <= summary["methods"][method]["hidden_kept"] <= 32
-    # a checkpoint written before --prune-hidden and --mask-fade resumes as one without them
+    # a checkpoint written before --prune-hidden, --mask-fade and --prune-end resumes as one
+    # without them
     plain = [a for a in argv if a != "--prune-hidden"]
     assert main(plain) == 0
     first = json.loads(capsys.readouterr().out)
     stored = json.loads((out / "checkpoint.json").read_text())
     del stored["config"]["prune_hidden"], stored["config"]["mask_fade"]
+    del stored["config"]["prune_end"]
     (out / "checkpoint.json").write_text(json.dumps(stored))
 
     def no_training(*args, **kwargs):

@@ -112,6 +112,7 @@ class APTConfig:
     adapted: tuple[str, ...] = ADAPTED
     prune_hidden: bool = False
     mask_fade: int = 0
+    prune_end: float = 0.7
 
     def __post_init__(self) -> None:
         if not isinstance(self.prune_hidden, bool):
@@ -120,7 +121,7 @@ class APTConfig:
             raise TypeError(f"mask_fade must be an int, got {self.mask_fade!r}")
         if self.mask_fade < 0:
             raise ValueError(f"mask_fade must be >= 0, got {self.mask_fade}")
-        for name in ("keep", "lr", "lr_full", "distill"):
+        for name in ("keep", "lr", "lr_full", "distill", "prune_end"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise TypeError(f"{name} must be a finite number, got {v!r}")
@@ -128,6 +129,8 @@ class APTConfig:
             raise ValueError(f"keep must be in (0, 1], got {self.keep}")
         if not 0 <= self.distill <= 1:
             raise ValueError(f"distill must be in [0, 1], got {self.distill}")
+        if not 0.1 < self.prune_end <= 1:
+            raise ValueError(f"prune_end must be in (0.1, 1], got {self.prune_end}")
         if (
             not isinstance(self.adapted, tuple)
             or not self.adapted
@@ -161,8 +164,10 @@ class APTConfig:
 
     @property
     def window(self) -> tuple[int, int]:
-        """``(t_warm, t_end)``: pruning from 10 % to 70 % of the steps."""
-        return max(1, self.steps // 10), max(2, (7 * self.steps) // 10)
+        """``(t_warm, t_end)``: pruning from 10 % of the steps to ``prune_end`` of them (70 %
+        by default; both rounded down, ``t_end > t_warm``)."""
+        t_warm = max(1, self.steps // 10)
+        return t_warm, max(t_warm + 1, math.floor(self.prune_end * self.steps + 1e-9))
 
 
 # ----------------------------------------------------------------------------- the model
